@@ -1,0 +1,1 @@
+"""BizOSaaS Redis cache service: settings, redis.conf rendering and the Pulumi component."""
