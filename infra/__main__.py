@@ -6,6 +6,6 @@ from pathlib import Path
 # Pulumi runs this file by path; make the package beside it importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bizosaas_redis.program import main  # noqa: E402
+from bizosaas_redis.program import main
 
 main()

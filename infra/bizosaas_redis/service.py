@@ -70,12 +70,12 @@ class RedisService(pulumi.ComponentResource):
         super().__init__(COMPONENT_TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        image = docker.RemoteImage(
-            f"{name}-image", name=settings.image, keep_locally=True, opts=child
-        )
+        image = docker.RemoteImage(f"{name}-image", name=settings.image, keep_locally=True, opts=child)
 
         if settings.network_external:
-            network = docker.get_network_output(name=settings.network_name, opts=pulumi.InvokeOptions(parent=self))
+            network = docker.get_network_output(
+                name=settings.network_name, opts=pulumi.InvokeOptions(parent=self)
+            )
             self.network_name = network.name
         else:
             created = docker.Network(
@@ -91,9 +91,7 @@ class RedisService(pulumi.ComponentResource):
             f"{name}-data",
             name=settings.volume_name,
             labels=[docker.VolumeLabelArgs(label="com.bizosaas.stack", value=settings.stack)],
-            opts=pulumi.ResourceOptions(
-                parent=self, retain_on_delete=settings.retain_data_on_destroy
-            ),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=settings.retain_data_on_destroy),
         )
 
         conf = pulumi.Output.secret(
@@ -110,7 +108,7 @@ class RedisService(pulumi.ComponentResource):
             )
 
         self.container = docker.Container(
-            name,
+            f"{name}-container",
             name=settings.name,
             image=image.image_id,
             command=["redis-server", redis_conf.CONFIG_PATH],
@@ -124,14 +122,10 @@ class RedisService(pulumi.ComponentResource):
                 )
             ],
             networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(
-                    name=self.network_name, aliases=settings.network_aliases
-                )
+                docker.ContainerNetworksAdvancedArgs(name=self.network_name, aliases=settings.network_aliases)
             ],
             volumes=[
-                docker.ContainerVolumeArgs(
-                    volume_name=self.volume.name, container_path=redis_conf.DATA_DIR
-                )
+                docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=redis_conf.DATA_DIR)
             ],
             mounts=mounts or None,
             # redis-cli and the shell need a writable /tmp; everything else is read-only.

@@ -94,8 +94,7 @@ def parse_size(value: Any) -> int:
         match = _SIZE_RE.match(str(value))
         if not match:
             raise ValueError(
-                "must be a size such as 2gb, 512mb or a number of bytes "
-                "(units: b, k, kb, m, mb, g, gb)"
+                "must be a size such as 2gb, 512mb or a number of bytes (units: b, k, kb, m, mb, g, gb)"
             )
         size = int(match.group(1)) * _UNITS[(match.group(2) or "b").lower()]
     if size <= 0:
@@ -228,9 +227,7 @@ class Settings(BaseModel):
         description='RDB rules, each "<seconds> <changes>"; an empty list turns RDB off.',
     )
     appendonly: bool = Field(True, description="Turn on the append-only file (AOF).")
-    appendfsync: Literal["always", "everysec", "no"] = Field(
-        "everysec", description="AOF fsync policy."
-    )
+    appendfsync: Literal["always", "everysec", "no"] = Field("everysec", description="AOF fsync policy.")
     # Security
     auth_enabled: bool = Field(True, description="Require a password (required in production).")
     app_username: DockerName = Field(
@@ -257,9 +254,7 @@ class Settings(BaseModel):
     healthcheck_interval: int = Field(10, ge=1, le=3600, description="Healthcheck interval (s).")
     healthcheck_timeout: int = Field(5, ge=1, le=3600, description="Healthcheck timeout (s).")
     healthcheck_retries: int = Field(5, ge=1, le=100, description="Failures before unhealthy.")
-    healthcheck_start_period: int = Field(
-        10, ge=0, le=3600, description="Grace period after start (s)."
-    )
+    healthcheck_start_period: int = Field(10, ge=0, le=3600, description="Grace period after start (s).")
     log_max_size: Annotated[str, Field(pattern=r"^\d+[kmg]$")] = Field(
         "10m", description="json-file log rotation size."
     )
@@ -304,13 +299,9 @@ class Settings(BaseModel):
         problems: list[tuple[str, Any, str]] = []
         for key in ("cache_db", "celery_broker_db", "celery_result_db"):
             if getattr(self, key) >= self.databases:
-                problems.append(
-                    (key, getattr(self, key), f"must be below databases ({self.databases})")
-                )
+                problems.append((key, getattr(self, key), f"must be below databases ({self.databases})"))
         if self.celery_broker_db == self.celery_result_db:
-            problems.append(
-                ("celery_result_db", self.celery_result_db, "must differ from celeryBrokerDb")
-            )
+            problems.append(("celery_result_db", self.celery_result_db, "must differ from celeryBrokerDb"))
         if self.memory_limit is not None and self.memory_limit < MIN_MEMORY_HEADROOM * self.maxmemory:
             problems.append(
                 (
@@ -391,8 +382,7 @@ def _describe(error: dict[str, Any]) -> list[str]:
         return [f"{key}: unknown setting{hint} (known settings are listed in the README)"]
     if kind == "value_error" and str(error.get("ctx", {}).get("error", "")).startswith("[["):
         return [
-            f"{NAMESPACE}:{k} = {json.dumps(v)}: {m}"
-            for k, v, m in json.loads(str(error["ctx"]["error"]))
+            f"{NAMESPACE}:{k} = {json.dumps(v)}: {m}" for k, v, m in json.loads(str(error["ctx"]["error"]))
         ]
     message = error["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
     if kind == "string_pattern_mismatch":

@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-from pulumi.runtime import settings as runtime_settings
-from pulumi.runtime.config import set_all_config
-from pulumi.runtime.mocks import MockCallArgs, MockResourceArgs
-from pulumi.runtime.sync_await import _sync_await
-
 from bizosaas_redis import program
 from bizosaas_redis.settings import NAMESPACE, PROJECT_ROOT, SECRET_KEYS, read_stack_config, stack_file
+from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
+from pulumi.runtime.sync_await import _sync_await
 
 PROJECT = "bizosaas-redis"
 # How pulumi's RPC layer marks a secret value.
@@ -51,6 +50,8 @@ class Resource:
     type: str
     name: str
     inputs: dict[str, Any]
+    # Resource options the engine would see (deleteBeforeReplace, replaceOnChanges, ...).
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def plain(self) -> dict[str, Any]:
@@ -108,6 +109,24 @@ class _Mocks(pulumi.runtime.Mocks):
         return {}
 
 
+class _Monitor(MockMonitor):
+    """Also records the resource options of each registration, which mocks do not see."""
+
+    def __init__(self, mocks: _Mocks):
+        super().__init__(mocks)
+        self.options: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def RegisterResource(self, request: Any) -> Any:
+        self.options[(request.type, request.name)] = {
+            "deleteBeforeReplace": request.deleteBeforeReplace,
+            "replaceOnChanges": list(request.replaceOnChanges),
+            "retainOnDelete": request.retainOnDelete,
+            "protect": request.protect,
+            "parent": request.parent,
+        }
+        return super().RegisterResource(request)
+
+
 def config_map(values: dict[str, Any]) -> dict[str, str]:
     """Stack-file values as the engine hands them over: strings, objects as JSON."""
     out = {}
@@ -147,12 +166,8 @@ def run_program(
     capture = Capture(stack=stack)
     set_all_config(config, secret_keys)
     runtime_settings.ROOT.set(None)  # a fresh stack per run, even in one process
-    pulumi.runtime.set_mocks(
-        _Mocks(capture, passwords if passwords is not None else {}),
-        project=PROJECT,
-        stack=stack,
-        preview=preview,
-    )
+    monitor = _Monitor(_Mocks(capture, passwords if passwords is not None else {}))
+    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     root_stack = runtime_settings.get_root_resource()
 
     async def _run() -> None:
@@ -164,4 +179,6 @@ def run_program(
     from pulumi.runtime.stack import run_pulumi_func
 
     _sync_await(run_pulumi_func(_run))
+    for resource in capture.resources:
+        resource.options = monitor.options.get((resource.type, resource.name), {})
     return capture

@@ -55,9 +55,7 @@ def ensure_engine(start: bool = True, wait_seconds: float = 60) -> docker.Docker
         if result.returncode != 0 or shutil.which("dockerd") is None:
             raise EngineError(f"could not install docker.io: {result.stderr.strip()[-500:]}")
     log = DOCKERD_LOG.open("ab")
-    subprocess.Popen(
-        ["dockerd"], stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
-    )
+    subprocess.Popen(["dockerd"], stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
         client = _client()

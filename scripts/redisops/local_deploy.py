@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import docker
-from docker.types import LogConfig, Mount
-
 from bizosaas_redis.settings import PROJECT_ROOT, build_settings, read_stack_config, stack_file
+from docker.types import LogConfig, Mount
 
 from . import capture
 from .engine import ensure_engine
@@ -88,13 +87,16 @@ def stack_values(stack: str, image: str | None = None, port: int | None = None) 
     return values
 
 
-def plan(stack: str, image: str | None = None, port: int | None = None, state: State | None = None) -> capture.Capture:
+def plan(
+    stack: str, image: str | None = None, port: int | None = None, state: State | None = None
+) -> capture.Capture:
     """Run the program for the stack under mocks, with passwords from the local state."""
     state = state or State.load(stack)
     return capture.run_program(stack, values=stack_values(stack, image, port), passwords=state.passwords)
 
 
 # --- translating the provider's inputs into Docker API calls -------------------------
+
 
 def _seconds(text: str) -> int:
     units = {"ms": NANOS // 1000, "s": NANOS, "m": 60 * NANOS, "h": 3600 * NANOS}
@@ -157,18 +159,29 @@ def container_spec(inputs: dict[str, Any]) -> ContainerSpec:
         ),
         "ports": lambda v: host.update(
             port_bindings={
-                f"{int(p['internal'])}/{p.get('protocol', 'tcp')}": (p.get("ip", "0.0.0.0"), int(p["external"]))
+                f"{int(p['internal'])}/{p.get('protocol', 'tcp')}": (
+                    p.get("ip", "0.0.0.0"),
+                    int(p["external"]),
+                )
                 for p in v
             }
         ),
         "volumes": lambda v: host.setdefault("mounts", []).extend(
-            Mount(target=x["containerPath"], source=x["volumeName"], type="volume",
-                  read_only=bool(x.get("readOnly", False)))
+            Mount(
+                target=x["containerPath"],
+                source=x["volumeName"],
+                type="volume",
+                read_only=bool(x.get("readOnly", False)),
+            )
             for x in v
         ),
         "mounts": lambda v: host.setdefault("mounts", []).extend(
-            Mount(target=x["target"], source=x.get("source"), type=x["type"],
-                  read_only=bool(x.get("readOnly", False)))
+            Mount(
+                target=x["target"],
+                source=x.get("source"),
+                type=x["type"],
+                read_only=bool(x.get("readOnly", False)),
+            )
             for x in v
         ),
         "tmpfs": lambda v: host.update(tmpfs=dict(v)),
@@ -216,6 +229,7 @@ def spec_digest(inputs: dict[str, Any], image_id: str) -> str:
 
 # --- applying --------------------------------------------------------------------
 
+
 def _ensure_image(client: docker.DockerClient, name: str) -> str:
     try:
         return client.images.get(name).id
@@ -245,10 +259,13 @@ def _ensure_network(client: docker.DockerClient, cap: capture.Capture, state: St
         i = res.plain
         unknown = set(i) - {"name", "driver", "labels"}
         if unknown:
-            raise DeployError(f"network input(s) the local deployer cannot apply: {', '.join(sorted(unknown))}")
+            raise DeployError(
+                f"network input(s) the local deployer cannot apply: {', '.join(sorted(unknown))}"
+            )
         if not client.networks.list(names=[i["name"]]):
             client.networks.create(
-                i["name"], driver=i.get("driver", "bridge"),
+                i["name"],
+                driver=i.get("driver", "bridge"),
                 labels={x["label"]: x["value"] for x in i.get("labels", [])},
             )
         state.created_network = i["name"]
@@ -259,12 +276,15 @@ def _ensure_volumes(client: docker.DockerClient, cap: capture.Capture) -> None:
         i = res.plain
         unknown = set(i) - {"name", "labels", "driver"}
         if unknown:
-            raise DeployError(f"volume input(s) the local deployer cannot apply: {', '.join(sorted(unknown))}")
+            raise DeployError(
+                f"volume input(s) the local deployer cannot apply: {', '.join(sorted(unknown))}"
+            )
         try:
             client.volumes.get(i["name"])
         except docker.errors.NotFound:
             client.volumes.create(
-                i["name"], driver=i.get("driver", "local"),
+                i["name"],
+                driver=i.get("driver", "local"),
                 labels={x["label"]: x["value"] for x in i.get("labels", [])},
             )
 
@@ -324,7 +344,9 @@ class Result:
     capture: capture.Capture
 
 
-def up(stack: str, image: str | None = None, port: int | None = None, client: docker.DockerClient | None = None) -> Result:
+def up(
+    stack: str, image: str | None = None, port: int | None = None, client: docker.DockerClient | None = None
+) -> Result:
     """Create or update the stack's resources; idempotent."""
     state = State.load(stack)
     state.image, state.port = image, port
@@ -420,7 +442,9 @@ def outputs(stack: str, show_secrets: bool = False) -> dict[str, Any]:
     """The stack outputs of the local deploy; secrets masked unless asked for."""
     state = State.load(stack)
     if not state.passwords:
-        raise DeployError(f"stack {stack} has no local deploy state; run: scripts/local-deploy up --stack {stack}")
+        raise DeployError(
+            f"stack {stack} has no local deploy state; run: scripts/local-deploy up --stack {stack}"
+        )
     cap = plan(stack, state.image, state.port, state)
     result = {}
     for key, out in cap.outputs.items():

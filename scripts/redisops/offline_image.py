@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import shutil
 import subprocess
 import tarfile
 import tempfile
@@ -27,9 +26,36 @@ BINARIES = ["/usr/bin/redis-server", "/usr/bin/redis-cli", "/usr/bin/redis-check
 PACKAGES = ["redis-server", "redis-tools", "busybox-static"]
 # Applets that the entrypoint, healthcheck and testinfra use.
 APPLETS = [
-    "sh", "cat", "ls", "id", "grep", "test", "stat", "touch", "rm", "mkdir", "chown",
-    "sleep", "ps", "netstat", "head", "tail", "wc", "find", "env", "echo",
-    "readlink", "sed", "awk", "tr", "cut", "kill", "uname", "df", "du", "sha256sum",
+    "sh",
+    "cat",
+    "ls",
+    "id",
+    "grep",
+    "test",
+    "stat",
+    "touch",
+    "rm",
+    "mkdir",
+    "chown",
+    "sleep",
+    "ps",
+    "netstat",
+    "head",
+    "tail",
+    "wc",
+    "find",
+    "env",
+    "echo",
+    "readlink",
+    "sed",
+    "awk",
+    "tr",
+    "cut",
+    "kill",
+    "uname",
+    "df",
+    "du",
+    "sha256sum",
 ]
 ENTRYPOINT = """#!/bin/sh
 # Like the official image's docker-entrypoint.sh: `redis.conf` or `-flags` mean
@@ -112,8 +138,22 @@ def build_rootfs(dest: Path) -> None:
     for binary in BINARIES:
         files |= _libraries(binary)
     with tarfile.open(dest, "w", format=tarfile.GNU_FORMAT) as tar:
-        for directory in ["/bin", "/usr", "/usr/bin", "/usr/local", "/usr/local/bin", "/etc", "/lib", "/lib64",
-                          "/usr/lib", "/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/proc", "/sys", "/dev"]:
+        for directory in [
+            "/bin",
+            "/usr",
+            "/usr/bin",
+            "/usr/local",
+            "/usr/local/bin",
+            "/etc",
+            "/lib",
+            "/lib64",
+            "/usr/lib",
+            "/usr/lib/x86_64-linux-gnu",
+            "/lib/x86_64-linux-gnu",
+            "/proc",
+            "/sys",
+            "/dev",
+        ]:
             _add_dir(tar, directory)
         _add_dir(tar, "/tmp", mode=0o1777)
         _add_dir(tar, "/data", uid=999, gid=1000, mode=0o755)
@@ -149,13 +189,13 @@ def build(client: docker.DockerClient | None = None, tag: str = TAG, force: bool
                 return tag
         except docker.errors.ImageNotFound:
             pass
+    description = "Offline stand-in for redis:7-alpine: Debian redis-server 7.0"
     with tempfile.TemporaryDirectory() as tmp:
         build_rootfs(Path(tmp) / "rootfs.tar")
         (Path(tmp) / "Dockerfile").write_text(
             DOCKERFILE
             + f'LABEL com.bizosaas.offline-fingerprint="{stamp}" '
-            + 'org.opencontainers.image.description="Offline stand-in for redis:7-alpine: Debian redis-server 7.0"\n'
+            + f'org.opencontainers.image.description="{description}"\n'
         )
         client.images.build(path=tmp, tag=tag, rm=True, forcerm=True)
-    shutil.rmtree(tmp, ignore_errors=True)
     return tag

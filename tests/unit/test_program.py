@@ -1,0 +1,188 @@
+"""The Pulumi program under Pulumi's mock runtime: what each stack declares."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from bizosaas_redis import redis_conf
+from bizosaas_redis.settings import DEFAULT_DENIED_COMMANDS, available_stacks, load_stack_file
+from redisops.capture import is_secret, run_program, unwrap
+
+CONTAINER = "docker:index/container:Container"
+IMAGE = "docker:index/remoteImage:RemoteImage"
+NETWORK = "docker:index/network:Network"
+VOLUME = "docker:index/volume:Volume"
+GET_NETWORK = "docker:index/getNetwork:getNetwork"
+
+
+@pytest.fixture(scope="module")
+def captures():
+    passwords: dict[str, dict[str, str]] = {}
+    result = {}
+    for stack in available_stacks():
+        passwords[stack] = {}
+        result[stack] = (run_program(stack, passwords=passwords[stack]), passwords[stack])
+    return result
+
+
+def container(capture) -> dict:
+    return capture.one(CONTAINER).plain
+
+
+def test_staging_container_is_todays_service(captures):
+    cap, _ = captures["staging"]
+    c = container(cap)
+    assert c["name"] == "bizosaas-redis-staging"
+    assert cap.one(IMAGE).plain == {"name": "redis:7-alpine", "keepLocally": True}
+    assert c["ports"] == [{"internal": 6379.0, "external": 6380.0, "ip": "0.0.0.0", "protocol": "tcp"}]
+    assert c["networksAdvanced"] == [{"name": "dokploy-network", "aliases": ["redis-staging"]}]
+    assert c["volumes"] == [{"volumeName": "redis_data", "containerPath": "/data"}]
+    assert c["restart"] == "unless-stopped"
+    assert c["healthcheck"] == {
+        "tests": [
+            "CMD-SHELL",
+            "redis-cli --no-auth-warning --user healthcheck --pass healthcheck ping | grep -q PONG",
+        ],
+        "interval": "10s",
+        "timeout": "5s",
+        "retries": 5.0,
+        "startPeriod": "10s",
+    }
+    conf = c["uploads"][0]["content"]
+    for line in (
+        "maxmemory 2gb",
+        "maxmemory-policy allkeys-lru",
+        "save 900 1",
+        "save 300 10",
+        "save 60 10000",
+        "appendonly yes",
+        "appendfsync everysec",
+        "maxclients 1000",
+    ):
+        assert f"\n{line}\n" in conf, line
+    assert (GET_NETWORK, {"name": "dokploy-network"}) in cap.invokes
+    assert not cap.of_type(NETWORK), "Dokploy's network is looked up, never created"
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "production"])
+def test_container_is_hardened(captures, stack):
+    c = container(captures[stack][0])
+    settings = load_stack_file(stack)
+    assert c["user"] == "999:1000"
+    assert c["capabilities"] == {"drops": ["ALL"]}
+    assert c["securityOpts"] == ["no-new-privileges:true"]
+    assert c["readOnly"] is True
+    assert c["tmpfs"] == {"/tmp": "rw,noexec,nosuid,size=64m"}
+    assert c["memory"] == settings.memory_limit_mb and c["memory"] * 1024**2 >= 1.25 * settings.maxmemory
+    assert c["memorySwap"] == c["memory"]
+    assert c["logDriver"] == "json-file" and c["logOpts"] == {"max-size": "10m", "max-file": "3"}
+    assert c["command"] == ["redis-server", "/data/redis.conf"]
+    assert c["wait"] is True and c["waitTimeout"] > settings.healthcheck_interval
+    upload = c["uploads"][0]
+    assert (upload["file"], upload["owner"], upload["group"], upload["permissions"]) == (
+        "/data/redis.conf",
+        "999",
+        "1000",
+        "0600",
+    )
+    labels = {x["label"]: x["value"] for x in c["labels"]}
+    assert (
+        labels["com.bizosaas.stack"] == stack and labels["com.bizosaas.environment"] == settings.environment
+    )
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "production"])
+def test_provider_quirks_are_designed_for(captures, stack):
+    options = captures[stack][0].one(CONTAINER).options
+    assert options["deleteBeforeReplace"] is True  # fixed container name
+    assert set(options["replaceOnChanges"]) == {
+        "healthcheck",
+        "tmpfs",
+    }  # ignored by the provider after create
+    assert "RedisService" in options["parent"]
+    volume = captures[stack][0].one(VOLUME)
+    assert volume.options["retainOnDelete"] is True
+
+
+def test_production_differs_where_production_should(captures):
+    prod, staging = container(captures["production"][0]), container(captures["staging"][0])
+    image = captures["production"][0].one(IMAGE).plain["name"]
+    assert image != "redis:7-alpine" and image.startswith("redis:7.") and image.count(".") == 2
+    assert prod["ports"][0]["ip"] == "127.0.0.1" and staging["ports"][0]["ip"] == "0.0.0.0"
+    app_line = next(x for x in prod["uploads"][0]["content"].splitlines() if x.startswith("user default "))
+    for command in DEFAULT_DENIED_COMMANDS:
+        assert f"-{command.lower()}" in app_line
+    assert prod["volumes"][0]["volumeName"] != staging["volumes"][0]["volumeName"]
+
+
+def test_dev_is_loopback_without_auth_on_its_own_network(captures):
+    cap, passwords = captures["dev"]
+    c = container(cap)
+    assert c["ports"][0]["ip"] == "127.0.0.1"
+    assert cap.one(NETWORK).plain["name"] == "bizosaas-dev"
+    assert not [i for i in cap.invokes if i[0] == GET_NETWORK]
+    assert "user default reset on nopass" in c["uploads"][0]["content"]
+    assert list(passwords) == ["redis-admin-password"]
+    assert cap.outputs["redis_url"].value == "redis://127.0.0.1:6382/0"
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_passwords_are_secret_everywhere(captures, stack):
+    cap, passwords = captures[stack]
+    assert set(passwords) == {"redis-password", "redis-admin-password"}
+    app = passwords["redis-password"]
+    assert cap.outputs["redis_url"].secret and cap.outputs["redis_admin_url"].secret
+    assert cap.outputs["redis_password"].secret
+    assert (
+        cap.outputs["redis_url"].value
+        == f"redis://default:{app}@127.0.0.1:{load_stack_file(stack).host_port}/0"
+    )
+    for resource in cap.resources:
+        for key, value in resource.inputs.items():
+            if is_secret(value) or resource.type.startswith("random:"):
+                continue
+            text = json.dumps(value)
+            for password in passwords.values():
+                assert password not in text, f"{resource.type}.{key} holds a password"
+    for name, out in cap.outputs.items():
+        if not out.secret:
+            for password in passwords.values():
+                assert password not in json.dumps(out.value), f"output {name} holds a password"
+    uploads = cap.one(CONTAINER).inputs["uploads"]
+    assert is_secret(uploads), "the uploaded redis.conf (password hashes) is a secret input"
+    content = unwrap(uploads)[0]["content"]
+    assert app not in content and redis_conf.password_hash(app) in content
+
+
+def test_password_from_secret_config_is_used():
+    cap = run_program("staging", secrets_config={"password": "from-config-Pw-9"})
+    assert not [r for r in cap.resources if r.name == "redis-password"]
+    assert cap.outputs["redis_url"].value.startswith("redis://default:from-config-Pw-9@")
+    assert redis_conf.password_hash("from-config-Pw-9") in container(cap)["uploads"][0]["content"]
+
+
+def test_outputs_consumers_need(captures):
+    cap, _ = captures["staging"]
+    values = {k: v.value for k, v in cap.outputs.items()}
+    assert values["host"] == "127.0.0.1" and values["port"] == 6380
+    assert values["network"] == "dokploy-network" and values["container_name"] == "bizosaas-redis-staging"
+    assert (values["cache_db"], values["celery_broker_db"], values["celery_result_db"]) == (0, 1, 2)
+    env = values["consumer_env"]
+    assert env["REDIS_HOST"] == "bizosaas-redis-staging" and env["REDIS_PORT"] == "6379"
+    assert env["REDIS_CACHE_TTL"] == "3600" and env["REDIS_SESSION_TTL"] == "86400"
+    assert (env["CELERY_BROKER_DB"], env["CELERY_RESULT_DB"]) == ("1", "2")
+    assert values["redis_conf"] == redis_conf.render_config(load_stack_file("staging"))
+
+
+def test_bad_config_fails_before_any_resource_is_declared():
+    from bizosaas_redis.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="redis:maxmemoryPolicy") as caught:
+        run_program("staging", values={"maxmemoryPolicy": "lru", "hostPort": 0})
+    assert "redis:hostPort" in str(caught.value)
+
+
+def test_preview_keeps_the_urls_secret():
+    cap = run_program("staging", preview=True)
+    assert cap.outputs["redis_url"].secret

@@ -1,0 +1,224 @@
+"""The settings model: defaults, parsing, every validation rule and its message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from bizosaas_redis.settings import (
+    DEFAULT_DENIED_COMMANDS,
+    Settings,
+    SettingsError,
+    available_stacks,
+    build_settings,
+    format_size,
+    load_stack_file,
+    parse_size,
+)
+
+GB = 1024**3
+
+
+def test_the_three_stacks_exist_and_validate():
+    assert available_stacks() == ["dev", "production", "staging"]
+    for stack in available_stacks():
+        assert load_stack_file(stack).stack == stack
+
+
+def test_staging_reproduces_the_running_service():
+    s = load_stack_file("staging")
+    assert s.name == "bizosaas-redis-staging"
+    assert s.image == "redis:7-alpine"
+    assert (s.publish_address, s.host_port) == ("0.0.0.0", 6380)
+    assert (s.network_name, s.network_external) == ("dokploy-network", True)
+    assert s.volume_name == "redis_data"
+    assert s.maxmemory == 2 * GB and s.maxmemory_policy == "allkeys-lru"
+    assert [str(r) for r in s.save] == ["900 1", "300 10", "60 10000"]
+    assert s.appendonly and s.appendfsync == "everysec"
+    assert s.maxclients == 1000
+    assert s.restart_policy == "unless-stopped"
+    assert (s.healthcheck_interval, s.healthcheck_timeout, s.healthcheck_retries) == (10, 5, 5)
+    assert s.auth_enabled
+    assert {"FLUSHALL", "FLUSHDB"} <= set(s.denied_commands)
+
+
+def test_production_differs_where_it_should():
+    prod, staging = load_stack_file("production"), load_stack_file("staging")
+    assert prod.environment == "production" and prod.auth_enabled
+    assert ":7." in prod.image and prod.image.count(".") >= 2, "exact version pinned"
+    assert prod.publish_address == "127.0.0.1"
+    assert set(DEFAULT_DENIED_COMMANDS) <= set(prod.denied_commands)
+    assert len(prod.denied_commands) > len(staging.denied_commands)
+    assert prod.memory_limit_bytes >= 1.25 * prod.maxmemory
+
+
+def test_dev_is_light_loopback_and_may_skip_auth():
+    dev = load_stack_file("dev")
+    assert dev.publish_address == "127.0.0.1"
+    assert not dev.auth_enabled
+    assert dev.maxmemory < load_stack_file("staging").maxmemory
+    assert not dev.network_external
+
+
+def test_defaults_match_the_seed():
+    s = Settings()
+    assert s.maxmemory == 2 * GB and s.maxmemory_policy == "allkeys-lru"
+    assert s.maxclients == 1000 and s.cache_ttl == 3600 and s.session_ttl == 86400
+    assert (s.cache_db, s.celery_broker_db, s.celery_result_db) == (0, 1, 2)
+    assert s.stream_maxlen == 10_000
+    assert s.memory_limit_bytes == 3 * GB  # 1.5 × maxmemory by default
+    assert s.memory_limit_mb == 3072
+    assert s.name == "bizosaas-redis-dev"
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("2gb", 2 * GB),
+        ("512mb", 512 * 1024**2),
+        ("1g", 10**9),
+        ("100k", 100_000),
+        ("64KB", 65536),
+        ("1048576", 1048576),
+        (4096, 4096),
+        (" 3 gb ", 3 * GB),
+    ],
+)
+def test_sizes_accept_redis_units(text, size):
+    assert parse_size(text) == size
+
+
+def test_format_size_round_trips():
+    for size in (2 * GB, 256 * 1024**2, 1536 * 1024, 1000):
+        assert parse_size(format_size(size)) == size
+
+
+def test_json_strings_from_pulumi_config_are_parsed():
+    # Pulumi hands lists and objects to the program as JSON strings.
+    s = build_settings(
+        {
+            "save": '["60 5"]',
+            "networkAliases": '["a","b"]',
+            "labels": '{"team": "x"}',
+            "hostPort": "7000",
+            "authEnabled": "false",
+        },
+        "dev",
+    )
+    assert [str(r) for r in s.save] == ["60 5"]
+    assert s.network_aliases == ["a", "b"] and s.labels == {"team": "x"}
+    assert s.host_port == 7000 and s.auth_enabled is False
+
+
+def test_empty_save_turns_rdb_off():
+    assert build_settings({"save": []}, "dev").save == []
+
+
+def test_denied_commands_are_normalised():
+    assert build_settings({"deniedCommands": ["flushall", "config|set"]}, "dev").denied_commands == [
+        "FLUSHALL",
+        "CONFIG|SET",
+    ]
+
+
+BAD_INPUTS = [
+    ({"environment": "prod"}, "redis:environment", "'dev', 'staging' or 'production'"),
+    ({"containerName": "-bad"}, "redis:containerName", "must match"),
+    ({"containerName": "has space"}, "redis:containerName", "must match"),
+    ({"image": "Redis:7"}, "redis:image", "must match"),
+    ({"hostPort": 0}, "redis:hostPort", "greater than or equal to 1"),
+    ({"hostPort": 70000}, "redis:hostPort", "less than or equal to 65535"),
+    ({"hostPort": "abc"}, "redis:hostPort", "integer"),
+    ({"publishAddress": "localhost"}, "redis:publishAddress", "IP address"),
+    ({"publishAddress": "300.1.1.1"}, "redis:publishAddress", "IP address"),
+    ({"networkName": ""}, "redis:networkName", "must match"),
+    ({"networkAliases": ["ok", "bad alias"]}, "redis:networkAliases[1]", "must match"),
+    ({"networkExternal": "maybe"}, "redis:networkExternal", "boolean"),
+    ({"volumeName": "a/b"}, "redis:volumeName", "must match"),
+    ({"maxmemory": "2tb"}, "redis:maxmemory", "units: b, k, kb, m, mb, g, gb"),
+    ({"maxmemory": "0"}, "redis:maxmemory", "greater than zero"),
+    ({"maxmemory": True}, "redis:maxmemory", "size"),
+    ({"maxmemoryPolicy": "lru"}, "redis:maxmemoryPolicy", "'allkeys-lru'"),
+    ({"maxmemorySamples": 0}, "redis:maxmemorySamples", "greater than or equal to 1"),
+    ({"memoryLimit": "2gb"}, "redis:memoryLimit", "at least 1.25 × maxmemory"),
+    ({"maxclients": 0}, "redis:maxclients", "greater than or equal to 1"),
+    ({"maxclients": 1_000_000}, "redis:maxclients", "less than or equal to 100000"),
+    ({"timeout": -1}, "redis:timeout", "greater than or equal to 0"),
+    ({"databases": 0}, "redis:databases", "greater than or equal to 1"),
+    ({"cacheDb": 16}, "redis:cacheDb", "below databases (16)"),
+    ({"celeryBrokerDb": 20}, "redis:celeryBrokerDb", "below databases"),
+    ({"celeryResultDb": 1}, "redis:celeryResultDb", "differ from celeryBrokerDb"),
+    ({"cacheTtl": 0}, "redis:cacheTtl", "greater than 0"),
+    ({"sessionTtl": 10**9}, "redis:sessionTtl", "less than or equal to 31536000"),
+    ({"streamMaxlen": 0}, "redis:streamMaxlen", "greater than or equal to 1"),
+    ({"save": ["900"]}, "redis:save[0]", '"<seconds> <changes>"'),
+    ({"save": ["0 1"]}, "redis:save[0]", "greater than or equal to 1"),
+    ({"appendfsync": "sometimes"}, "redis:appendfsync", "'always', 'everysec' or 'no'"),
+    ({"appendonly": "often"}, "redis:appendonly", "boolean"),
+    ({"environment": "production", "authEnabled": False}, "redis:authEnabled", "true in production"),
+    ({"deniedCommands": ["PING"]}, "redis:deniedCommands", "PING cannot be denied"),
+    ({"deniedCommands": ["rm -rf"]}, "redis:deniedCommands", "not a command name"),
+    ({"tlsEnabled": True}, "redis:tlsCertsDir", "required when tlsEnabled"),
+    ({"tlsAuthClients": "always"}, "redis:tlsAuthClients", "'yes', 'no' or 'optional'"),
+    ({"restartPolicy": "sometimes"}, "redis:restartPolicy", "'unless-stopped'"),
+    ({"healthcheckInterval": 0}, "redis:healthcheckInterval", "greater than or equal to 1"),
+    ({"healthcheckTimeout": 20}, "redis:healthcheckTimeout", "not exceed healthcheckInterval"),
+    ({"healthcheckRetries": 0}, "redis:healthcheckRetries", "greater than or equal to 1"),
+    ({"logMaxSize": "10MB"}, "redis:logMaxSize", "must match"),
+    ({"logMaxFiles": 0}, "redis:logMaxFiles", "greater than or equal to 1"),
+    ({"loglevel": "loud"}, "redis:loglevel", "'notice'"),
+    ({"labels": ["a"]}, "redis:labels", "dictionary"),
+    ({"appUsername": "admin"}, "redis:adminUsername", "differ from appUsername"),
+    ({"adminUsername": "healthcheck"}, "redis:appUsername", "reserved"),
+    ({"maxmemry": "1gb"}, "redis:maxmemry", "did you mean redis:maxmemory"),
+]
+
+
+@pytest.mark.parametrize(("values", "key", "allowed"), BAD_INPUTS, ids=[str(v) for v, _, _ in BAD_INPUTS])
+def test_bad_input_names_key_value_and_allowed(values, key, allowed):
+    with pytest.raises(SettingsError) as caught:
+        build_settings(values, "teststack")
+    message = str(caught.value)
+    assert message.startswith("stack teststack:")
+    line = next((p for p in caught.value.problems if p.startswith(key)), None)
+    assert line is not None, f"{key} not named in: {message}"
+    assert allowed in line, line
+
+
+def test_all_problems_of_a_stack_file_are_reported_together(tmp_path: Path):
+    (tmp_path / "Pulumi.broken.yaml").write_text(
+        "config:\n"
+        "  redis:maxmemoryPolicy: lru\n"
+        "  redis:hostPort: 99999\n"
+        "  redis:appendfsync: sometimes\n"
+        "  redis:maxmemry: 1gb\n"
+        "  aws:region: eu-west-1\n"  # other namespaces are not ours to judge
+    )
+    with pytest.raises(SettingsError) as caught:
+        load_stack_file("broken", root=tmp_path)
+    assert str(caught.value).startswith("Pulumi.broken.yaml: 4 invalid setting(s)")
+    keys = sorted(p.split(" ")[0].rstrip(":") for p in caught.value.problems)
+    assert keys == ["redis:appendfsync", "redis:hostPort", "redis:maxmemoryPolicy", "redis:maxmemry"]
+
+
+def test_missing_stack_file_lists_the_available_ones():
+    with pytest.raises(SettingsError, match=r"available: Pulumi\.dev\.yaml"):
+        load_stack_file("nope")
+
+
+def test_secret_keys_are_accepted_but_never_held():
+    s = build_settings({"password": {"secure": "v1:abc"}, "adminPassword": "x"}, "dev")
+    assert "password" not in s.model_dump(by_alias=True)
+
+
+def test_memory_limit_default_and_explicit():
+    assert build_settings({"maxmemory": "1gb"}, "dev").memory_limit_mb == 1536
+    assert build_settings({"maxmemory": "1gb", "memoryLimit": "1280mb"}, "dev").memory_limit_mb == 1280
+
+
+def test_url_host_follows_the_publish_address():
+    assert build_settings({"publishAddress": "0.0.0.0"}, "x").url_host == "127.0.0.1"
+    assert build_settings({"publishAddress": "10.0.0.5"}, "x").url_host == "10.0.0.5"
+    assert (
+        build_settings({"advertisedHost": "redis.example.internal"}, "x").url_host == "redis.example.internal"
+    )
