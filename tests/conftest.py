@@ -59,9 +59,7 @@ class RedisProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"redis-server exited: {self.log.read_text() if self.log.exists() else ''}"
-                )
+                raise RuntimeError(f"redis-server exited: {self.log.read_text() if self.log.exists() else ''}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return

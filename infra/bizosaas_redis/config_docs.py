@@ -59,9 +59,7 @@ def render_table() -> str:
         rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     for key in SECRET_KEYS:
         rows.append(
-            "| "
-            + " | ".join([f"`{NAMESPACE}:{key}`", "generated", *[""] * len(stacks), SECRET_DOCS[key]])
-            + " |"
+            "| " + " | ".join([f"`{NAMESPACE}:{key}`", "generated", *[""] * len(stacks), SECRET_DOCS[key]]) + " |"
         )
     return "\n".join(rows)
 

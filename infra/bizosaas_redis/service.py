@@ -73,9 +73,7 @@ class RedisService(pulumi.ComponentResource):
         image = docker.RemoteImage(f"{name}-image", name=settings.image, keep_locally=True, opts=child)
 
         if settings.network_external:
-            network = docker.get_network_output(
-                name=settings.network_name, opts=pulumi.InvokeOptions(parent=self)
-            )
+            network = docker.get_network_output(name=settings.network_name, opts=pulumi.InvokeOptions(parent=self))
             self.network_name = network.name
         else:
             created = docker.Network(
@@ -95,9 +93,7 @@ class RedisService(pulumi.ComponentResource):
         )
 
         conf = pulumi.Output.secret(
-            pulumi.Output.all(app_password, admin_password).apply(
-                lambda pw: redis_conf.render(settings, pw[0], pw[1])
-            )
+            pulumi.Output.all(app_password, admin_password).apply(lambda pw: redis_conf.render(settings, pw[0], pw[1]))
         )
         mounts = []
         if settings.tls_enabled:
@@ -124,9 +120,7 @@ class RedisService(pulumi.ComponentResource):
             networks_advanced=[
                 docker.ContainerNetworksAdvancedArgs(name=self.network_name, aliases=settings.network_aliases)
             ],
-            volumes=[
-                docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=redis_conf.DATA_DIR)
-            ],
+            volumes=[docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=redis_conf.DATA_DIR)],
             mounts=mounts or None,
             # redis-cli and the shell need a writable /tmp; everything else is read-only.
             tmpfs={"/tmp": "rw,noexec,nosuid,size=64m"},

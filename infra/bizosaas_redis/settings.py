@@ -93,9 +93,7 @@ def parse_size(value: Any) -> int:
     else:
         match = _SIZE_RE.match(str(value))
         if not match:
-            raise ValueError(
-                "must be a size such as 2gb, 512mb or a number of bytes (units: b, k, kb, m, mb, g, gb)"
-            )
+            raise ValueError("must be a size such as 2gb, 512mb or a number of bytes (units: b, k, kb, m, mb, g, gb)")
         size = int(match.group(1)) * _UNITS[(match.group(2) or "b").lower()]
     if size <= 0:
         raise ValueError("must be greater than zero")
@@ -162,9 +160,7 @@ class Settings(BaseModel):
     environment: Literal["dev", "staging", "production"] = Field(
         "dev", description="Environment class; production turns on the strictest rules."
     )
-    container_name: DockerName | None = Field(
-        None, description="Container name. Default: `bizosaas-redis-<stack>`."
-    )
+    container_name: DockerName | None = Field(None, description="Container name. Default: `bizosaas-redis-<stack>`.")
     image: str = Field(
         "redis:7-alpine",
         pattern=r"^[a-z0-9][a-z0-9._/:-]*(@sha256:[a-f0-9]{64})?$",
@@ -178,25 +174,16 @@ class Settings(BaseModel):
     )
     advertised_host: str | None = Field(
         None,
-        description="Host name in `redis_url`. Default: the publish address, or 127.0.0.1 "
-        "when that is a wildcard.",
+        description="Host name in `redis_url`. Default: the publish address, or 127.0.0.1 when that is a wildcard.",
     )
-    network_name: DockerName = Field(
-        "dokploy-network", description="Docker network consumers reach Redis on."
-    )
-    network_external: bool = Field(
-        True, description="The network exists already (Dokploy creates it); else create it."
-    )
+    network_name: DockerName = Field("dokploy-network", description="Docker network consumers reach Redis on.")
+    network_external: bool = Field(True, description="The network exists already (Dokploy creates it); else create it.")
     network_aliases: Annotated[list[DockerName], BeforeValidator(_json_list)] = Field(
         default_factory=lambda: ["redis"],
         description="DNS aliases of the container on the network.",
     )
-    volume_name: DockerName = Field(
-        "redis_data", description="Named volume mounted at /data (RDB, AOF, redis.conf)."
-    )
-    retain_data_on_destroy: bool = Field(
-        True, description="Keep the data volume when the stack is destroyed."
-    )
+    volume_name: DockerName = Field("redis_data", description="Named volume mounted at /data (RDB, AOF, redis.conf).")
+    retain_data_on_destroy: bool = Field(True, description="Keep the data volume when the stack is destroyed.")
     # Memory and clients
     maxmemory: Size = Field(2 * 1024**3, description="Redis `maxmemory` (units: kb, mb, gb).")
     maxmemory_policy: Literal[MAXMEMORY_POLICIES] = Field(  # type: ignore[valid-type]
@@ -244,9 +231,7 @@ class Settings(BaseModel):
         None,
         description="Host folder with tls.crt, tls.key and ca.crt, mounted read-only at /tls.",
     )
-    tls_auth_clients: Literal["yes", "no", "optional"] = Field(
-        "optional", description="Require client certificates."
-    )
+    tls_auth_clients: Literal["yes", "no", "optional"] = Field("optional", description="Require client certificates.")
     # Container runtime
     restart_policy: Literal["no", "always", "unless-stopped", "on-failure"] = Field(
         "unless-stopped", description="Docker restart policy."
@@ -259,9 +244,7 @@ class Settings(BaseModel):
         "10m", description="json-file log rotation size."
     )
     log_max_files: int = Field(3, ge=1, le=100, description="Rotated log files kept.")
-    loglevel: Literal["debug", "verbose", "notice", "warning"] = Field(
-        "notice", description="Redis log level."
-    )
+    loglevel: Literal["debug", "verbose", "notice", "warning"] = Field("notice", description="Redis log level.")
     labels: Annotated[dict[str, str], BeforeValidator(_json_dict)] = Field(
         default_factory=dict, description="Extra container labels."
     )
@@ -288,8 +271,7 @@ class Settings(BaseModel):
                 raise ValueError(f"{command!r} is not a command name (e.g. FLUSHALL, CONFIG|SET)")
             if name in ESSENTIAL_COMMANDS:
                 raise ValueError(
-                    f"{name} cannot be denied: clients and the healthcheck need "
-                    f"{', '.join(ESSENTIAL_COMMANDS)}"
+                    f"{name} cannot be denied: clients and the healthcheck need {', '.join(ESSENTIAL_COMMANDS)}"
                 )
             out.append(name)
         return out
@@ -313,9 +295,7 @@ class Settings(BaseModel):
                 )
             )
         if self.healthcheck_timeout > self.healthcheck_interval:
-            problems.append(
-                ("healthcheck_timeout", self.healthcheck_timeout, "must not exceed healthcheckInterval")
-            )
+            problems.append(("healthcheck_timeout", self.healthcheck_timeout, "must not exceed healthcheckInterval"))
         if self.environment == "production" and not self.auth_enabled:
             problems.append(("auth_enabled", self.auth_enabled, "must be true in production"))
         if self.tls_enabled and not self.tls_certs_dir:
@@ -381,9 +361,7 @@ def _describe(error: dict[str, Any]) -> list[str]:
         hint = f"; did you mean {NAMESPACE}:{close[0]}?" if close else ""
         return [f"{key}: unknown setting{hint} (known settings are listed in the README)"]
     if kind == "value_error" and str(error.get("ctx", {}).get("error", "")).startswith("[["):
-        return [
-            f"{NAMESPACE}:{k} = {json.dumps(v)}: {m}" for k, v, m in json.loads(str(error["ctx"]["error"]))
-        ]
+        return [f"{NAMESPACE}:{k} = {json.dumps(v)}: {m}" for k, v, m in json.loads(str(error["ctx"]["error"]))]
     message = error["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
     if kind == "string_pattern_mismatch":
         message = f"must match {error['ctx']['pattern']}"
@@ -410,6 +388,9 @@ def stack_file(stack: str, root: Path = PROJECT_ROOT) -> Path:
 
 def read_stack_config(path: Path) -> dict[str, Any]:
     """The `redis:` keys of a stack file, namespace stripped. Secure values stay ciphertext."""
+    if not path.exists():
+        available = sorted(p.name for p in path.parent.glob("Pulumi.*.yaml"))
+        raise SettingsError(str(path), [f"no such stack file; available: {', '.join(available)}"])
     document = yaml.safe_load(path.read_text()) or {}
     config = document.get("config") or {}
     values: dict[str, Any] = {}
@@ -423,9 +404,6 @@ def read_stack_config(path: Path) -> dict[str, Any]:
 def load_stack_file(stack: str, root: Path = PROJECT_ROOT) -> Settings:
     """Settings of `Pulumi.<stack>.yaml`, validated with no Pulumi engine."""
     path = stack_file(stack, root)
-    if not path.exists():
-        available = sorted(p.name for p in root.glob("Pulumi.*.yaml"))
-        raise SettingsError(str(path), [f"no such stack file; available: {', '.join(available)}"])
     return build_settings(read_stack_config(path), stack, source=path.name)
 
 

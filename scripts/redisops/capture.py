@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-from bizosaas_redis import program
-from bizosaas_redis.settings import NAMESPACE, PROJECT_ROOT, SECRET_KEYS, read_stack_config, stack_file
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
 from pulumi.runtime.sync_await import _sync_await
+
+from bizosaas_redis import program
+from bizosaas_redis.settings import NAMESPACE, PROJECT_ROOT, SECRET_KEYS, read_stack_config, stack_file
 
 PROJECT = "bizosaas-redis"
 # How pulumi's RPC layer marks a secret value.

@@ -22,13 +22,19 @@ from pathlib import Path
 from typing import Any
 
 import docker
-from bizosaas_redis.settings import PROJECT_ROOT, build_settings, read_stack_config, stack_file
 from docker.types import LogConfig, Mount
+
+from bizosaas_redis.settings import PROJECT_ROOT, build_settings, read_stack_config, stack_file
 
 from . import capture
 from .engine import ensure_engine
 
-STATE_DIR = Path(os.environ.get("BIZOSAAS_LOCAL_STATE", PROJECT_ROOT / ".local-deploy"))
+
+def state_dir() -> Path:
+    """Where local deploy state lives; BIZOSAAS_LOCAL_STATE moves it (tests do)."""
+    return Path(os.environ.get("BIZOSAAS_LOCAL_STATE", PROJECT_ROOT / ".local-deploy"))
+
+
 NETWORK, VOLUME, CONTAINER, IMAGE = (
     "docker:index/network:Network",
     "docker:index/volume:Volume",
@@ -56,17 +62,17 @@ class State:
 
     @property
     def path(self) -> Path:
-        return STATE_DIR / f"{self.stack}.json"
+        return state_dir() / f"{self.stack}.json"
 
     @classmethod
     def load(cls, stack: str) -> State:
-        path = STATE_DIR / f"{stack}.json"
+        path = state_dir() / f"{stack}.json"
         if path.exists():
             return cls(stack=stack, **json.loads(path.read_text()))
         return cls(stack=stack)
 
     def save(self) -> None:
-        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        state_dir().mkdir(parents=True, exist_ok=True)
         data = {k: v for k, v in self.__dict__.items() if k != "stack"}
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -87,9 +93,7 @@ def stack_values(stack: str, image: str | None = None, port: int | None = None) 
     return values
 
 
-def plan(
-    stack: str, image: str | None = None, port: int | None = None, state: State | None = None
-) -> capture.Capture:
+def plan(stack: str, image: str | None = None, port: int | None = None, state: State | None = None) -> capture.Capture:
     """Run the program for the stack under mocks, with passwords from the local state."""
     state = state or State.load(stack)
     return capture.run_program(stack, values=stack_values(stack, image, port), passwords=state.passwords)
@@ -259,9 +263,7 @@ def _ensure_network(client: docker.DockerClient, cap: capture.Capture, state: St
         i = res.plain
         unknown = set(i) - {"name", "driver", "labels"}
         if unknown:
-            raise DeployError(
-                f"network input(s) the local deployer cannot apply: {', '.join(sorted(unknown))}"
-            )
+            raise DeployError(f"network input(s) the local deployer cannot apply: {', '.join(sorted(unknown))}")
         if not client.networks.list(names=[i["name"]]):
             client.networks.create(
                 i["name"],
@@ -276,9 +278,7 @@ def _ensure_volumes(client: docker.DockerClient, cap: capture.Capture) -> None:
         i = res.plain
         unknown = set(i) - {"name", "labels", "driver"}
         if unknown:
-            raise DeployError(
-                f"volume input(s) the local deployer cannot apply: {', '.join(sorted(unknown))}"
-            )
+            raise DeployError(f"volume input(s) the local deployer cannot apply: {', '.join(sorted(unknown))}")
         try:
             client.volumes.get(i["name"])
         except docker.errors.NotFound:
@@ -442,9 +442,7 @@ def outputs(stack: str, show_secrets: bool = False) -> dict[str, Any]:
     """The stack outputs of the local deploy; secrets masked unless asked for."""
     state = State.load(stack)
     if not state.passwords:
-        raise DeployError(
-            f"stack {stack} has no local deploy state; run: scripts/local-deploy up --stack {stack}"
-        )
+        raise DeployError(f"stack {stack} has no local deploy state; run: scripts/local-deploy up --stack {stack}")
     cap = plan(stack, state.image, state.port, state)
     result = {}
     for key, out in cap.outputs.items():

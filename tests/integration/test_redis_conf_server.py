@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import redis
+
 from bizosaas_redis import redis_conf
 from bizosaas_redis.settings import available_stacks, build_settings, load_stack_file
 
@@ -129,9 +130,7 @@ def test_tls_config_serves_tls(start_redis, tmp_path):
     # In the container the folder is mounted at /tls; here it is the test's.
     conf = redis_conf.render(settings, APP, ADMIN).replace(f"{redis_conf.TLS_DIR}/", f"{certs}/")
     server = start_redis(conf, tls=True)
-    client = server.client(
-        ssl=True, ssl_ca_certs=str(certs / "ca.crt"), ssl_check_hostname=False, password=APP
-    )
+    client = server.client(ssl=True, ssl_ca_certs=str(certs / "ca.crt"), ssl_check_hostname=False, password=APP)
     assert client.ping()
     assert server.client(
         username="admin",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from bizosaas_redis import redis_conf
 from bizosaas_redis.settings import DEFAULT_DENIED_COMMANDS, available_stacks, load_stack_file
 from redisops.capture import is_secret, run_program, unwrap
@@ -87,9 +88,7 @@ def test_container_is_hardened(captures, stack):
         "0600",
     )
     labels = {x["label"]: x["value"] for x in c["labels"]}
-    assert (
-        labels["com.bizosaas.stack"] == stack and labels["com.bizosaas.environment"] == settings.environment
-    )
+    assert labels["com.bizosaas.stack"] == stack and labels["com.bizosaas.environment"] == settings.environment
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "production"])
@@ -134,10 +133,7 @@ def test_passwords_are_secret_everywhere(captures, stack):
     app = passwords["redis-password"]
     assert cap.outputs["redis_url"].secret and cap.outputs["redis_admin_url"].secret
     assert cap.outputs["redis_password"].secret
-    assert (
-        cap.outputs["redis_url"].value
-        == f"redis://default:{app}@127.0.0.1:{load_stack_file(stack).host_port}/0"
-    )
+    assert cap.outputs["redis_url"].value == f"redis://default:{app}@127.0.0.1:{load_stack_file(stack).host_port}/0"
     for resource in cap.resources:
         for key, value in resource.inputs.items():
             if is_secret(value) or resource.type.startswith("random:"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from bizosaas_redis import redis_conf
 from bizosaas_redis.settings import available_stacks, build_settings, load_stack_file
 
@@ -28,16 +29,12 @@ def test_every_expected_setting_is_in_the_file(stack):
         if key in ("save", "maxmemory"):
             continue
         assert found[key] == [value], key
-    assert [f"save {v}" for v in found.get("save", [])] == (
-        [f"save {r}" for r in settings.save] or ['save ""']
-    )
+    assert [f"save {v}" for v in found.get("save", [])] == ([f"save {r}" for r in settings.save] or ['save ""'])
 
 
 def test_rendering_is_deterministic():
     settings = load_stack_file("staging")
-    assert redis_conf.render(settings, APP, ADMIN) == redis_conf.render(
-        load_stack_file("staging"), APP, ADMIN
-    )
+    assert redis_conf.render(settings, APP, ADMIN) == redis_conf.render(load_stack_file("staging"), APP, ADMIN)
 
 
 def test_users_carry_hashes_never_passwords():
@@ -77,9 +74,7 @@ def test_persistence_off_renders_empty_save_and_no_aof():
 
 
 def test_tls_replaces_the_plain_port():
-    settings = build_settings(
-        {"tlsEnabled": True, "tlsCertsDir": "/etc/redis-tls", "tlsAuthClients": "yes"}, "x"
-    )
+    settings = build_settings({"tlsEnabled": True, "tlsCertsDir": "/etc/redis-tls", "tlsAuthClients": "yes"}, "x")
     found = directives(redis_conf.render_config(settings))
     assert found["port"] == ["0"] and found["tls-port"] == ["6379"]
     assert found["tls-cert-file"] == ["/tls/tls.crt"] and found["tls-auth-clients"] == ["yes"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from bizosaas_redis.settings import (
     DEFAULT_DENIED_COMMANDS,
     Settings,
@@ -219,6 +220,4 @@ def test_memory_limit_default_and_explicit():
 def test_url_host_follows_the_publish_address():
     assert build_settings({"publishAddress": "0.0.0.0"}, "x").url_host == "127.0.0.1"
     assert build_settings({"publishAddress": "10.0.0.5"}, "x").url_host == "10.0.0.5"
-    assert (
-        build_settings({"advertisedHost": "redis.example.internal"}, "x").url_host == "redis.example.internal"
-    )
+    assert build_settings({"advertisedHost": "redis.example.internal"}, "x").url_host == "redis.example.internal"

@@ -1,0 +1,168 @@
+"""Checks of a deployed Redis container. Hold on redis:7-alpine and the offline stand-in:
+no `host.process` (Debian's busybox ps rejects its options); /proc, redis-cli and
+`docker inspect` instead."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from bizosaas_redis import redis_conf
+
+
+def proc_status(host) -> dict[str, str]:
+    """/proc/1/status of the container's main process (redis-server)."""
+    lines = host.file("/proc/1/status").content_string.splitlines()
+    return {k: v.strip() for k, _, v in (line.partition(":") for line in lines)}
+
+
+def test_container_is_running_and_healthy(deployment):
+    state = deployment.inspect["State"]
+    assert state["Running"] and state["Status"] == "running"
+    assert state["Health"]["Status"] == "healthy"
+
+
+def test_name_image_and_restart_policy_are_as_declared(deployment):
+    assert deployment.inspect["Name"] == f"/{deployment.declared['name']}"
+    declared_image = deployment.docker.images.get(deployment.image_name).id
+    assert deployment.inspect["Image"] == declared_image, f"runs {deployment.inspect['Image']}"
+    assert deployment.inspect["HostConfig"]["RestartPolicy"]["Name"] == deployment.declared["restart"]
+
+
+def test_command_is_redis_server_with_the_rendered_config(deployment, host, admin):
+    assert deployment.inspect["Config"]["Cmd"] == ["redis-server", redis_conf.CONFIG_PATH]
+    assert admin.info("server")["config_file"] == redis_conf.CONFIG_PATH
+    conf = host.file(redis_conf.CONFIG_PATH)
+    assert conf.exists and conf.uid == 999 and conf.mode == 0o600
+
+
+def test_attached_to_the_network_with_its_aliases(deployment):
+    networks = deployment.inspect["NetworkSettings"]["Networks"]
+    declared = deployment.declared["networksAdvanced"][0]
+    assert declared["name"] in networks, f"attached to {list(networks)}"
+    aliases = networks[declared["name"]]["Aliases"] or []
+    for alias in declared.get("aliases", []):
+        assert alias in aliases
+
+
+def test_port_published_only_on_the_declared_address_and_listening(deployment, host):
+    declared = deployment.declared["ports"][0]
+    bindings = deployment.inspect["HostConfig"]["PortBindings"]
+    assert bindings == {"6379/tcp": [{"HostIp": declared["ip"], "HostPort": str(int(declared["external"]))}]}
+    assert host.socket("tcp://0.0.0.0:6379").is_listening
+    address = "127.0.0.1" if declared["ip"] in ("0.0.0.0", "::") else declared["ip"]
+    with socket.create_connection((address, int(declared["external"])), timeout=5):
+        pass
+
+
+def test_data_is_the_named_volume_and_writable(deployment, host):
+    mounts = [m for m in deployment.inspect["Mounts"] if m["Destination"] == "/data"]
+    assert len(mounts) == 1
+    assert mounts[0]["Type"] == "volume" and mounts[0]["Name"] == deployment.settings.volume_name
+    assert mounts[0]["RW"]
+    probe = "/data/.verify-write-probe"
+    assert host.run(f"touch {probe} && rm {probe}").rc == 0
+
+
+def test_root_filesystem_is_read_only(deployment, host):
+    assert deployment.inspect["HostConfig"]["ReadonlyRootfs"] is True
+    result = host.run("touch /verify-probe")
+    assert result.rc != 0 and "Read-only file system" in result.stderr
+    assert deployment.inspect["HostConfig"]["Tmpfs"] == deployment.declared["tmpfs"]
+
+
+def test_redis_runs_as_a_non_root_user(deployment, host):
+    status = proc_status(host)
+    uid = status["Uid"].split()
+    assert status["Name"].startswith("redis-server")
+    assert uid[0] == uid[1] == "999", status["Uid"]
+    assert deployment.inspect["Config"]["User"] == "999:1000"
+
+
+def test_capabilities_dropped_and_no_new_privileges(deployment, host):
+    assert deployment.inspect["HostConfig"]["CapDrop"] == ["ALL"]
+    assert "no-new-privileges:true" in deployment.inspect["HostConfig"]["SecurityOpt"]
+    status = proc_status(host)
+    assert int(status["CapEff"], 16) == 0 and int(status["CapBnd"], 16) == 0
+    assert status["NoNewPrivs"] == "1"
+    assert not deployment.inspect["HostConfig"]["Privileged"]
+
+
+def test_memory_limit_is_set_above_maxmemory(deployment):
+    limit = deployment.inspect["HostConfig"]["Memory"]
+    assert limit == deployment.declared["memory"] * 1024**2
+    assert limit >= 1.25 * deployment.settings.maxmemory
+
+
+def test_logs_rotate(deployment):
+    log = deployment.inspect["HostConfig"]["LogConfig"]
+    assert log["Type"] == "json-file" and log["Config"] == deployment.declared["logOpts"]
+
+
+def test_healthcheck_is_as_declared(deployment):
+    check = deployment.inspect["Config"]["Healthcheck"]
+    assert check["Test"] == deployment.declared["healthcheck"]["tests"]
+    assert check["Retries"] == deployment.settings.healthcheck_retries
+    assert check["Interval"] == deployment.settings.healthcheck_interval * 10**9
+    assert check["Timeout"] == deployment.settings.healthcheck_timeout * 10**9
+
+
+def test_config_get_matches_every_setting(deployment, admin):
+    for key, value in redis_conf.expected_config(deployment.settings).items():
+        assert admin.config_get(key) == {key: value}, key
+
+
+def test_unauthenticated_commands_are_refused_where_auth_is_on(deployment):
+    port = deployment.outputs["port"]
+    anonymous = redis.Redis(
+        host=deployment.outputs["host"], port=port, protocol=2, socket_timeout=5, retry=Retry(NoBackoff(), 0)
+    )
+    if deployment.settings.auth_enabled:
+        with pytest.raises(redis.AuthenticationError):
+            anonymous.get("verify:anything")
+    else:
+        assert anonymous.ping()
+
+
+def test_dangerous_commands_are_refused_for_the_application_user(deployment, app):
+    assert app.ping()
+    for command in deployment.settings.denied_commands:
+        # Arity-correct but harmless arguments; ACL refuses before the command runs.
+        args = {
+            "KEYS": ["verify:none:*"],
+            "CONFIG": ["GET", "maxmemory"],
+            "DEBUG": ["SLEEP", "0"],
+            "SHUTDOWN": ["NOSAVE"],
+            "ACL": ["WHOAMI"],
+            "MIGRATE": ["127.0.0.1", "1", "k", "0", "1"],
+            "REPLICAOF": ["NO", "ONE"],
+            "SLAVEOF": ["NO", "ONE"],
+            "SWAPDB": ["0", "0"],
+            "MODULE": ["LIST"],
+            "PSYNC": ["?", "-1"],
+        }.get(command.split("|")[0], [])
+        with pytest.raises(redis.ResponseError) as refused:
+            app.execute_command(*command.split("|"), *args)
+        assert "permission" in str(refused.value).lower() or "not allowed" in str(refused.value), command
+
+
+def test_no_password_in_docker_inspect(deployment):
+    config = deployment.inspect["Config"]
+    exposed = json.dumps(
+        [
+            config.get("Cmd"),
+            config.get("Entrypoint"),
+            config.get("Env"),
+            config.get("Healthcheck"),
+            config.get("Labels"),
+        ]
+    )
+    everything = json.dumps(deployment.inspect)
+    for password in deployment.passwords:
+        assert password not in exposed
+        assert password not in everything

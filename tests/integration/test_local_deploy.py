@@ -1,0 +1,195 @@
+"""Deploy dev, staging and production to a real Docker engine, verify them with the
+testinfra suite, and prove the deployer's promises: idempotence, data kept across
+replacement and down/up, secrets kept out of sight.
+
+These tests replace and remove containers named bizosaas-redis-<stack> on the engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import docker
+import pytest
+import redis
+
+from conftest import ROOT, free_port
+from redisops import capture, local_deploy
+
+STACKS = ["dev", "staging", "production"]
+
+
+def script(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / args[0]), *args[1:]], capture_output=True, text=True, timeout=300
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def engine(docker_client, offline_image, tmp_path_factory):
+    """A clean engine state for our stacks: state in a temp folder, Dokploy's network present."""
+    os.environ["BIZOSAAS_LOCAL_STATE"] = str(tmp_path_factory.mktemp("local-deploy-state"))
+    created_network = False
+    if not docker_client.networks.list(names=["dokploy-network"]):
+        docker_client.networks.create("dokploy-network", driver="bridge")  # as Dokploy does
+        created_network = True
+    for stack in STACKS:  # leftovers of an interrupted run
+        _remove(docker_client, stack)
+    yield docker_client
+    for stack in STACKS:
+        script("local-deploy", "down", "--stack", stack, "--delete-data", check=False)
+        _remove(docker_client, stack)
+    if created_network:
+        for net in docker_client.networks.list(names=["dokploy-network"]):
+            net.remove()
+    os.environ.pop("BIZOSAAS_LOCAL_STATE", None)
+
+
+def _remove(client: docker.DockerClient, stack: str) -> None:
+    settings = local_deploy.build_settings(local_deploy.read_stack_config(local_deploy.stack_file(stack)), stack)
+    with contextlib.suppress(docker.errors.NotFound):
+        client.containers.get(settings.name).remove(force=True)
+    with contextlib.suppress(docker.errors.NotFound):
+        client.volumes.get(settings.volume_name).remove(force=True)
+
+
+@pytest.fixture(scope="module")
+def deployed(engine, offline_image):
+    """All three stacks side by side, each on a free port."""
+    ports = {}
+    for stack in STACKS:
+        ports[stack] = free_port()
+        result = script("local-deploy", "up", "--stack", stack, "--image", offline_image, "--port", str(ports[stack]))
+        assert "container created" in result.stdout and "healthy" in result.stdout
+    return ports
+
+
+def app_client(stack: str) -> redis.Redis:
+    return redis.Redis.from_url(local_deploy.outputs(stack, show_secrets=True)["redis_url"], decode_responses=True)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_verify_passes_on_each_deployed_stack(deployed, stack):
+    result = script("verify", "--stack", stack, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines()[2:-1] if line.strip()]
+    assert len(rows) >= 16 and all("  PASS  " in f"{row}  " for row in rows), result.stdout
+    assert result.stdout.splitlines()[-1] == f"{len(rows)} passed, 0 failed"
+
+
+def test_verify_fails_when_the_deployment_drifts(deployed, engine):
+    """The suite can fail: a container changed behind the program's back is caught."""
+    admin = redis.Redis.from_url(local_deploy.outputs("staging", show_secrets=True)["redis_admin_url"])
+    admin.config_set("maxmemory-policy", "noeviction")
+    try:
+        result = script("verify", "--stack", "staging", check=False)
+        assert result.returncode == 1
+        failing = [line for line in result.stdout.splitlines() if "  FAIL  " in line]
+        assert len(failing) == 1 and failing[0].startswith("config get matches every setting"), result.stdout
+    finally:
+        admin.config_set("maxmemory-policy", "allkeys-lru")
+
+
+def test_the_three_stacks_run_side_by_side(deployed, engine):
+    for stack, port in deployed.items():
+        container = engine.containers.get(f"bizosaas-redis-{stack}")
+        assert container.status == "running"
+        assert container.attrs["HostConfig"]["PortBindings"]["6379/tcp"][0]["HostPort"] == str(port)
+        assert app_client(stack).ping()
+
+
+def test_up_twice_changes_nothing(deployed, engine, offline_image):
+    before = engine.containers.get("bizosaas-redis-staging").id
+    result = script(
+        "local-deploy", "up", "--stack", "staging", "--image", offline_image, "--port", str(deployed["staging"])
+    )
+    assert "container unchanged" in result.stdout
+    assert engine.containers.get("bizosaas-redis-staging").id == before
+
+
+def test_replacement_keeps_the_data(deployed, engine, offline_image):
+    client = app_client("production")
+    client.set("kept:across-replacement", "yes")
+    client.hset("kept:hash", mapping={"a": "1"})
+    before = engine.containers.get("bizosaas-redis-production").id
+    new_port = free_port()
+    result = script("local-deploy", "up", "--stack", "production", "--image", offline_image, "--port", str(new_port))
+    assert "container replaced" in result.stdout
+    deployed["production"] = new_port
+    assert engine.containers.get("bizosaas-redis-production").id != before
+    client = app_client("production")
+    assert client.get("kept:across-replacement") == "yes" and client.hgetall("kept:hash") == {"a": "1"}
+
+
+def test_down_then_up_keeps_the_data_and_delete_data_removes_it(deployed, engine, offline_image):
+    client = app_client("staging")
+    client.set("kept:across-down", "yes")
+    result = script("local-deploy", "down", "--stack", "staging")
+    assert "data volume kept" in result.stdout
+    with pytest.raises(docker.errors.NotFound):
+        engine.containers.get("bizosaas-redis-staging")
+    assert engine.volumes.get("redis_data")
+    script("local-deploy", "up", "--stack", "staging", "--image", offline_image, "--port", str(deployed["staging"]))
+    assert app_client("staging").get("kept:across-down") == "yes"
+
+
+def test_dev_down_removes_the_network_it_created(deployed, engine, offline_image):
+    script("local-deploy", "down", "--stack", "dev", "--delete-data")
+    assert not engine.networks.list(names=["bizosaas-dev"])
+    with pytest.raises(docker.errors.NotFound):
+        engine.volumes.get("redis_data_dev")
+    script("local-deploy", "up", "--stack", "dev", "--image", offline_image, "--port", str(deployed["dev"]))
+    assert app_client("dev").get("anything") is None
+
+
+def test_outputs_mask_secrets_unless_asked(deployed):
+    masked = script("local-deploy", "outputs", "--stack", "staging").stdout
+    clear = json.loads(script("local-deploy", "outputs", "--stack", "staging", "--show-secrets").stdout)
+    password = clear["redis_password"]
+    assert password not in masked and "[secret]" in masked
+    assert clear["redis_url"] == f"redis://default:{password}@127.0.0.1:{deployed['staging']}/0"
+    assert clear["port"] == deployed["staging"]
+
+
+def test_no_password_in_process_list_or_logs(deployed, engine):
+    passwords = []
+    for stack in STACKS:
+        values = local_deploy.outputs(stack, show_secrets=True)
+        passwords += [v for k, v in values.items() if k == "redis_password"]
+        passwords.append(values["redis_admin_url"].rsplit("@", 1)[0].rsplit(":", 1)[1])
+    assert len(passwords) == 5
+    cmdlines = []
+    for pid in Path("/proc").iterdir():
+        if pid.name.isdigit():
+            try:
+                cmdlines.append((pid / "cmdline").read_bytes().decode(errors="replace"))
+            except OSError:
+                continue
+    logs = "".join(engine.containers.get(f"bizosaas-redis-{s}").logs().decode(errors="replace") for s in STACKS)
+    for password in passwords:
+        assert not [c for c in cmdlines if password in c]
+        assert password not in logs
+
+
+def test_state_file_is_private(deployed):
+    path = local_deploy.State.load("staging").path
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_external_network_missing_is_a_clear_error(engine):
+    cap = capture.Capture(stack="x", invokes=[("docker:index/getNetwork:getNetwork", {"name": "no-such-net"})])
+    with pytest.raises(local_deploy.DeployError, match="network no-such-net is external"):
+        local_deploy._ensure_network(engine, cap, local_deploy.State(stack="x"))
+
+
+def test_image_that_cannot_be_found_or_pulled_is_a_clear_error(engine):
+    with pytest.raises(local_deploy.DeployError, match="build-offline-image"):
+        local_deploy._ensure_image(engine, "localhost/no-such-image:1")
