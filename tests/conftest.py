@@ -21,6 +21,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 ROOT = Path(__file__).resolve().parents[1]
+# tests/infra is the testinfra suite of one deployment: scripts/verify runs it, with
+# --stack; the integration tests call scripts/verify for each deployed stack.
+collect_ignore = ["infra"]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
