@@ -17,13 +17,24 @@ RUN_AS = "999:1000"
 COMPONENT_TYPE = "bizosaas:redis:RedisService"
 
 
+LABEL_PREFIX = "com.bizosaas.redis."
+
+
 def labels(settings: Settings) -> dict[str, str]:
+    """Container labels. The `com.bizosaas.redis.*` ones state the Redis settings in the
+    clear (the uploaded file is a secret), for the policy pack, reviewers and operators."""
     config_sha = hashlib.sha256(redis_conf.render_config(settings).encode()).hexdigest()
     return {
         "com.bizosaas.service": "redis",
         "com.bizosaas.stack": settings.stack,
         "com.bizosaas.environment": settings.environment,
-        "com.bizosaas.redis.config-sha256": config_sha,
+        f"{LABEL_PREFIX}config-sha256": config_sha,
+        f"{LABEL_PREFIX}maxmemory": str(settings.maxmemory),
+        f"{LABEL_PREFIX}maxmemory-policy": settings.maxmemory_policy,
+        f"{LABEL_PREFIX}auth": "on" if settings.auth_enabled else "off",
+        f"{LABEL_PREFIX}appendonly": "yes" if settings.appendonly else "no",
+        f"{LABEL_PREFIX}save": " ".join(str(rule) for rule in settings.save),
+        f"{LABEL_PREFIX}denied-commands": ",".join(settings.denied_commands),
         **settings.labels,
     }
 

@@ -1,18 +1,19 @@
-"""The README's configuration table is generated from the settings model and current."""
+"""The README's generated tables are current and cover every setting and rule."""
 
 from __future__ import annotations
 
-from bizosaas_redis import config_docs
 from bizosaas_redis.settings import Settings
 from conftest import ROOT
+from redis_policies.rules import RULES
+from redisops import docs
 
 
-def test_readme_table_is_up_to_date():
-    assert config_docs.update_readme(ROOT / "README.md", check=True), "run scripts/config-docs"
+def test_readme_tables_are_up_to_date():
+    assert docs.update_readme(ROOT / "README.md", check=True), "run scripts/docs"
 
 
 def test_every_setting_is_documented_with_default_and_description():
-    table = config_docs.render_table()
+    table = docs.config_table()
     for name, field in Settings.model_fields.items():
         if name == "stack":
             continue
@@ -21,3 +22,10 @@ def test_every_setting_is_documented_with_default_and_description():
         assert field.description.replace("|", "\\|") in row
     assert "| `redis:maxmemory` | `2gb` | 256mb |" in table
     assert "| `redis:password` | generated |" in table
+
+
+def test_every_rule_is_listed_with_its_enforcement_per_stack():
+    table = docs.policy_table()
+    for rule in RULES:
+        assert f"| `{rule.name}` |" in table
+    assert "| `redis-image-pinned` | advisory | mandatory | advisory |" in table

@@ -1,0 +1,1 @@
+"""BizOSaaS Redis policy rules (see rules.py)."""

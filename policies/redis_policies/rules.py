@@ -1,0 +1,389 @@
+"""CrossGuard rules for the Redis service's Docker resources.
+
+Importable without the Pulumi engine (only policies/__main__.py builds the PolicyPack,
+which starts a server). Each rule looks only at the resource types it names; a value not
+known during preview raises pulumi_policy's UnknownValueError on access, which the engine
+reports as "can't run policy during preview" and re-checks at `pulumi up`.
+
+Redis settings are read from the container's `com.bizosaas.redis.*` labels, which the
+program derives from the same settings model as redis.conf (the uploaded file itself is
+a secret and unknown in previews of new stacks).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+)
+
+CONTAINER = "docker:index/container:Container"
+REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
+LABEL = "com.bizosaas.redis."
+MIN_HEADROOM = 1.25
+# Denied to applications in every environment, and in production.
+DENIED_EVERYWHERE = {"FLUSHALL", "FLUSHDB"}
+DENIED_IN_PRODUCTION = DENIED_EVERYWHERE | {"KEYS", "CONFIG", "DEBUG", "SHUTDOWN", "MONITOR"}
+WILDCARD_ADDRESSES = {"", "0.0.0.0", "::", "[::]"}
+_EXACT_TAG = re.compile(r":v?\d+\.\d+\.\d+[\w.-]*$")
+_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+_SECRET_NAME = re.compile(r"(PASSW(OR)?D|SECRET|TOKEN|CREDENTIAL|PRIVATE_?KEY|(^|_)AUTH$)", re.IGNORECASE)
+_CLI_PASSWORD = re.compile(r"(?:^|\s)(?:-a|--pass|--requirepass|--masterauth)\s+(\S+)")
+_URL_PASSWORD = re.compile(r"rediss?://[^:/@\s]*:([^@\s]+)@")
+# The healthcheck user's password is public by design: it may only PING.
+PUBLIC_PASSWORDS = {"healthcheck"}
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    description: str
+    remediation: str
+    resource_types: frozenset[str]
+    check: Callable[[ResourceValidationArgs], list[str]]
+    redis_only: bool = True  # only the Redis container, not sidecars
+
+
+def labels(props: Mapping[str, Any]) -> dict[str, str]:
+    return {item["label"]: item["value"] for item in props.get("labels") or []}
+
+
+def environment(args: ResourceValidationArgs) -> str:
+    """The container's environment label; else the stack name in the URN."""
+    if args.resource_type == CONTAINER:
+        env = labels(args.props).get("com.bizosaas.environment")
+        if env:
+            return env
+    stack = args.urn.split("::")[0].removeprefix("urn:pulumi:") if args.urn else ""
+    return "production" if stack.startswith("prod") else stack
+
+
+def is_production(args: ResourceValidationArgs) -> bool:
+    return environment(args) == "production"
+
+
+def is_redis(props: Mapping[str, Any]) -> bool:
+    return labels(props).get("com.bizosaas.service") == "redis"
+
+
+# --- checks: each returns the problems found, empty when compliant -------------------
+
+
+def _image_pinned(args: ResourceValidationArgs) -> list[str]:
+    image = args.props.get("name") if args.resource_type == REMOTE_IMAGE else None
+    if image is None:
+        return []
+    if _DIGEST.search(image) or _EXACT_TAG.search(image):
+        return []
+    return [f"image {image!r} floats (its content changes under the same tag)"]
+
+
+def _auth_required(args: ResourceValidationArgs) -> list[str]:
+    value = labels(args.props).get(f"{LABEL}auth")
+    return [] if value == "on" else [f"authentication is {value or 'not declared'}"]
+
+
+def _port_not_public(args: ResourceValidationArgs) -> list[str]:
+    if not is_production(args):
+        return []
+    problems = []
+    for port in args.props.get("ports") or []:
+        ip = port.get("ip") or "0.0.0.0"  # the provider's default
+        if ip in WILDCARD_ADDRESSES:
+            problems.append(f"port {int(port.get('external', 0))} is published on all interfaces ({ip})")
+    return problems
+
+
+def _maxmemory_below_limit(args: ResourceValidationArgs) -> list[str]:
+    maxmemory = int(labels(args.props).get(f"{LABEL}maxmemory") or 0)
+    memory_mb = args.props.get("memory")
+    if maxmemory <= 0:
+        return ["maxmemory is not set: Redis would grow until the kernel kills it"]
+    if not memory_mb:
+        return []  # memory-limit-set reports this
+    limit = int(memory_mb) * 1024**2
+    if limit < MIN_HEADROOM * maxmemory:
+        return [f"memory limit {int(memory_mb)} MB leaves less than {MIN_HEADROOM} × maxmemory ({maxmemory} bytes)"]
+    return []
+
+
+def _eviction_policy_set(args: ResourceValidationArgs) -> list[str]:
+    return [] if labels(args.props).get(f"{LABEL}maxmemory-policy") else ["maxmemory-policy is not set explicitly"]
+
+
+def _healthcheck_authenticates(args: ResourceValidationArgs) -> list[str]:
+    check = args.props.get("healthcheck")
+    if not check or not check.get("tests"):
+        return ["no healthcheck"]
+    test = " ".join(check["tests"])
+    if "PONG" not in test:
+        return [f"healthcheck {test!r} passes on NOAUTH (redis-cli ping exits 0): it must test for PONG"]
+    return []
+
+
+def _restart_policy_set(args: ResourceValidationArgs) -> list[str]:
+    restart = args.props.get("restart") or "no"
+    return [] if restart in ("unless-stopped", "always", "on-failure") else [f"restart policy is {restart!r}"]
+
+
+def _persistence_configured(args: ResourceValidationArgs) -> list[str]:
+    problems = []
+    volumes = [v for v in args.props.get("volumes") or [] if v.get("containerPath") == "/data" and v.get("volumeName")]
+    mounts = [m for m in args.props.get("mounts") or [] if m.get("target") == "/data" and m.get("type") == "volume"]
+    if not volumes and not mounts:
+        problems.append("/data is not a named volume: data dies with the container")
+    if is_production(args):
+        found = labels(args.props)
+        if found.get(f"{LABEL}appendonly") != "yes" and not found.get(f"{LABEL}save"):
+            problems.append("neither AOF nor RDB snapshots are on")
+    return problems
+
+
+def _no_privileged(args: ResourceValidationArgs) -> list[str]:
+    return ["privileged mode is on"] if args.props.get("privileged") else []
+
+
+def _capabilities_dropped(args: ResourceValidationArgs) -> list[str]:
+    caps = args.props.get("capabilities") or {}
+    problems = []
+    if "ALL" not in [c.upper() for c in caps.get("drops") or []]:
+        problems.append("capabilities are not all dropped")
+    if caps.get("adds"):
+        problems.append(f"capabilities added: {', '.join(caps['adds'])}")
+    return problems
+
+
+def _no_new_privileges(args: ResourceValidationArgs) -> list[str]:
+    opts = [o.replace("=", ":") for o in args.props.get("securityOpts") or []]
+    return [] if {"no-new-privileges", "no-new-privileges:true"} & set(opts) else ["no-new-privileges is not set"]
+
+
+def _non_root_user(args: ResourceValidationArgs) -> list[str]:
+    user = (args.props.get("user") or "").split(":")[0]
+    return [f"runs as {user or 'the image default (root)'}"] if user in ("", "0", "root") else []
+
+
+def _read_only_root(args: ResourceValidationArgs) -> list[str]:
+    return [] if args.props.get("readOnly") else ["the root filesystem is writable"]
+
+
+def _memory_limit_set(args: ResourceValidationArgs) -> list[str]:
+    return [] if args.props.get("memory") else ["no memory limit"]
+
+
+def _log_rotation(args: ResourceValidationArgs) -> list[str]:
+    driver = args.props.get("logDriver") or "json-file"
+    if driver not in ("json-file", "local"):
+        return []  # shipped elsewhere (journald, syslog, fluentd...): rotation is not Docker's
+    opts = args.props.get("logOpts") or {}
+    return [] if opts.get("max-size") else [f"{driver} logs grow without bound (no max-size)"]
+
+
+def _plaintext_secrets(args: ResourceValidationArgs) -> list[str]:
+    props = args.props
+    problems = []
+    for env in props.get("envs") or []:
+        name, _, value = env.partition("=")
+        if _SECRET_NAME.search(name) and value and not name.endswith("_FILE"):
+            problems.append(f"environment variable {name} holds a secret in plain text")
+    places = {
+        "command": " ".join(props.get("command") or []),
+        "entrypoint": " ".join(props.get("entrypoints") or []),
+        "healthcheck": " ".join((props.get("healthcheck") or {}).get("tests") or []),
+    }
+    for place, text in places.items():
+        for match in [*_CLI_PASSWORD.findall(text), *_URL_PASSWORD.findall(text)]:
+            if match not in PUBLIC_PASSWORDS:
+                problems.append(f"the {place} carries a password")
+    for key, value in labels(props).items():
+        if _SECRET_NAME.search(key) or _URL_PASSWORD.search(value):
+            problems.append(f"label {key} holds a secret")
+    return problems
+
+
+def _dangerous_commands_denied(args: ResourceValidationArgs) -> list[str]:
+    denied = set(filter(None, labels(args.props).get(f"{LABEL}denied-commands", "").split(",")))
+    required = DENIED_IN_PRODUCTION if is_production(args) else DENIED_EVERYWHERE
+    missing = sorted(required - denied)
+    return [f"applications may run {', '.join(missing)}"] if missing else []
+
+
+_C = frozenset({CONTAINER})
+RULES: list[Rule] = [
+    Rule(
+        "redis-image-pinned",
+        "The Redis image is pinned to an exact version or digest.",
+        "set redis:image to an exact version such as redis:7.4.1-alpine, or to name@sha256:<digest>",
+        frozenset({REMOTE_IMAGE}),
+        _image_pinned,
+        redis_only=False,
+    ),
+    Rule(
+        "redis-auth-required",
+        "Redis requires a password.",
+        "set redis:authEnabled to true (and a secret redis:password, or let one be generated)",
+        _C,
+        _auth_required,
+    ),
+    Rule(
+        "redis-port-not-public",
+        "In production the Redis port is not published on all interfaces.",
+        "set redis:publishAddress to 127.0.0.1 (consumers use dokploy-network) or a private address",
+        _C,
+        _port_not_public,
+    ),
+    Rule(
+        "redis-maxmemory-below-limit",
+        "maxmemory is set and the container limit leaves headroom above it.",
+        "set redis:maxmemory, and redis:memoryLimit to at least 1.25 × maxmemory (or leave it to default)",
+        _C,
+        _maxmemory_below_limit,
+    ),
+    Rule(
+        "redis-eviction-policy-set",
+        "The eviction policy is set explicitly.",
+        "set redis:maxmemoryPolicy (allkeys-lru for a cache)",
+        _C,
+        _eviction_policy_set,
+    ),
+    Rule(
+        "redis-healthcheck-authenticates",
+        "A healthcheck exists and fails unless Redis answers PONG.",
+        "keep RedisService's healthcheck (redis-cli ... ping | grep -q PONG); tune redis:healthcheck*",
+        _C,
+        _healthcheck_authenticates,
+    ),
+    Rule(
+        "redis-restart-policy-set",
+        "The container restarts after a crash or reboot.",
+        "set redis:restartPolicy to unless-stopped",
+        _C,
+        _restart_policy_set,
+        redis_only=False,
+    ),
+    Rule(
+        "redis-persistence-configured",
+        "/data is a named volume; production keeps AOF or RDB on.",
+        "set redis:volumeName, and redis:appendonly true or redis:save rules in production",
+        _C,
+        _persistence_configured,
+    ),
+    Rule(
+        "redis-no-privileged",
+        "The container is not privileged.",
+        "remove privileged from the container (infra/bizosaas_redis/service.py)",
+        _C,
+        _no_privileged,
+        redis_only=False,
+    ),
+    Rule(
+        "redis-capabilities-dropped",
+        "All Linux capabilities are dropped and none added.",
+        "keep capabilities.drops=[ALL] in RedisService (infra/bizosaas_redis/service.py)",
+        _C,
+        _capabilities_dropped,
+        redis_only=False,
+    ),
+    Rule(
+        "redis-no-new-privileges",
+        "no-new-privileges is set.",
+        "keep securityOpts=[no-new-privileges:true] in RedisService (infra/bizosaas_redis/service.py)",
+        _C,
+        _no_new_privileges,
+        redis_only=False,
+    ),
+    Rule(
+        "redis-non-root-user",
+        "The container runs as a non-root user.",
+        "keep user 999:1000 (the image's redis user) in RedisService (infra/bizosaas_redis/service.py)",
+        _C,
+        _non_root_user,
+        redis_only=False,
+    ),
+    Rule(
+        "redis-read-only-root",
+        "The root filesystem is read-only.",
+        "keep readOnly=true in RedisService; /data and /tmp are the writable mounts",
+        _C,
+        _read_only_root,
+        redis_only=False,
+    ),
+    Rule(
+        "redis-memory-limit-set",
+        "The container has a memory limit.",
+        "set redis:memoryLimit (default 1.5 × redis:maxmemory)",
+        _C,
+        _memory_limit_set,
+        redis_only=False,
+    ),
+    Rule(
+        "redis-log-rotation",
+        "Container logs rotate.",
+        "set redis:logMaxSize and redis:logMaxFiles",
+        _C,
+        _log_rotation,
+        redis_only=False,
+    ),
+    Rule(
+        "redis-no-plaintext-secrets",
+        "No secret in plain text in environment, command, labels or healthcheck.",
+        "pass secrets through secret config (redis:password) and files, never env, args or labels",
+        _C,
+        _plaintext_secrets,
+        redis_only=False,
+    ),
+    Rule(
+        "redis-dangerous-commands-denied",
+        "Applications cannot run dangerous commands.",
+        "add to redis:deniedCommands: FLUSHALL, FLUSHDB (and in production KEYS, CONFIG, DEBUG, SHUTDOWN, MONITOR)",
+        _C,
+        _dangerous_commands_denied,
+    ),
+]
+RULES_BY_NAME = {rule.name: rule for rule in RULES}
+
+
+def validator(rule: Rule) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        if args.resource_type not in rule.resource_types:
+            return
+        if rule.redis_only and not is_redis(args.props):
+            return
+        for problem in rule.check(args):
+            report_violation(f"{problem}. To fix: {rule.remediation}.", args.urn)
+
+    return validate
+
+
+LEVELS = ("advisory", "mandatory", "disabled")
+
+
+def effective_level(pack_config: Mapping[str, Any], rule_name: str, default: str = "mandatory") -> str:
+    """The enforcement level the engine applies, given a pack config (policies/config/*.json)."""
+    for key in (rule_name, "all"):
+        value = pack_config.get(key)
+        if isinstance(value, dict):
+            value = value.get("enforcementLevel")
+        if value:
+            return str(value)
+    return default
+
+
+def policies(default_level: EnforcementLevel = EnforcementLevel.MANDATORY) -> list[ResourceValidationPolicy]:
+    """The rules as CrossGuard policies (mandatory unless the pack config says otherwise)."""
+    return [
+        ResourceValidationPolicy(
+            name=rule.name,
+            description=rule.description,
+            validate=validator(rule),
+            enforcement_level=default_level,
+        )
+        for rule in RULES
+    ]

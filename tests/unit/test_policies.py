@@ -1,0 +1,285 @@
+"""The policy pack's rules over what the real program declares for each stack."""
+
+from __future__ import annotations
+
+import json
+import py_compile
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+from pulumi_policy import ResourceValidationArgs
+from pulumi_policy.deserialize import deserialize_properties
+from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
+
+from bizosaas_redis.settings import available_stacks, read_stack_config, stack_file
+from conftest import ROOT
+from redis_policies import rules
+from redisops import capture
+from redisops.docs import policy_config
+
+FIXTURES = ROOT / "tests" / "fixtures"
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # how the engine marks a value unknown in preview
+
+
+def violations(cap: capture.Capture, pack_config: dict | None = None) -> list[tuple[str, str, str]]:
+    """(rule, level, message) for every violation, as the engine would see them."""
+    found = []
+    for resource in cap.resources:
+        urn = f"urn:pulumi:{cap.stack}::bizosaas-redis::{resource.type}::{resource.name}"
+        props = unknown_checking_proxy(deserialize_properties(resource.inputs))
+        for rule in rules.RULES:
+            messages = run_rule(rule, resource.type, props, urn)
+            level = rules.effective_level(pack_config or {}, rule.name)
+            found += [(rule.name, level, m) for m in messages]
+    return found
+
+
+def run_rule(rule: rules.Rule, typ: str, props: Any, urn: str = "urn:pulumi:production::p::t::n") -> list[str]:
+    messages: list[str] = []
+    args = ResourceValidationArgs(typ, props, urn, "n", None, None)
+    rules.validator(rule)(args, lambda message, urn=None: messages.append(message))
+    return messages
+
+
+@pytest.fixture(scope="module")
+def captures() -> dict[str, capture.Capture]:
+    return {stack: capture.run_program(stack) for stack in available_stacks()}
+
+
+def test_there_are_at_least_twelve_rules_each_documented():
+    assert len(rules.RULES) >= 12
+    assert len(rules.RULES_BY_NAME) == len(rules.RULES)
+    for rule in rules.RULES:
+        assert rule.name.startswith("redis-") and rule.description and rule.remediation
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_staging_and_production_have_no_mandatory_violation(captures, stack):
+    found = violations(captures[stack], policy_config(stack))
+    assert [v for v in found if v[1] == "mandatory"] == []
+
+
+def test_production_has_no_violation_at_all(captures):
+    assert violations(captures["production"], policy_config("production")) == []
+
+
+def test_dev_carries_only_advisory_findings(captures):
+    found = violations(captures["dev"], policy_config("dev"))
+    assert {v[0] for v in found} == {"redis-image-pinned", "redis-auth-required", "redis-dangerous-commands-denied"}
+    assert {v[1] for v in found} == {"advisory"}
+
+
+def test_staging_floating_image_is_advisory(captures):
+    found = violations(captures["staging"], policy_config("staging"))
+    assert [(v[0], v[1]) for v in found] == [("redis-image-pinned", "advisory")]
+
+
+def test_pack_configs_name_only_real_rules_and_levels():
+    for path in (ROOT / "policies" / "config").glob("*.json"):
+        config = json.loads(path.read_text())
+        for key, value in config.items():
+            assert key == "all" or key in rules.RULES_BY_NAME, f"{path.name}: {key}"
+            assert (value["enforcementLevel"] if isinstance(value, dict) else value) in rules.LEVELS
+
+
+def _production(values_change: dict[str, Any]) -> capture.Capture:
+    values = {**read_stack_config(stack_file("production")), **values_change}
+    return capture.run_program("production", values=values)
+
+
+# One setting of a real stack changed -> exactly one rule fires, naming the setting.
+SETTING_CASES = [
+    ({"image": "redis:7-alpine"}, "redis-image-pinned", "redis:image"),
+    ({"image": "redis:latest"}, "redis-image-pinned", "redis:image"),
+    ({"publishAddress": "0.0.0.0"}, "redis-port-not-public", "redis:publishAddress"),
+    ({"restartPolicy": "no"}, "redis-restart-policy-set", "redis:restartPolicy"),
+    ({"deniedCommands": ["FLUSHALL", "FLUSHDB"]}, "redis-dangerous-commands-denied", "redis:deniedCommands"),
+]
+
+
+@pytest.mark.parametrize(("change", "rule", "setting"), SETTING_CASES, ids=[c[1] + str(c[0]) for c in SETTING_CASES])
+def test_changing_one_setting_fires_exactly_its_rule(change, rule, setting):
+    found = violations(_production(change))
+    assert {v[0] for v in found} == {rule}, found
+    assert all(setting in v[2] for v in found)
+
+
+def _container_props(cap: capture.Capture) -> dict[str, Any]:
+    return deserialize_properties(cap.one(rules.CONTAINER).inputs)
+
+
+def _set_label(props: dict, key: str, value: str | None) -> dict:
+    labels = [item for item in props["labels"] if item["label"] != key]
+    if value is not None:
+        labels.append({"label": key, "value": value})
+    return {**props, "labels": labels}
+
+
+# One property of the real production container changed -> exactly that rule fires.
+PROP_CASES = [
+    ("redis-auth-required", lambda p: _set_label(p, "com.bizosaas.redis.auth", "off"), "redis:authEnabled"),
+    ("redis-maxmemory-below-limit", lambda p: {**p, "memory": 2048.0}, "redis:memoryLimit"),
+    ("redis-maxmemory-below-limit", lambda p: _set_label(p, "com.bizosaas.redis.maxmemory", None), "redis:maxmemory"),
+    (
+        "redis-eviction-policy-set",
+        lambda p: _set_label(p, "com.bizosaas.redis.maxmemory-policy", None),
+        "redis:maxmemoryPolicy",
+    ),
+    (
+        "redis-healthcheck-authenticates",
+        lambda p: {**p, "healthcheck": {**p["healthcheck"], "tests": ["CMD", "redis-cli", "ping"]}},
+        "redis:healthcheck",
+    ),
+    (
+        "redis-healthcheck-authenticates",
+        lambda p: {k: v for k, v in p.items() if k != "healthcheck"},
+        "redis:healthcheck",
+    ),
+    ("redis-persistence-configured", lambda p: {**p, "volumes": []}, "redis:volumeName"),
+    (
+        "redis-persistence-configured",
+        lambda p: _set_label(_set_label(p, "com.bizosaas.redis.appendonly", "no"), "com.bizosaas.redis.save", ""),
+        "redis:appendonly",
+    ),
+    ("redis-no-privileged", lambda p: {**p, "privileged": True}, "privileged"),
+    ("redis-capabilities-dropped", lambda p: {**p, "capabilities": {"drops": ["NET_RAW"]}}, "capabilities.drops"),
+    (
+        "redis-capabilities-dropped",
+        lambda p: {**p, "capabilities": {"drops": ["ALL"], "adds": ["SYS_ADMIN"]}},
+        "capabilities.drops",
+    ),
+    ("redis-no-new-privileges", lambda p: {**p, "securityOpts": []}, "securityOpts"),
+    ("redis-non-root-user", lambda p: {k: v for k, v in p.items() if k != "user"}, "user 999:1000"),
+    ("redis-non-root-user", lambda p: {**p, "user": "0:0"}, "user 999:1000"),
+    ("redis-read-only-root", lambda p: {**p, "readOnly": False}, "readOnly"),
+    (
+        "redis-memory-limit-set",
+        lambda p: {k: v for k, v in p.items() if k not in ("memory", "memorySwap")},
+        "redis:memoryLimit",
+    ),
+    ("redis-log-rotation", lambda p: {**p, "logOpts": {}}, "redis:logMaxSize"),
+    ("redis-no-plaintext-secrets", lambda p: {**p, "envs": ["REDIS_PASSWORD=hunter2"]}, "redis:password"),
+    (
+        "redis-no-plaintext-secrets",
+        lambda p: {**p, "command": ["redis-server", "--requirepass", "hunter2"]},
+        "redis:password",
+    ),
+    (
+        "redis-no-plaintext-secrets",
+        lambda p: {
+            **p,
+            "healthcheck": {**p["healthcheck"], "tests": ["CMD-SHELL", "redis-cli -a hunter2 ping | grep PONG"]},
+        },
+        "redis:password",
+    ),
+    (
+        "redis-no-plaintext-secrets",
+        lambda p: _set_label(p, "backup-url", "redis://default:hunter2@x:1/0"),
+        "redis:password",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("rule", "change", "setting"), PROP_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(PROP_CASES)]
+)
+def test_changing_one_property_fires_exactly_its_rule(captures, rule, change, setting):
+    props = change(_container_props(captures["production"]))
+    fired = {r.name: run_rule(r, rules.CONTAINER, unknown_checking_proxy(props)) for r in rules.RULES}
+    assert {name for name, messages in fired.items() if messages} == {rule}
+    assert all(setting in message for message in fired[rule])
+
+
+def test_every_rule_has_a_violating_case():
+    covered = {case[1] for case in SETTING_CASES} | {case[0] for case in PROP_CASES}
+    assert covered == set(rules.RULES_BY_NAME)
+
+
+def test_unsafe_fixture_is_rejected_with_exactly_the_expected_violations():
+    cap = capture.run_program("unsafe", root=FIXTURES)
+    found = violations(cap, policy_config("production"))
+    assert sorted({(v[0], v[1]) for v in found}) == [
+        ("redis-dangerous-commands-denied", "mandatory"),
+        ("redis-image-pinned", "mandatory"),
+        ("redis-persistence-configured", "mandatory"),
+        ("redis-port-not-public", "mandatory"),
+        ("redis-restart-policy-set", "mandatory"),
+    ]
+    assert len(found) == 5
+
+
+def _with_one_unknown(props: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any]]]:
+    for key in props:
+        yield key, {**props, key: UNKNOWN}
+        value = props[key]
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            yield f"{key}[0].*", {**props, key: [{k: UNKNOWN for k in value[0]}, *value[1:]]}
+
+
+@pytest.mark.parametrize("stack", available_stacks())
+def test_unknown_values_never_crash_a_rule(captures, stack):
+    checked = 0
+    for resource in captures[stack].resources:
+        props = deserialize_properties(resource.inputs)
+        for key, variant in _with_one_unknown(props):
+            for rule in rules.RULES:
+                try:
+                    run_rule(rule, resource.type, unknown_checking_proxy(variant), f"urn:pulumi:{stack}::p::t::n")
+                except UnknownValueError:
+                    pass  # the engine reports "can't run during preview" and checks again at `up`
+                except Exception as exc:
+                    pytest.fail(f"{rule.name} crashed on unknown {resource.type}.{key}: {exc!r}")
+                checked += 1
+    assert checked > 100
+
+
+OTHER_TYPES = [
+    "docker:index/volume:Volume",
+    "docker:index/network:Network",
+    "docker:index/remoteImage:RemoteImage",
+    "docker:index/container:Container",
+    "random:index/randomPassword:RandomPassword",
+    "bizosaas:redis:RedisService",
+    "aws:s3/bucket:Bucket",
+    "kubernetes:core/v1:Pod",
+]
+
+
+@pytest.mark.parametrize("rule", rules.RULES, ids=lambda r: r.name)
+@pytest.mark.parametrize("typ", OTHER_TYPES)
+def test_rules_fire_only_on_their_resource_types(rule, typ):
+    """Props that would violate every rule, under each type: only the rule's types react."""
+    base = _container_props(
+        _production({"image": "redis:latest", "publishAddress": "0.0.0.0", "restartPolicy": "no", "deniedCommands": []})
+    )
+    props = {
+        **base,
+        "name": "redis:latest",
+        "privileged": True,
+        "readOnly": False,
+        "envs": ["PASSWORD=x"],
+        "capabilities": {},
+        "securityOpts": [],
+        "user": "root",
+        "logOpts": {},
+        "volumes": [],
+    }
+    props.pop("memory")
+    props.pop("healthcheck")
+    props["labels"] = [
+        {"label": "com.bizosaas.service", "value": "redis"},
+        {"label": "com.bizosaas.environment", "value": "production"},
+    ]
+    fired = run_rule(rule, typ, unknown_checking_proxy(props))
+    if typ in rule.resource_types:
+        assert fired, f"{rule.name} should fire on {typ}"
+    else:
+        assert fired == []
+
+
+def test_pack_entry_point_compiles_and_uses_the_rules():
+    main = ROOT / "policies" / "__main__.py"
+    py_compile.compile(str(main), doraise=True)
+    assert "policies()" in main.read_text()
+    assert (ROOT / "policies" / "PulumiPolicy.yaml").exists()
