@@ -6,19 +6,24 @@ skips with the reason, so a laptop without Docker can still run the unit tests.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
 import pytest
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from redisops import local_deploy
 
 ROOT = Path(__file__).resolve().parents[1]
 # tests/infra is the testinfra suite of one deployment: scripts/verify runs it, with
@@ -118,3 +123,79 @@ def offline_image(docker_client) -> str:
     from redisops import offline_image as builder
 
     return builder.build(docker_client)
+
+
+# --- the three stacks deployed once per session (integration tests) -------------------
+# They replace and remove containers named bizosaas-redis-<stack> on the engine. Tests
+# that change a deployment put it back as they found it.
+
+STACKS = ["dev", "staging", "production"]
+
+
+def script(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run scripts/<args[0]> as a user would."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / args[0]), *args[1:]],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def outputs(stack: str) -> dict:
+    return local_deploy.outputs(stack, show_secrets=True)
+
+
+def app_client(stack: str) -> redis.Redis:
+    return redis.Redis.from_url(outputs(stack)["redis_url"], decode_responses=True)
+
+
+def admin_client(stack: str, db: int = 0, decode: bool = True) -> redis.Redis:
+    return redis.Redis.from_url(outputs(stack)["redis_admin_url"], db=db, decode_responses=decode)
+
+
+def _remove(client: docker.DockerClient, stack: str) -> None:
+    settings = local_deploy.build_settings(local_deploy.read_stack_config(local_deploy.stack_file(stack)), stack)
+    with contextlib.suppress(docker.errors.NotFound):
+        client.containers.get(settings.name).remove(force=True)
+    with contextlib.suppress(docker.errors.NotFound):
+        client.volumes.get(settings.volume_name).remove(force=True)
+
+
+@pytest.fixture(scope="session")
+def engine(docker_client, offline_image, tmp_path_factory):
+    """A clean engine for our stacks: state in a temp folder, Dokploy's network present."""
+    previous_state = os.environ.get("BIZOSAAS_LOCAL_STATE")
+    os.environ["BIZOSAAS_LOCAL_STATE"] = str(tmp_path_factory.mktemp("local-deploy-state"))
+    created_network = False
+    if not docker_client.networks.list(names=["dokploy-network"]):
+        docker_client.networks.create("dokploy-network", driver="bridge")  # as Dokploy does
+        created_network = True
+    for stack in STACKS:  # leftovers of an interrupted run
+        _remove(docker_client, stack)
+    yield docker_client
+    for stack in STACKS:
+        script("local-deploy", "down", "--stack", stack, "--delete-data", check=False)
+        _remove(docker_client, stack)
+    if created_network:
+        for net in docker_client.networks.list(names=["dokploy-network"]):
+            net.remove()
+    if previous_state is None:
+        os.environ.pop("BIZOSAAS_LOCAL_STATE", None)
+    else:
+        os.environ["BIZOSAAS_LOCAL_STATE"] = previous_state
+
+
+@pytest.fixture(scope="session")
+def deployed(engine, offline_image) -> dict[str, int]:
+    """All three stacks up; stack -> published port (tests that move a port update it)."""
+    ports = {}
+    for stack in STACKS:
+        ports[stack] = free_port()
+        result = script("local-deploy", "up", "--stack", stack, "--image", offline_image, "--port", str(ports[stack]))
+        assert "container created" in result.stdout and "healthy" in result.stdout
+    return ports

@@ -7,73 +7,15 @@ These tests replace and remove containers named bizosaas-redis-<stack> on the en
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import docker
 import pytest
 import redis
 
-from conftest import ROOT, free_port
+from conftest import STACKS, app_client, free_port, script
 from redisops import capture, local_deploy
-
-STACKS = ["dev", "staging", "production"]
-
-
-def script(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / args[0]), *args[1:]], capture_output=True, text=True, timeout=300
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-@pytest.fixture(scope="module")
-def engine(docker_client, offline_image, tmp_path_factory):
-    """A clean engine state for our stacks: state in a temp folder, Dokploy's network present."""
-    os.environ["BIZOSAAS_LOCAL_STATE"] = str(tmp_path_factory.mktemp("local-deploy-state"))
-    created_network = False
-    if not docker_client.networks.list(names=["dokploy-network"]):
-        docker_client.networks.create("dokploy-network", driver="bridge")  # as Dokploy does
-        created_network = True
-    for stack in STACKS:  # leftovers of an interrupted run
-        _remove(docker_client, stack)
-    yield docker_client
-    for stack in STACKS:
-        script("local-deploy", "down", "--stack", stack, "--delete-data", check=False)
-        _remove(docker_client, stack)
-    if created_network:
-        for net in docker_client.networks.list(names=["dokploy-network"]):
-            net.remove()
-    os.environ.pop("BIZOSAAS_LOCAL_STATE", None)
-
-
-def _remove(client: docker.DockerClient, stack: str) -> None:
-    settings = local_deploy.build_settings(local_deploy.read_stack_config(local_deploy.stack_file(stack)), stack)
-    with contextlib.suppress(docker.errors.NotFound):
-        client.containers.get(settings.name).remove(force=True)
-    with contextlib.suppress(docker.errors.NotFound):
-        client.volumes.get(settings.volume_name).remove(force=True)
-
-
-@pytest.fixture(scope="module")
-def deployed(engine, offline_image):
-    """All three stacks side by side, each on a free port."""
-    ports = {}
-    for stack in STACKS:
-        ports[stack] = free_port()
-        result = script("local-deploy", "up", "--stack", stack, "--image", offline_image, "--port", str(ports[stack]))
-        assert "container created" in result.stdout and "healthy" in result.stdout
-    return ports
-
-
-def app_client(stack: str) -> redis.Redis:
-    return redis.Redis.from_url(local_deploy.outputs(stack, show_secrets=True)["redis_url"], decode_responses=True)
 
 
 @pytest.mark.parametrize("stack", STACKS)
