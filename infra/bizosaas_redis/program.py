@@ -47,8 +47,9 @@ def main() -> None:
     settings = load_settings()
     app_password = _password("password", "redis-password") if settings.auth_enabled else None
     admin_password = _password("adminPassword", "redis-admin-password")
+    exporter_password = _password("exporterPassword", "redis-exporter-password") if settings.exporter_enabled else None
 
-    service = RedisService("redis", settings, app_password, admin_password)
+    service = RedisService("redis", settings, app_password, admin_password, exporter_password)
 
     pulumi.export("container_name", service.container.name)
     pulumi.export("host", settings.url_host)
@@ -75,3 +76,5 @@ def main() -> None:
     pulumi.export("redis_admin_url", pulumi.Output.secret(admin_url))
     if app_password is not None:
         pulumi.export("redis_password", pulumi.Output.secret(app_password))
+    if service.exporter is not None:
+        pulumi.export("exporter_url", f"http://{settings.url_host}:{settings.exporter_port}/metrics")

@@ -20,6 +20,12 @@ HEALTHCHECK_USER = "healthcheck"
 # The healthcheck user may only PING; its password guards nothing, so it is fixed and
 # public, which keeps every real password out of the container's healthcheck command.
 HEALTHCHECK_PASSWORD = "healthcheck"
+EXPORTER_USER = "exporter"
+# What redis_exporter reads, and nothing else: no key, no write, no admin command.
+EXPORTER_RULES = (
+    "-@all +@connection +info +ping +config|get +client|list +client|info +slowlog +latency "
+    "+dbsize +memory|stats +cluster|info +select"
+)
 
 
 def password_hash(password: str) -> str:
@@ -123,7 +129,9 @@ def acl_rules(settings: Settings) -> str:
     return " ".join(part for part in ("~* &* +@all", denied) if part)
 
 
-def render_users(settings: Settings, app_password: str | None, admin_password: str) -> str:
+def render_users(
+    settings: Settings, app_password: str | None, admin_password: str, exporter_password: str | None = None
+) -> str:
     """The ACL users. `app_password` is None only when authentication is off."""
     app_secret = f"#{password_hash(app_password)}" if app_password else "nopass"
     lines = [
@@ -133,14 +141,18 @@ def render_users(settings: Settings, app_password: str | None, admin_password: s
         f"user {settings.admin_username} reset on #{password_hash(admin_password)} ~* &* +@all",
         f"user {HEALTHCHECK_USER} reset on #{password_hash(HEALTHCHECK_PASSWORD)} -@all +ping",
     ]
+    if exporter_password:
+        lines.append(f"user {EXPORTER_USER} reset on #{password_hash(exporter_password)} {EXPORTER_RULES}")
     if settings.app_username != "default":
         lines.append("user default reset off")
     return "\n".join(lines) + "\n"
 
 
-def render(settings: Settings, app_password: str | None, admin_password: str) -> str:
+def render(
+    settings: Settings, app_password: str | None, admin_password: str, exporter_password: str | None = None
+) -> str:
     """The whole redis.conf uploaded into the container."""
-    return render_config(settings) + render_users(settings, app_password, admin_password)
+    return render_config(settings) + render_users(settings, app_password, admin_password, exporter_password)
 
 
 def healthcheck_command(settings: Settings) -> list[str]:

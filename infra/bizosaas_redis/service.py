@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from urllib.parse import quote
 
 import pulumi
@@ -15,6 +16,9 @@ from .settings import Settings
 # chown and no privilege drop, so the container needs no capability at all.
 RUN_AS = "999:1000"
 COMPONENT_TYPE = "bizosaas:redis:RedisService"
+# The redis_exporter image's own user; the password file lives on its small volume.
+EXPORTER_USER_ID = "59000:59000"
+EXPORTER_SECRETS_DIR = "/secrets"
 
 
 LABEL_PREFIX = "com.bizosaas.redis."
@@ -76,6 +80,7 @@ class RedisService(pulumi.ComponentResource):
         settings: Settings,
         app_password: pulumi.Input[str] | None,
         admin_password: pulumi.Input[str],
+        exporter_password: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(COMPONENT_TYPE, name, None, opts)
@@ -104,7 +109,9 @@ class RedisService(pulumi.ComponentResource):
         )
 
         conf = pulumi.Output.secret(
-            pulumi.Output.all(app_password, admin_password).apply(lambda pw: redis_conf.render(settings, pw[0], pw[1]))
+            pulumi.Output.all(app_password, admin_password, exporter_password).apply(
+                lambda pw: redis_conf.render(settings, pw[0], pw[1], pw[2])
+            )
         )
         mounts = []
         if settings.tls_enabled:
@@ -179,4 +186,78 @@ class RedisService(pulumi.ComponentResource):
             ),
         )
 
+        self.exporter: docker.Container | None = None
+        if settings.exporter_enabled:
+            if exporter_password is None:
+                raise ValueError("exporter_password is required when exporterEnabled is true")
+            self.exporter = self._exporter(name, settings, exporter_password)
+
         self.register_outputs({"container_name": self.container.name})
+
+    def _exporter(self, name: str, settings: Settings, password: pulumi.Input[str]) -> docker.Container:
+        """redis_exporter beside Redis, reading its password from a file on its own volume
+        (a plain environment variable would show in `docker inspect`)."""
+        image = docker.RemoteImage(
+            f"{name}-exporter-image",
+            name=settings.exporter_image,
+            keep_locally=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        secrets_volume = docker.Volume(
+            f"{name}-exporter-secrets",
+            name=f"{settings.volume_name}_exporter",
+            labels=[docker.VolumeLabelArgs(label="com.bizosaas.stack", value=settings.stack)],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        address = f"redis://{settings.name}:{redis_conf.CONTAINER_PORT}"
+        password_file = pulumi.Output.secret(
+            pulumi.Output.from_input(password).apply(lambda pw: json.dumps({address: pw}))
+        )
+        return docker.Container(
+            f"{name}-exporter",
+            name=f"{settings.name}-exporter",
+            image=image.image_id,
+            envs=[
+                f"REDIS_ADDR={address}",
+                f"REDIS_USER={redis_conf.EXPORTER_USER}",
+                f"REDIS_PASSWORD_FILE={EXPORTER_SECRETS_DIR}/password.json",
+            ],
+            user=EXPORTER_USER_ID,
+            ports=[
+                docker.ContainerPortArgs(
+                    internal=9121, external=settings.exporter_port, ip=settings.publish_address, protocol="tcp"
+                )
+            ],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self.network_name)],
+            volumes=[
+                docker.ContainerVolumeArgs(
+                    volume_name=secrets_volume.name, container_path=EXPORTER_SECRETS_DIR, read_only=False
+                )
+            ],
+            read_only=True,
+            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+            security_opts=["no-new-privileges:true"],
+            memory=64,
+            memory_swap=64,
+            restart=settings.restart_policy,
+            labels=[
+                docker.ContainerLabelArgs(label=k, value=v)
+                for k, v in {
+                    "com.bizosaas.service": "redis-exporter",
+                    "com.bizosaas.stack": settings.stack,
+                    "com.bizosaas.environment": settings.environment,
+                }.items()
+            ],
+            log_driver="json-file",
+            log_opts={"max-size": settings.log_max_size, "max-file": str(settings.log_max_files)},
+            uploads=[
+                docker.ContainerUploadArgs(
+                    file=f"{EXPORTER_SECRETS_DIR}/password.json",
+                    content=password_file,
+                    owner=EXPORTER_USER_ID.split(":")[0],
+                    group=EXPORTER_USER_ID.split(":")[1],
+                    permissions="0400",
+                )
+            ],
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True, depends_on=[self.container]),
+        )

@@ -30,7 +30,7 @@ from pydantic.alias_generators import to_camel
 
 NAMESPACE = "redis"
 # Secret keys are read with get_secret by the program; the model never holds them.
-SECRET_KEYS = ("password", "adminPassword")
+SECRET_KEYS = ("password", "adminPassword", "exporterPassword")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 MAXMEMORY_POLICIES = (
@@ -47,6 +47,8 @@ MAXMEMORY_POLICIES = (
 # pages on write, and client/replication buffers are not counted in maxmemory.
 MIN_MEMORY_HEADROOM = 1.25
 DEFAULT_MEMORY_HEADROOM = 1.5
+# ACL users the service defines for itself.
+RESERVED_USERS = ("healthcheck", "exporter")
 # Commands an application user must always have, or clients and the healthcheck break.
 ESSENTIAL_COMMANDS = ("PING", "AUTH", "HELLO", "SELECT", "QUIT", "RESET")
 DEFAULT_DENIED_COMMANDS = [
@@ -248,6 +250,29 @@ class Settings(BaseModel):
     labels: Annotated[dict[str, str], BeforeValidator(_json_dict)] = Field(
         default_factory=dict, description="Extra container labels."
     )
+    # Monitoring: the thresholds scripts/monitor and the Prometheus rules share
+    alert_memory_percent: int = Field(
+        80, ge=1, le=100, description="WARN when used memory exceeds this % of maxmemory."
+    )
+    alert_memory_critical_percent: int = Field(95, ge=1, le=100, description="CRIT above this % of maxmemory.")
+    alert_clients_percent: int = Field(90, ge=1, le=100, description="WARN when clients exceed this % of maxclients.")
+    alert_clients_critical_percent: int = Field(98, ge=1, le=100, description="CRIT above this % of maxclients.")
+    alert_hit_rate_percent: int = Field(
+        80, ge=0, le=100, description="WARN when the keyspace hit rate falls below this %."
+    )
+    alert_hit_rate_critical_percent: int = Field(50, ge=0, le=100, description="CRIT below this hit rate %.")
+    alert_evictions_per_second: int = Field(1000, ge=1, description="WARN above this many evictions per second.")
+    alert_evictions_critical_per_second: int = Field(10_000, ge=1, description="CRIT above this many evictions/s.")
+    alert_last_save_age: Seconds = Field(
+        3600, gt=0, description="WARN when the last successful RDB save is older than this (s), RDB on."
+    )
+    exporter_enabled: bool = Field(False, description="Run a redis_exporter sidecar for Prometheus.")
+    exporter_image: str = Field(
+        "oliver006/redis_exporter:v1.62.0",
+        pattern=r"^[a-z0-9][a-z0-9._/:-]*(@sha256:[a-f0-9]{64})?$",
+        description="redis_exporter image.",
+    )
+    exporter_port: Port = Field(9121, description="Host port of the exporter's /metrics (on publishAddress).")
 
     # Not a config key: the stack the settings belong to, for names and messages.
     stack: str = Field("dev", exclude=True, description="")
@@ -300,10 +325,30 @@ class Settings(BaseModel):
             problems.append(("auth_enabled", self.auth_enabled, "must be true in production"))
         if self.tls_enabled and not self.tls_certs_dir:
             problems.append(("tls_certs_dir", None, "is required when tlsEnabled is true"))
+        for warn, crit in (
+            ("alert_memory_percent", "alert_memory_critical_percent"),
+            ("alert_clients_percent", "alert_clients_critical_percent"),
+            ("alert_evictions_per_second", "alert_evictions_critical_per_second"),
+        ):
+            if getattr(self, crit) < getattr(self, warn):
+                problems.append(
+                    (crit, getattr(self, crit), f"must be at least {to_camel(warn)} ({getattr(self, warn)})")
+                )
+        if self.alert_hit_rate_critical_percent > self.alert_hit_rate_percent:
+            problems.append(
+                (
+                    "alert_hit_rate_critical_percent",
+                    self.alert_hit_rate_critical_percent,
+                    f"must not exceed alertHitRatePercent ({self.alert_hit_rate_percent})",
+                )
+            )
+        if self.exporter_enabled and self.exporter_port == self.host_port:
+            problems.append(("exporter_port", self.exporter_port, "must differ from hostPort"))
         if self.app_username == self.admin_username:
             problems.append(("admin_username", self.admin_username, "must differ from appUsername"))
-        if self.app_username == "healthcheck" or self.admin_username == "healthcheck":
-            problems.append(("app_username", self.app_username, "`healthcheck` is reserved"))
+        for key in ("app_username", "admin_username"):
+            if getattr(self, key) in RESERVED_USERS:
+                problems.append((key, getattr(self, key), f"is reserved ({', '.join(RESERVED_USERS)})"))
         if problems:
             raise ValueError(json.dumps([[to_camel(k), v, m] for k, v, m in problems]))
         return self

@@ -24,6 +24,7 @@ POLICY_CONFIG_DIR = PROJECT_ROOT / "policies" / "config"
 SECRET_DOCS = {
     "password": "Secret. Application user's password; generated (32 characters) when unset.",
     "adminPassword": "Secret. Admin user's password; generated (32 characters) when unset.",
+    "exporterPassword": "Secret. The exporter ACL user's password (exporterEnabled); generated when unset.",
 }
 SIZE_FIELDS = {"maxmemory", "memory_limit"}
 

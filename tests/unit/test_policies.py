@@ -106,7 +106,8 @@ def test_changing_one_setting_fires_exactly_its_rule(change, rule, setting):
 
 
 def _container_props(cap: capture.Capture) -> dict[str, Any]:
-    return deserialize_properties(cap.one(rules.CONTAINER).inputs)
+    redis_container = next(r for r in cap.of_type(rules.CONTAINER) if r.name == "redis-container")
+    return deserialize_properties(redis_container.inputs)
 
 
 def _set_label(props: dict, key: str, value: str | None) -> dict:
@@ -194,6 +195,12 @@ def test_changing_one_property_fires_exactly_its_rule(captures, rule, change, se
 def test_every_rule_has_a_violating_case():
     covered = {case[1] for case in SETTING_CASES} | {case[0] for case in PROP_CASES}
     assert covered == set(rules.RULES_BY_NAME)
+
+
+def test_the_exporter_sidecar_passes_every_rule():
+    cap = _production({"exporterEnabled": True})
+    assert len(cap.of_type(rules.CONTAINER)) == 2
+    assert violations(cap, policy_config("production")) == []
 
 
 def test_unsafe_fixture_is_rejected_with_exactly_the_expected_violations():

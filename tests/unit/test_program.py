@@ -7,7 +7,13 @@ import json
 import pytest
 
 from bizosaas_redis import redis_conf
-from bizosaas_redis.settings import DEFAULT_DENIED_COMMANDS, available_stacks, load_stack_file
+from bizosaas_redis.settings import (
+    DEFAULT_DENIED_COMMANDS,
+    available_stacks,
+    load_stack_file,
+    read_stack_config,
+    stack_file,
+)
 from redisops.capture import is_secret, run_program, unwrap
 
 CONTAINER = "docker:index/container:Container"
@@ -28,7 +34,8 @@ def captures():
 
 
 def container(capture) -> dict:
-    return capture.one(CONTAINER).plain
+    """The Redis container (the exporter sidecar, when on, is another Container)."""
+    return next(r for r in capture.of_type(CONTAINER) if r.name == "redis-container").plain
 
 
 def test_staging_container_is_todays_service(captures):
@@ -182,3 +189,25 @@ def test_bad_config_fails_before_any_resource_is_declared():
 def test_preview_keeps_the_urls_secret():
     cap = run_program("staging", preview=True)
     assert cap.outputs["redis_url"].secret
+
+
+def test_exporter_sidecar_reads_its_password_from_a_file():
+    values = {**read_stack_config(stack_file("production")), "exporterEnabled": True}
+    passwords: dict[str, str] = {}
+    cap = run_program("production", values=values, passwords=passwords)
+    exporter = next(r for r in cap.of_type(CONTAINER) if r.name == "redis-exporter")
+    plain = exporter.plain
+    assert plain["name"] == "bizosaas-redis-production-exporter"
+    assert "REDIS_PASSWORD_FILE=/secrets/password.json" in plain["envs"]
+    secret = passwords["redis-exporter-password"]
+    assert not [e for e in plain["envs"] if secret in e], "no password in the environment"
+    assert is_secret(exporter.inputs["uploads"])
+    upload = plain["uploads"][0]
+    assert json.loads(upload["content"]) == {"redis://bizosaas-redis-production:6379": secret}
+    assert (upload["owner"], upload["permissions"]) == ("59000", "0400")
+    assert plain["readOnly"] and plain["capabilities"] == {"drops": ["ALL"]} and plain["user"] == "59000:59000"
+    assert plain["ports"] == [{"internal": 9121.0, "external": 9121.0, "ip": "127.0.0.1", "protocol": "tcp"}]
+    conf = container(cap)["uploads"][0]["content"]
+    assert f"user exporter reset on #{redis_conf.password_hash(secret)} -@all +@connection +info" in conf
+    assert cap.outputs["exporter_url"].value == "http://127.0.0.1:9121/metrics"
+    assert "exporter_url" not in run_program("production").outputs

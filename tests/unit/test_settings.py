@@ -170,7 +170,12 @@ BAD_INPUTS = [
     ({"loglevel": "loud"}, "redis:loglevel", "'notice'"),
     ({"labels": ["a"]}, "redis:labels", "dictionary"),
     ({"appUsername": "admin"}, "redis:adminUsername", "differ from appUsername"),
-    ({"adminUsername": "healthcheck"}, "redis:appUsername", "reserved"),
+    ({"adminUsername": "healthcheck"}, "redis:adminUsername", "reserved"),
+    ({"appUsername": "exporter"}, "redis:appUsername", "reserved"),
+    ({"alertMemoryPercent": 0}, "redis:alertMemoryPercent", "greater than or equal to 1"),
+    ({"alertMemoryCriticalPercent": 70}, "redis:alertMemoryCriticalPercent", "at least alertMemoryPercent (80)"),
+    ({"alertHitRateCriticalPercent": 90}, "redis:alertHitRateCriticalPercent", "not exceed alertHitRatePercent"),
+    ({"exporterEnabled": True, "exporterPort": 6380}, "redis:exporterPort", "differ from hostPort"),
     ({"maxmemry": "1gb"}, "redis:maxmemry", "did you mean redis:maxmemory"),
 ]
 
