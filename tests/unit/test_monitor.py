@@ -1,0 +1,88 @@
+"""Monitor thresholds: pure evaluation of two INFO samples."""
+
+from __future__ import annotations
+
+import pytest
+
+from bizosaas_redis.settings import Settings
+from redisops import monitor
+
+GB = 1024**3
+BASE = {
+    "used_memory": 0.1 * GB,
+    "maxmemory": 2 * GB,
+    "connected_clients": 10,
+    "maxclients": 1000,
+    "keyspace_hits": 900,
+    "keyspace_misses": 100,
+    "evicted_keys": 0,
+    "rejected_connections": 0,
+    "rdb_last_bgsave_status": "ok",
+    "rdb_last_save_time": 1_000_000,
+    "rdb_changes_since_last_save": 0,
+    "aof_enabled": 1,
+    "aof_last_write_status": "ok",
+    "aof_last_bgrewrite_status": "ok",
+    "role": "master",
+    "connected_slaves": 0,
+    "uptime_in_seconds": 5000,
+}
+
+
+def status_of(changes: dict, first_changes: dict | None = None, settings: Settings | None = None) -> dict[str, str]:
+    first = {**BASE, **(first_changes or {})}
+    second = {**BASE, **changes}
+    metrics = monitor.evaluate(first, second, 1.0, settings or Settings(), now=1_000_100)
+    return {m.name: m.status for m in metrics}
+
+
+def test_a_quiet_server_is_all_ok():
+    statuses = status_of({})
+    assert set(statuses.values()) == {"OK"} and len(statuses) == 9
+
+
+@pytest.mark.parametrize(
+    ("changes", "first", "metric", "expected"),
+    [
+        ({"used_memory": 0.79 * 2 * GB}, None, "memory used", "OK"),
+        ({"used_memory": 0.81 * 2 * GB}, None, "memory used", "WARN"),
+        ({"used_memory": 0.96 * 2 * GB}, None, "memory used", "CRIT"),
+        ({"maxmemory": 0}, None, "memory used", "WARN"),
+        ({"connected_clients": 901}, None, "clients", "WARN"),
+        ({"connected_clients": 990}, None, "clients", "CRIT"),
+        ({"keyspace_hits": 970, "keyspace_misses": 130}, None, "keyspace hit rate", "WARN"),  # 70/100 in interval
+        ({"keyspace_hits": 940, "keyspace_misses": 160}, None, "keyspace hit rate", "CRIT"),  # 40/100
+        ({"keyspace_hits": 910, "keyspace_misses": 100}, None, "keyspace hit rate", "OK"),  # few: since start
+        (
+            {"keyspace_hits": 0, "keyspace_misses": 0},
+            {"keyspace_hits": 0, "keyspace_misses": 0},
+            "keyspace hit rate",
+            "OK",
+        ),
+        ({"evicted_keys": 1001}, None, "evictions per second", "WARN"),
+        ({"evicted_keys": 10_001}, None, "evictions per second", "CRIT"),
+        ({"rejected_connections": 3}, None, "rejected connections", "WARN"),
+        ({"rdb_last_bgsave_status": "err"}, None, "last RDB save", "CRIT"),
+        ({"rdb_last_save_time": 1_000_100 - 4000, "rdb_changes_since_last_save": 5}, None, "last RDB save", "WARN"),
+        ({"rdb_last_save_time": 1_000_100 - 4000}, None, "last RDB save", "OK"),  # nothing to save
+        ({"aof_last_write_status": "err"}, None, "AOF", "CRIT"),
+        ({"role": "slave", "master_link_status": "down"}, None, "replication role", "CRIT"),
+        ({"role": "slave", "master_link_status": "up"}, None, "replication role", "OK"),
+    ],
+)
+def test_each_threshold(changes, first, metric, expected):
+    assert status_of(changes, first)[metric] == expected
+
+
+def test_thresholds_come_from_the_settings():
+    strict = Settings(alert_memory_percent=10, alert_memory_critical_percent=20)
+    assert status_of({"used_memory": 0.15 * 2 * GB}, settings=strict)["memory used"] == "WARN"
+
+
+def test_exit_code_is_the_worst_status():
+    ok = monitor.Metric("a", "", "", "OK")
+    warn = monitor.Metric("b", "", "", "WARN")
+    crit = monitor.Metric("c", "", "", "CRIT")
+    assert [monitor.exit_code(m) for m in ([ok], [ok, warn], [warn, crit, ok])] == [0, 1, 2]
+    assert monitor.as_json([ok, warn])["status"] == "WARN"
+    assert monitor.table([ok, crit]).splitlines()[-1] == "overall: CRIT"
