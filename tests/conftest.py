@@ -155,7 +155,9 @@ def app_client(stack: str) -> redis.Redis:
 
 
 def admin_client(stack: str, db: int = 0, decode: bool = True) -> redis.Redis:
-    return redis.Redis.from_url(outputs(stack)["redis_admin_url"], db=db, decode_responses=decode)
+    from redisops.smoke import with_db
+
+    return redis.Redis.from_url(with_db(outputs(stack)["redis_admin_url"], db), decode_responses=decode)
 
 
 def _remove(client: docker.DockerClient, stack: str) -> None:

@@ -39,6 +39,12 @@ class SmokeError(RuntimeError):
     """A one-line reason the suite could not run at all."""
 
 
+def with_db(url: str, db: int) -> str:
+    """The URL pointed at database `db` (redis-py lets a URL's /db win over a db= argument)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, ""))
+
+
 @dataclass
 class Target:
     url: str  # secret: never printed
@@ -58,8 +64,7 @@ class Target:
         return f"{parts.hostname}:{parts.port or 6379}"
 
     def url_for_db(self, db: int) -> str:
-        parts = urlsplit(self.url)
-        return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, ""))
+        return with_db(self.url, db)
 
     @classmethod
     def from_outputs(cls, outputs: dict[str, Any]) -> Target:
@@ -114,8 +119,7 @@ class Run:
                 ssl_check_hostname=False,
             )
         return redis.Redis.from_url(
-            self.target.url,
-            db=db,
+            self.target.url_for_db(db),
             decode_responses=decode,
             socket_timeout=10,
             socket_connect_timeout=5,
