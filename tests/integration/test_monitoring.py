@@ -201,3 +201,28 @@ def test_promtool_test_can_fail(promtool, tmp_path):
     path = tmp_path / "wrong.test.yml"
     path.write_text(yaml.safe_dump(tests, sort_keys=False))
     assert subprocess.run([promtool, "test", "rules", str(path)], capture_output=True).returncode != 0
+
+
+def test_doctor_checks_the_host(deployed):
+    result = script("deploy", "doctor", "--stack", "staging", check=False)
+    rows = {line.split("  ")[0].strip(): line for line in result.stdout.splitlines()[2:]}
+    for name in (
+        "docker engine",
+        "vm.overcommit_memory",
+        "transparent huge pages",
+        "free disk for the data volume",
+        "network dokploy-network",
+        "pulumi CLI",
+    ):
+        assert name in rows, result.stdout
+    assert "  OK  " in rows["docker engine"] + "  " and "  OK  " in rows["network dokploy-network"] + "  "
+    assert result.returncode == 0
+
+
+def test_doctor_fails_on_a_missing_external_network(deployed):
+    from bizosaas_redis.settings import build_settings
+    from redisops import deploy
+
+    checks = {c.name: c for c in deploy.doctor(build_settings({"networkName": "no-such-network-x"}, "x"))}
+    missing = checks["network no-such-network-x"]
+    assert missing.status == "FAIL" and "docker network create no-such-network-x" in missing.detail
