@@ -11,7 +11,7 @@ from pulumi.runtime import config as runtime_config
 
 from . import redis_conf
 from .service import RedisService, consumer_env, redis_url
-from .settings import NAMESPACE, Settings, build_settings
+from .settings import NAMESPACE, SECRET_KEYS, Settings, build_settings
 
 
 def _stack_config_values() -> dict[str, Any]:
@@ -24,7 +24,8 @@ def _stack_config_values() -> dict[str, Any]:
     values: dict[str, Any] = {}
     for full_key in sorted(keys):
         namespace, _, key = full_key.partition(":")
-        if namespace == NAMESPACE and key:
+        # Secrets are read with get_secret where they are used, never in clear here.
+        if namespace == NAMESPACE and key and key not in SECRET_KEYS:
             values[key] = config.get(key)
     return values
 
