@@ -5,6 +5,7 @@
 """
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -13,6 +14,9 @@ VENV = ROOT / "venv"
 
 if (VENV / "bin" / "python").exists() and Path(sys.prefix).resolve() != VENV.resolve():
     os.execv(str(VENV / "bin" / "python"), [str(VENV / "bin" / "python"), *sys.argv])
+
+# `scripts/x | head` ends quietly, as command-line tools do.
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
 for path in (ROOT / "infra", ROOT / "scripts", ROOT / "policies"):
     if str(path) not in sys.path:

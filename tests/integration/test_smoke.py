@@ -212,3 +212,12 @@ def test_tls_mismatch_is_one_clear_line(start_redis, tmp_path):
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_benchmark_prints_a_table(deployed):
+    result = script("benchmark", "--stack", "dev", "--runs", "1")
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["benchmark", "unit", "min", "median", "max", "runs"]
+    names = [line.split("  ")[0].strip() for line in lines[2:]]
+    assert "smoke: whole suite" in names and "redis-benchmark GET (P16)" in names
+    assert len(names) == EXPECTED_SCENARIOS + 1 + 4

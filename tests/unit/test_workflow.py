@@ -15,8 +15,11 @@ WORKFLOW = ROOT / ".github" / "workflows" / "redis-infra.yml"
 
 def validate(path: Path) -> subprocess.CompletedProcess:
     # check-jsonschema ships GitHub's workflow schema: no network needed.
-    return subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows",
-                           str(path)], capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", str(path)],
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_workflow_matches_the_github_schema():
