@@ -70,13 +70,19 @@ def confirm_production(
         raise DeployError(f"{action} of {settings.stack} cancelled")
 
 
-def select_stack(stack: str) -> Any:
+def select_stack(stack: str, create: bool = True) -> Any:
+    """The stack in the chosen backend; created on first use unless `create` is False."""
     from pulumi import automation as auto
 
     require_cli()
-    env = backend_env()
-    opts = auto.LocalWorkspaceOptions(work_dir=str(PROJECT_ROOT), env_vars=env)
-    return auto.create_or_select_stack(stack_name=stack, work_dir=str(PROJECT_ROOT), opts=opts)
+    opts = auto.LocalWorkspaceOptions(work_dir=str(PROJECT_ROOT), env_vars=backend_env())
+    select = auto.create_or_select_stack if create else auto.select_stack
+    return select(stack_name=stack, work_dir=str(PROJECT_ROOT), opts=opts)
+
+
+def stack_outputs(stack: str) -> dict[str, Any]:
+    """All outputs of a deployed stack, secrets in clear. Never print the result."""
+    return {k: v.value for k, v in select_stack(stack, create=False).outputs().items()}
 
 
 def policy_args(stack: str) -> dict[str, list[str]]:
@@ -94,7 +100,7 @@ def run(
     """preview, up, destroy or outputs for the stack; outputs are returned (masked unless asked)."""
     if action in ("up", "destroy"):
         confirm_production(settings, action, yes, sys.stdin.isatty())
-    stack = select_stack(settings.stack)
+    stack = select_stack(settings.stack, create=action in ("preview", "up"))
     if action == "preview":
         stack.preview(on_output=on_output, diff=True, **policy_args(settings.stack))
         return None

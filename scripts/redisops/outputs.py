@@ -1,15 +1,12 @@
 """A deployed stack's outputs, secrets included, wherever the stack was deployed from.
 
-`pulumi up` deployments answer through `pulumi stack output --show-secrets`; local
-deployments (scripts/local-deploy) through their state. Scripts (verify, smoke, monitor,
-backup) use this one function, so they work after either.
+`pulumi up` deployments answer through Pulumi's Automation API, with the same backend
+choice as scripts/deploy; local deployments (scripts/local-deploy) through their state.
+Scripts (verify, smoke, monitor, backup) use this one function, so they work after either.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from typing import Any, Literal
 
 from . import local_deploy
@@ -22,20 +19,19 @@ class OutputsError(RuntimeError):
 
 
 def _from_pulumi(stack: str) -> dict[str, Any]:
-    if shutil.which("pulumi") is None:
-        raise OutputsError(
-            "the Pulumi CLI is not installed (https://www.pulumi.com/docs/install/); "
-            f"for a local deployment run: scripts/local-deploy up --stack {stack}"
-        )
-    result = subprocess.run(
-        ["pulumi", "stack", "output", "--stack", stack, "--json", "--show-secrets"],
-        capture_output=True,
-        text=True,
-        cwd=local_deploy.PROJECT_ROOT,
-    )
-    if result.returncode != 0:
-        raise OutputsError(f"pulumi stack output --stack {stack} failed: {result.stderr.strip()}")
-    return json.loads(result.stdout)
+    # The same backend choice as scripts/deploy (file backend unless told otherwise).
+    from . import deploy
+
+    try:
+        return deploy.stack_outputs(stack)
+    except deploy.DeployError as exc:
+        raise OutputsError(f"{exc}; for a local deployment run: scripts/local-deploy up --stack {stack}") from None
+    except Exception as exc:  # the Automation API's errors carry the CLI's message
+        if type(exc).__module__.startswith("pulumi.automation"):
+            raise OutputsError(
+                f"cannot read the outputs of stack {stack}: {str(exc).strip().splitlines()[-1]}"
+            ) from None
+        raise
 
 
 def load(stack: str, source: Source = "auto") -> dict[str, Any]:

@@ -84,3 +84,12 @@ def test_previews_and_updates_run_the_policy_pack_with_the_stack_config():
     args = deploy.policy_args("staging")
     assert args["policy_packs"] == [str(ROOT / "policies")]
     assert args["policy_pack_configs"] == [str(ROOT / "policies" / "config" / "staging.json")]
+
+
+def test_outputs_without_pulumi_or_local_state_say_what_to_do(tmp_path, monkeypatch):
+    from redisops import outputs
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("BIZOSAAS_LOCAL_STATE", str(tmp_path))
+    with pytest.raises(outputs.OutputsError, match=r"Pulumi CLI is not installed.*scripts/local-deploy up --stack dev"):
+        outputs.load("dev")
