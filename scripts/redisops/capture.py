@@ -75,6 +75,14 @@ class Capture:
     def of_type(self, typ: str) -> list[Resource]:
         return [r for r in self.resources if r.type == typ]
 
+    def container(self, service: str = "redis") -> Resource:
+        """The Container labelled com.bizosaas.service=<service> (redis, redis-exporter)."""
+        for resource in self.of_type("docker:index/container:Container"):
+            labels = {x["label"]: x["value"] for x in resource.plain.get("labels", [])}
+            if labels.get("com.bizosaas.service") == service:
+                return resource
+        raise AssertionError(f"no container for service {service}")
+
     def one(self, typ: str) -> Resource:
         found = self.of_type(typ)
         if len(found) != 1:

@@ -356,6 +356,11 @@ def up(
     if unknown:
         raise DeployError(f"resource type(s) the local deployer cannot apply: {', '.join(sorted(unknown))}")
 
+    if len(cap.of_type(CONTAINER)) > 1:
+        raise DeployError(
+            "the local deployer applies the Redis container only; redis:exporterEnabled declares a second "
+            "(redis_exporter): deploy that stack with pulumi up"
+        )
     image_id = _ensure_image(client, cap.one(IMAGE).plain["name"])
     _ensure_network(client, cap, state)
     _ensure_volumes(client, cap)
@@ -393,7 +398,7 @@ def down(stack: str, delete_data: bool = False, client: docker.DockerClient | No
     cap = plan(stack, state.image, state.port, state)
     client = client or ensure_engine()
     removed = []
-    declared = cap.one(CONTAINER).plain
+    declared = cap.container().plain
     existing = _get_container(client, declared["name"])
     if existing is not None:
         existing.stop(timeout=int(declared.get("stopTimeout", 10)))

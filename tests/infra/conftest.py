@@ -87,8 +87,8 @@ def deployment(request: pytest.FixtureRequest) -> Deployment:
     return Deployment(
         stack=stack,
         settings=settings,
-        declared=cap.one(local_deploy.CONTAINER).plain,
-        image_name=cap.one(local_deploy.IMAGE).plain["name"],
+        declared=cap.container().plain,
+        image_name=next(r.plain["name"] for r in cap.of_type(local_deploy.IMAGE) if r.name == "redis-image"),
         outputs=outputs.load(stack, request.config.getoption("--outputs-source")),
         inspect=inspect,
         docker=client,

@@ -49,3 +49,11 @@ def test_spec_digest_changes_with_any_input(declared):
     assert base == local_deploy.spec_digest(dict(declared), "sha256:1")
     assert base != local_deploy.spec_digest({**declared, "restart": "always"}, "sha256:1")
     assert base != local_deploy.spec_digest(declared, "sha256:2")
+
+
+def test_the_exporter_sidecar_is_refused_with_a_reason(monkeypatch):
+    values = {**local_deploy.read_stack_config(local_deploy.stack_file("staging")), "exporterEnabled": True}
+    monkeypatch.setattr(local_deploy, "stack_values", lambda *a, **k: values)
+    monkeypatch.setattr(local_deploy, "ensure_engine", lambda: None)
+    with pytest.raises(local_deploy.DeployError, match=r"exporterEnabled.*pulumi up"):
+        local_deploy.up("staging", client=object())

@@ -106,8 +106,7 @@ def test_changing_one_setting_fires_exactly_its_rule(change, rule, setting):
 
 
 def _container_props(cap: capture.Capture) -> dict[str, Any]:
-    redis_container = next(r for r in cap.of_type(rules.CONTAINER) if r.name == "redis-container")
-    return deserialize_properties(redis_container.inputs)
+    return deserialize_properties(cap.container().inputs)
 
 
 def _set_label(props: dict, key: str, value: str | None) -> dict:

@@ -35,7 +35,7 @@ def captures():
 
 def container(capture) -> dict:
     """The Redis container (the exporter sidecar, when on, is another Container)."""
-    return next(r for r in capture.of_type(CONTAINER) if r.name == "redis-container").plain
+    return capture.container().plain
 
 
 def test_staging_container_is_todays_service(captures):
@@ -195,7 +195,7 @@ def test_exporter_sidecar_reads_its_password_from_a_file():
     values = {**read_stack_config(stack_file("production")), "exporterEnabled": True}
     passwords: dict[str, str] = {}
     cap = run_program("production", values=values, passwords=passwords)
-    exporter = next(r for r in cap.of_type(CONTAINER) if r.name == "redis-exporter")
+    exporter = cap.container("redis-exporter")
     plain = exporter.plain
     assert plain["name"] == "bizosaas-redis-production-exporter"
     assert "REDIS_PASSWORD_FILE=/secrets/password.json" in plain["envs"]
