@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -30,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # --stack; the integration tests call scripts/verify for each deployed stack.
 collect_ignore = ["infra"]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# The local deployer encrypts the passwords it generates with this, as Pulumi does.
+os.environ.setdefault("PULUMI_CONFIG_PASSPHRASE", f"tests-{secrets.token_hex(12)}")
 
 
 def unavailable(reason: str) -> None:

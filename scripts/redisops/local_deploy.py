@@ -5,7 +5,8 @@ mock runtime (capture.py), and every resource it registers is applied with its e
 inputs through the Docker SDK. Production deploys use `pulumi up`.
 
 State (generated passwords and the applied container spec) lives in
-`.local-deploy/<stack>.json`, mode 0600, like a Pulumi state file: never commit it.
+`.local-deploy/<stack>.json`, mode 0600, like a Pulumi state file: the passwords in it are
+encrypted with PULUMI_CONFIG_PASSPHRASE. Never commit it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from docker.types import LogConfig, Mount
 
 from bizosaas_redis.settings import PROJECT_ROOT, build_settings, read_stack_config, stack_file
 
-from . import capture
+from . import capture, secretbox
 from .engine import ensure_engine
 
 
@@ -64,16 +65,34 @@ class State:
     def path(self) -> Path:
         return state_dir() / f"{self.stack}.json"
 
+    @staticmethod
+    def exists(stack: str) -> bool:
+        return (state_dir() / f"{stack}.json").exists()
+
     @classmethod
     def load(cls, stack: str) -> State:
+        """The stack's state; its passwords are decrypted with PULUMI_CONFIG_PASSPHRASE."""
         path = state_dir() / f"{stack}.json"
-        if path.exists():
-            return cls(stack=stack, **json.loads(path.read_text()))
-        return cls(stack=stack)
+        if not path.exists():
+            return cls(stack=stack)
+        data = json.loads(path.read_text())
+        box = data.pop("passwords", None)
+        passwords = {}
+        if box:
+            try:
+                passwords = json.loads(secretbox.open_(box, secretbox.passphrase()))
+            except secretbox.SecretBoxError as exc:
+                raise DeployError(f"{path}: {exc}") from None
+        return cls(stack=stack, passwords=passwords, **data)
 
     def save(self) -> None:
+        """Written with mode 0600; the passwords only encrypted, as in Pulumi's state."""
         state_dir().mkdir(parents=True, exist_ok=True)
-        data = {k: v for k, v in self.__dict__.items() if k != "stack"}
+        data = {k: v for k, v in self.__dict__.items() if k not in ("stack", "passwords")}
+        try:
+            data["passwords"] = secretbox.seal(json.dumps(self.passwords), secretbox.passphrase())
+        except secretbox.SecretBoxError as exc:
+            raise DeployError(str(exc)) from None
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(data, handle, indent=2)

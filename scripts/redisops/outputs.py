@@ -36,7 +36,7 @@ def _from_pulumi(stack: str) -> dict[str, Any]:
 
 def load(stack: str, source: Source = "auto") -> dict[str, Any]:
     """All outputs of the stack with secrets in clear. Never print the result."""
-    if source == "local" or (source == "auto" and local_deploy.State.load(stack).passwords):
+    if source == "local" or (source == "auto" and local_deploy.State.exists(stack)):
         try:
             return local_deploy.outputs(stack, show_secrets=True)
         except local_deploy.DeployError as exc:

@@ -121,9 +121,19 @@ def test_no_password_in_process_list_or_logs(deployed, engine):
         assert password not in logs
 
 
-def test_state_file_is_private(deployed):
-    path = local_deploy.State.load("staging").path
-    assert path.stat().st_mode & 0o777 == 0o600
+def test_state_file_is_private_and_its_passwords_encrypted(deployed, monkeypatch):
+    state = local_deploy.State.load("staging")
+    assert state.path.stat().st_mode & 0o777 == 0o600
+    text = state.path.read_text()
+    assert len(state.passwords) == 2
+    for password in state.passwords.values():
+        assert password not in text
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "not-the-passphrase")
+    with pytest.raises(local_deploy.DeployError, match="cannot decrypt: wrong PULUMI_CONFIG_PASSPHRASE"):
+        local_deploy.State.load("staging")
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE")
+    result = script("local-deploy", "outputs", "--stack", "staging", check=False)
+    assert result.returncode == 1 and "set PULUMI_CONFIG_PASSPHRASE" in result.stderr
 
 
 def test_external_network_missing_is_a_clear_error(engine):
