@@ -11,7 +11,7 @@ from pulumi.runtime import config as runtime_config
 
 from . import redis_conf
 from .service import RedisService, consumer_env, redis_url
-from .settings import NAMESPACE, SECRET_KEYS, Settings, build_settings
+from .settings import NAMESPACE, SECRET_KEYS, Settings, SettingsError, build_settings
 
 
 def _stack_config_values() -> dict[str, Any]:
@@ -30,9 +30,16 @@ def _stack_config_values() -> dict[str, Any]:
     return values
 
 
+class StackConfigError(SettingsError, pulumi.RunError):
+    """Bad stack settings; as a RunError, Pulumi shows the message without a traceback."""
+
+
 def load_settings() -> Settings:
     stack = pulumi.get_stack()
-    return build_settings(_stack_config_values(), stack, source=f"Pulumi.{stack}.yaml")
+    try:
+        return build_settings(_stack_config_values(), stack, source=f"Pulumi.{stack}.yaml")
+    except SettingsError as exc:
+        raise StackConfigError(exc.source, exc.problems) from None
 
 
 def _password(config_key: str, resource_name: str) -> pulumi.Output[str]:

@@ -179,11 +179,17 @@ def test_outputs_consumers_need(captures):
 
 
 def test_bad_config_fails_before_any_resource_is_declared():
-    from bizosaas_redis.settings import SettingsError
+    import pulumi
 
-    with pytest.raises(SettingsError, match="redis:maxmemoryPolicy") as caught:
-        run_program("staging", values={"maxmemoryPolicy": "lru", "hostPort": 0})
+    from bizosaas_redis.program import StackConfigError
+
+    passwords: dict[str, str] = {}
+    with pytest.raises(StackConfigError, match="redis:maxmemoryPolicy") as caught:
+        run_program("staging", values={"maxmemoryPolicy": "lru", "hostPort": 0}, passwords=passwords)
     assert "redis:hostPort" in str(caught.value)
+    assert str(caught.value).startswith("Pulumi.staging.yaml: 2 invalid setting(s)")
+    assert isinstance(caught.value, pulumi.RunError), "Pulumi prints a RunError without a traceback"
+    assert passwords == {}, "no resource was declared"
 
 
 def test_preview_keeps_the_urls_secret():
