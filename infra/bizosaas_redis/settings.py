@@ -123,6 +123,16 @@ def _json_list(value: Any) -> Any:
     return value
 
 
+def _yaml_word(value: Any) -> Any:
+    # YAML 1.1 readers (PyYAML) turn a bare `no`/`yes` into a bool; Pulumi's reads a string.
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return value
+
+
+YamlWord = BeforeValidator(_yaml_word)
+
+
 def _json_dict(value: Any) -> Any:
     if isinstance(value, str) and value.strip().startswith("{"):
         return json.loads(value)
@@ -216,7 +226,9 @@ class Settings(BaseModel):
         description='RDB rules, each "<seconds> <changes>"; an empty list turns RDB off.',
     )
     appendonly: bool = Field(True, description="Turn on the append-only file (AOF).")
-    appendfsync: Literal["always", "everysec", "no"] = Field("everysec", description="AOF fsync policy.")
+    appendfsync: Annotated[Literal["always", "everysec", "no"], YamlWord] = Field(
+        "everysec", description="AOF fsync policy."
+    )
     # Security
     auth_enabled: bool = Field(True, description="Require a password (required in production).")
     app_username: DockerName = Field(
@@ -231,11 +243,13 @@ class Settings(BaseModel):
     tls_enabled: bool = Field(False, description="Serve TLS only on the Redis port.")
     tls_certs_dir: str | None = Field(
         None,
-        description="Host folder with tls.crt, tls.key and ca.crt, mounted read-only at /tls.",
+        description="Host folder with tls.crt, tls.key and ca.crt (owned by 999:1000), mounted read-only at /tls.",
     )
-    tls_auth_clients: Literal["yes", "no", "optional"] = Field("optional", description="Require client certificates.")
+    tls_auth_clients: Annotated[Literal["yes", "no", "optional"], YamlWord] = Field(
+        "optional", description="Require client certificates."
+    )
     # Container runtime
-    restart_policy: Literal["no", "always", "unless-stopped", "on-failure"] = Field(
+    restart_policy: Annotated[Literal["no", "always", "unless-stopped", "on-failure"], YamlWord] = Field(
         "unless-stopped", description="Docker restart policy."
     )
     healthcheck_interval: int = Field(10, ge=1, le=3600, description="Healthcheck interval (s).")
@@ -431,12 +445,29 @@ def stack_file(stack: str, root: Path = PROJECT_ROOT) -> Path:
     return root / f"Pulumi.{stack}.yaml"
 
 
+class _Yaml12Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans (true/false only), as Pulumi reads stack files: `no` stays a word."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Yaml12Loader)
+
+
 def read_stack_config(path: Path) -> dict[str, Any]:
     """The `redis:` keys of a stack file, namespace stripped. Secure values stay ciphertext."""
     if not path.exists():
         available = sorted(p.name for p in path.parent.glob("Pulumi.*.yaml"))
         raise SettingsError(str(path), [f"no such stack file; available: {', '.join(available)}"])
-    document = yaml.safe_load(path.read_text()) or {}
+    document = load_yaml(path.read_text()) or {}
     config = document.get("config") or {}
     values: dict[str, Any] = {}
     for key, value in config.items():

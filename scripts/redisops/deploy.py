@@ -197,9 +197,37 @@ def doctor(settings: Settings) -> list[Check]:
     else:
         checks.append(Check(f"network {settings.network_name}", "OK", "created by the stack"))
 
+    if settings.tls_enabled:
+        checks.append(tls_files_check(Path(settings.tls_certs_dir or "")))
+
     pulumi = shutil.which("pulumi")
     checks.append(Check("pulumi CLI", "OK" if pulumi else "WARN", pulumi or f"missing; {INSTALL_HINT}"))
     return checks
+
+
+def tls_files_check(folder: Path, uid: int = 999, gid: int = 1000) -> Check:
+    """The certificate files exist and Redis (uid 999) can read them through the bind mount."""
+    problems = []
+    for name in ("tls.crt", "tls.key", "ca.crt"):
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{name} missing")
+            continue
+        st = path.stat()
+        readable = (
+            (st.st_uid == uid and st.st_mode & 0o400)
+            or (st.st_gid == gid and st.st_mode & 0o040)
+            or (st.st_mode & 0o004 and name != "tls.key")
+        )
+        if not readable:
+            problems.append(f"{name} unreadable by uid {uid}")
+    if problems:
+        return Check(
+            "TLS files",
+            "FAIL",
+            f"{folder}: {', '.join(problems)}; run chown {uid}:{gid} {folder}/* && chmod 0600 {folder}/tls.key",
+        )
+    return Check("TLS files", "OK", f"{folder}: readable by the redis user")
 
 
 def doctor_table(checks: list[Check]) -> str:

@@ -57,9 +57,9 @@ class State:
     passwords: dict[str, str] = field(default_factory=dict)
     spec_sha256: str | None = None
     created_network: str | None = None
-    # The overrides of the last `up`, so that outputs and down describe what runs.
-    image: str | None = None
-    port: int | None = None
+    # The setting overrides of the last `up` (--image, --port, --set), so that outputs,
+    # status and down describe what runs.
+    overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def path(self) -> Path:
@@ -101,21 +101,18 @@ class State:
         self.path.unlink(missing_ok=True)
 
 
-def stack_values(stack: str, image: str | None = None, port: int | None = None) -> dict[str, Any]:
-    """The stack file's settings with the local overrides applied (validated)."""
-    values = read_stack_config(stack_file(stack))
-    if image:
-        values["image"] = image
-    if port:
-        values["hostPort"] = port
-    build_settings(values, stack, source=stack_file(stack).name)  # fail early, all errors
+def stack_values(stack: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The stack file's settings with local overrides (camelCase keys) applied, validated."""
+    values = {**read_stack_config(stack_file(stack)), **(overrides or {})}
+    source = stack_file(stack).name + (" with local overrides" if overrides else "")
+    build_settings(values, stack, source=source)  # fail early, every problem at once
     return values
 
 
-def plan(stack: str, image: str | None = None, port: int | None = None, state: State | None = None) -> capture.Capture:
+def plan(stack: str, overrides: dict[str, Any] | None = None, state: State | None = None) -> capture.Capture:
     """Run the program for the stack under mocks, with passwords from the local state."""
     state = state or State.load(stack)
-    return capture.run_program(stack, values=stack_values(stack, image, port), passwords=state.passwords)
+    return capture.run_program(stack, values=stack_values(stack, overrides), passwords=state.passwords)
 
 
 # --- translating the provider's inputs into Docker API calls -------------------------
@@ -363,13 +360,11 @@ class Result:
     capture: capture.Capture
 
 
-def up(
-    stack: str, image: str | None = None, port: int | None = None, client: docker.DockerClient | None = None
-) -> Result:
-    """Create or update the stack's resources; idempotent."""
+def up(stack: str, overrides: dict[str, Any] | None = None, client: docker.DockerClient | None = None) -> Result:
+    """Create or update the stack's resources; idempotent. `overrides`: settings for this run."""
     state = State.load(stack)
-    state.image, state.port = image, port
-    cap = plan(stack, image, port, state)
+    state.overrides = dict(overrides or {})
+    cap = plan(stack, state.overrides, state)
     client = client or ensure_engine()
     unknown = {r.type for r in cap.resources} - {NETWORK, VOLUME, CONTAINER, IMAGE} - NOT_DOCKER
     if unknown:
@@ -414,7 +409,7 @@ def up(
 def down(stack: str, delete_data: bool = False, client: docker.DockerClient | None = None) -> list[str]:
     """Remove the container (and the network it created); the data volume only when asked."""
     state = State.load(stack)
-    cap = plan(stack, state.image, state.port, state)
+    cap = plan(stack, state.overrides, state)
     client = client or ensure_engine()
     removed = []
     declared = cap.container().plain
@@ -467,7 +462,7 @@ def outputs(stack: str, show_secrets: bool = False) -> dict[str, Any]:
     state = State.load(stack)
     if not state.passwords:
         raise DeployError(f"stack {stack} has no local deploy state; run: scripts/local-deploy up --stack {stack}")
-    cap = plan(stack, state.image, state.port, state)
+    cap = plan(stack, state.overrides, state)
     result = {}
     for key, out in cap.outputs.items():
         result[key] = out.value if (show_secrets or not out.secret) else "[secret]"

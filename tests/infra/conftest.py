@@ -74,9 +74,9 @@ def deployment(request: pytest.FixtureRequest) -> Deployment:
             pytest.exit(f"container {container_name} has no com.bizosaas.stack label: pass --stack", 2)
     if not stack:
         pytest.exit("pass --stack NAME or --container NAME", 2)
-    # A local deploy may have overridden image and port; expectations follow what ran.
+    # A local deploy may have overridden settings (image, port, ...): expectations follow what ran.
     state = local_deploy.State.load(stack)
-    values = local_deploy.stack_values(stack, state.image, state.port)
+    values = local_deploy.stack_values(stack, state.overrides)
     settings = build_settings(values, stack)
     name = container_name or settings.name
     try:

@@ -8,6 +8,7 @@ These tests replace and remove containers named bizosaas-redis-<stack> on the en
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import docker
@@ -145,3 +146,63 @@ def test_external_network_missing_is_a_clear_error(engine):
 def test_image_that_cannot_be_found_or_pulled_is_a_clear_error(engine):
     with pytest.raises(local_deploy.DeployError, match="build-offline-image"):
         local_deploy._ensure_image(engine, "localhost/no-such-image:1")
+
+
+def test_a_tls_stack_is_healthy_and_serves_only_tls(deployed, engine, offline_image, tmp_path):
+    """--set overrides a setting for a local run; here TLS, with certificates Redis can read."""
+    from test_redis_conf_server import _make_certs
+
+    from redisops import deploy
+
+    certs = tmp_path / "certs"
+    certs.mkdir(mode=0o755)
+    _make_certs(certs)
+    assert deploy.tls_files_check(certs).status == "FAIL"  # root-owned key: Redis could not read it
+    for name in ("tls.crt", "tls.key", "ca.crt"):
+        os.chown(certs / name, 999, 1000)
+    (certs / "tls.key").chmod(0o600)
+    assert deploy.tls_files_check(certs).status == "OK"
+
+    port = free_port()
+    result = script(
+        "local-deploy",
+        "up",
+        "--stack",
+        "dev",
+        "--image",
+        offline_image,
+        "--port",
+        str(port),
+        "--set",
+        "tlsEnabled=true",
+        "--set",
+        f"tlsCertsDir={certs}",
+        "--set",
+        "tlsAuthClients=no",
+    )
+    assert "container replaced" in result.stdout and "healthy" in result.stdout  # the healthcheck speaks TLS
+    try:
+        url = local_deploy.outputs("dev", show_secrets=True)["redis_url"]
+        assert url.startswith("rediss://127.0.0.1:")
+        secure = redis.Redis.from_url(url, ssl_ca_certs=str(certs / "ca.crt"), ssl_check_hostname=False)
+        assert secure.ping()
+        with pytest.raises(redis.ConnectionError):
+            redis.Redis(host="127.0.0.1", port=port, socket_timeout=3).ping()
+        mounts = engine.containers.get("bizosaas-redis-dev").attrs["Mounts"]
+        assert {"Type": "bind", "Destination": "/tls", "RW": False} in [
+            {k: m[k] for k in ("Type", "Destination", "RW")} for m in mounts
+        ]
+    finally:
+        script("local-deploy", "up", "--stack", "dev", "--image", offline_image, "--port", str(deployed["dev"]))
+    assert app_client("dev").ping()
+
+
+def test_set_rejects_bad_values_before_deploying(deployed, engine):
+    before = engine.containers.get("bizosaas-redis-dev").id
+    result = script(
+        "local-deploy", "up", "--stack", "dev", "--set", "maxmemoryPolicy=lru", "--set", "hostPort=0", check=False
+    )
+    assert result.returncode == 1
+    assert "Pulumi.dev.yaml with local overrides: 2 invalid setting(s)" in result.stderr
+    assert "redis:maxmemoryPolicy" in result.stderr and "redis:hostPort" in result.stderr
+    assert engine.containers.get("bizosaas-redis-dev").id == before

@@ -15,6 +15,7 @@ from bizosaas_redis.settings import (
     format_size,
     load_stack_file,
     parse_size,
+    read_stack_config,
 )
 
 GB = 1024**3
@@ -109,6 +110,17 @@ def test_json_strings_from_pulumi_config_are_parsed():
     assert [str(r) for r in s.save] == ["60 5"]
     assert s.network_aliases == ["a", "b"] and s.labels == {"team": "x"}
     assert s.host_port == 7000 and s.auth_enabled is False
+
+
+def test_bare_yes_and_no_from_yaml_are_words(tmp_path):
+    (tmp_path / "Pulumi.words.yaml").write_text(
+        "config:\n  redis:appendfsync: no\n  redis:restartPolicy: no\n  redis:tlsAuthClients: yes\n"
+    )
+    s = load_stack_file("words", root=tmp_path)
+    assert (s.appendfsync, s.restart_policy, s.tls_auth_clients) == ("no", "no", "yes")
+    # Read as Pulumi does (YAML 1.2): the words stay words, true/false are booleans.
+    assert read_stack_config(tmp_path / "Pulumi.words.yaml")["appendfsync"] == "no"
+    assert build_settings({"appendfsync": False, "authEnabled": "false"}, "x").appendfsync == "no"
 
 
 def test_empty_save_turns_rdb_off():
