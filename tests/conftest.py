@@ -24,15 +24,25 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from redisops import local_deploy
+from bizosaas_redis_ops import local_apply
 
 ROOT = Path(__file__).resolve().parents[1]
-# tests/infra is the testinfra suite of one deployment: scripts/verify runs it, with
-# --stack; the integration tests call scripts/verify for each deployed stack.
-collect_ignore = ["infra"]
+# The testinfra checks ship in bizosaas_redis_ops.checks; `bizosaas-redis verify` runs them,
+# and the integration tests call it for each deployed stack.
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # The local deployer encrypts the passwords it generates with this, as Pulumi does.
 os.environ.setdefault("PULUMI_CONFIG_PASSPHRASE", f"tests-{secrets.token_hex(12)}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by the real services their fixtures start: `-m "not docker and not redis"`
+    is the fast suite, and no test can forget its marker."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & {"docker_client", "offline_image", "engine", "deployed"}:
+            item.add_marker(pytest.mark.docker)
+        if "start_redis" in names:
+            item.add_marker(pytest.mark.redis)
 
 
 def unavailable(reason: str) -> None:
@@ -61,7 +71,18 @@ class RedisProcess:
         self.log = workdir / "redis.log"
         ports = ["--port", "0", "--tls-port", str(self.port)] if tls else ["--port", str(self.port)]
         self.proc = subprocess.Popen(
-            ["redis-server", str(self.conf), *ports, "--bind", "127.0.0.1", "--logfile", str(self.log)],
+            # --dir too: a config without `dir` would write dump.rdb into the current folder.
+            [
+                "redis-server",
+                str(self.conf),
+                *ports,
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(workdir),
+                "--logfile",
+                str(self.log),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )
@@ -113,7 +134,7 @@ def start_redis(tmp_path: Path) -> Iterator:
 
 @pytest.fixture(scope="session")
 def docker_client():
-    from redisops.engine import EngineError, ensure_engine
+    from bizosaas_redis_ops.docker_engine import EngineError, ensure_engine
 
     try:
         return ensure_engine()
@@ -123,7 +144,7 @@ def docker_client():
 
 @pytest.fixture(scope="session")
 def offline_image(docker_client) -> str:
-    from redisops import offline_image as builder
+    from bizosaas_redis_ops import offline_image as builder
 
     return builder.build(docker_client)
 
@@ -135,10 +156,14 @@ def offline_image(docker_client) -> str:
 STACKS = ["dev", "staging", "production"]
 
 
-def script(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run scripts/<args[0]> as a user would."""
+# The installed console script, as users run it.
+CLI = Path(sys.executable).parent / "bizosaas-redis"
+
+
+def cli(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run `bizosaas-redis ARGS` as a user would."""
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / args[0]), *args[1:]],
+        [str(CLI), *args],
         capture_output=True,
         text=True,
         timeout=300,
@@ -150,7 +175,7 @@ def script(*args: str, check: bool = True, env: dict[str, str] | None = None) ->
 
 
 def outputs(stack: str) -> dict:
-    return local_deploy.outputs(stack, show_secrets=True)
+    return local_apply.outputs(stack, show_secrets=True)
 
 
 def app_client(stack: str) -> redis.Redis:
@@ -158,13 +183,13 @@ def app_client(stack: str) -> redis.Redis:
 
 
 def admin_client(stack: str, db: int = 0, decode: bool = True) -> redis.Redis:
-    from redisops.smoke import with_db
+    from bizosaas_redis_ops.smoke import with_db
 
     return redis.Redis.from_url(with_db(outputs(stack)["redis_admin_url"], db), decode_responses=decode)
 
 
 def _remove(client: docker.DockerClient, stack: str) -> None:
-    settings = local_deploy.build_settings(local_deploy.read_stack_config(local_deploy.stack_file(stack)), stack)
+    settings = local_apply.build_settings(local_apply.read_stack_config(local_apply.stack_file(stack)), stack)
     with contextlib.suppress(docker.errors.NotFound):
         client.containers.get(settings.name).remove(force=True)
     with contextlib.suppress(docker.errors.NotFound):
@@ -184,7 +209,7 @@ def engine(docker_client, offline_image, tmp_path_factory):
         _remove(docker_client, stack)
     yield docker_client
     for stack in STACKS:
-        script("local-deploy", "down", "--stack", stack, "--delete-data", check=False)
+        cli("local", "down", "--stack", stack, "--delete-data", check=False)
         _remove(docker_client, stack)
     if created_network:
         for net in docker_client.networks.list(names=["dokploy-network"]):
@@ -201,6 +226,6 @@ def deployed(engine, offline_image) -> dict[str, int]:
     ports = {}
     for stack in STACKS:
         ports[stack] = free_port()
-        result = script("local-deploy", "up", "--stack", stack, "--image", offline_image, "--port", str(ports[stack]))
+        result = cli("local", "up", "--stack", stack, "--image", offline_image, "--port", str(ports[stack]))
         assert "container created" in result.stdout and "healthy" in result.stdout
     return ports

@@ -24,9 +24,14 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
+# Copies of bizosaas_redis.constants: the pack is loaded alone by the engine
+# (tests/unit/test_constants.py pins them equal).
 CONTAINER = "docker:index/container:Container"
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
 LABEL = "com.bizosaas.redis."
+LABEL_SERVICE = "com.bizosaas.service"
+LABEL_ENVIRONMENT = "com.bizosaas.environment"
+REDIS_USER = "999:1000"
 MIN_HEADROOM = 1.25
 # Denied to applications in every environment, and in production.
 DENIED_EVERYWHERE = {"FLUSHALL", "FLUSHDB"}
@@ -58,7 +63,7 @@ def labels(props: Mapping[str, Any]) -> dict[str, str]:
 def environment(args: ResourceValidationArgs) -> str:
     """The container's environment label; else the stack name in the URN."""
     if args.resource_type == CONTAINER:
-        env = labels(args.props).get("com.bizosaas.environment")
+        env = labels(args.props).get(LABEL_ENVIRONMENT)
         if env:
             return env
     stack = args.urn.split("::")[0].removeprefix("urn:pulumi:") if args.urn else ""
@@ -70,7 +75,7 @@ def is_production(args: ResourceValidationArgs) -> bool:
 
 
 def is_redis(props: Mapping[str, Any]) -> bool:
-    return labels(props).get("com.bizosaas.service") == "redis"
+    return labels(props).get(LABEL_SERVICE) == "redis"
 
 
 # --- checks: each returns the problems found, empty when compliant -------------------
@@ -278,7 +283,7 @@ RULES: list[Rule] = [
     Rule(
         "redis-no-privileged",
         "The container is not privileged.",
-        "remove privileged from the container (infra/bizosaas_redis/service.py)",
+        "remove privileged from the container (bizosaas_redis/components/redis_service.py)",
         _C,
         _no_privileged,
         redis_only=False,
@@ -286,7 +291,7 @@ RULES: list[Rule] = [
     Rule(
         "redis-capabilities-dropped",
         "All Linux capabilities are dropped and none added.",
-        "keep capabilities.drops=[ALL] in RedisService (infra/bizosaas_redis/service.py)",
+        "keep capabilities.drops=[ALL] in RedisService (bizosaas_redis/components/redis_service.py)",
         _C,
         _capabilities_dropped,
         redis_only=False,
@@ -294,7 +299,7 @@ RULES: list[Rule] = [
     Rule(
         "redis-no-new-privileges",
         "no-new-privileges is set.",
-        "keep securityOpts=[no-new-privileges:true] in RedisService (infra/bizosaas_redis/service.py)",
+        "keep securityOpts=[no-new-privileges:true] in RedisService (bizosaas_redis/components/redis_service.py)",
         _C,
         _no_new_privileges,
         redis_only=False,
@@ -302,7 +307,7 @@ RULES: list[Rule] = [
     Rule(
         "redis-non-root-user",
         "The container runs as a non-root user.",
-        "keep user 999:1000 (the image's redis user) in RedisService (infra/bizosaas_redis/service.py)",
+        f"keep user {REDIS_USER} (the image's redis user) in RedisService (bizosaas_redis/components/redis_service.py)",
         _C,
         _non_root_user,
         redis_only=False,

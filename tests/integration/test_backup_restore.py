@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import time
 
-import docker
 import redis
 
-from conftest import admin_client, script
+from conftest import admin_client, cli
 
 STACK = "staging"
 
@@ -68,16 +67,16 @@ def test_backup_destroy_restore_brings_every_key_back(deployed, engine, offline_
     before = _snapshot()
     assert len(before) == 3 * (200 * 5 + 3)
 
-    result = script("backup", "--stack", STACK, "--dest", str(tmp_path))
+    result = cli("backup", "--stack", STACK, "--dest", str(tmp_path))
     backup_file = tmp_path / result.stdout.split()[0].rsplit("/", 1)[1]
     assert backup_file.exists() and (tmp_path / f"{backup_file.name}.sha256").exists()
 
     # Lose everything: container and data volume gone, a fresh empty deployment.
-    script("local-deploy", "down", "--stack", STACK, "--delete-data")
-    script("local-deploy", "up", "--stack", STACK, "--image", offline_image, "--port", str(deployed[STACK]))
+    cli("local", "down", "--stack", STACK, "--delete-data")
+    cli("local", "up", "--stack", STACK, "--image", offline_image, "--port", str(deployed[STACK]))
     assert _snapshot() == {}
 
-    result = script("restore", "--stack", STACK, str(backup_file))
+    result = cli("restore", "--stack", STACK, str(backup_file))
     assert "restored" in result.stdout
     after = _snapshot()
     elapsed_ms = (time.monotonic() - started) * 1000
@@ -109,7 +108,7 @@ def _wait_for_ping(timeout: float = 30) -> None:
 
 
 def test_a_corrupted_backup_is_refused_before_anything_is_touched(deployed, engine, tmp_path):
-    result = script("backup", "--stack", STACK, "--dest", str(tmp_path))
+    result = cli("backup", "--stack", STACK, "--dest", str(tmp_path))
     good = tmp_path / result.stdout.split()[0].rsplit("/", 1)[1]
     container_id = engine.containers.get(f"bizosaas-redis-{STACK}").id
     admin_client(STACK).set("bk:canary", "still-here")
@@ -119,7 +118,7 @@ def test_a_corrupted_backup_is_refused_before_anything_is_touched(deployed, engi
     data[len(data) // 2] ^= 0xFF
     flipped.write_bytes(bytes(data))
     (tmp_path / "flipped.rdb.sha256").write_text((tmp_path / f"{good.name}.sha256").read_text())
-    result = script("restore", "--stack", STACK, str(flipped), check=False)
+    result = cli("restore", "--stack", STACK, str(flipped), check=False)
     assert result.returncode == 1 and "is corrupted: SHA-256" in result.stderr
 
     # A truncated file whose checksum was recomputed still fails redis-check-rdb.
@@ -128,11 +127,12 @@ def test_a_corrupted_backup_is_refused_before_anything_is_touched(deployed, engi
     truncated = tmp_path / "truncated.rdb"
     truncated.write_bytes(good.read_bytes()[:-20])
     (tmp_path / "truncated.rdb.sha256").write_text(hashlib.sha256(truncated.read_bytes()).hexdigest() + "\n")
-    result = script("restore", "--stack", STACK, str(truncated), check=False)
+    result = cli("restore", "--stack", STACK, str(truncated), check=False)
     assert result.returncode == 1 and "fails redis-check-rdb" in result.stderr
 
-    result = script("restore", "--stack", STACK, str(tmp_path / "missing.rdb"), check=False)
-    assert result.returncode == 1 and "does not exist" in result.stderr
+    result = cli("restore", "--stack", STACK, str(tmp_path / "missing.rdb"), check=False)
+    assert result.returncode == 2 and "Error: Invalid value for 'FILE': File" in result.stderr
+    assert "missing.rdb' does not exist." in result.stderr
 
     container = engine.containers.get(f"bizosaas-redis-{STACK}")
     assert container.id == container_id and container.status == "running"
@@ -140,31 +140,32 @@ def test_a_corrupted_backup_is_refused_before_anything_is_touched(deployed, engi
 
 
 def test_restore_over_running_production_needs_yes(deployed, engine, tmp_path):
-    result = script("backup", "--stack", "production", "--dest", str(tmp_path))
+    result = cli("backup", "--stack", "production", "--dest", str(tmp_path))
     backup_file = result.stdout.split()[0]
     before = engine.containers.get("bizosaas-redis-production").attrs["State"]["StartedAt"]
-    result = script("restore", "--stack", "production", backup_file, check=False)
+    result = cli("restore", "--stack", "production", backup_file, check=False)
     assert result.returncode == 1 and "--yes" in result.stderr
     assert engine.containers.get("bizosaas-redis-production").attrs["State"]["StartedAt"] == before
-    result = script("restore", "--stack", "production", backup_file, "--yes")
+    result = cli("restore", "--stack", "production", backup_file, "--yes")
     assert engine.containers.get("bizosaas-redis-production").attrs["State"]["StartedAt"] != before
 
 
 def test_backups_are_pruned_to_keep(deployed, tmp_path):
     for _ in range(3):
-        script("backup", "--stack", "dev", "--dest", str(tmp_path), "--keep", "2")
+        cli("backup", "--stack", "dev", "--dest", str(tmp_path), "--keep", "2")
     assert len(list(tmp_path.glob("dev-*.rdb"))) == 2 and len(list(tmp_path.glob("dev-*.rdb.sha256"))) == 2
 
 
 def test_backup_of_a_stopped_container_is_one_line(deployed, engine):
     engine.containers.get("bizosaas-redis-dev").stop()
     try:
-        result = script("backup", "--stack", "dev", check=False)
+        result = cli("backup", "--stack", "dev", check=False)
         assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert result.stderr.startswith("bizosaas-redis backup: Redis refused: Error 111 connecting to 127.0.0.1:")
     finally:
         engine.containers.get("bizosaas-redis-dev").start()
-        script(
-            "local-deploy",
+        cli(
+            "local",
             "up",
             "--stack",
             "dev",
@@ -173,4 +174,3 @@ def test_backup_of_a_stopped_container_is_one_line(deployed, engine):
             "--port",
             str(deployed["dev"]),
         )
-    assert isinstance(engine, docker.DockerClient)

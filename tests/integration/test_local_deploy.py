@@ -15,13 +15,13 @@ import docker
 import pytest
 import redis
 
-from conftest import STACKS, app_client, free_port, script
-from redisops import capture, local_deploy
+from bizosaas_redis_ops import capture, local_apply
+from conftest import STACKS, app_client, cli, free_port
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_verify_passes_on_each_deployed_stack(deployed, stack):
-    result = script("verify", "--stack", stack, check=False)
+    result = cli("verify", "--stack", stack, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line for line in result.stdout.splitlines()[2:-1] if line.strip()]
     assert len(rows) >= 16 and all("  PASS  " in f"{row}  " for row in rows), result.stdout
@@ -30,10 +30,10 @@ def test_verify_passes_on_each_deployed_stack(deployed, stack):
 
 def test_verify_fails_when_the_deployment_drifts(deployed, engine):
     """The suite can fail: a container changed behind the program's back is caught."""
-    admin = redis.Redis.from_url(local_deploy.outputs("staging", show_secrets=True)["redis_admin_url"])
+    admin = redis.Redis.from_url(local_apply.outputs("staging", show_secrets=True)["redis_admin_url"])
     admin.config_set("maxmemory-policy", "noeviction")
     try:
-        result = script("verify", "--stack", "staging", check=False)
+        result = cli("verify", "--stack", "staging", check=False)
         assert result.returncode == 1
         failing = [line for line in result.stdout.splitlines() if "  FAIL  " in line]
         assert len(failing) == 1 and failing[0].startswith("config get matches every setting"), result.stdout
@@ -51,8 +51,8 @@ def test_the_three_stacks_run_side_by_side(deployed, engine):
 
 def test_up_twice_changes_nothing(deployed, engine, offline_image):
     before = engine.containers.get("bizosaas-redis-staging").id
-    result = script(
-        "local-deploy", "up", "--stack", "staging", "--image", offline_image, "--port", str(deployed["staging"])
+    result = cli(
+        "local", "up", "--stack", "staging", "--image", offline_image, "--port", str(deployed["staging"])
     )
     assert "container unchanged" in result.stdout
     assert engine.containers.get("bizosaas-redis-staging").id == before
@@ -64,7 +64,7 @@ def test_replacement_keeps_the_data(deployed, engine, offline_image):
     client.hset("kept:hash", mapping={"a": "1"})
     before = engine.containers.get("bizosaas-redis-production").id
     new_port = free_port()
-    result = script("local-deploy", "up", "--stack", "production", "--image", offline_image, "--port", str(new_port))
+    result = cli("local", "up", "--stack", "production", "--image", offline_image, "--port", str(new_port))
     assert "container replaced" in result.stdout
     deployed["production"] = new_port
     assert engine.containers.get("bizosaas-redis-production").id != before
@@ -75,27 +75,27 @@ def test_replacement_keeps_the_data(deployed, engine, offline_image):
 def test_down_then_up_keeps_the_data_and_delete_data_removes_it(deployed, engine, offline_image):
     client = app_client("staging")
     client.set("kept:across-down", "yes")
-    result = script("local-deploy", "down", "--stack", "staging")
+    result = cli("local", "down", "--stack", "staging")
     assert "data volume kept" in result.stdout
     with pytest.raises(docker.errors.NotFound):
         engine.containers.get("bizosaas-redis-staging")
     assert engine.volumes.get("redis_data")
-    script("local-deploy", "up", "--stack", "staging", "--image", offline_image, "--port", str(deployed["staging"]))
+    cli("local", "up", "--stack", "staging", "--image", offline_image, "--port", str(deployed["staging"]))
     assert app_client("staging").get("kept:across-down") == "yes"
 
 
 def test_dev_down_removes_the_network_it_created(deployed, engine, offline_image):
-    script("local-deploy", "down", "--stack", "dev", "--delete-data")
+    cli("local", "down", "--stack", "dev", "--delete-data")
     assert not engine.networks.list(names=["bizosaas-dev"])
     with pytest.raises(docker.errors.NotFound):
         engine.volumes.get("redis_data_dev")
-    script("local-deploy", "up", "--stack", "dev", "--image", offline_image, "--port", str(deployed["dev"]))
+    cli("local", "up", "--stack", "dev", "--image", offline_image, "--port", str(deployed["dev"]))
     assert app_client("dev").get("anything") is None
 
 
 def test_outputs_mask_secrets_unless_asked(deployed):
-    masked = script("local-deploy", "outputs", "--stack", "staging").stdout
-    clear = json.loads(script("local-deploy", "outputs", "--stack", "staging", "--show-secrets").stdout)
+    masked = cli("outputs", "--stack", "staging", "--outputs-source", "local").stdout
+    clear = json.loads(cli("outputs", "--stack", "staging", "--outputs-source", "local", "--show-secrets").stdout)
     password = clear["redis_password"]
     assert password not in masked and "[secret]" in masked
     assert clear["redis_url"] == f"redis://default:{password}@127.0.0.1:{deployed['staging']}/0"
@@ -105,7 +105,7 @@ def test_outputs_mask_secrets_unless_asked(deployed):
 def test_no_password_in_process_list_or_logs(deployed, engine):
     passwords = []
     for stack in STACKS:
-        values = local_deploy.outputs(stack, show_secrets=True)
+        values = local_apply.outputs(stack, show_secrets=True)
         passwords += [v for k, v in values.items() if k == "redis_password"]
         passwords.append(values["redis_admin_url"].rsplit("@", 1)[0].rsplit(":", 1)[1])
     assert len(passwords) == 5
@@ -123,49 +123,49 @@ def test_no_password_in_process_list_or_logs(deployed, engine):
 
 
 def test_state_file_is_private_and_its_passwords_encrypted(deployed, monkeypatch):
-    state = local_deploy.State.load("staging")
+    state = local_apply.State.load("staging")
     assert state.path.stat().st_mode & 0o777 == 0o600
     text = state.path.read_text()
     assert len(state.passwords) == 2
     for password in state.passwords.values():
         assert password not in text
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "not-the-passphrase")
-    with pytest.raises(local_deploy.DeployError, match="cannot decrypt: wrong PULUMI_CONFIG_PASSPHRASE"):
-        local_deploy.State.load("staging")
+    with pytest.raises(local_apply.LocalApplyError, match="cannot decrypt: wrong PULUMI_CONFIG_PASSPHRASE"):
+        local_apply.State.load("staging")
     monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE")
-    result = script("local-deploy", "outputs", "--stack", "staging", check=False)
+    result = cli("outputs", "--stack", "staging", "--outputs-source", "local", check=False)
     assert result.returncode == 1 and "set PULUMI_CONFIG_PASSPHRASE" in result.stderr
 
 
 def test_external_network_missing_is_a_clear_error(engine):
     cap = capture.Capture(stack="x", invokes=[("docker:index/getNetwork:getNetwork", {"name": "no-such-net"})])
-    with pytest.raises(local_deploy.DeployError, match="network no-such-net is external"):
-        local_deploy._ensure_network(engine, cap, local_deploy.State(stack="x"))
+    with pytest.raises(local_apply.LocalApplyError, match="network no-such-net is external"):
+        local_apply._ensure_network(engine, cap, local_apply.State(stack="x"))
 
 
 def test_image_that_cannot_be_found_or_pulled_is_a_clear_error(engine):
-    with pytest.raises(local_deploy.DeployError, match="build-offline-image"):
-        local_deploy._ensure_image(engine, "localhost/no-such-image:1")
+    with pytest.raises(local_apply.LocalApplyError, match="bizosaas-redis offline-image"):
+        local_apply._ensure_image(engine, "localhost/no-such-image:1")
 
 
 def test_a_tls_stack_is_healthy_and_serves_only_tls(deployed, engine, offline_image, tmp_path):
     """--set overrides a setting for a local run; here TLS, with certificates Redis can read."""
     from test_redis_conf_server import _make_certs
 
-    from redisops import deploy
+    from bizosaas_redis_ops import doctor
 
     certs = tmp_path / "certs"
     certs.mkdir(mode=0o755)
     _make_certs(certs)
-    assert deploy.tls_files_check(certs).status == "FAIL"  # root-owned key: Redis could not read it
+    assert doctor.tls_files_check(certs).status == "FAIL"  # root-owned key: Redis could not read it
     for name in ("tls.crt", "tls.key", "ca.crt"):
         os.chown(certs / name, 999, 1000)
     (certs / "tls.key").chmod(0o600)
-    assert deploy.tls_files_check(certs).status == "OK"
+    assert doctor.tls_files_check(certs).status == "OK"
 
     port = free_port()
-    result = script(
-        "local-deploy",
+    result = cli(
+        "local",
         "up",
         "--stack",
         "dev",
@@ -182,7 +182,7 @@ def test_a_tls_stack_is_healthy_and_serves_only_tls(deployed, engine, offline_im
     )
     assert "container replaced" in result.stdout and "healthy" in result.stdout  # the healthcheck speaks TLS
     try:
-        url = local_deploy.outputs("dev", show_secrets=True)["redis_url"]
+        url = local_apply.outputs("dev", show_secrets=True)["redis_url"]
         assert url.startswith("rediss://127.0.0.1:")
         secure = redis.Redis.from_url(url, ssl_ca_certs=str(certs / "ca.crt"), ssl_check_hostname=False)
         assert secure.ping()
@@ -193,14 +193,14 @@ def test_a_tls_stack_is_healthy_and_serves_only_tls(deployed, engine, offline_im
             {k: m[k] for k in ("Type", "Destination", "RW")} for m in mounts
         ]
     finally:
-        script("local-deploy", "up", "--stack", "dev", "--image", offline_image, "--port", str(deployed["dev"]))
+        cli("local", "up", "--stack", "dev", "--image", offline_image, "--port", str(deployed["dev"]))
     assert app_client("dev").ping()
 
 
 def test_set_rejects_bad_values_before_deploying(deployed, engine):
     before = engine.containers.get("bizosaas-redis-dev").id
-    result = script(
-        "local-deploy", "up", "--stack", "dev", "--set", "maxmemoryPolicy=lru", "--set", "hostPort=0", check=False
+    result = cli(
+        "local", "up", "--stack", "dev", "--set", "maxmemoryPolicy=lru", "--set", "hostPort=0", check=False
     )
     assert result.returncode == 1
     assert "Pulumi.dev.yaml with local overrides: 2 invalid setting(s)" in result.stderr

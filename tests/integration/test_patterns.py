@@ -11,8 +11,9 @@ import xml.etree.ElementTree as ET
 import pytest
 import redis
 
+import bizosaas_redis_patterns as patterns
+from bizosaas_redis_ops import smoke
 from conftest import ROOT
-from redisops import patterns, smoke
 
 CONF = "user default on nopass ~* &* +@all\n"
 
@@ -29,7 +30,7 @@ def _in_new_process(code: str, seed: str) -> str:
 
 def test_cache_keys_are_stable_across_processes_unlike_builtin_hash():
     code = (
-        "from redisops import patterns; print(patterns.stable_hash('tenant', 7, {'b': 1, 'a': 2}));"
+        "import bizosaas_redis_patterns as patterns; print(patterns.stable_hash('tenant', 7, {'b': 1, 'a': 2}));"
         "print(hash('tenant'))"
     )
     first, second = _in_new_process(code, "1").split(), _in_new_process(code, "2").split()

@@ -11,8 +11,8 @@ import redis
 
 from bizosaas_redis import redis_conf
 from bizosaas_redis.settings import load_stack_file
-from conftest import STACKS, admin_client, free_port, outputs, script
-from redisops import smoke
+from bizosaas_redis_ops import smoke
+from conftest import STACKS, admin_client, cli, free_port, outputs
 
 EXPECTED_SCENARIOS = 14
 
@@ -20,7 +20,7 @@ EXPECTED_SCENARIOS = 14
 @pytest.mark.parametrize("stack", STACKS)
 def test_smoke_passes_on_each_deployed_stack(deployed, stack, tmp_path):
     report = tmp_path / "smoke.xml"
-    result = script("smoke", "--stack", stack, "--junit", str(report), check=False)
+    result = cli("smoke", "--stack", stack, "--junit", str(report), check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert lines[-1] == f"{EXPECTED_SCENARIOS} passed, 0 failed"
@@ -82,7 +82,7 @@ def test_smoke_leaves_every_other_key_exactly_as_it_was(deployed):
     started = time.monotonic()
     before = _snapshot(stack)
     assert len(before) > 6000
-    result = script("smoke", "--stack", stack, check=False)
+    result = cli("smoke", "--stack", stack, check=False)
     assert result.returncode == 0, result.stdout
     after = _snapshot(stack)
     elapsed_ms = (time.monotonic() - started) * 1000  # the most any TTL can have run down
@@ -107,15 +107,15 @@ def _target_for(port: int, password: str | None = None, user: str = "default", s
 
 def test_wrong_password_is_one_clear_line(deployed):
     port = deployed["staging"]
-    result = script("smoke", "--url", _target_for(port, "not-the-password"), check=False)
+    result = cli("smoke", "--url", _target_for(port, "not-the-password"), check=False)
     assert result.returncode == 2
-    assert result.stderr.strip().startswith("smoke: authentication failed at 127.0.0.1:")
+    assert result.stderr.strip().startswith("bizosaas-redis smoke: authentication failed at 127.0.0.1:")
     assert "Traceback" not in result.stderr and "not-the-password" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_unreachable_port_is_one_clear_line():
-    result = script("smoke", "--url", _target_for(free_port()), check=False)
+    result = cli("smoke", "--url", _target_for(free_port()), check=False)
     assert result.returncode == 2
     assert "connection refused; is the container running" in result.stderr
     assert "Traceback" not in result.stderr
@@ -123,7 +123,7 @@ def test_unreachable_port_is_one_clear_line():
 
 def test_url_from_environment(deployed):
     env = {**os.environ, "REDIS_URL": outputs("dev")["redis_url"]}
-    result = script("smoke", "--only", "health check", "--only", "sessions", env=env, check=False)
+    result = cli("smoke", "--only", "health check", "--only", "sessions", env=env, check=False)
     assert result.returncode == 0 and result.stdout.splitlines()[-1] == "2 passed, 0 failed"
 
 
@@ -168,11 +168,11 @@ def test_read_only_replica_is_one_clear_line(start_redis):
     conf = redis_conf.render_config(load_stack_file("dev")) + "user default on nopass ~* &* +@all\n"
     primary = start_redis(conf)
     replica = start_redis(conf + f"replicaof 127.0.0.1 {primary.port}\n")
-    result = script("smoke", "--url", _target_for(replica.port), check=False)
+    result = cli("smoke", "--url", _target_for(replica.port), check=False)
     assert result.returncode == 2
-    assert (
-        result.stderr.strip() == f"smoke: 127.0.0.1:{replica.port} is a read-only replica: point the URL at the primary"
-    )
+    where = f"127.0.0.1:{replica.port}"
+    expected = f"bizosaas-redis smoke: {where} is a read-only replica: point the URL at the primary"
+    assert result.stderr.strip() == expected
 
 
 def test_out_of_memory_is_one_clear_line(start_redis):
@@ -182,7 +182,7 @@ def test_out_of_memory_is_one_clear_line(start_redis):
     with pytest.raises(redis.exceptions.OutOfMemoryError):
         for i in range(10_000):
             client.set(f"filler:{i}", "x" * 1000)
-    result = script("smoke", "--url", _target_for(server.port), check=False)
+    result = cli("smoke", "--url", _target_for(server.port), check=False)
     assert result.returncode == 2
     assert "is out of memory" in result.stderr and "Traceback" not in result.stderr
 
@@ -197,11 +197,11 @@ def test_tls_mismatch_is_one_clear_line(start_redis, tmp_path):
     conf += f"tls-cert-file {certs}/tls.crt\ntls-key-file {certs}/tls.key\ntls-ca-cert-file {certs}/ca.crt\n"
     conf += "tls-auth-clients no\n"
     server = start_redis(conf, tls=True)
-    result = script("smoke", "--url", _target_for(server.port), check=False)
+    result = cli("smoke", "--url", _target_for(server.port), check=False)
     assert result.returncode == 2
     assert "TLS" in result.stderr and "Traceback" not in result.stderr
     # And with TLS on both sides the suite reaches the server.
-    result = script(
+    result = cli(
         "smoke",
         "--url",
         _target_for(server.port, scheme="rediss"),
@@ -215,7 +215,7 @@ def test_tls_mismatch_is_one_clear_line(start_redis, tmp_path):
 
 
 def test_benchmark_prints_a_table(deployed):
-    result = script("benchmark", "--stack", "dev", "--runs", "1")
+    result = cli("benchmark", "--stack", "dev", "--runs", "1")
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["benchmark", "unit", "min", "median", "max", "runs"]
     names = [line.split("  ")[0].strip() for line in lines[2:]]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from bizosaas_redis.settings import Settings
+from bizosaas_redis_ops import docs
 from conftest import ROOT
 from redis_policies.rules import RULES
-from redisops import docs
 
 
 def test_readme_tables_are_up_to_date():
-    assert docs.update_readme(ROOT / "README.md", check=True), "run scripts/docs"
+    assert docs.update_readme(ROOT / "README.md", check=True), "run bizosaas-redis docs"
 
 
 def test_every_setting_is_documented_with_default_and_description():

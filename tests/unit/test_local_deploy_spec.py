@@ -7,16 +7,16 @@ import tarfile
 
 import pytest
 
-from redisops import capture, local_deploy
+from bizosaas_redis_ops import capture, local_apply
 
 
 @pytest.fixture(scope="module")
 def declared():
-    return capture.run_program("staging").one(local_deploy.CONTAINER).inputs
+    return capture.run_program("staging").one(local_apply.CONTAINER).inputs
 
 
 def test_every_declared_input_is_applied(declared):
-    spec = local_deploy.container_spec(declared)
+    spec = local_apply.container_spec(declared)
     assert spec.create["name"] == "bizosaas-redis-staging"
     assert spec.create["user"] == "999:1000"
     assert spec.create["healthcheck"]["interval"] == 10 * 10**9 and spec.create["healthcheck"]["retries"] == 5
@@ -32,7 +32,7 @@ def test_every_declared_input_is_applied(declared):
 
 
 def test_uploads_keep_owner_and_mode(declared):
-    directory, archive = local_deploy.container_spec(declared).uploads[0]
+    directory, archive = local_apply.container_spec(declared).uploads[0]
     assert directory == "/data"
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         member = tar.getmembers()[0]
@@ -40,20 +40,20 @@ def test_uploads_keep_owner_and_mode(declared):
 
 
 def test_an_input_the_deployer_cannot_apply_is_named(declared):
-    with pytest.raises(local_deploy.DeployError, match="cannot apply: devices, privileged"):
-        local_deploy.container_spec({**declared, "privileged": True, "devices": []})
+    with pytest.raises(local_apply.LocalApplyError, match="cannot apply: devices, privileged"):
+        local_apply.container_spec({**declared, "privileged": True, "devices": []})
 
 
 def test_spec_digest_changes_with_any_input(declared):
-    base = local_deploy.spec_digest(declared, "sha256:1")
-    assert base == local_deploy.spec_digest(dict(declared), "sha256:1")
-    assert base != local_deploy.spec_digest({**declared, "restart": "always"}, "sha256:1")
-    assert base != local_deploy.spec_digest(declared, "sha256:2")
+    base = local_apply.spec_digest(declared, "sha256:1")
+    assert base == local_apply.spec_digest(dict(declared), "sha256:1")
+    assert base != local_apply.spec_digest({**declared, "restart": "always"}, "sha256:1")
+    assert base != local_apply.spec_digest(declared, "sha256:2")
 
 
 def test_the_exporter_sidecar_is_refused_with_a_reason(monkeypatch):
-    values = {**local_deploy.read_stack_config(local_deploy.stack_file("staging")), "exporterEnabled": True}
-    monkeypatch.setattr(local_deploy, "stack_values", lambda *a, **k: values)
-    monkeypatch.setattr(local_deploy, "ensure_engine", lambda: None)
-    with pytest.raises(local_deploy.DeployError, match=r"exporterEnabled.*pulumi up"):
-        local_deploy.up("staging", client=object())
+    values = {**local_apply.read_stack_config(local_apply.stack_file("staging")), "exporterEnabled": True}
+    monkeypatch.setattr(local_apply, "stack_values", lambda *a, **k: values)
+    monkeypatch.setattr(local_apply, "ensure_engine", lambda: None)
+    with pytest.raises(local_apply.LocalApplyError, match=r"exporterEnabled.*pulumi up"):
+        local_apply.up("staging", client=object())

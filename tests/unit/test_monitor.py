@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bizosaas_redis.settings import Settings
-from redisops import monitor
+from bizosaas_redis_ops import monitor
 
 GB = 1024**3
 BASE = {

@@ -13,10 +13,10 @@ from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
 from bizosaas_redis.settings import available_stacks, read_stack_config, stack_file
+from bizosaas_redis_ops import capture
+from bizosaas_redis_ops.docs import policy_config
 from conftest import ROOT
 from redis_policies import rules
-from redisops import capture
-from redisops.docs import policy_config
 
 FIXTURES = ROOT / "tests" / "fixtures"
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # how the engine marks a value unknown in preview
@@ -284,8 +284,25 @@ def test_rules_fire_only_on_their_resource_types(rule, typ):
         assert fired == []
 
 
-def test_pack_entry_point_compiles_and_uses_the_rules():
+def test_the_pack_holds_every_rule_in_order():
+    assert [p.name for p in rules.policies()] == [
+        "redis-image-pinned",
+        "redis-auth-required",
+        "redis-port-not-public",
+        "redis-maxmemory-below-limit",
+        "redis-eviction-policy-set",
+        "redis-healthcheck-authenticates",
+        "redis-restart-policy-set",
+        "redis-persistence-configured",
+        "redis-no-privileged",
+        "redis-capabilities-dropped",
+        "redis-no-new-privileges",
+        "redis-non-root-user",
+        "redis-read-only-root",
+        "redis-memory-limit-set",
+        "redis-log-rotation",
+        "redis-no-plaintext-secrets",
+        "redis-dangerous-commands-denied",
+    ]
     main = ROOT / "policies" / "__main__.py"
     py_compile.compile(str(main), doraise=True)
-    assert "policies()" in main.read_text()
-    assert (ROOT / "policies" / "PulumiPolicy.yaml").exists()

@@ -14,7 +14,7 @@ from bizosaas_redis.settings import (
     read_stack_config,
     stack_file,
 )
-from redisops.capture import is_secret, run_program, unwrap
+from bizosaas_redis_ops.capture import is_secret, label_dict, run_program, unwrap
 
 CONTAINER = "docker:index/container:Container"
 IMAGE = "docker:index/remoteImage:RemoteImage"
@@ -94,7 +94,7 @@ def test_container_is_hardened(captures, stack):
         "1000",
         "0600",
     )
-    labels = {x["label"]: x["value"] for x in c["labels"]}
+    labels = label_dict(c["labels"])
     assert labels["com.bizosaas.stack"] == stack and labels["com.bizosaas.environment"] == settings.environment
 
 

@@ -33,7 +33,11 @@ def test_schema_check_catches_a_broken_workflow(tmp_path):
     broken["jobs"]["test"]["timeout-minutes"] = "soon"
     path = tmp_path / "broken.yml"
     path.write_text(yaml.safe_dump(broken))
-    assert validate(path).returncode != 0
+    result = validate(path)
+    # The tool's own verdict, not just a non-zero exit (a missing tool exits non-zero too).
+    assert result.returncode == 1
+    assert "Schema validation errors were encountered." in result.stdout
+    assert "['runs-on'].labels[0]: {'not': 'a label'} is not of type 'string'" in result.stdout
 
 
 def test_pipeline_previews_with_the_policy_pack_and_verifies_after_up():
@@ -46,6 +50,6 @@ def test_pipeline_previews_with_the_policy_pack_and_verifies_after_up():
     assert preview["with"]["comment-on-pr"] is True
     assert jobs["preview"]["strategy"]["matrix"]["stack"] == ["dev", "staging", "production"]
     deploy_runs = " ".join(str(step.get("run", "")) for step in jobs["deploy"]["steps"])
-    assert "scripts/deploy up" in deploy_runs and "--no-verify" not in deploy_runs
-    assert "scripts/smoke" in deploy_runs and "--junit" in deploy_runs
+    assert "bizosaas-redis up" in deploy_runs and "--no-verify" not in deploy_runs
+    assert "bizosaas-redis smoke" in deploy_runs and "--junit" in deploy_runs
     assert jobs["deploy"]["strategy"]["matrix"]["stack"] == ["staging", "production"]

@@ -1,0 +1,86 @@
+"""RedisExporter: redis_exporter beside Redis, for Prometheus."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_docker as docker
+
+from .. import redis_conf
+from ..constants import SERVICE_EXPORTER
+from ..settings import Settings
+from .hardening import hardened_container_args, label_args, ownership_labels, stack_label
+
+COMPONENT_TYPE = "bizosaas:redis:RedisExporter"
+# The redis_exporter image's own user; the password file lives on its small volume.
+EXPORTER_UID = 59000
+EXPORTER_USER = f"{EXPORTER_UID}:{EXPORTER_UID}"
+EXPORTER_SECRETS_DIR = "/secrets"
+EXPORTER_PORT = 9121
+EXPORTER_MEMORY_MB = 64
+
+
+class RedisExporter(pulumi.ComponentResource):
+    """The exporter container, reading its password from a file on its own volume
+    (a plain environment variable would show in `docker inspect`)."""
+
+    container: docker.Container
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        password: pulumi.Input[str],
+        network_name: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(COMPONENT_TYPE, name, None, opts)
+        # These resources were children of RedisService before this component existed.
+        moved = pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(parent=opts.parent if opts else None)])
+        image = docker.RemoteImage(f"{name}-image", name=settings.exporter_image, keep_locally=True, opts=moved)
+        secrets_volume = docker.Volume(
+            f"{name}-secrets",
+            name=f"{settings.volume_name}_exporter",
+            labels=[docker.VolumeLabelArgs(**stack_label(settings))],
+            opts=moved,
+        )
+        address = f"redis://{settings.name}:{redis_conf.CONTAINER_PORT}"
+        password_file: pulumi.Output[str] = pulumi.Output.secret(
+            pulumi.Output.from_input(password).apply(lambda pw: json.dumps({address: pw}))
+        )
+        self.container = docker.Container(
+            name,
+            name=f"{settings.name}-exporter",
+            image=image.image_id,
+            envs=[
+                f"REDIS_ADDR={address}",
+                f"REDIS_USER={redis_conf.EXPORTER_USER}",
+                f"REDIS_PASSWORD_FILE={EXPORTER_SECRETS_DIR}/password.json",
+            ],
+            user=EXPORTER_USER,
+            ports=[
+                docker.ContainerPortArgs(
+                    internal=EXPORTER_PORT, external=settings.exporter_port, ip=settings.publish_address, protocol="tcp"
+                )
+            ],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network_name)],
+            volumes=[
+                docker.ContainerVolumeArgs(
+                    volume_name=secrets_volume.name, container_path=EXPORTER_SECRETS_DIR, read_only=False
+                )
+            ],
+            labels=label_args(ownership_labels(settings, SERVICE_EXPORTER)),
+            uploads=[
+                docker.ContainerUploadArgs(
+                    file=f"{EXPORTER_SECRETS_DIR}/password.json",
+                    content=password_file,
+                    owner=str(EXPORTER_UID),
+                    group=str(EXPORTER_UID),
+                    permissions="0400",
+                )
+            ],
+            **hardened_container_args(settings, EXPORTER_MEMORY_MB),
+            opts=pulumi.ResourceOptions.merge(moved, pulumi.ResourceOptions(delete_before_replace=True)),
+        )
+        self.register_outputs({"container_name": self.container.name})

@@ -1,0 +1,38 @@
+"""Names and numbers shared by the program, the operations tooling and the tests.
+
+The policy pack keeps its own copies to stay self-contained (CrossGuard loads it alone);
+tests/unit/test_constants.py pins them equal to these.
+"""
+
+from __future__ import annotations
+
+# The official image's `redis` user and group. Its entrypoint starts Redis directly when
+# the container already runs as this user, so the container needs no capability at all.
+REDIS_UID = 999
+REDIS_GID = 1000
+REDIS_USER = f"{REDIS_UID}:{REDIS_GID}"
+
+# Container labels: who a container belongs to, and the Redis settings in the clear
+# (the uploaded redis.conf is a secret) for the policy pack, reviewers and operators.
+LABEL_SERVICE = "com.bizosaas.service"
+LABEL_STACK = "com.bizosaas.stack"
+LABEL_ENVIRONMENT = "com.bizosaas.environment"
+LABEL_PREFIX = "com.bizosaas.redis."
+SERVICE_REDIS = "redis"
+SERVICE_EXPORTER = "redis-exporter"
+
+# Resource and function type tokens of the providers the program uses.
+CONTAINER = "docker:index/container:Container"
+REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
+NETWORK = "docker:index/network:Network"
+VOLUME = "docker:index/volume:Volume"
+GET_NETWORK = "docker:index/getNetwork:getNetwork"
+RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+
+# Databases and TTLs the consumers use unless a stack says otherwise.
+DEFAULT_CACHE_DB = 0
+DEFAULT_BROKER_DB = 1
+DEFAULT_RESULT_DB = 2
+DEFAULT_CACHE_TTL = 3600
+DEFAULT_SESSION_TTL = 86400
+DEFAULT_STREAM_MAXLEN = 10_000

@@ -1,0 +1,166 @@
+"""Render redis.conf from Settings: pure functions, deterministic output.
+
+The file has two parts. `render_config` is everything but the users: it holds no
+secret, so it is exported for reviewers to read in previews. `render_users` adds the
+ACL users with SHA-256 password hashes (Redis' `#<hash>` form), so no clear password is
+ever written into the container.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from .settings import Settings, format_size
+
+CONTAINER_PORT = 6379
+DATA_DIR = "/data"
+CONFIG_PATH = f"{DATA_DIR}/redis.conf"
+TLS_DIR = "/tls"
+HEALTHCHECK_USER = "healthcheck"
+# The healthcheck user may only PING; its password guards nothing, so it is fixed and
+# public, which keeps every real password out of the container's healthcheck command.
+HEALTHCHECK_PASSWORD = "healthcheck"
+EXPORTER_USER = "exporter"
+# What redis_exporter reads, and nothing else: no key, no write, no admin command.
+EXPORTER_RULES = (
+    "-@all +@connection +info +ping +config|get +client|list +client|info +slowlog +latency "
+    "+dbsize +memory|stats +cluster|info +select"
+)
+
+
+def password_hash(password: str) -> str:
+    return hashlib.sha256(password.encode()).hexdigest()
+
+
+def expected_config(settings: Settings) -> dict[str, str]:
+    """Directive -> value as `CONFIG GET` reports it; tests and `verify` compare to this."""
+    tls = settings.tls_enabled
+    expected = {
+        "bind": "* -::*",
+        "protected-mode": "yes" if settings.auth_enabled else "no",
+        "port": "0" if tls else str(CONTAINER_PORT),
+        "dir": DATA_DIR,
+        "maxmemory": str(settings.maxmemory),
+        "maxmemory-policy": settings.maxmemory_policy,
+        "maxmemory-samples": str(settings.maxmemory_samples),
+        "maxclients": str(settings.maxclients),
+        "timeout": str(settings.timeout),
+        "tcp-keepalive": str(settings.tcp_keepalive),
+        "databases": str(settings.databases),
+        "save": " ".join(str(rule) for rule in settings.save),
+        "appendonly": "yes" if settings.appendonly else "no",
+        "appendfsync": settings.appendfsync,
+        "loglevel": settings.loglevel,
+    }
+    if tls:
+        expected["tls-port"] = str(CONTAINER_PORT)
+        expected["tls-auth-clients"] = settings.tls_auth_clients
+    return expected
+
+
+def render_config(settings: Settings) -> str:
+    """redis.conf without users. Same settings, same bytes."""
+    save_lines = [f"save {rule}" for rule in settings.save] or ['save ""']
+    lines = [
+        f"# redis.conf for stack {settings.stack} ({settings.environment}).",
+        "# Generated from Pulumi.<stack>.yaml by bizosaas_redis.redis_conf;",
+        "# edit the stack settings, not this file.",
+        "",
+        "# Network. Redis listens on every interface inside the container; what the host",
+        "# exposes is decided by the published port's address. Protected mode refuses",
+        "# remote clients only while the default user has no password, which is the dev",
+        "# stack's deliberate choice, so it is off there and on everywhere else.",
+        "bind * -::*",
+        f"protected-mode {'yes' if settings.auth_enabled else 'no'}",
+    ]
+    if settings.tls_enabled:
+        lines += [
+            "port 0",
+            f"tls-port {CONTAINER_PORT}",
+            f"tls-cert-file {TLS_DIR}/tls.crt",
+            f"tls-key-file {TLS_DIR}/tls.key",
+            f"tls-ca-cert-file {TLS_DIR}/ca.crt",
+            f"tls-auth-clients {settings.tls_auth_clients}",
+        ]
+    else:
+        lines.append(f"port {CONTAINER_PORT}")
+    lines += [
+        f"timeout {settings.timeout}",
+        f"tcp-keepalive {settings.tcp_keepalive}",
+        f"maxclients {settings.maxclients}",
+        f"databases {settings.databases}",
+        "",
+        "# Memory: a shared cache, so evict rather than refuse writes.",
+        f"maxmemory {format_size(settings.maxmemory)}",
+        f"maxmemory-policy {settings.maxmemory_policy}",
+        f"maxmemory-samples {settings.maxmemory_samples}",
+        "lazyfree-lazy-eviction yes",
+        "lazyfree-lazy-expire yes",
+        "",
+        "# Persistence",
+        f"dir {DATA_DIR}",
+        "dbfilename dump.rdb",
+        *save_lines,
+        "stop-writes-on-bgsave-error yes",
+        "rdbcompression yes",
+        "rdbchecksum yes",
+        f"appendonly {'yes' if settings.appendonly else 'no'}",
+        'appenddirname "appendonlydir"',
+        f"appendfsync {settings.appendfsync}",
+        "aof-use-rdb-preamble yes",
+        "",
+        "# Operations: logs go to stdout for Docker's rotating json-file driver.",
+        'logfile ""',
+        f"loglevel {settings.loglevel}",
+        "daemonize no",
+        "slowlog-log-slower-than 10000",
+        "slowlog-max-len 128",
+        "latency-monitor-threshold 100",
+        "enable-debug-command no",
+        "enable-module-command no",
+        "enable-protected-configs no",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def acl_rules(settings: Settings) -> str:
+    """ACL rules of the application user, after its password."""
+    denied = " ".join(f"-{command.lower()}" for command in settings.denied_commands)
+    return " ".join(part for part in ("~* &* +@all", denied) if part)
+
+
+def render_users(
+    settings: Settings, app_password: str | None, admin_password: str, exporter_password: str | None = None
+) -> str:
+    """The ACL users. `app_password` is None only when authentication is off."""
+    app_secret = f"#{password_hash(app_password)}" if app_password else "nopass"
+    lines = [
+        "",
+        "# ACL users (password hashes only).",
+        f"user {settings.app_username} reset on {app_secret} {acl_rules(settings)}",
+        f"user {settings.admin_username} reset on #{password_hash(admin_password)} ~* &* +@all",
+        f"user {HEALTHCHECK_USER} reset on #{password_hash(HEALTHCHECK_PASSWORD)} -@all +ping",
+    ]
+    if exporter_password:
+        lines.append(f"user {EXPORTER_USER} reset on #{password_hash(exporter_password)} {EXPORTER_RULES}")
+    if settings.app_username != "default":
+        lines.append("user default reset off")
+    return "\n".join(lines) + "\n"
+
+
+def render(
+    settings: Settings, app_password: str | None, admin_password: str, exporter_password: str | None = None
+) -> str:
+    """The whole redis.conf uploaded into the container."""
+    return render_config(settings) + render_users(settings, app_password, admin_password, exporter_password)
+
+
+def healthcheck_command(settings: Settings) -> list[str]:
+    """Docker healthcheck: PONG or unhealthy (`redis-cli ping` exits 0 on NOAUTH)."""
+    tls = f" --tls --cacert {TLS_DIR}/ca.crt" if settings.tls_enabled else ""
+    if settings.tls_enabled and settings.tls_auth_clients == "yes":
+        tls += f" --cert {TLS_DIR}/tls.crt --key {TLS_DIR}/tls.key"
+    return [
+        "CMD-SHELL",
+        f"redis-cli{tls} --no-auth-warning --user {HEALTHCHECK_USER} --pass {HEALTHCHECK_PASSWORD} ping | grep -q PONG",
+    ]

@@ -1,0 +1,505 @@
+"""The stack settings: one typed, validated model that everything else derives from.
+
+A stack's settings live in the `redis:` namespace of `Pulumi.<stack>.yaml`. The Pulumi
+program reads them through `pulumi.Config`; scripts and tests read the same file with
+`load_stack_file`, with no Pulumi engine. Every field carries its default and a one-line
+description; `config_docs` turns them into the README's configuration table.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import math
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import ErrorDetails
+
+from .constants import (
+    DEFAULT_BROKER_DB,
+    DEFAULT_CACHE_DB,
+    DEFAULT_CACHE_TTL,
+    DEFAULT_RESULT_DB,
+    DEFAULT_SESSION_TTL,
+    DEFAULT_STREAM_MAXLEN,
+)
+from .errors import BizosaasRedisError
+
+# The service's RDB rules as it runs today (save 900 1 / 300 10 / 60 10000).
+DEFAULT_SAVE = ((900, 1), (300, 10), (60, 10000))
+NAMESPACE = "redis"
+# Secret keys are read with get_secret by the program; the model never holds them.
+SECRET_KEYS = ("password", "adminPassword", "exporterPassword")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+MAXMEMORY_POLICIES = (
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+)
+# Headroom the container needs above maxmemory: a BGSAVE/AOF rewrite fork copies
+# pages on write, and client/replication buffers are not counted in maxmemory.
+MIN_MEMORY_HEADROOM = 1.25
+DEFAULT_MEMORY_HEADROOM = 1.5
+# ACL users the service defines for itself.
+RESERVED_USERS = ("healthcheck", "exporter")
+# Commands an application user must always have, or clients and the healthcheck break.
+ESSENTIAL_COMMANDS = ("PING", "AUTH", "HELLO", "SELECT", "QUIT", "RESET")
+DEFAULT_DENIED_COMMANDS = [
+    "FLUSHALL",
+    "FLUSHDB",
+    "KEYS",
+    "DEBUG",
+    "CONFIG",
+    "SHUTDOWN",
+    "MONITOR",
+    "SAVE",
+    "BGSAVE",
+    "BGREWRITEAOF",
+    "REPLICAOF",
+    "SLAVEOF",
+    "MIGRATE",
+    "MODULE",
+    "SWAPDB",
+    "FAILOVER",
+    "ACL",
+    "SYNC",
+    "PSYNC",
+]
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*(b|k|kb|m|mb|g|gb)?\s*$", re.IGNORECASE)
+# Redis units: k/m/g are powers of 1000, kb/mb/gb powers of 1024 (see redis.conf).
+_UNITS = {
+    "b": 1,
+    "k": 1000,
+    "kb": 1024,
+    "m": 1000**2,
+    "mb": 1024**2,
+    "g": 1000**3,
+    "gb": 1024**3,
+}
+
+
+def parse_size(value: Any) -> int:
+    """Parse a Redis memory size (`2gb`, `512mb`, `1000000`) into bytes."""
+    if isinstance(value, bool):
+        raise ValueError("must be a size such as 2gb, 512mb or a number of bytes")
+    if isinstance(value, int):
+        size = value
+    else:
+        match = _SIZE_RE.match(str(value))
+        if not match:
+            raise ValueError("must be a size such as 2gb, 512mb or a number of bytes (units: b, k, kb, m, mb, g, gb)")
+        size = int(match.group(1)) * _UNITS[(match.group(2) or "b").lower()]
+    if size <= 0:
+        raise ValueError("must be greater than zero")
+    return size
+
+
+def format_size(size: int) -> str:
+    """Format bytes with the largest binary Redis unit that divides them exactly."""
+    for unit in ("gb", "mb", "kb"):
+        if size % _UNITS[unit] == 0:
+            return f"{size // _UNITS[unit]}{unit}"
+    return str(size)
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
+Seconds = Annotated[int, Field(ge=0, le=31_536_000)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+DockerName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")]
+
+
+def _json_list(value: Any) -> Any:
+    # Pulumi hands structured config to the program as JSON strings.
+    if isinstance(value, str) and value.strip().startswith("["):
+        return json.loads(value)
+    return value
+
+
+def _yaml_word(value: Any) -> Any:
+    # YAML 1.1 readers (PyYAML) turn a bare `no`/`yes` into a bool; Pulumi's reads a string.
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return value
+
+
+YamlWord = BeforeValidator(_yaml_word)
+
+
+def _json_dict(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().startswith("{"):
+        return json.loads(value)
+    return value
+
+
+class SaveRule(BaseModel):
+    """One RDB snapshot rule: save after `seconds` if at least `changes` keys changed."""
+
+    seconds: int = Field(ge=1)
+    changes: int = Field(ge=1)
+
+    def __str__(self) -> str:
+        return f"{self.seconds} {self.changes}"
+
+
+def _parse_save_rule(value: Any) -> Any:
+    if isinstance(value, str):
+        parts = value.split()
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise ValueError('each rule must be "<seconds> <changes>", e.g. "900 1"')
+        return {"seconds": int(parts[0]), "changes": int(parts[1])}
+    return value
+
+
+class Settings(BaseModel):
+    """Settings of one Redis stack. Keys are the camelCase names under `redis:`."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+    # Identity and image
+    environment: Literal["dev", "staging", "production"] = Field(
+        "dev", description="Environment class; production turns on the strictest rules."
+    )
+    container_name: DockerName | None = Field(None, description="Container name. Default: `bizosaas-redis-<stack>`.")
+    image: str = Field(
+        "redis:7-alpine",
+        pattern=r"^[a-z0-9][a-z0-9._/:-]*(@sha256:[a-f0-9]{64})?$",
+        description="Redis image; pin an exact version or digest in production.",
+    )
+    # Network and publishing
+    host_port: Port = Field(6380, description="Port published on the Docker host.")
+    publish_address: str = Field(
+        "127.0.0.1",
+        description="Host address the port is published on (0.0.0.0 = all interfaces).",
+    )
+    advertised_host: str | None = Field(
+        None,
+        description="Host name in `redis_url`. Default: the publish address, or 127.0.0.1 when that is a wildcard.",
+    )
+    network_name: DockerName = Field("dokploy-network", description="Docker network consumers reach Redis on.")
+    network_external: bool = Field(True, description="The network exists already (Dokploy creates it); else create it.")
+    network_aliases: Annotated[list[DockerName], BeforeValidator(_json_list)] = Field(
+        default_factory=lambda: ["redis"],
+        description="DNS aliases of the container on the network.",
+    )
+    volume_name: DockerName = Field("redis_data", description="Named volume mounted at /data (RDB, AOF, redis.conf).")
+    retain_data_on_destroy: bool = Field(True, description="Keep the data volume when the stack is destroyed.")
+    # Memory and clients
+    maxmemory: Size = Field(2 * 1024**3, description="Redis `maxmemory` (units: kb, mb, gb).")
+    maxmemory_policy: Literal[MAXMEMORY_POLICIES] = Field(  # type: ignore[valid-type]
+        "allkeys-lru", description="Eviction policy when maxmemory is reached."
+    )
+    maxmemory_samples: int = Field(5, ge=1, le=64, description="Keys sampled per eviction.")
+    memory_limit: Size | None = Field(
+        None,
+        description="Container memory limit. Default: 1.5 × maxmemory; at least 1.25 ×.",
+    )
+    maxclients: int = Field(1000, ge=1, le=100_000, description="Redis `maxclients`.")
+    timeout: Seconds = Field(300, description="Close client connections idle this long (s).")
+    tcp_keepalive: Seconds = Field(300, description="TCP keepalive probe interval (s).")
+    databases: int = Field(16, ge=1, le=64, description="Number of logical databases.")
+    # How consumers use the databases and TTLs (exported to them)
+    cache_db: int = Field(DEFAULT_CACHE_DB, ge=0, description="Database for caches and sessions.")
+    celery_broker_db: int = Field(DEFAULT_BROKER_DB, ge=0, description="Database of the Celery broker.")
+    celery_result_db: int = Field(DEFAULT_RESULT_DB, ge=0, description="Database of Celery results.")
+    cache_ttl: Seconds = Field(DEFAULT_CACHE_TTL, gt=0, description="Default cache TTL (s).")
+    session_ttl: Seconds = Field(DEFAULT_SESSION_TTL, gt=0, description="Session TTL (s).")
+    stream_maxlen: int = Field(DEFAULT_STREAM_MAXLEN, ge=1, description="Approximate MAXLEN of event streams.")
+    # Persistence
+    save: Annotated[
+        list[Annotated[SaveRule, BeforeValidator(_parse_save_rule)]],
+        BeforeValidator(_json_list),
+    ] = Field(
+        default_factory=lambda: [SaveRule(seconds=s, changes=c) for s, c in DEFAULT_SAVE],
+        description='RDB rules, each "<seconds> <changes>"; an empty list turns RDB off.',
+    )
+    appendonly: bool = Field(True, description="Turn on the append-only file (AOF).")
+    appendfsync: Annotated[Literal["always", "everysec", "no"], YamlWord] = Field(
+        "everysec", description="AOF fsync policy."
+    )
+    # Security
+    auth_enabled: bool = Field(True, description="Require a password (required in production).")
+    app_username: DockerName = Field(
+        "default",
+        description="ACL user of the applications (`default` serves password-only clients).",
+    )
+    admin_username: DockerName = Field("admin", description="ACL user with every command.")
+    denied_commands: Annotated[list[str], BeforeValidator(_json_list)] = Field(
+        default_factory=lambda: list(DEFAULT_DENIED_COMMANDS),
+        description="Commands the application user may not run (ACL `-cmd`).",
+    )
+    tls_enabled: bool = Field(False, description="Serve TLS only on the Redis port.")
+    tls_certs_dir: str | None = Field(
+        None,
+        description="Host folder with tls.crt, tls.key and ca.crt (owned by 999:1000), mounted read-only at /tls.",
+    )
+    tls_auth_clients: Annotated[Literal["yes", "no", "optional"], YamlWord] = Field(
+        "optional", description="Require client certificates."
+    )
+    # Container runtime
+    restart_policy: Annotated[Literal["no", "always", "unless-stopped", "on-failure"], YamlWord] = Field(
+        "unless-stopped", description="Docker restart policy."
+    )
+    healthcheck_interval: int = Field(10, ge=1, le=3600, description="Healthcheck interval (s).")
+    healthcheck_timeout: int = Field(5, ge=1, le=3600, description="Healthcheck timeout (s).")
+    healthcheck_retries: int = Field(5, ge=1, le=100, description="Failures before unhealthy.")
+    healthcheck_start_period: int = Field(10, ge=0, le=3600, description="Grace period after start (s).")
+    log_max_size: Annotated[str, Field(pattern=r"^\d+[kmg]$")] = Field(
+        "10m", description="json-file log rotation size."
+    )
+    log_max_files: int = Field(3, ge=1, le=100, description="Rotated log files kept.")
+    loglevel: Literal["debug", "verbose", "notice", "warning"] = Field("notice", description="Redis log level.")
+    labels: Annotated[dict[str, str], BeforeValidator(_json_dict)] = Field(
+        default_factory=dict, description="Extra container labels."
+    )
+    # Monitoring: the thresholds bizosaas-redis monitor and the Prometheus rules share
+    alert_memory_percent: int = Field(
+        80, ge=1, le=100, description="WARN when used memory exceeds this % of maxmemory."
+    )
+    alert_memory_critical_percent: int = Field(95, ge=1, le=100, description="CRIT above this % of maxmemory.")
+    alert_clients_percent: int = Field(90, ge=1, le=100, description="WARN when clients exceed this % of maxclients.")
+    alert_clients_critical_percent: int = Field(98, ge=1, le=100, description="CRIT above this % of maxclients.")
+    alert_hit_rate_percent: int = Field(
+        80, ge=0, le=100, description="WARN when the keyspace hit rate falls below this %."
+    )
+    alert_hit_rate_critical_percent: int = Field(50, ge=0, le=100, description="CRIT below this hit rate %.")
+    alert_evictions_per_second: int = Field(1000, ge=1, description="WARN above this many evictions per second.")
+    alert_evictions_critical_per_second: int = Field(10_000, ge=1, description="CRIT above this many evictions/s.")
+    alert_last_save_age: Seconds = Field(
+        3600, gt=0, description="WARN when the last successful RDB save is older than this (s), RDB on."
+    )
+    exporter_enabled: bool = Field(False, description="Run a redis_exporter sidecar for Prometheus.")
+    exporter_image: str = Field(
+        "oliver006/redis_exporter:v1.62.0",
+        pattern=r"^[a-z0-9][a-z0-9._/:-]*(@sha256:[a-f0-9]{64})?$",
+        description="redis_exporter image.",
+    )
+    exporter_port: Port = Field(9121, description="Host port of the exporter's /metrics (on publishAddress).")
+
+    # Not a config key: the stack the settings belong to, for names and messages.
+    stack: str = Field("dev", exclude=True, description="")
+
+    @field_validator("publish_address")
+    @classmethod
+    def _ip(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError("must be an IP address such as 127.0.0.1 or 0.0.0.0") from None
+        return value
+
+    @field_validator("denied_commands")
+    @classmethod
+    def _commands(cls, value: list[str]) -> list[str]:
+        out = []
+        for command in value:
+            name = command.strip().upper()
+            if not re.fullmatch(r"[A-Z][A-Z-]*(\|[A-Z-]+)?", name):
+                raise ValueError(f"{command!r} is not a command name (e.g. FLUSHALL, CONFIG|SET)")
+            if name in ESSENTIAL_COMMANDS:
+                raise ValueError(
+                    f"{name} cannot be denied: clients and the healthcheck need {', '.join(ESSENTIAL_COMMANDS)}"
+                )
+            out.append(name)
+        return out
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> Settings:
+        problems: list[tuple[str, Any, str]] = []
+        for key in ("cache_db", "celery_broker_db", "celery_result_db"):
+            if getattr(self, key) >= self.databases:
+                problems.append((key, getattr(self, key), f"must be below databases ({self.databases})"))
+        if self.celery_broker_db == self.celery_result_db:
+            problems.append(("celery_result_db", self.celery_result_db, "must differ from celeryBrokerDb"))
+        if self.memory_limit is not None and self.memory_limit < MIN_MEMORY_HEADROOM * self.maxmemory:
+            problems.append(
+                (
+                    "memory_limit",
+                    format_size(self.memory_limit),
+                    f"must be at least {MIN_MEMORY_HEADROOM} × maxmemory "
+                    f"({format_size(math.ceil(MIN_MEMORY_HEADROOM * self.maxmemory))}) "
+                    "for fork copy-on-write and client buffers",
+                )
+            )
+        if self.healthcheck_timeout > self.healthcheck_interval:
+            problems.append(("healthcheck_timeout", self.healthcheck_timeout, "must not exceed healthcheckInterval"))
+        if self.environment == "production" and not self.auth_enabled:
+            problems.append(("auth_enabled", self.auth_enabled, "must be true in production"))
+        if self.tls_enabled and not self.tls_certs_dir:
+            problems.append(("tls_certs_dir", None, "is required when tlsEnabled is true"))
+        for warn, crit in (
+            ("alert_memory_percent", "alert_memory_critical_percent"),
+            ("alert_clients_percent", "alert_clients_critical_percent"),
+            ("alert_evictions_per_second", "alert_evictions_critical_per_second"),
+        ):
+            if getattr(self, crit) < getattr(self, warn):
+                problems.append(
+                    (crit, getattr(self, crit), f"must be at least {to_camel(warn)} ({getattr(self, warn)})")
+                )
+        if self.alert_hit_rate_critical_percent > self.alert_hit_rate_percent:
+            problems.append(
+                (
+                    "alert_hit_rate_critical_percent",
+                    self.alert_hit_rate_critical_percent,
+                    f"must not exceed alertHitRatePercent ({self.alert_hit_rate_percent})",
+                )
+            )
+        if self.exporter_enabled and self.exporter_port == self.host_port:
+            problems.append(("exporter_port", self.exporter_port, "must differ from hostPort"))
+        if self.app_username == self.admin_username:
+            problems.append(("admin_username", self.admin_username, "must differ from appUsername"))
+        for key in ("app_username", "admin_username"):
+            if getattr(self, key) in RESERVED_USERS:
+                problems.append((key, getattr(self, key), f"is reserved ({', '.join(RESERVED_USERS)})"))
+        if problems:
+            raise ValueError(json.dumps([[to_camel(k), v, m] for k, v, m in problems]))
+        return self
+
+    # Derived values: computed here so that program, scripts and tests agree.
+    @property
+    def name(self) -> str:
+        return self.container_name or f"bizosaas-redis-{self.stack}"
+
+    @property
+    def memory_limit_bytes(self) -> int:
+        if self.memory_limit is not None:
+            return self.memory_limit
+        return math.ceil(DEFAULT_MEMORY_HEADROOM * self.maxmemory)
+
+    @property
+    def memory_limit_mb(self) -> int:
+        # The Docker provider takes memory in MB.
+        return math.ceil(self.memory_limit_bytes / 1024**2)
+
+    @property
+    def url_host(self) -> str:
+        if self.advertised_host:
+            return self.advertised_host
+        if ipaddress.ip_address(self.publish_address).is_unspecified:
+            return "127.0.0.1"
+        return self.publish_address
+
+
+class SettingsError(BizosaasRedisError, ValueError):
+    """All problems of one stack's settings, each naming the key, value and what is allowed."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} invalid setting(s):\n{lines}")
+
+
+def _known_keys() -> list[str]:
+    return [f.alias or to_camel(n) for n, f in Settings.model_fields.items() if n != "stack"]
+
+
+def _describe(error: ErrorDetails) -> list[str]:
+    loc = [str(p) for p in error["loc"]]
+    key = f"{NAMESPACE}:{to_camel(loc[0])}" if loc else NAMESPACE
+    where = key + "".join(f"[{p}]" for p in loc[1:] if p.isdigit())
+    value = error.get("input")
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        close = difflib.get_close_matches(loc[0], _known_keys(), n=1)
+        hint = f"; did you mean {NAMESPACE}:{close[0]}?" if close else ""
+        return [f"{key}: unknown setting{hint} (known settings are listed in the README)"]
+    if kind == "value_error" and str(error.get("ctx", {}).get("error", "")).startswith("[["):
+        return [f"{NAMESPACE}:{k} = {json.dumps(v)}: {m}" for k, v, m in json.loads(str(error["ctx"]["error"]))]
+    message = error["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+    if kind == "string_pattern_mismatch":
+        message = f"must match {error['ctx']['pattern']}"
+    return [f"{where} = {json.dumps(value, default=str)}: {message}"]
+
+
+def build_settings(values: dict[str, Any], stack: str, source: str | None = None) -> Settings:
+    """Validate raw config values (camelCase keys, no namespace) into Settings.
+
+    Raises SettingsError listing every problem at once.
+    """
+    source = source or f"stack {stack}"
+    data = {k: v for k, v in values.items() if k not in SECRET_KEYS}
+    try:
+        return Settings.model_validate({**data, "stack": stack})
+    except ValidationError as exc:
+        problems = [line for err in exc.errors() for line in _describe(err)]
+        raise SettingsError(source, problems) from None
+
+
+def stack_file(stack: str, root: Path = PROJECT_ROOT) -> Path:
+    return root / f"Pulumi.{stack}.yaml"
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans (true/false only), as Pulumi reads stack files: `no` stays a word."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Yaml12Loader)
+
+
+def read_stack_config(path: Path) -> dict[str, Any]:
+    """The `redis:` keys of a stack file, namespace stripped. Secure values stay ciphertext."""
+    if not path.exists():
+        available = sorted(p.name for p in path.parent.glob("Pulumi.*.yaml"))
+        raise SettingsError(str(path), [f"no such stack file; available: {', '.join(available)}"])
+    try:
+        document = load_yaml(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SettingsError(path.name, [f"not valid YAML: {where}{problem}"]) from None
+    if not isinstance(document, dict) or not isinstance(document.get("config") or {}, dict):
+        raise SettingsError(path.name, ["not a Pulumi stack file: expected a mapping with a `config:` mapping"])
+    config = document.get("config") or {}
+    values: dict[str, Any] = {}
+    for key, value in config.items():
+        namespace, _, name = key.partition(":")
+        if namespace == NAMESPACE and name:
+            values[name] = value
+    return values
+
+
+def load_stack_file(stack: str, root: Path = PROJECT_ROOT) -> Settings:
+    """Settings of `Pulumi.<stack>.yaml`, validated with no Pulumi engine."""
+    path = stack_file(stack, root)
+    return build_settings(read_stack_config(path), stack, source=path.name)
+
+
+def available_stacks(root: Path = PROJECT_ROOT) -> list[str]:
+    return sorted(p.name.split(".")[1] for p in root.glob("Pulumi.*.yaml"))

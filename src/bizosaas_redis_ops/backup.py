@@ -1,0 +1,198 @@
+"""Back up a stack's Redis to an RDB file, and restore one.
+
+Backup: BGSAVE, wait until LASTSAVE moves and the save succeeded, copy /data/dump.rdb out
+of the container, write it with a SHA-256 beside it, keep the newest N.
+
+Restore: verify the file (checksum, RDB header, redis-check-rdb when installed) before
+touching anything; stop the container; move the current data aside on the volume
+(`/data/pre-restore-<time>/`, nothing is deleted); put the file where Redis loads it:
+with AOF on, Redis 7 ignores dump.rdb, so the file becomes the base of a fresh multi-part
+AOF; start the container and wait until it is healthy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import redis
+
+from bizosaas_redis.errors import BizosaasRedisError
+from bizosaas_redis.redis_conf import DATA_DIR
+from bizosaas_redis.settings import Settings
+
+from .local_apply import wait_healthy
+
+RUN_AS = "999:1000"
+AOF_DIR = "appendonlydir"
+AOF_BASE = "appendonly.aof.1.base.rdb"
+AOF_MANIFEST = "appendonly.aof.manifest"
+
+
+class BackupError(BizosaasRedisError):
+    pass
+
+
+@dataclass
+class Backup:
+    path: Path
+    sha256: str
+    size: int
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def bgsave_and_wait(admin: redis.Redis, timeout: float = 300) -> int:
+    """BGSAVE, then wait for a successful save newer than the last one; returns LASTSAVE."""
+    before = int(admin.lastsave().timestamp())
+    while int(time.time()) <= before:  # LASTSAVE has 1 s resolution
+        time.sleep(0.05)
+    try:
+        admin.bgsave()
+    except redis.ResponseError as exc:
+        if "already in progress" not in str(exc):
+            raise
+        admin.bgsave(schedule=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = admin.info("persistence")
+        last = int(admin.lastsave().timestamp())
+        if not info["rdb_bgsave_in_progress"] and last > before:
+            if info["rdb_last_bgsave_status"] != "ok":
+                raise BackupError("BGSAVE failed: see the container's log (disk full? permissions?)")
+            return last
+        time.sleep(0.1)
+    raise BackupError(f"BGSAVE did not finish within {timeout:.0f} s")
+
+
+def copy_out(client: docker.DockerClient, container: str, path: str) -> bytes:
+    stream, _ = client.api.get_archive(container, path)
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+        member = tar.next()
+        if member is None or not member.isfile():
+            raise BackupError(f"{path} is not a file in {container}")
+        handle = tar.extractfile(member)
+        assert handle is not None
+        return handle.read()
+
+
+def backup(client: docker.DockerClient, admin: redis.Redis, settings: Settings, dest: Path, keep: int = 7) -> Backup:
+    bgsave_and_wait(admin)
+    data = copy_out(client, settings.name, f"{DATA_DIR}/dump.rdb")
+    dest.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = dest / f"{settings.stack}-{stamp}.rdb"
+    path.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    Path(f"{path}.sha256").write_text(f"{digest}  {path.name}\n")  # sha256sum -c format
+    prune(dest, settings.stack, keep)
+    return Backup(path, digest, len(data))
+
+
+def prune(dest: Path, stack: str, keep: int) -> list[Path]:
+    backups = sorted(dest.glob(f"{stack}-*.rdb"))
+    removed = backups[: max(0, len(backups) - keep)]
+    for path in removed:
+        path.unlink()
+        Path(f"{path}.sha256").unlink(missing_ok=True)
+    return removed
+
+
+def verify_file(path: Path) -> str:
+    """Refuse a file that is not the backup it claims to be; returns its SHA-256."""
+    if not path.is_file():
+        raise BackupError(f"{path} does not exist")
+    checksum_file = Path(f"{path}.sha256")
+    if not checksum_file.is_file():
+        raise BackupError(f"{checksum_file} is missing: cannot tell whether {path.name} is intact")
+    expected = checksum_file.read_text().split()[0]
+    actual = sha256_of(path)
+    if actual != expected:
+        raise BackupError(f"{path.name} is corrupted: SHA-256 {actual[:12]}… does not match {expected[:12]}…")
+    with path.open("rb") as handle:
+        if handle.read(5) != b"REDIS":
+            raise BackupError(f"{path.name} is not an RDB file")
+    checker = shutil.which("redis-check-rdb")
+    if checker:
+        result = subprocess.run([checker, str(path)], capture_output=True, text=True)
+        if result.returncode != 0 or "RDB looks OK" not in result.stdout:
+            last = (result.stdout.strip().splitlines() or ["no output"])[-1]
+            raise BackupError(f"{path.name} fails redis-check-rdb: {last}")
+    return actual
+
+
+def _volume_of(attrs: dict) -> str:
+    for mount in attrs["Mounts"]:
+        if mount["Destination"] == DATA_DIR and mount["Type"] == "volume":
+            return mount["Name"]
+    raise BackupError(f"{attrs['Name'].lstrip('/')} has no volume at {DATA_DIR}")
+
+
+def container_of(client: docker.DockerClient, settings: Settings) -> Any:
+    try:
+        return client.containers.get(settings.name)
+    except docker.errors.NotFound:
+        raise BackupError(f"container {settings.name} does not exist: deploy the stack first") from None
+
+
+def restore(client: docker.DockerClient, settings: Settings, path: Path, wait_timeout: float = 120) -> str:
+    """Restore `path` into the stack's container; returns the folder the old data went to."""
+    verify_file(path)
+    container = client.containers.get(settings.name)
+    attrs = container.attrs
+    volume = _volume_of(attrs)
+    aof = attrs["Config"]["Labels"].get("com.bizosaas.redis.appendonly", "yes" if settings.appendonly else "no")
+    aside = f"pre-restore-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    place = (
+        f"mkdir {AOF_DIR} && mv .restore.rdb {AOF_DIR}/{AOF_BASE} && "
+        f"printf 'file {AOF_BASE} seq 1 type b\\n' > {AOF_DIR}/{AOF_MANIFEST}"
+        if aof == "yes"
+        else "mv .restore.rdb dump.rdb"
+    )
+    script = (
+        f"set -e; cd {DATA_DIR}; mkdir {aside}; "
+        f"for f in dump.rdb {AOF_DIR}; do if [ -e $f ]; then mv $f {aside}/; fi; done; {place}"
+    )
+    container.stop(timeout=30)
+    helper = client.containers.create(
+        attrs["Image"],
+        entrypoint=["/bin/sh", "-c", script],
+        user=RUN_AS,
+        network_mode="none",
+        volumes={volume: {"bind": DATA_DIR, "mode": "rw"}},
+        labels={"com.bizosaas.restore": settings.stack},
+    )
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = Path(tmp) / "restore.tar"
+            with tarfile.open(archive, "w") as tar:
+                info = tar.gettarinfo(str(path), arcname=".restore.rdb")
+                info.uid, info.gid, info.mode = 999, 1000, 0o600
+                with path.open("rb") as handle:
+                    tar.addfile(info, handle)
+            helper.put_archive(DATA_DIR, archive.read_bytes())
+        helper.start()
+        status = helper.wait(timeout=60)
+        if status.get("StatusCode") != 0:
+            logs = helper.logs().decode(errors="replace").strip()
+            raise BackupError(f"placing the file failed: {logs}; the old data is in {DATA_DIR}/{aside}")
+    finally:
+        helper.remove(force=True)
+    container.start()
+    wait_healthy(client, settings.name, wait_timeout)
+    return f"{DATA_DIR}/{aside}"

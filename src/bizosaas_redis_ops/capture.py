@@ -1,0 +1,198 @@
+"""Run the Pulumi program under Pulumi's mock runtime and capture what it declares.
+
+No Pulumi engine runs here, so this is how tests, the policy pack's tests and the local
+deployer see the program: every registered resource with its inputs (camelCase keys,
+numbers as floats, secrets wrapped, exactly as the engine would receive them) and every
+stack output with its secrecy.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
+from pulumi.runtime.sync_await import _sync_await
+
+from bizosaas_redis import program
+from bizosaas_redis.constants import CONTAINER, GET_NETWORK, LABEL_SERVICE, RANDOM_PASSWORD, REMOTE_IMAGE
+from bizosaas_redis.settings import NAMESPACE, PROJECT_ROOT, SECRET_KEYS, read_stack_config, stack_file
+
+PROJECT = "bizosaas-redis"
+# How pulumi's RPC layer marks a secret value.
+SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(SECRET_SIG_KEY) == SECRET_SIG
+
+
+def label_dict(labels: list[dict[str, str]] | None) -> dict[str, str]:
+    """A resource's `labels` input ([{label, value}, …]) as a mapping."""
+    return {item["label"]: item["value"] for item in labels or []}
+
+
+def unwrap(value: Any) -> Any:
+    """Strip secret wrappers anywhere in a captured value."""
+    if is_secret(value):
+        return unwrap(value["value"])
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+@dataclass
+class Resource:
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    # Resource options the engine would see (deleteBeforeReplace, replaceOnChanges, ...).
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def plain(self) -> dict[str, Any]:
+        return unwrap(self.inputs)
+
+
+@dataclass
+class Output:
+    value: Any
+    secret: bool
+
+
+@dataclass
+class Capture:
+    stack: str
+    resources: list[Resource] = field(default_factory=list)
+    outputs: dict[str, Output] = field(default_factory=dict)
+    invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def of_type(self, typ: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == typ]
+
+    def container(self, service: str = "redis") -> Resource:
+        """The Container labelled com.bizosaas.service=<service> (redis, redis-exporter)."""
+        for resource in self.of_type(CONTAINER):
+            labels = label_dict(resource.plain.get("labels"))
+            if labels.get(LABEL_SERVICE) == service:
+                return resource
+        raise AssertionError(f"no container for service {service}")
+
+    def one(self, typ: str) -> Resource:
+        found = self.of_type(typ)
+        if len(found) != 1:
+            raise AssertionError(f"expected one {typ}, found {len(found)}")
+        return found[0]
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    """Answers like the Docker and random providers would, and records every call."""
+
+    def __init__(self, capture: Capture, passwords: dict[str, str]):
+        self.capture = capture
+        self.passwords = passwords
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        self.capture.resources.append(Resource(args.typ, args.name, dict(args.inputs)))
+        state = dict(args.inputs)
+        if args.typ == RANDOM_PASSWORD:
+            if args.name not in self.passwords:
+                alphabet = string.ascii_letters + string.digits
+                self.passwords[args.name] = "".join(
+                    secrets.choice(alphabet) for _ in range(int(args.inputs.get("length", 32)))
+                )
+            state["result"] = self.passwords[args.name]
+        if args.typ == REMOTE_IMAGE:
+            state["imageId"] = args.inputs["name"]
+        return f"{args.name}-id", state
+
+    def call(self, args: MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
+        self.capture.invokes.append((args.token, dict(args.args)))
+        if args.token == GET_NETWORK:
+            return {"id": args.args["name"], "name": args.args["name"], "driver": "bridge"}, []
+        return {}, []
+
+
+class _Monitor(MockMonitor):
+    """Also records the resource options of each registration, which mocks do not see."""
+
+    def __init__(self, mocks: _Mocks):
+        super().__init__(mocks)
+        self.options: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def RegisterResource(self, request: Any) -> Any:
+        self.options[(request.type, request.name)] = {
+            "deleteBeforeReplace": request.deleteBeforeReplace,
+            "replaceOnChanges": list(request.replaceOnChanges),
+            "retainOnDelete": request.retainOnDelete,
+            "protect": request.protect,
+            "parent": request.parent,
+        }
+        return super().RegisterResource(request)
+
+
+def config_map(values: dict[str, Any]) -> dict[str, str]:
+    """Stack-file values as the engine hands them over: strings, objects as JSON."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and "secure" in value:
+            continue  # ciphertext only the Pulumi CLI can open: as if unset
+        if isinstance(value, str):
+            out[f"{NAMESPACE}:{key}"] = value
+        else:
+            out[f"{NAMESPACE}:{key}"] = json.dumps(value)
+    return out
+
+
+def run_program(
+    stack: str,
+    values: dict[str, Any] | None = None,
+    passwords: dict[str, str] | None = None,
+    secrets_config: dict[str, str] | None = None,
+    preview: bool = False,
+    root: Path = PROJECT_ROOT,
+) -> Capture:
+    """Run infra's program for `stack` (its stack file, or `values` instead) under mocks.
+
+    `passwords` seeds RandomPassword results by resource name and receives generated ones.
+    `secrets_config` sets secret config keys (e.g. {"password": "..."}).
+    """
+    if values is None:
+        values = read_stack_config(stack_file(stack, root))
+    config = config_map(values)
+    secret_keys = []
+    for key, value in (secrets_config or {}).items():
+        if key not in SECRET_KEYS:
+            raise ValueError(f"{key} is not a secret setting ({', '.join(SECRET_KEYS)})")
+        config[f"{NAMESPACE}:{key}"] = value
+        secret_keys.append(f"{NAMESPACE}:{key}")
+
+    capture = Capture(stack=stack)
+    set_all_config(config, secret_keys)
+    runtime_settings.ROOT.set(None)  # a fresh stack per run, even in one process
+    monitor = _Monitor(_Mocks(capture, passwords if passwords is not None else {}))
+    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    root_stack = runtime_settings.get_root_resource()
+
+    async def _run() -> None:
+        program.main()
+        for name, value in root_stack.outputs.items():  # type: ignore[union-attr]
+            out = pulumi.Output.from_input(value)
+            capture.outputs[name] = Output(await out.future(), await out.is_secret())
+
+    from pulumi.runtime.stack import run_pulumi_func
+
+    _sync_await(run_pulumi_func(_run))
+    for resource in capture.resources:
+        resource.options = monitor.options.get((resource.type, resource.name), {})
+    return capture

@@ -1,0 +1,118 @@
+"""testinfra suite of a deployed stack: `bizosaas-redis verify --stack NAME` (or --container NAME).
+
+Expectations come from the program itself (run under Pulumi's mock runtime for the
+stack) and the settings model; facts come from the running container through
+testinfra's docker backend, `docker inspect` from the host, and Redis itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import docker
+import pytest
+import redis
+import testinfra
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from bizosaas_redis.constants import LABEL_STACK, REMOTE_IMAGE
+from bizosaas_redis.settings import Settings, build_settings
+from bizosaas_redis_ops import capture, local_apply, outputs
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("bizosaas-redis")
+    group.addoption("--stack", help="stack whose deployment to verify")
+    group.addoption("--container", help="container to verify (its stack comes from its labels)")
+    group.addoption(
+        "--outputs-source",
+        default="auto",
+        choices=["auto", "local", "pulumi"],
+        help="where stack outputs come from (default: local deploy state, else pulumi)",
+    )
+
+
+@dataclass
+class Deployment:
+    stack: str
+    settings: Settings
+    declared: dict[str, Any]  # the container's inputs as the program declares them
+    image_name: str
+    outputs: dict[str, Any]  # secrets included: never print
+    inspect: dict[str, Any]
+    docker: docker.DockerClient
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    def client(self, url_key: str = "redis_url", **kwargs: Any) -> redis.Redis:
+        kwargs.setdefault("retry", Retry(NoBackoff(), 0))
+        return redis.Redis.from_url(self.outputs[url_key], decode_responses=True, socket_timeout=5, **kwargs)
+
+    @property
+    def passwords(self) -> list[str]:
+        return [
+            self.outputs[k].rsplit("@", 1)[0].rsplit(":", 1)[1]
+            for k in ("redis_url", "redis_admin_url")
+            if "@" in self.outputs[k]
+        ]
+
+
+@pytest.fixture(scope="session")
+def deployment(request: pytest.FixtureRequest) -> Deployment:
+    client = docker.from_env()
+    stack = request.config.getoption("--stack")
+    container_name = request.config.getoption("--container")
+    if container_name and not stack:
+        try:
+            stack = client.containers.get(container_name).labels.get(LABEL_STACK)
+        except docker.errors.NotFound:
+            pytest.exit(f"no container named {container_name}", 2)
+        if not stack:
+            pytest.exit(f"container {container_name} has no {LABEL_STACK} label: pass --stack", 2)
+    if not stack:
+        pytest.exit("pass --stack NAME or --container NAME", 2)
+    # A local deploy may have overridden settings (image, port, ...): expectations follow what ran.
+    state = local_apply.State.load(stack)
+    values = local_apply.stack_values(stack, state.overrides)
+    settings = build_settings(values, stack)
+    name = container_name or settings.name
+    try:
+        inspect = client.api.inspect_container(name)
+    except docker.errors.NotFound:
+        pytest.exit(f"container {name} of stack {stack} does not exist: deploy the stack first", 2)
+    cap = capture.run_program(stack, values=values)
+    return Deployment(
+        stack=stack,
+        settings=settings,
+        declared=cap.container().plain,
+        image_name=next(r.plain["name"] for r in cap.of_type(REMOTE_IMAGE) if r.name == "redis-image"),
+        outputs=outputs.load(stack, request.config.getoption("--outputs-source")),
+        inspect=inspect,
+        docker=client,
+    )
+
+
+@pytest.fixture(scope="session")
+def host(deployment: Deployment) -> testinfra.host.Host:
+    """Inside the container (docker exec, as the container's user)."""
+    return testinfra.get_host(f"docker://{deployment.name}")
+
+
+@pytest.fixture(scope="session")
+def docker_host() -> testinfra.host.Host:
+    """The Docker host itself."""
+    return testinfra.get_host("local://")
+
+
+@pytest.fixture(scope="session")
+def admin(deployment: Deployment) -> redis.Redis:
+    return deployment.client("redis_admin_url")
+
+
+@pytest.fixture(scope="session")
+def app(deployment: Deployment) -> redis.Redis:
+    return deployment.client("redis_url")

@@ -1,0 +1,511 @@
+"""`bizosaas-redis`: every operation on the Redis stacks, one command with subcommands.
+
+Exit codes: 0 success; 1 a check failed or an expected error (one line on stderr);
+2 bad usage, or Redis unusable (smoke), or a CRIT metric (monitor); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from bizosaas_redis.errors import BizosaasRedisError
+from bizosaas_redis.settings import PROJECT_ROOT, Settings, available_stacks, load_stack_file, load_yaml
+
+if TYPE_CHECKING:
+    from .outputs import Source
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CommandError(BizosaasRedisError):
+    """A failure the command itself detects (bad combination of arguments, failed checks)."""
+
+
+# --- shared options, declared once ---------------------------------------------------
+
+
+def stack_option(required: bool = True, help: str = "stack name (Pulumi.<stack>.yaml)") -> Callable[[F], F]:
+    return click.option("--stack", required=required, type=click.Choice(available_stacks()), help=help)
+
+
+outputs_source_option = click.option(
+    "--outputs-source",
+    type=click.Choice(["auto", "local", "pulumi"]),
+    default="auto",
+    show_default=True,
+    help="where stack outputs come from: the local applier's state, Pulumi, or auto (local state if any)",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="print JSON for machines")
+yes_option = click.option("--yes", is_flag=True, help="do not ask before changing production")
+url_option = click.option(
+    "--url",
+    envvar="REDIS_URL",
+    help="redis[s]://user:password@host:port/db; default $REDIS_URL (prefer it: a command line shows in ps)",
+)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of a library error, as one line."""
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__
+
+
+class CliCommand(click.Command):
+    """Turns every expected failure into one line on stderr and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        import docker.errors
+        import redis
+
+        name = ctx.command_path
+        try:
+            return super().invoke(ctx)
+        except BizosaasRedisError as exc:
+            _fail(name, str(exc), exc.exit_code)
+        except redis.RedisError as exc:
+            _fail(name, f"Redis refused: {_one_line(exc)}", 1)
+        except docker.errors.DockerException as exc:
+            _fail(name, f"Docker: {_one_line(exc)}", 1)
+        except KeyboardInterrupt:
+            _fail(name, "interrupted", 130)
+        except Exception as exc:
+            # The Automation API's errors carry the Pulumi CLI's own message.
+            if type(exc).__module__.startswith("pulumi.automation"):
+                _fail(name, f"pulumi failed: {_one_line(exc)}", 1)
+            raise
+
+
+class Cli(click.Group):
+    command_class = CliCommand
+    group_class = type  # subgroups are Cli too
+
+
+def _fail(command: str, message: str, code: int) -> None:
+    click.echo(f"{command}: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def main() -> None:
+    """Deploy, verify, test, watch, back up and restore the BizOSaaS Redis stacks."""
+    # `bizosaas-redis … | head` ends quietly, as command-line tools do.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+
+
+# --- Pulumi: preview, up, destroy, outputs ------------------------------------------------
+
+
+@main.command()
+@stack_option()
+def preview(stack: str) -> None:
+    """pulumi preview with the policy pack (policies/config/<stack>.json)."""
+    from . import pulumi_stack
+
+    pulumi_stack.run("preview", load_stack_file(stack))
+
+
+@main.command()
+@stack_option()
+@yes_option
+@click.option("--no-verify", is_flag=True, help="skip verify and smoke after the update")
+def up(stack: str, yes: bool, no_verify: bool) -> None:
+    """pulumi up with the policy pack, then verify and smoke (production asks first)."""
+    from . import pulumi_stack
+
+    pulumi_stack.run("up", load_stack_file(stack), yes=yes)
+    if not no_verify:
+        _verify_and_smoke(stack, "pulumi")
+
+
+@main.command()
+@stack_option()
+@yes_option
+def destroy(stack: str, yes: bool) -> None:
+    """pulumi destroy (production asks first); the data volume is retained per retainDataOnDestroy."""
+    from . import pulumi_stack
+
+    pulumi_stack.run("destroy", load_stack_file(stack), yes=yes)
+
+
+@main.command()
+@stack_option()
+@outputs_source_option
+@click.option("--show-secrets", is_flag=True, help="print secrets in clear")
+def outputs(stack: str, outputs_source: Source, show_secrets: bool) -> None:
+    """The stack outputs as JSON (secrets masked unless --show-secrets)."""
+    from . import outputs as stack_outputs
+
+    click.echo(json.dumps(stack_outputs.show(stack, outputs_source, show_secrets), indent=2))
+
+
+@main.command()
+@stack_option()
+def doctor(stack: str) -> None:
+    """Host prerequisites: Docker, overcommit, huge pages, disk, network, TLS files, Pulumi."""
+    from . import doctor as host
+
+    checks = host.doctor(load_stack_file(stack))
+    click.echo(host.doctor_table(checks))
+    if any(c.status == "FAIL" for c in checks):
+        raise CommandError("a prerequisite is missing (FAIL above)")
+
+
+def _verify_and_smoke(stack: str, source: Source) -> None:
+    from . import outputs as stack_outputs
+    from . import smoke as suite
+    from . import verify as checks
+
+    code, found = checks.run(stack, outputs_source=source)
+    click.echo(checks.table(found) if found else "verify: could not run the checks")
+    target = suite.Target.from_outputs(stack_outputs.load(stack, source))
+    _, results = suite.run_suite(target)
+    click.echo(suite.table(results))
+    if code != 0 or not all(r.passed for r in results):
+        raise CommandError("the deployment is up but a check failed (above)")
+
+
+# --- local: the program's resources applied to the local engine without Pulumi --------
+
+
+@main.group()
+def local() -> None:
+    """Apply a stack to the local Docker engine without the Pulumi engine (dev and CI)."""
+
+
+@local.command("up")
+@stack_option()
+@click.option("--image", help="run this image instead of the stack's (e.g. the offline stand-in)")
+@click.option("--port", type=click.IntRange(1, 65535), help="publish on this host port instead of the stack's")
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="override a setting for this run (YAML value, validated like the stack file); repeatable",
+)
+def local_up(stack: str, image: str | None, port: int | None, assignments: tuple[str, ...]) -> None:
+    """Create or update the stack's resources (idempotent) and wait until healthy."""
+    from . import local_apply
+
+    overrides: dict[str, Any] = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"takes KEY=VALUE, got {item!r}", param_hint="--set")
+        overrides[key.removeprefix("redis:")] = load_yaml(value)
+    if image:
+        overrides["image"] = image
+    if port:
+        overrides["hostPort"] = port
+    result = local_apply.up(stack, overrides=overrides)
+    click.echo(f"{stack}: container {result.action} ({result.container_id[:12]}), healthy")
+    _print_outputs(local_apply.outputs(stack))
+
+
+@local.command("down")
+@stack_option()
+@click.option("--delete-data", is_flag=True, help="also delete the data volume")
+def local_down(stack: str, delete_data: bool) -> None:
+    """Remove the stack's container (and network); the data volume stays unless --delete-data."""
+    from . import local_apply
+
+    removed = local_apply.down(stack, delete_data=delete_data)
+    kept = "" if delete_data else " (data volume kept; --delete-data removes it)"
+    click.echo(f"{stack}: removed {', '.join(removed) or 'nothing'}{kept}")
+
+
+@local.command("status")
+@stack_option()
+def local_status(stack: str) -> None:
+    """The container's state as JSON."""
+    from . import local_apply
+
+    click.echo(json.dumps(local_apply.status(stack), indent=2))
+
+
+def _print_outputs(values: dict[str, Any]) -> None:
+    width = max(len(k) for k in values)
+    for key, value in values.items():
+        if key in ("redis_conf", "settings"):
+            continue  # long; `outputs --show-secrets` has them
+        shown = json.dumps(value) if isinstance(value, dict) else value
+        click.echo(f"  {key.ljust(width)}  {shown}")
+
+
+# --- checks on a deployment ---------------------------------------------------------------
+
+
+@main.command()
+@stack_option(required=False, help="stack to verify")
+@click.option("--container", help="container to verify; its stack comes from its labels")
+@outputs_source_option
+@click.option("--junit-xml", type=click.Path(dir_okay=False, path_type=Path), help="also write a JUnit XML report")
+@click.option("-v", "--verbose", is_flag=True, help="also show pytest's own report")
+def verify(
+    stack: str | None, container: str | None, outputs_source: Source, junit_xml: Path | None, verbose: bool
+) -> None:
+    """Verify a deployed container with the testinfra checks: one row per check."""
+    from . import verify as checks
+
+    if bool(stack) == bool(container):
+        raise click.UsageError("give exactly one of --stack and --container")
+    code, found = checks.run(stack, container, outputs_source, quiet=not verbose, junit_xml=junit_xml)
+    if found:
+        click.echo(checks.table(found))
+    if code != 0:
+        raise CommandError("a check failed" if found else f"the checks could not run (pytest exit code {code})")
+
+
+@main.command()
+@stack_option(required=False, help="read the URL and databases from the stack's outputs")
+@url_option
+@outputs_source_option
+@click.option("--broker-db", type=click.IntRange(0), help="with --url: Celery broker database [default: 1]")
+@click.option("--result-db", type=click.IntRange(0), help="with --url: Celery result database [default: 2]")
+@click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False), help="CA certificate of a rediss:// server")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="client certificate")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="client key")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="also write a JUnit XML report")
+@click.option("--only", multiple=True, help="run only this scenario (repeatable)")
+def smoke(
+    stack: str | None,
+    url: str | None,
+    outputs_source: Source,
+    broker_db: int | None,
+    result_db: int | None,
+    tls_ca: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    junit: Path | None,
+    only: tuple[str, ...],
+) -> None:
+    """Post-deploy smoke suite: every consumer pattern against a deployed Redis.
+
+    Safe in production: keys only under smoke:<run-id>: with a short TTL, all removed at
+    the end (also on failure or Ctrl-C); never flushes, never scans. Exit 0 when every
+    scenario passed, 1 when one failed, 2 when Redis is unusable.
+    """
+    from . import smoke as suite
+
+    target = _smoke_target(stack, url, outputs_source, broker_db, result_db)
+    target.ssl_ca_certs, target.ssl_certfile, target.ssl_keyfile = tls_ca, tls_cert, tls_key
+    unknown = set(only) - {name for name, _ in suite.SCENARIOS}
+    if unknown:
+        raise click.BadParameter(
+            f"no scenario {', '.join(sorted(unknown))}; known: {', '.join(n for n, _ in suite.SCENARIOS)}",
+            param_hint="--only",
+        )
+    # SIGTERM (a CI job cancelled) cleans up like Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    run, results = suite.run_suite(target, only=set(only) or None)
+    click.echo(f"smoke run {run.run_id} against {target.safe_address}")
+    click.echo(suite.table(results))
+    if junit:
+        junit.write_text(suite.junit_xml(results))
+    if not results or not all(r.passed for r in results):
+        raise CommandError("a scenario failed")
+
+
+def _smoke_target(
+    stack: str | None, url: str | None, outputs_source: Source, broker_db: int | None, result_db: int | None
+) -> Any:
+    from . import outputs as stack_outputs
+    from . import smoke as suite
+
+    if stack:
+        if broker_db is not None or result_db is not None:
+            raise click.UsageError("--broker-db and --result-db go with --url; a stack's outputs name its databases")
+        return suite.Target.from_outputs(stack_outputs.load(stack, outputs_source))
+    if not url:
+        raise click.UsageError("give --stack, or --url / REDIS_URL")
+    return suite.Target.for_url(url, broker_db=broker_db, result_db=result_db)
+
+
+@main.command()
+@stack_option(required=False, help="a deployed stack (thresholds from its settings)")
+@url_option
+@outputs_source_option
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.1, 3600),
+    default=1.0,
+    show_default=True,
+    help="seconds between the two INFO samples",
+)
+@json_option
+@click.option("--watch", type=click.FloatRange(0.5), metavar="N", help="refresh every N seconds until Ctrl-C")
+def monitor(
+    stack: str | None, url: str | None, outputs_source: Source, interval: float, as_json: bool, watch: float | None
+) -> None:
+    """Redis health against the stack's alert thresholds (the same as the Prometheus rules).
+
+    Exit 0 all OK, 1 worst is WARN, 2 worst is CRIT or Redis unreachable.
+    """
+    import redis
+
+    from . import monitor as health
+    from . import outputs as stack_outputs
+    from . import smoke as suite
+
+    if stack:
+        settings = load_stack_file(stack)
+        url = stack_outputs.load(stack, outputs_source)["redis_admin_url"]
+    elif url:
+        settings = Settings()
+    else:
+        raise click.UsageError("give --stack, or --url / REDIS_URL")
+    target = suite.Target.for_url(url)
+    client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5)
+    while True:
+        try:
+            metrics = health.collect(client, settings, interval)
+        except (redis.RedisError, OSError) as exc:
+            raise health.MonitorError(suite.explain(exc, target)) from None
+        if watch:
+            click.echo("\033[2J\033[H" + time.strftime("%Y-%m-%d %H:%M:%S") + " " + target.safe_address)
+        click.echo(json.dumps(health.as_json(metrics), indent=2) if as_json else health.table(metrics))
+        if not watch:
+            sys.exit(health.exit_code(metrics))
+        try:
+            time.sleep(max(0.0, watch - interval))
+        except KeyboardInterrupt:
+            sys.exit(health.exit_code(metrics))
+
+
+@main.command()
+@stack_option()
+@outputs_source_option
+@click.option("--runs", type=click.IntRange(1), default=3, show_default=True, help="repetitions")
+@click.option("--no-throughput", is_flag=True, help="skip redis-benchmark")
+def benchmark(stack: str, outputs_source: Source, runs: int, no_throughput: bool) -> None:
+    """Smoke scenario timings and redis-benchmark throughput (min / median / max over --runs).
+
+    redis-benchmark runs only on stacks without a password (it takes one only on its
+    command line, which process lists show). Writes keys: not for production.
+    """
+    from . import benchmark as bench
+    from . import outputs as stack_outputs
+    from . import smoke as suite
+
+    found = stack_outputs.load(stack, outputs_source)
+    rows = bench.smoke_timings(suite.Target.from_outputs(found), runs)
+    if not no_throughput:
+        for pipeline in (1, 16):
+            rows += bench.redis_benchmark(found["redis_url"], runs, pipeline=pipeline)
+    click.echo(bench.table(rows))
+
+
+# --- data: backup and restore --------------------------------------------------------------
+
+
+@main.command()
+@stack_option()
+@outputs_source_option
+@click.option(
+    "--dest", type=click.Path(file_okay=False, path_type=Path), help="folder for backups [default: backups/<stack>/]"
+)
+@click.option("--keep", type=click.IntRange(1), default=7, show_default=True, help="backups of this stack to keep")
+def backup(stack: str, outputs_source: Source, dest: Path | None, keep: int) -> None:
+    """BGSAVE, wait, copy dump.rdb out with its SHA-256; keep the newest --keep backups."""
+    import redis
+
+    from . import backup as data
+    from . import outputs as stack_outputs
+    from .docker_engine import ensure_engine
+
+    settings = load_stack_file(stack)
+    admin = redis.Redis.from_url(stack_outputs.load(stack, outputs_source)["redis_admin_url"])
+    made = data.backup(ensure_engine(start=False), admin, settings, dest or PROJECT_ROOT / "backups" / stack, keep=keep)
+    click.echo(f"{made.path}  {made.size} bytes  sha256 {made.sha256}")
+
+
+@main.command()
+@stack_option()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@yes_option
+def restore(stack: str, file: Path, yes: bool) -> None:
+    """Restore FILE (made by backup; its .sha256 beside it) into the stack's container.
+
+    The file is checked first; the current data is moved aside on the volume, not deleted.
+    """
+    from . import backup as data
+    from .docker_engine import ensure_engine
+
+    settings = load_stack_file(stack)
+    data.verify_file(file)
+    client = ensure_engine(start=False)
+    container = data.container_of(client, settings)
+    if settings.environment == "production" and container.status == "running" and not yes:
+        raise CommandError(
+            f"{settings.name} is a running production stack; its current data would be moved aside "
+            "and replaced: re-run with --yes to confirm"
+        )
+    aside = data.restore(client, settings, file)
+    click.echo(f"restored {file.name} into {settings.name}; the previous data is in {aside} on the volume")
+
+
+# --- generated files -------------------------------------------------------------------------
+
+
+@main.command("alert-rules")
+@stack_option(required=False, help="one stack")
+@click.option("--all", "all_stacks", is_flag=True, help="write monitoring/<stack>.rules.yml for every stack")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="with --stack: write here")
+def alert_rules(stack: str | None, all_stacks: bool, output: Path | None) -> None:
+    """Prometheus alerting rules for redis_exporter metrics, from the stack's thresholds."""
+    from . import alerts
+
+    if bool(stack) == all_stacks:
+        raise click.UsageError("give exactly one of --stack and --all")
+    if all_stacks:
+        folder = PROJECT_ROOT / "monitoring"
+        folder.mkdir(exist_ok=True)
+        for name in available_stacks():
+            path = folder / f"{name}.rules.yml"
+            path.write_text(alerts.render(load_stack_file(name)))
+            click.echo(path.relative_to(PROJECT_ROOT))
+        return
+    assert stack is not None
+    text = alerts.render(load_stack_file(stack))
+    if output:
+        output.write_text(text)
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command()
+@click.option("--check", is_flag=True, help="only check; exit 1 when stale")
+def docs(check: bool) -> None:
+    """Regenerate the README's configuration and policy tables from the settings model and rules."""
+    from .docs import update_readme
+
+    fresh = update_readme(PROJECT_ROOT / "README.md", check=check)
+    if check and not fresh:
+        raise CommandError("README.md's generated tables are stale: run bizosaas-redis docs")
+    click.echo("README.md's generated tables are up to date" if fresh else "README.md updated")
+
+
+@main.command("offline-image")
+@click.option("--tag", help="image tag [default: the stand-in's own tag]")
+@click.option("--force", is_flag=True, help="rebuild even when up to date")
+def offline_image(tag: str | None, force: bool) -> None:
+    """Build the stand-in for redis:7-alpine from Debian's redis-server (no registry needed).
+
+    The tag says what it is; it is printed last, so `--image $(bizosaas-redis offline-image | tail -1)` works.
+    """
+    from . import offline_image as builder
+
+    click.echo(builder.build(tag=tag or builder.TAG, force=force))
+
+
+if __name__ == "__main__":
+    main(prog_name=os.path.basename(sys.argv[0]))

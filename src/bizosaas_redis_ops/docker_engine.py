@@ -1,0 +1,68 @@
+"""Reach a Docker engine: use the running one, or install and start Debian's dockerd."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import docker
+
+from bizosaas_redis.errors import BizosaasRedisError
+
+SOCKET = Path("/var/run/docker.sock")
+DOCKERD_LOG = Path("/tmp/bizosaas-dockerd.log")
+
+
+class EngineError(BizosaasRedisError):
+    pass
+
+
+def _client() -> docker.DockerClient | None:
+    if not SOCKET.exists() and "DOCKER_HOST" not in os.environ:
+        return None
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+        return client
+    except Exception:
+        return None
+
+
+def ensure_engine(start: bool = True, wait_seconds: float = 60) -> docker.DockerClient:
+    """A client of a running engine; start dockerd (as root) when none answers.
+
+    Never touches containers it did not create; an engine already running is used as is.
+    """
+    client = _client()
+    if client is not None or not start:
+        if client is None:
+            raise EngineError("no Docker engine answers at /var/run/docker.sock")
+        return client
+    if os.geteuid() != 0:
+        raise EngineError(
+            "no Docker engine answers at /var/run/docker.sock and starting dockerd needs "
+            "root: start Docker (systemctl start docker) or run as root"
+        )
+    if shutil.which("dockerd") is None:
+        subprocess.run(["apt-get", "update", "-qq"], check=False)
+        result = subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "docker.io"],
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0 or shutil.which("dockerd") is None:
+            raise EngineError(f"could not install docker.io: {result.stderr.strip()[-500:]}")
+    log = DOCKERD_LOG.open("ab")
+    subprocess.Popen(["dockerd"], stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        client = _client()
+        if client is not None:
+            return client
+        time.sleep(0.5)
+    tail = DOCKERD_LOG.read_text(errors="replace")[-1500:] if DOCKERD_LOG.exists() else ""
+    raise EngineError(f"dockerd did not answer within {wait_seconds:.0f}s; its log ends:\n{tail}")

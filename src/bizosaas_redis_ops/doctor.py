@@ -1,0 +1,132 @@
+"""Host prerequisites for a stack: Docker, kernel settings, disk, network, TLS files, the Pulumi CLI."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from bizosaas_redis.constants import REDIS_GID, REDIS_UID
+from bizosaas_redis.settings import Settings
+
+from . import tables
+from .docker_engine import EngineError, ensure_engine
+from .pulumi_stack import INSTALL_HINT
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # OK | WARN | FAIL
+    detail: str
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def doctor(settings: Settings) -> list[Check]:
+    checks: list[Check] = []
+    try:
+        client = ensure_engine(start=False)
+        info = client.info()
+        checks.append(Check("docker engine", "OK", f"{info.get('ServerVersion')} answers"))
+    except EngineError as exc:
+        client, info = None, {}
+        checks.append(Check("docker engine", "FAIL", f"{exc}; start it: systemctl start docker"))
+
+    overcommit = _read("/proc/sys/vm/overcommit_memory")
+    checks.append(
+        Check(
+            "vm.overcommit_memory",
+            "OK" if overcommit == "1" else "WARN",
+            "1"
+            if overcommit == "1"
+            else f"{overcommit}: BGSAVE/AOF rewrite forks may fail; run "
+            "sysctl vm.overcommit_memory=1 and add it to /etc/sysctl.d/99-redis.conf",
+        )
+    )
+
+    thp = _read("/sys/kernel/mm/transparent_hugepage/enabled") or "unknown"
+    checks.append(
+        Check(
+            "transparent huge pages",
+            "WARN" if "[always]" in thp else "OK",
+            f"{thp}: latency spikes and memory use after fork; run "
+            "echo madvise > /sys/kernel/mm/transparent_hugepage/enabled"
+            if "[always]" in thp
+            else thp,
+        )
+    )
+
+    root = info.get("DockerRootDir", "/var/lib/docker")
+    try:
+        free = shutil.disk_usage(root).free
+        # An RDB snapshot and an AOF rewrite can each be as large as the dataset.
+        need = 2 * settings.maxmemory
+        status = "OK" if free >= need else ("WARN" if free >= settings.maxmemory else "FAIL")
+        checks.append(
+            Check(
+                "free disk for the data volume",
+                status,
+                f"{free / 1024**3:.1f} GB free in {root}; want ≥ {need / 1024**3:.1f} GB "
+                "(2 × maxmemory for RDB plus AOF rewrite)",
+            )
+        )
+    except OSError as exc:
+        checks.append(Check("free disk for the data volume", "WARN", f"cannot read {root}: {exc}"))
+
+    if settings.network_external:
+        if client is None:
+            checks.append(Check(f"network {settings.network_name}", "FAIL", "Docker is not reachable"))
+        elif client.networks.list(names=[settings.network_name]):
+            checks.append(Check(f"network {settings.network_name}", "OK", "exists (external)"))
+        else:
+            checks.append(
+                Check(
+                    f"network {settings.network_name}",
+                    "FAIL",
+                    f"missing; Dokploy creates it, or: docker network create {settings.network_name}",
+                )
+            )
+    else:
+        checks.append(Check(f"network {settings.network_name}", "OK", "created by the stack"))
+
+    if settings.tls_enabled:
+        checks.append(tls_files_check(Path(settings.tls_certs_dir or "")))
+
+    pulumi = shutil.which("pulumi")
+    checks.append(Check("pulumi CLI", "OK" if pulumi else "WARN", pulumi or f"missing; {INSTALL_HINT}"))
+    return checks
+
+
+def tls_files_check(folder: Path, uid: int = REDIS_UID, gid: int = REDIS_GID) -> Check:
+    """The certificate files exist and Redis (uid 999) can read them through the bind mount."""
+    problems = []
+    for name in ("tls.crt", "tls.key", "ca.crt"):
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{name} missing")
+            continue
+        st = path.stat()
+        readable = (
+            (st.st_uid == uid and st.st_mode & 0o400)
+            or (st.st_gid == gid and st.st_mode & 0o040)
+            or (st.st_mode & 0o004 and name != "tls.key")
+        )
+        if not readable:
+            problems.append(f"{name} unreadable by uid {uid}")
+    if problems:
+        return Check(
+            "TLS files",
+            "FAIL",
+            f"{folder}: {', '.join(problems)}; run chown {uid}:{gid} {folder}/* && chmod 0600 {folder}/tls.key",
+        )
+    return Check("TLS files", "OK", f"{folder}: readable by the redis user")
+
+
+def doctor_table(checks: list[Check]) -> str:
+    return tables.render(["check", "status", "detail"], [[c.name, c.status, c.detail] for c in checks])

@@ -1,0 +1,464 @@
+"""Deploy what the Pulumi program declares to a local Docker engine, without Pulumi.
+
+For development and CI, where no Pulumi engine runs: the program runs under Pulumi's
+mock runtime (capture.py), and every resource it registers is applied with its exact
+inputs through the Docker SDK. Production deploys use `pulumi up`.
+
+State (generated passwords and the applied container spec) lives in
+`.local-deploy/<stack>.json`, mode 0600, like a Pulumi state file: the passwords in it are
+encrypted with PULUMI_CONFIG_PASSPHRASE. Never commit it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import posixpath
+import tarfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+from docker.types import LogConfig, Mount
+
+from bizosaas_redis.components import exporter, redis_service
+from bizosaas_redis.constants import CONTAINER, GET_NETWORK, NETWORK, RANDOM_PASSWORD, REMOTE_IMAGE, VOLUME
+from bizosaas_redis.errors import BizosaasRedisError
+from bizosaas_redis.settings import PROJECT_ROOT, build_settings, read_stack_config, stack_file
+
+from . import capture, secretbox
+from .docker_engine import ensure_engine
+
+
+def state_dir() -> Path:
+    """Where local deploy state lives; BIZOSAAS_LOCAL_STATE moves it (tests do)."""
+    return Path(os.environ.get("BIZOSAAS_LOCAL_STATE", PROJECT_ROOT / ".local-deploy"))
+
+
+# Resources that exist only inside the program or the Pulumi engine.
+NOT_DOCKER = {RANDOM_PASSWORD, redis_service.COMPONENT_TYPE, exporter.COMPONENT_TYPE}
+NANOS = 1_000_000_000
+
+
+class LocalApplyError(BizosaasRedisError):
+    pass
+
+
+@dataclass
+class State:
+    stack: str
+    passwords: dict[str, str] = field(default_factory=dict)
+    spec_sha256: str | None = None
+    created_network: str | None = None
+    # The setting overrides of the last `up` (--image, --port, --set), so that outputs,
+    # status and down describe what runs.
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return state_dir() / f"{self.stack}.json"
+
+    @staticmethod
+    def exists(stack: str) -> bool:
+        return (state_dir() / f"{stack}.json").exists()
+
+    @classmethod
+    def load(cls, stack: str) -> State:
+        """The stack's state; its passwords are decrypted with PULUMI_CONFIG_PASSPHRASE."""
+        path = state_dir() / f"{stack}.json"
+        if not path.exists():
+            return cls(stack=stack)
+        data = json.loads(path.read_text())
+        box = data.pop("passwords", None)
+        passwords = {}
+        if box:
+            try:
+                passwords = json.loads(secretbox.open_(box, secretbox.passphrase()))
+            except secretbox.SecretBoxError as exc:
+                raise LocalApplyError(f"{path}: {exc}") from None
+        return cls(stack=stack, passwords=passwords, **data)
+
+    def save(self) -> None:
+        """Written with mode 0600; the passwords only encrypted, as in Pulumi's state."""
+        state_dir().mkdir(parents=True, exist_ok=True)
+        data = {k: v for k, v in self.__dict__.items() if k not in ("stack", "passwords")}
+        try:
+            data["passwords"] = secretbox.seal(json.dumps(self.passwords), secretbox.passphrase())
+        except secretbox.SecretBoxError as exc:
+            raise LocalApplyError(str(exc)) from None
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2)
+
+    def delete(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def stack_values(stack: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The stack file's settings with local overrides (camelCase keys) applied, validated."""
+    values = {**read_stack_config(stack_file(stack)), **(overrides or {})}
+    source = stack_file(stack).name + (" with local overrides" if overrides else "")
+    build_settings(values, stack, source=source)  # fail early, every problem at once
+    return values
+
+
+def plan(stack: str, overrides: dict[str, Any] | None = None, state: State | None = None) -> capture.Capture:
+    """Run the program for the stack under mocks, with passwords from the local state."""
+    state = state or State.load(stack)
+    return capture.run_program(stack, values=stack_values(stack, overrides), passwords=state.passwords)
+
+
+# --- translating the provider's inputs into Docker API calls -------------------------
+
+
+def _duration_ns(text: str) -> int:
+    units = {"ms": NANOS // 1000, "s": NANOS, "m": 60 * NANOS, "h": 3600 * NANOS}
+    for suffix in ("ms", "s", "m", "h"):
+        if text.endswith(suffix):
+            return int(float(text[: -len(suffix)]) * units[suffix])
+    raise LocalApplyError(f"healthcheck duration {text!r} has no unit (s, m, h)")
+
+
+def _upload_tar(upload: dict[str, Any]) -> tuple[str, bytes]:
+    data = upload["content"].encode()
+    info = tarfile.TarInfo(posixpath.basename(upload["file"]))
+    info.size = len(data)
+    info.mtime = int(time.time())
+    info.uid = int(upload.get("owner") or 0)
+    info.gid = int(upload.get("group") or 0)
+    info.mode = int(upload.get("permissions") or ("0755" if upload.get("executable") else "0644"), 8)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.addfile(info, io.BytesIO(data))
+    return posixpath.dirname(upload["file"]), buffer.getvalue()
+
+
+@dataclass
+class ContainerSpec:
+    """Docker API arguments for the container, built from the provider's inputs."""
+
+    create: dict[str, Any]
+    host_config: dict[str, Any]
+    networks: list[dict[str, Any]]
+    uploads: list[tuple[str, bytes]]
+    wait: bool
+    wait_timeout: float
+    must_run: bool
+
+
+def container_spec(inputs: dict[str, Any]) -> ContainerSpec:
+    """Map every input the program sets; an input with no mapping is an error."""
+    i = capture.unwrap(inputs)
+    create: dict[str, Any] = {}
+    host: dict[str, Any] = {}
+    handlers = {
+        "name": lambda v: create.update(name=v),
+        "image": lambda v: create.update(image=v),
+        "command": lambda v: create.update(command=v),
+        "entrypoints": lambda v: create.update(entrypoint=v),
+        "envs": lambda v: create.update(environment=v),
+        "user": lambda v: create.update(user=v),
+        "stopSignal": lambda v: create.update(stop_signal=v),
+        "stopTimeout": lambda v: create.update(stop_timeout=int(v)),
+        "labels": lambda v: create.update(labels=capture.label_dict(v)),
+        "healthcheck": lambda v: create.update(
+            healthcheck={
+                "test": v["tests"],
+                "interval": _duration_ns(v.get("interval", "30s")),
+                "timeout": _duration_ns(v.get("timeout", "30s")),
+                "retries": int(v.get("retries", 3)),
+                "start_period": _duration_ns(v.get("startPeriod", "0s")),
+            }
+        ),
+        "ports": lambda v: host.update(
+            port_bindings={
+                f"{int(p['internal'])}/{p.get('protocol', 'tcp')}": (
+                    p.get("ip", "0.0.0.0"),
+                    int(p["external"]),
+                )
+                for p in v
+            }
+        ),
+        "volumes": lambda v: host.setdefault("mounts", []).extend(
+            Mount(
+                target=x["containerPath"],
+                source=x["volumeName"],
+                type="volume",
+                read_only=bool(x.get("readOnly", False)),
+            )
+            for x in v
+        ),
+        "mounts": lambda v: host.setdefault("mounts", []).extend(
+            Mount(
+                target=x["target"],
+                source=x.get("source"),
+                type=x["type"],
+                read_only=bool(x.get("readOnly", False)),
+            )
+            for x in v
+        ),
+        "tmpfs": lambda v: host.update(tmpfs=dict(v)),
+        "readOnly": lambda v: host.update(read_only=bool(v)),
+        "capabilities": lambda v: host.update(cap_drop=v.get("drops") or None, cap_add=v.get("adds") or None),
+        "securityOpts": lambda v: host.update(security_opt=list(v)),
+        "memory": lambda v: host.update(mem_limit=f"{int(v)}m"),
+        "memorySwap": lambda v: host.update(memswap_limit=f"{int(v)}m"),
+        "restart": lambda v: host.update(restart_policy={"Name": "" if v == "no" else v}),
+        "logDriver": lambda v: host.setdefault("log", {}).update(type=v),
+        "logOpts": lambda v: host.setdefault("log", {}).update(config=dict(v)),
+        # Handled below, after creation.
+        "networksAdvanced": lambda v: None,
+        "uploads": lambda v: None,
+        "wait": lambda v: None,
+        "waitTimeout": lambda v: None,
+        "mustRun": lambda v: None,
+    }
+    unknown = sorted(set(i) - set(handlers))
+    if unknown:
+        raise LocalApplyError(
+            f"the program sets container input(s) the local deployer cannot apply: {', '.join(unknown)}; "
+            "teach src/bizosaas_redis_ops/local_apply.py to apply them"
+        )
+    for key, value in i.items():
+        handlers[key](value)
+    if "log" in host:
+        log = host.pop("log")
+        host["log_config"] = LogConfig(type=log.get("type", "json-file"), config=log.get("config", {}))
+    return ContainerSpec(
+        create=create,
+        host_config=host,
+        networks=list(i.get("networksAdvanced", [])),
+        uploads=[_upload_tar(u) for u in i.get("uploads", [])],
+        wait=bool(i.get("wait", False)),
+        wait_timeout=float(i.get("waitTimeout", 60)),
+        must_run=bool(i.get("mustRun", True)),
+    )
+
+
+def spec_digest(inputs: dict[str, Any], image_id: str) -> str:
+    canonical = json.dumps({"inputs": capture.unwrap(inputs), "image": image_id}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# --- applying --------------------------------------------------------------------
+
+
+def _ensure_image(client: docker.DockerClient, name: str) -> str:
+    try:
+        return str(client.images.get(name).id)
+    except docker.errors.ImageNotFound:
+        pass
+    try:
+        return str(client.images.pull(name).id)
+    except docker.errors.APIError as exc:
+        raise LocalApplyError(
+            f"image {name} is not on this engine and cannot be pulled ({exc.explanation}); "
+            "with no registry, build the stand-in with bizosaas-redis offline-image and pass "
+            "--image localhost/redis-offline:7.0"
+        ) from None
+
+
+def _ensure_network(client: docker.DockerClient, cap: capture.Capture, state: State) -> None:
+    for token, args in cap.invokes:
+        if token == GET_NETWORK:
+            try:
+                client.networks.get(args["name"])
+            except docker.errors.NotFound:
+                raise LocalApplyError(
+                    f"network {args['name']} is external (networkExternal: true) and does not exist; "
+                    f"create it (Dokploy does: docker network create {args['name']})"
+                ) from None
+    for res in cap.of_type(NETWORK):
+        i = res.plain
+        unknown = set(i) - {"name", "driver", "labels"}
+        if unknown:
+            raise LocalApplyError(f"network input(s) the local deployer cannot apply: {', '.join(sorted(unknown))}")
+        if not client.networks.list(names=[i["name"]]):
+            client.networks.create(
+                i["name"],
+                driver=i.get("driver", "bridge"),
+                labels=capture.label_dict(i.get("labels")),
+            )
+        state.created_network = i["name"]
+
+
+def _ensure_volumes(client: docker.DockerClient, cap: capture.Capture) -> None:
+    for res in cap.of_type(VOLUME):
+        i = res.plain
+        unknown = set(i) - {"name", "labels", "driver"}
+        if unknown:
+            raise LocalApplyError(f"volume input(s) the local deployer cannot apply: {', '.join(sorted(unknown))}")
+        try:
+            client.volumes.get(i["name"])
+        except docker.errors.NotFound:
+            client.volumes.create(
+                i["name"],
+                driver=i.get("driver", "local"),
+                labels=capture.label_dict(i.get("labels")),
+            )
+
+
+def _get_container(client: docker.DockerClient, name: str):
+    try:
+        return client.containers.get(name)
+    except docker.errors.NotFound:
+        return None
+
+
+def wait_healthy(client: docker.DockerClient, name: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    status = "unknown"
+    while time.monotonic() < deadline:
+        attrs = client.api.inspect_container(name)
+        state = attrs["State"]
+        status = state.get("Health", {}).get("Status", "none")
+        if status == "healthy":
+            return
+        if not state["Running"] and state["Status"] in ("exited", "dead"):
+            break
+        time.sleep(0.3)
+    attrs = client.api.inspect_container(name)
+    probes = attrs["State"].get("Health", {}).get("Log", [])
+    last = probes[-1]["Output"].strip() if probes else "no probe ran"
+    logs = client.api.logs(name, tail=15).decode(errors="replace")
+    raise LocalApplyError(
+        f"container {name} is not healthy after {timeout:.0f}s (status {status}, "
+        f"state {attrs['State']['Status']}); last probe: {last}\n--- container log ---\n{logs}"
+    )
+
+
+def _create_container(client: docker.DockerClient, spec: ContainerSpec, image_id: str) -> str:
+    api = client.api
+    networking = None
+    if spec.networks:
+        first = spec.networks[0]
+        endpoints: Any = {first["name"]: api.create_endpoint_config(aliases=first.get("aliases") or None)}
+        networking = api.create_networking_config(endpoints)
+    create = {**spec.create, "image": image_id}
+    container = api.create_container(
+        **create, host_config=api.create_host_config(**spec.host_config), networking_config=networking
+    )
+    for extra in spec.networks[1:]:
+        api.connect_container_to_network(container["Id"], extra["name"], aliases=extra.get("aliases"))
+    for directory, archive in spec.uploads:
+        api.put_archive(container["Id"], directory, archive)
+    return container["Id"]
+
+
+@dataclass
+class Result:
+    action: str  # created | replaced | unchanged | started
+    container_id: str
+    capture: capture.Capture
+
+
+def up(stack: str, overrides: dict[str, Any] | None = None, client: docker.DockerClient | None = None) -> Result:
+    """Create or update the stack's resources; idempotent. `overrides`: settings for this run."""
+    state = State.load(stack)
+    state.overrides = dict(overrides or {})
+    cap = plan(stack, state.overrides, state)
+    client = client or ensure_engine()
+    if len(cap.of_type(CONTAINER)) > 1:
+        raise LocalApplyError(
+            "the local deployer applies the Redis container only; redis:exporterEnabled declares a second "
+            "(redis_exporter): deploy that stack with pulumi up"
+        )
+    unknown = {r.type for r in cap.resources} - {NETWORK, VOLUME, CONTAINER, REMOTE_IMAGE} - NOT_DOCKER
+    if unknown:
+        raise LocalApplyError(f"resource type(s) the local deployer cannot apply: {', '.join(sorted(unknown))}")
+    image_id = _ensure_image(client, cap.one(REMOTE_IMAGE).plain["name"])
+    _ensure_network(client, cap, state)
+    _ensure_volumes(client, cap)
+
+    declared = cap.one(CONTAINER)
+    spec = container_spec(declared.inputs)
+    digest = spec_digest(declared.inputs, image_id)
+    name = spec.create["name"]
+    existing = _get_container(client, name)
+    action = "created"
+    if existing is not None and state.spec_sha256 == digest:
+        action = "unchanged"
+        if spec.must_run and existing.status != "running":
+            existing.start()
+            action = "started"
+        container_id = existing.id
+    else:
+        if existing is not None:
+            # Fixed name: delete before create, as the program's delete_before_replace says.
+            existing.stop(timeout=int(spec.create.get("stop_timeout", 10)))
+            existing.remove()
+            action = "replaced"
+        container_id = _create_container(client, spec, image_id)
+        client.api.start(container_id)
+    state.spec_sha256 = digest
+    state.save()
+    if spec.wait:
+        wait_healthy(client, name, spec.wait_timeout)
+    return Result(action, container_id, cap)
+
+
+def down(stack: str, delete_data: bool = False, client: docker.DockerClient | None = None) -> list[str]:
+    """Remove the container (and the network it created); the data volume only when asked."""
+    state = State.load(stack)
+    cap = plan(stack, state.overrides, state)
+    client = client or ensure_engine()
+    removed = []
+    declared = cap.container().plain
+    existing = _get_container(client, declared["name"])
+    if existing is not None:
+        existing.stop(timeout=int(declared.get("stopTimeout", 10)))
+        existing.remove()
+        removed.append(f"container {declared['name']}")
+    if state.created_network:
+        for net in client.networks.list(names=[state.created_network]):
+            net.reload()
+            if not net.containers:
+                net.remove()
+                removed.append(f"network {state.created_network}")
+        state.created_network = None
+    if delete_data:
+        for res in cap.of_type(VOLUME):
+            try:
+                client.volumes.get(res.plain["name"]).remove()
+                removed.append(f"volume {res.plain['name']}")
+            except docker.errors.NotFound:
+                pass
+        state.delete()
+    else:
+        state.spec_sha256 = None
+        state.save()
+    return removed
+
+
+def status(stack: str, client: docker.DockerClient | None = None) -> dict[str, Any]:
+    settings = build_settings(read_stack_config(stack_file(stack)), stack)
+    client = client or ensure_engine()
+    container = _get_container(client, settings.name)
+    if container is None:
+        return {"stack": stack, "container": settings.name, "state": "absent"}
+    attrs = container.attrs
+    return {
+        "stack": stack,
+        "container": settings.name,
+        "state": attrs["State"]["Status"],
+        "health": attrs["State"].get("Health", {}).get("Status", "none"),
+        "image": attrs["Config"]["Image"],
+        "ports": attrs["NetworkSettings"]["Ports"],
+        "started_at": attrs["State"]["StartedAt"],
+    }
+
+
+def outputs(stack: str, show_secrets: bool = False) -> dict[str, Any]:
+    """The stack outputs of the local deploy; secrets masked unless asked for."""
+    state = State.load(stack)
+    if not state.passwords:
+        raise LocalApplyError(f"stack {stack} has no local deploy state; run: bizosaas-redis local up --stack {stack}")
+    cap = plan(stack, state.overrides, state)
+    result = {}
+    for key, out in cap.outputs.items():
+        result[key] = out.value if (show_secrets or not out.secret) else "[secret]"
+    return result

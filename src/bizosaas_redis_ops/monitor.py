@@ -1,0 +1,209 @@
+"""Health of a running Redis against the stack's alert thresholds.
+
+`evaluate` is pure: two INFO samples and the seconds between them in, metrics with
+OK/WARN/CRIT out; `alerts.py` turns the same thresholds into Prometheus rules.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import redis
+
+from bizosaas_redis.errors import BizosaasRedisError
+from bizosaas_redis.settings import Settings
+
+from . import tables
+
+OK, WARN, CRIT = "OK", "WARN", "CRIT"
+SEVERITY = {OK: 0, WARN: 1, CRIT: 2}
+# Below this many lookups in the interval, the hit rate since start says more.
+MIN_LOOKUPS_FOR_INTERVAL_RATE = 100
+
+
+class MonitorError(BizosaasRedisError):
+    """Redis could not be read: as bad as CRIT."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    value: str
+    threshold: str
+    status: str
+    number: float | None = None
+
+
+def _pct(part: float, whole: float) -> float:
+    return 100.0 * part / whole
+
+
+def _grade_high(value: float, warn: float, crit: float) -> str:
+    return CRIT if value > crit else WARN if value > warn else OK
+
+
+def _grade_low(value: float, warn: float, crit: float) -> str:
+    return CRIT if value < crit else WARN if value < warn else OK
+
+
+def evaluate(
+    first: dict[str, Any], second: dict[str, Any], seconds: float, settings: Settings, now: float | None = None
+) -> list[Metric]:
+    """Metrics from two INFO samples `seconds` apart (second is the newer)."""
+    now = time.time() if now is None else now
+    seconds = max(seconds, 1e-6)
+    metrics = []
+
+    used, maxmemory = float(second["used_memory"]), float(second.get("maxmemory", 0))
+    if maxmemory > 0:
+        pct = _pct(used, maxmemory)
+        metrics.append(
+            Metric(
+                "memory used",
+                f"{used / 1024**2:.1f} MB of {maxmemory / 1024**2:.0f} MB ({pct:.1f} %)",
+                f"> {settings.alert_memory_percent} % / {settings.alert_memory_critical_percent} %",
+                _grade_high(pct, settings.alert_memory_percent, settings.alert_memory_critical_percent),
+                pct,
+            )
+        )
+    else:
+        metrics.append(Metric("memory used", f"{used / 1024**2:.1f} MB, no maxmemory", "maxmemory set", WARN))
+
+    clients, maxclients = float(second["connected_clients"]), float(second.get("maxclients", 10000))
+    pct = _pct(clients, maxclients)
+    metrics.append(
+        Metric(
+            "clients",
+            f"{int(clients)} of {int(maxclients)} ({pct:.1f} %)",
+            f"> {settings.alert_clients_percent} % / {settings.alert_clients_critical_percent} %",
+            _grade_high(pct, settings.alert_clients_percent, settings.alert_clients_critical_percent),
+            pct,
+        )
+    )
+
+    hits, misses = float(second["keyspace_hits"]), float(second["keyspace_misses"])
+    d_hits, d_misses = hits - float(first["keyspace_hits"]), misses - float(first["keyspace_misses"])
+    hit_threshold = f"< {settings.alert_hit_rate_percent} % / {settings.alert_hit_rate_critical_percent} %"
+    if d_hits + d_misses >= MIN_LOOKUPS_FOR_INTERVAL_RATE:
+        rate, span = _pct(d_hits, d_hits + d_misses), "last interval"
+    elif hits + misses > 0:
+        rate, span = _pct(hits, hits + misses), "since start"
+    else:
+        rate, span = None, ""
+    if rate is None:
+        metrics.append(Metric("keyspace hit rate", "no lookups yet", hit_threshold, OK))
+    else:
+        metrics.append(
+            Metric(
+                "keyspace hit rate",
+                f"{rate:.1f} % ({span})",
+                hit_threshold,
+                _grade_low(rate, settings.alert_hit_rate_percent, settings.alert_hit_rate_critical_percent),
+                rate,
+            )
+        )
+
+    evictions = (float(second["evicted_keys"]) - float(first["evicted_keys"])) / seconds
+    metrics.append(
+        Metric(
+            "evictions per second",
+            f"{evictions:.1f}",
+            f"> {settings.alert_evictions_per_second} / {settings.alert_evictions_critical_per_second}",
+            _grade_high(evictions, settings.alert_evictions_per_second, settings.alert_evictions_critical_per_second),
+            evictions,
+        )
+    )
+
+    rejected = float(second["rejected_connections"]) - float(first["rejected_connections"])
+    metrics.append(
+        Metric(
+            "rejected connections",
+            f"{rejected / seconds:.1f}/s ({int(second['rejected_connections'])} since start)",
+            "> 0/s",
+            WARN if rejected > 0 else OK,
+            rejected / seconds,
+        )
+    )
+
+    bgsave_ok = second.get("rdb_last_bgsave_status", "ok") == "ok"
+    age = now - float(second.get("rdb_last_save_time", now))
+    rdb_on = bool(settings.save)
+    status = CRIT if not bgsave_ok else OK
+    if (
+        bgsave_ok
+        and rdb_on
+        and int(second.get("rdb_changes_since_last_save", 0)) > 0
+        and age > settings.alert_last_save_age
+    ):
+        status = WARN
+    metrics.append(
+        Metric(
+            "last RDB save",
+            f"{'ok' if bgsave_ok else 'FAILED'}, {age:.0f} s ago",
+            f"failed / older than {settings.alert_last_save_age} s",
+            status,
+            age,
+        )
+    )
+
+    aof_on = int(second.get("aof_enabled", 0)) == 1
+    aof_ok = second.get("aof_last_write_status", "ok") == "ok" and second.get("aof_last_bgrewrite_status", "ok") == "ok"
+    metrics.append(
+        Metric(
+            "AOF",
+            ("on, " if aof_on else "off, ") + ("ok" if aof_ok else "write FAILED"),
+            "write or rewrite failed",
+            CRIT if aof_on and not aof_ok else OK,
+        )
+    )
+
+    role = second.get("role", "master")
+    link = second.get("master_link_status")
+    metrics.append(
+        Metric(
+            "replication role",
+            role + (f", link {link}" if link else "") + f", {int(second.get('connected_slaves', 0))} replica(s)",
+            "replica link down",
+            CRIT if role == "slave" and link != "up" else OK,
+        )
+    )
+
+    uptime = float(second.get("uptime_in_seconds", 0))
+    metrics.append(Metric("uptime", f"{uptime / 3600:.1f} h" if uptime >= 3600 else f"{uptime:.0f} s", "—", OK, uptime))
+    return metrics
+
+
+def sample(client: redis.Redis) -> dict[str, Any]:
+    return client.info()
+
+
+def collect(client: redis.Redis, settings: Settings, interval: float = 1.0) -> list[Metric]:
+    """Two INFO samples `interval` apart, evaluated."""
+    first, start = sample(client), time.monotonic()
+    time.sleep(interval)
+    second, end = sample(client), time.monotonic()
+    return evaluate(first, second, end - start, settings)
+
+
+def worst(metrics: list[Metric]) -> str:
+    return max((m.status for m in metrics), key=SEVERITY.__getitem__, default=OK)
+
+
+def exit_code(metrics: list[Metric]) -> int:
+    return SEVERITY[worst(metrics)]
+
+
+def table(metrics: list[Metric]) -> str:
+    return tables.render(
+        ["metric", "value", "threshold", "status"],
+        [[m.name, m.value, m.threshold, m.status] for m in metrics],
+        footer=f"overall: {worst(metrics)}",
+    )
+
+
+def as_json(metrics: list[Metric]) -> dict[str, Any]:
+    return {"status": worst(metrics), "metrics": [asdict(m) for m in metrics]}

@@ -1,0 +1,118 @@
+"""Preview, update, destroy and read a stack with Pulumi's Automation API.
+
+The backend is the local file backend under `.pulumi-state/` unless PULUMI_BACKEND_URL,
+a Pulumi Cloud token, or an existing `pulumi login` says otherwise. Previews and updates
+run the policy pack with the stack's pack config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from bizosaas_redis.errors import BizosaasRedisError
+from bizosaas_redis.settings import PROJECT_ROOT, Settings
+
+STATE_DIR = PROJECT_ROOT / ".pulumi-state"
+POLICY_PACK = PROJECT_ROOT / "policies"
+INSTALL_HINT = "install it: curl -fsSL https://get.pulumi.com | sh (https://www.pulumi.com/docs/install/)"
+
+
+class PulumiStackError(BizosaasRedisError):
+    pass
+
+
+def require_cli() -> str:
+    found = shutil.which("pulumi")
+    if found is None:
+        raise PulumiStackError(f"the Pulumi CLI is not installed; {INSTALL_HINT}")
+    return found
+
+
+def backend_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for the Pulumi CLI: the file backend by default, a passphrase for it."""
+    environ = dict(os.environ if environ is None else environ)
+    env: dict[str, str] = {}
+    credentials = Path(environ.get("PULUMI_HOME", Path.home() / ".pulumi")) / "credentials.json"
+    current = json.loads(credentials.read_text() or "{}").get("current") if credentials.exists() else None
+    backend = environ.get("PULUMI_BACKEND_URL") or current
+    if not backend and not environ.get("PULUMI_ACCESS_TOKEN"):
+        backend = f"file://{STATE_DIR}"
+        env["PULUMI_BACKEND_URL"] = backend
+    # Every self-managed backend (file://, s3://, gs://, azblob://) encrypts with a passphrase.
+    self_managed = bool(backend) and not str(backend).startswith("https://")
+    if self_managed and not (environ.get("PULUMI_CONFIG_PASSPHRASE") or environ.get("PULUMI_CONFIG_PASSPHRASE_FILE")):
+        raise PulumiStackError(
+            "the local file backend encrypts secrets with a passphrase: set PULUMI_CONFIG_PASSPHRASE "
+            "(or PULUMI_CONFIG_PASSPHRASE_FILE), or log in to Pulumi Cloud (pulumi login)"
+        )
+    return env
+
+
+def confirm_production(
+    settings: Settings, action: str, yes: bool, interactive: bool, ask: Callable[[str], str] = input
+) -> None:
+    """Production changes need --yes, or the stack's name typed at a terminal."""
+    if settings.environment != "production" or yes:
+        return
+    if not interactive:
+        raise PulumiStackError(f"refusing to {action} production without --yes (no terminal to ask)")
+    answer = ask(f"{action} production stack {settings.stack!r}? Type the stack name to confirm: ")
+    if answer.strip() != settings.stack:
+        raise PulumiStackError(f"{action} of {settings.stack} cancelled")
+
+
+def select_stack(stack: str, create: bool = True) -> Any:
+    """The stack in the chosen backend; created on first use unless `create` is False."""
+    from pulumi import automation as auto
+
+    require_cli()
+    env = backend_env()
+    if env.get("PULUMI_BACKEND_URL") == f"file://{STATE_DIR}":
+        STATE_DIR.mkdir(exist_ok=True)
+    opts = auto.LocalWorkspaceOptions(work_dir=str(PROJECT_ROOT), env_vars=env)
+    select = auto.create_or_select_stack if create else auto.select_stack
+    return select(stack_name=stack, work_dir=str(PROJECT_ROOT), opts=opts)
+
+
+def stack_outputs(stack: str) -> dict[str, Any]:
+    """All outputs of a deployed stack, secrets in clear. Never print the result."""
+    return {k: v.value for k, v in select_stack(stack, create=False).outputs().items()}
+
+
+def policy_args(stack: str) -> dict[str, list[str]]:
+    config = POLICY_PACK / "config" / f"{stack}.json"
+    return {"policy_packs": [str(POLICY_PACK)], "policy_pack_configs": [str(config)] if config.exists() else []}
+
+
+def run(
+    action: str,
+    settings: Settings,
+    yes: bool = False,
+    show_secrets: bool = False,
+    on_output: Callable[[str], Any] = print,
+) -> dict[str, Any] | None:
+    """preview, up, destroy or outputs for the stack; outputs are returned (masked unless asked)."""
+    if action in ("up", "destroy"):
+        confirm_production(settings, action, yes, sys.stdin.isatty())
+    stack = select_stack(settings.stack, create=action in ("preview", "up"))
+    if action == "preview":
+        stack.preview(on_output=on_output, diff=True, **policy_args(settings.stack))
+        return None
+    if action == "up":
+        stack.up(on_output=on_output, **policy_args(settings.stack))
+        return None
+    if action == "destroy":
+        stack.destroy(on_output=on_output)
+        return None
+    return masked_outputs(settings.stack, show_secrets)
+
+
+def masked_outputs(stack: str, show_secrets: bool = False) -> dict[str, Any]:
+    found = select_stack(stack, create=False).outputs()
+    return {k: (v.value if show_secrets or not v.secret else "[secret]") for k, v in found.items()}

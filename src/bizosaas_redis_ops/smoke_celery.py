@@ -1,0 +1,63 @@
+"""The Celery app of the smoke suite: broker and results in the stack's databases.
+
+Configured from the environment (never the command line, which process lists show):
+SMOKE_BROKER_URL, SMOKE_RESULT_URL, SMOKE_PREFIX, SMOKE_QUEUE. Every key Celery and
+kombu write carries SMOKE_PREFIX (kombu's `global_keyprefix`), so the suite can remove
+exactly what it made.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+# Keys kombu's Redis transport writes in the broker database, beside the queue itself.
+BROKER_KEYS = (
+    "_kombu.binding.{queue}",
+    "_kombu.binding_permanent.{queue}",
+    "_kombu.binding_deadlines",
+    "{queue}",
+    "unacked",
+    "unacked_index",
+    "unacked_mutex",
+)
+
+
+def make_app(broker_url: str, result_url: str, prefix: str, queue: str) -> Celery:
+    app = Celery("bizosaas_smoke", broker=broker_url, backend=result_url)
+    app.conf.update(
+        task_default_queue=queue,
+        broker_transport_options={"global_keyprefix": prefix},
+        result_backend_transport_options={"global_keyprefix": prefix},
+        result_expires=300,
+        worker_enable_remote_control=False,  # no pidbox keys
+        worker_send_task_events=False,
+        task_send_sent_event=False,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+    )
+
+    @app.task(name="smoke.add")
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    return app
+
+
+def broker_keys(prefix: str, queue: str) -> list[str]:
+    return [prefix + name.format(queue=queue) for name in BROKER_KEYS]
+
+
+def result_key(prefix: str, task_id: str) -> str:
+    return f"{prefix}celery-task-meta-{task_id}"
+
+
+# The worker process (`celery -A bizosaas_redis_ops.smoke_celery worker`) builds the app from env.
+if "SMOKE_BROKER_URL" in os.environ:
+    app = make_app(
+        os.environ["SMOKE_BROKER_URL"],
+        os.environ["SMOKE_RESULT_URL"],
+        os.environ["SMOKE_PREFIX"],
+        os.environ["SMOKE_QUEUE"],
+    )

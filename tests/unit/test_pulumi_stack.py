@@ -1,0 +1,107 @@
+"""bizosaas-redis preview/up/destroy: arguments, backend choice, production confirmation, missing CLI."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import pytest
+
+from bizosaas_redis.settings import load_stack_file
+from bizosaas_redis_ops import pulumi_stack
+from conftest import CLI, ROOT
+
+
+def run_script(*args: str, path: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": path}
+    return subprocess.run(
+        [str(CLI), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+
+
+def test_help_lists_every_action():
+    result = subprocess.run([str(CLI), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for word in ("preview", "up", "destroy", "outputs", "doctor"):
+        assert re.search(rf"^  {word} ", result.stdout, re.M), word
+    result = subprocess.run([str(CLI), "up", "--help"], capture_output=True, text=True)
+    assert "--yes" in result.stdout and "--no-verify" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["up"], "Error: Missing option '--stack'. Choose from:"),
+        (["launch", "--stack", "dev"], "Error: No such command 'launch'."),
+        (
+            ["up", "--stack", "qa"],
+            "Error: Invalid value for '--stack': 'qa' is not one of 'dev', 'production', 'staging'.",
+        ),
+        (["preview", "--stack"], "Error: Option '--stack' requires an argument."),
+    ],
+)
+def test_bad_arguments_are_usage_errors(argv, message):
+    result = subprocess.run([str(CLI), *argv], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert [line for line in result.stderr.splitlines() if line.startswith("Error:")] == [message]
+
+
+def test_missing_pulumi_cli_is_one_line(tmp_path):
+    result = run_script("preview", "--stack", "dev", path=str(tmp_path))  # a PATH with no pulumi
+    assert result.returncode == 1
+    hint = pulumi_stack.INSTALL_HINT
+    assert result.stderr.strip() == f"bizosaas-redis preview: the Pulumi CLI is not installed; {hint}"
+
+
+def test_production_up_without_yes_refuses_before_anything(tmp_path):
+    result = run_script("up", "--stack", "production", path=str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.strip() == "bizosaas-redis up: refusing to up production without --yes (no terminal to ask)"
+
+
+def test_confirmation_asks_for_the_stack_name():
+    prod, dev = load_stack_file("production"), load_stack_file("dev")
+    pulumi_stack.confirm_production(prod, "up", yes=True, interactive=False)
+    pulumi_stack.confirm_production(dev, "destroy", yes=False, interactive=False)
+    pulumi_stack.confirm_production(prod, "up", yes=False, interactive=True, ask=lambda _: "production")
+    with pytest.raises(pulumi_stack.PulumiStackError, match="cancelled"):
+        pulumi_stack.confirm_production(prod, "destroy", yes=False, interactive=True, ask=lambda _: "yes")
+
+
+def test_file_backend_by_default_and_it_needs_a_passphrase(tmp_path):
+    home = {"PULUMI_HOME": str(tmp_path)}
+    state_existed = (ROOT / ".pulumi-state").exists()
+    env = pulumi_stack.backend_env({**home, "PULUMI_CONFIG_PASSPHRASE": "x"})
+    assert env == {"PULUMI_BACKEND_URL": f"file://{ROOT / '.pulumi-state'}"}
+    assert (ROOT / ".pulumi-state").exists() == state_existed  # choosing a backend makes no folder
+    with pytest.raises(pulumi_stack.PulumiStackError, match="PULUMI_CONFIG_PASSPHRASE"):
+        pulumi_stack.backend_env(home)
+    with pytest.raises(pulumi_stack.PulumiStackError, match="passphrase"):
+        pulumi_stack.backend_env({**home, "PULUMI_BACKEND_URL": "s3://bucket/state"})
+
+
+def test_pulumi_cloud_when_a_token_or_login_says_so(tmp_path):
+    assert pulumi_stack.backend_env({"PULUMI_HOME": str(tmp_path), "PULUMI_ACCESS_TOKEN": "pul-x"}) == {}
+    (tmp_path / "credentials.json").write_text('{"current": "https://api.pulumi.com"}')
+    assert pulumi_stack.backend_env({"PULUMI_HOME": str(tmp_path)}) == {}
+
+
+def test_previews_and_updates_run_the_policy_pack_with_the_stack_config():
+    args = pulumi_stack.policy_args("staging")
+    assert args["policy_packs"] == [str(ROOT / "policies")]
+    assert args["policy_pack_configs"] == [str(ROOT / "policies" / "config" / "staging.json")]
+
+
+def test_outputs_without_pulumi_or_local_state_say_what_to_do(tmp_path, monkeypatch):
+    from bizosaas_redis_ops import outputs
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("BIZOSAAS_LOCAL_STATE", str(tmp_path))
+    with pytest.raises(outputs.OutputsError, match=r"Pulumi CLI is not installed.*bizosaas-redis local up --stack dev"):
+        outputs.load("dev")
