@@ -225,8 +225,10 @@ def test_missing_stack_file_lists_the_available_ones():
 
 
 def test_secret_keys_are_accepted_but_never_held():
-    s = build_settings({"password": {"secure": "v1:abc"}, "adminPassword": "x"}, "dev")
-    assert "password" not in s.model_dump(by_alias=True)
+    s = build_settings({"password": {"secure": "v1:ciphertext-xyz"}, "adminPassword": "admin-Pw-4711"}, "dev")
+    dumped = s.model_dump_json(by_alias=True)
+    assert "ciphertext-xyz" not in dumped and "admin-Pw-4711" not in dumped
+    assert not {"password", "adminPassword", "exporterPassword"} & set(s.model_dump(by_alias=True))
 
 
 def test_memory_limit_default_and_explicit():

@@ -1,0 +1,22 @@
+"""The policy pack's copies of shared constants match the originals."""
+
+from __future__ import annotations
+
+from bizosaas_redis import constants
+from redis_policies import rules
+
+
+def test_the_policy_pack_copies_are_the_originals():
+    assert rules.CONTAINER == constants.CONTAINER
+    assert rules.REMOTE_IMAGE == constants.REMOTE_IMAGE
+    assert rules.LABEL == constants.LABEL_PREFIX
+    assert rules.LABEL_SERVICE == constants.LABEL_SERVICE
+    assert rules.LABEL_ENVIRONMENT == constants.LABEL_ENVIRONMENT
+    assert rules.REDIS_USER == constants.REDIS_USER
+
+
+def test_the_consumer_library_defaults_are_the_settings_defaults():
+    import bizosaas_redis_patterns as patterns
+
+    assert patterns.DEFAULT_CACHE_TTL == constants.DEFAULT_CACHE_TTL == 3600
+    assert patterns.DEFAULT_SESSION_TTL == constants.DEFAULT_SESSION_TTL == 86400
