@@ -26,13 +26,13 @@ from typing import Any
 import docker
 import redis
 
+from bizosaas_redis.constants import REDIS_GID, REDIS_UID, REDIS_USER
 from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.redis_conf import DATA_DIR
 from bizosaas_redis.settings import Settings
 
 from .local_apply import wait_healthy
 
-RUN_AS = "999:1000"
 AOF_DIR = "appendonlydir"
 AOF_BASE = "appendonly.aof.1.base.rdb"
 AOF_MANIFEST = "appendonly.aof.manifest"
@@ -172,7 +172,7 @@ def restore(client: docker.DockerClient, settings: Settings, path: Path, wait_ti
     helper = client.containers.create(
         attrs["Image"],
         entrypoint=["/bin/sh", "-c", script],
-        user=RUN_AS,
+        user=REDIS_USER,
         network_mode="none",
         volumes={volume: {"bind": DATA_DIR, "mode": "rw"}},
         labels={"com.bizosaas.restore": settings.stack},
@@ -182,7 +182,7 @@ def restore(client: docker.DockerClient, settings: Settings, path: Path, wait_ti
             archive = Path(tmp) / "restore.tar"
             with tarfile.open(archive, "w") as tar:
                 info = tar.gettarinfo(str(path), arcname=".restore.rdb")
-                info.uid, info.gid, info.mode = 999, 1000, 0o600
+                info.uid, info.gid, info.mode = REDIS_UID, REDIS_GID, 0o600
                 with path.open("rb") as handle:
                     tar.addfile(info, handle)
             helper.put_archive(DATA_DIR, archive.read_bytes())

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import docker
 
+from bizosaas_redis.constants import REDIS_GID, REDIS_UID
+
 from .docker_engine import ensure_engine
 
 TAG = "localhost/redis-offline:7.0"
@@ -64,11 +66,11 @@ set -e
 case "$1" in -*|*.conf) set -- redis-server "$@" ;; esac
 if [ "$1" = redis-server ] && [ "$(id -u)" = 0 ]; then
     find . \\! -user redis -exec chown redis '{}' +
-    exec /usr/bin/setpriv --reuid=999 --regid=1000 --clear-groups "$0" "$@"
+    exec /usr/bin/setpriv --reuid={uid} --regid={gid} --clear-groups "$0" "$@"
 fi
 umask 0077
 exec "$@"
-"""
+""".replace("{uid}", str(REDIS_UID)).replace("{gid}", str(REDIS_GID))
 DOCKERFILE = """FROM scratch
 ADD rootfs.tar /
 ENV PATH=/usr/local/bin:/usr/bin:/bin
@@ -156,7 +158,7 @@ def build_rootfs(dest: Path) -> None:
         ]:
             _add_dir(tar, directory)
         _add_dir(tar, "/tmp", mode=0o1777)
-        _add_dir(tar, "/data", uid=999, gid=1000, mode=0o755)
+        _add_dir(tar, "/data", uid=REDIS_UID, gid=REDIS_GID, mode=0o755)
         for path in sorted(files):
             _add_file(tar, path)
         _add_file(tar, "/bin/busybox", mode=0o755)
@@ -165,8 +167,9 @@ def build_rootfs(dest: Path) -> None:
         # Debian's redis-server is a link to redis-check-rdb; the name picks the mode.
         _add_link(tar, "/usr/bin/redis-check-rdb", "redis-server")
         _add_text(tar, "/usr/local/bin/docker-entrypoint.sh", ENTRYPOINT, mode=0o755)
-        _add_text(tar, "/etc/passwd", "root:x:0:0:root:/root:/bin/sh\nredis:x:999:1000:redis:/data:/bin/sh\n")
-        _add_text(tar, "/etc/group", "root:x:0:\nredis:x:1000:\n")
+        redis_user = f"redis:x:{REDIS_UID}:{REDIS_GID}:redis:/data:/bin/sh"
+        _add_text(tar, "/etc/passwd", f"root:x:0:0:root:/root:/bin/sh\n{redis_user}\n")
+        _add_text(tar, "/etc/group", f"root:x:0:\nredis:x:{REDIS_GID}:\n")
         _add_text(tar, "/etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files dns\n")
 
 

@@ -83,8 +83,10 @@ class Target:
     def for_url(cls, url: str, broker_db: int | None = None, result_db: int | None = None) -> Target:
         """A target from a URL alone; its /db is the cache database."""
         parts = urlsplit(url)
-        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-            raise SmokeError(f"--url {parts.scheme + '://' if parts.scheme else ''}…: want redis[s]://[user:password@]host:port[/db]")
+        if "://" not in url or parts.scheme not in ("redis", "rediss") or not parts.hostname:
+            # The URL may hold a password: name only its scheme.
+            given = f"scheme {parts.scheme}://" if "://" in url else "no scheme"
+            raise SmokeError(f"--url has {given}: want redis[s]://[user:password@]host:port[/db]")
         path = parts.path.strip("/")
         if path and not path.isdigit():
             raise SmokeError(f"--url database {path!r}: want a number, e.g. redis://host:6379/0")

@@ -10,9 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from bizosaas_redis.errors import BizosaasRedisError
+
 from . import tables
 
 SUITE = Path(__file__).resolve().parent / "checks"
+
+
+class VerifyError(BizosaasRedisError):
+    """The checks could not run against the named container."""
 
 
 @dataclass
@@ -27,6 +33,10 @@ class _Collector:
 
     def __init__(self) -> None:
         self.checks: list[Check] = []
+        self.stopped: str | None = None  # why the checks stopped before they ran (pytest.exit)
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        self.stopped = str(getattr(excinfo.value, "msg", excinfo.value))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         name = report.nodeid.split("::")[-1].removeprefix("test_").replace("_", " ")
@@ -62,8 +72,13 @@ def run(
         args += ["--junit-xml", str(junit_xml), "-o", "junit_suite_name=redis-verify"]
     collector = _Collector()
     captured = io.StringIO()
-    with contextlib.redirect_stdout(captured if quiet else sys.stdout):
+    with (
+        contextlib.redirect_stdout(captured if quiet else sys.stdout),
+        contextlib.redirect_stderr(captured if quiet else sys.stderr),
+    ):
         code = pytest.main(args, plugins=[collector])
+    if collector.stopped:
+        raise VerifyError(collector.stopped)
     if quiet and not collector.checks:
         print(captured.getvalue(), file=sys.stderr)  # it could not even start: say why
     return int(code), collector.checks

@@ -15,6 +15,7 @@ import docker
 import pytest
 import redis
 
+from bizosaas_redis.constants import REDIS_GID, REDIS_UID
 from bizosaas_redis_ops import capture, local_apply
 from conftest import STACKS, app_client, cli, free_port
 
@@ -159,7 +160,7 @@ def test_a_tls_stack_is_healthy_and_serves_only_tls(deployed, engine, offline_im
     _make_certs(certs)
     assert doctor.tls_files_check(certs).status == "FAIL"  # root-owned key: Redis could not read it
     for name in ("tls.crt", "tls.key", "ca.crt"):
-        os.chown(certs / name, 999, 1000)
+        os.chown(certs / name, REDIS_UID, REDIS_GID)
     (certs / "tls.key").chmod(0o600)
     assert doctor.tls_files_check(certs).status == "OK"
 

@@ -1,0 +1,102 @@
+"""bizosaas-redis: every subcommand has help, and bad input is one line naming what is wrong."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from conftest import CLI
+
+SUBCOMMANDS = [
+    "preview", "up", "destroy", "outputs", "doctor", "local", "verify", "smoke", "monitor",
+    "benchmark", "backup", "restore", "alert-rules", "docs", "offline-image",
+]  # fmt: skip
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(CLI), *args], capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL
+    )
+
+
+def test_help_lists_every_subcommand_and_each_has_its_own():
+    listed = run("--help").stdout
+    for name in SUBCOMMANDS:
+        assert f"\n  {name} " in listed, name
+        result = run(name, "--help")
+        assert result.returncode == 0 and result.stdout.startswith(f"Usage: bizosaas-redis {name} "), name
+    for name in ("up", "down", "status"):
+        assert run("local", name, "--help").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "line"),
+    [
+        (
+            ["monitor", "--url", "localhost:6379"],
+            2,
+            "bizosaas-redis monitor: --url has no scheme: want redis[s]://[user:password@]host:port[/db]",
+        ),
+        (
+            ["smoke", "--url", "http://cache:6379/0"],
+            2,
+            "bizosaas-redis smoke: --url has scheme http://: want redis[s]://[user:password@]host:port[/db]",
+        ),
+        (
+            ["smoke", "--url", "redis://127.0.0.1:6379/cache"],
+            2,
+            "bizosaas-redis smoke: --url database 'cache': want a number, e.g. redis://host:6379/0",
+        ),
+        (
+            ["smoke", "--url", "redis://127.0.0.1:99999/0"],
+            2,
+            "bizosaas-redis smoke: --url port: want a number from 1 to 65535",
+        ),
+        (
+            ["restore", "--stack", "dev", "pyproject.toml"],
+            1,
+            "bizosaas-redis restore: pyproject.toml.sha256 is missing: cannot tell whether pyproject.toml is intact",
+        ),
+        (
+            ["local", "up", "--stack", "dev", "--set", "maxclients=0"],
+            1,
+            "bizosaas-redis local up: Pulumi.dev.yaml with local overrides: 1 invalid setting(s):",
+        ),
+    ],
+)
+def test_bad_input_is_one_line(args, code, line):
+    result = run(*args, env={**os.environ, "PULUMI_CONFIG_PASSPHRASE": "x"})
+    assert result.returncode == code
+    assert result.stderr.splitlines()[0] == line
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["smoke", "--only", "nosuch", "--url", "redis://127.0.0.1:1/0"],
+            "Error: Invalid value for --only: no scenario nosuch; known:",
+        ),
+        (["alert-rules"], "Error: give exactly one of --stack and --all"),
+        (["verify"], "Error: give exactly one of --stack and --container"),
+        (["smoke", "--stack", "dev", "--broker-db", "3"], "Error: --broker-db and --result-db go with --url"),
+        (["monitor"], "Error: give --stack, or --url / REDIS_URL"),
+        (["backup", "--stack", "dev", "--keep", "0"], "Error: Invalid value for '--keep': 0 is not in the range x>=1."),
+        (
+            ["local", "up", "--stack", "dev", "--set", "maxclients"],
+            "Error: Invalid value for --set: takes KEY=VALUE, got 'maxclients'",
+        ),
+        (
+            ["local", "up", "--stack", "dev", "--port", "70000"],
+            "Error: Invalid value for '--port': 70000 is not in the range 1<=x<=65535.",
+        ),
+    ],
+)
+def test_usage_errors_name_the_argument(args, message):
+    result = run(*args, env={k: v for k, v in os.environ.items() if k != "REDIS_URL"})
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and errors[0].startswith(message), result.stderr
