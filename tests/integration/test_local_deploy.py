@@ -207,3 +207,9 @@ def test_set_rejects_bad_values_before_deploying(deployed, engine):
     assert "Pulumi.dev.yaml with local overrides: 2 invalid setting(s)" in result.stderr
     assert "redis:maxmemoryPolicy" in result.stderr and "redis:hostPort" in result.stderr
     assert engine.containers.get("bizosaas-redis-dev").id == before
+
+
+def test_verify_of_a_missing_container_is_one_line(engine):
+    result = cli("verify", "--container", "bizosaas-test-no-such-container", check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "bizosaas-redis verify: no container named bizosaas-test-no-such-container"
