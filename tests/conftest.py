@@ -24,6 +24,14 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from bizosaas_redis.settings import (
+    Settings,
+    available_stacks,
+    build_settings,
+    load_stack_file,
+    read_stack_config,
+    stack_file,
+)
 from bizosaas_redis_ops import local_apply
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,10 +158,40 @@ def offline_image(docker_client) -> str:
 
 
 # --- the three stacks deployed once per session (integration tests) -------------------
-# They replace and remove containers named bizosaas-redis-<stack> on the engine. Tests
-# that change a deployment put it back as they found it.
+# Each runs from its real stack file under the tests' own names (container, volume,
+# network, port), so a test can never touch a deployment named like a real stack's.
+# Tests that change a deployment put it back as they found it.
 
 STACKS = ["dev", "staging", "production"]
+TEST_PREFIX = "bizosaas-test"
+# Dokploy's network, as the tests make it for staging and production.
+TEST_EXTERNAL_NETWORK = f"{TEST_PREFIX}-dokploy"
+# Set to run the tests on an engine that also runs a real stack (they never touch it).
+SHARE_ENGINE_VARIABLE = "BIZOSAAS_TESTS_SHARE_ENGINE"
+
+
+def own_names(stack: str) -> dict[str, str]:
+    """The settings that give a stack's test deployment its own names."""
+    external = load_stack_file(stack).network_external
+    return {
+        "containerName": f"{TEST_PREFIX}-{stack}",
+        "volumeName": f"{TEST_PREFIX}-{stack}-data",
+        "networkName": TEST_EXTERNAL_NETWORK if external else f"{TEST_PREFIX}-{stack}",
+    }
+
+
+def own_settings(stack: str) -> Settings:
+    """The stack's settings as its test deployment runs them."""
+    return build_settings({**read_stack_config(stack_file(stack)), **own_names(stack)}, stack)
+
+
+def real_names() -> set[str]:
+    """Containers and volumes the real stacks use."""
+    names: set[str] = set()
+    for stack in available_stacks():
+        settings = load_stack_file(stack)
+        names |= {settings.name, settings.volume_name}
+    return names
 
 
 # The installed console script, as users run it.
@@ -189,35 +227,61 @@ def admin_client(stack: str, db: int = 0, decode: bool = True) -> redis.Redis:
 
 
 def _remove(client: docker.DockerClient, stack: str) -> None:
-    settings = local_apply.build_settings(local_apply.read_stack_config(local_apply.stack_file(stack)), stack)
+    """Remove a test deployment's container and volume (only ever the tests' own names)."""
+    names = own_names(stack)
+    assert names["containerName"].startswith(TEST_PREFIX) and names["volumeName"].startswith(TEST_PREFIX)
     with contextlib.suppress(docker.errors.NotFound):
-        client.containers.get(settings.name).remove(force=True)
+        client.containers.get(names["containerName"]).remove(force=True)
     with contextlib.suppress(docker.errors.NotFound):
-        client.volumes.get(settings.volume_name).remove(force=True)
+        client.volumes.get(names["volumeName"]).remove(force=True)
+
+
+def _refuse_an_engine_with_real_stacks(client: docker.DockerClient) -> None:
+    found = {c.name for c in client.containers.list(all=True)} | {v.name for v in client.volumes.list()}
+    live = sorted(found & real_names())
+    if live and os.environ.get(SHARE_ENGINE_VARIABLE) != "1":
+        pytest.fail(
+            f"this Docker engine holds {', '.join(live)}, named like a real stack's: the tests refuse to run "
+            f"here (they never touch those names; set {SHARE_ENGINE_VARIABLE}=1 to run anyway)",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")
 def engine(docker_client, offline_image, tmp_path_factory):
-    """A clean engine for our stacks: state in a temp folder, Dokploy's network present."""
+    """A clean engine for the test stacks: state in a temp folder, their "Dokploy" network present."""
+    _refuse_an_engine_with_real_stacks(docker_client)
     previous_state = os.environ.get("BIZOSAAS_LOCAL_STATE")
     os.environ["BIZOSAAS_LOCAL_STATE"] = str(tmp_path_factory.mktemp("local-deploy-state"))
-    created_network = False
-    if not docker_client.networks.list(names=["dokploy-network"]):
-        docker_client.networks.create("dokploy-network", driver="bridge")  # as Dokploy does
-        created_network = True
+    if not docker_client.networks.list(names=[TEST_EXTERNAL_NETWORK]):
+        docker_client.networks.create(TEST_EXTERNAL_NETWORK, driver="bridge")  # as Dokploy does
     for stack in STACKS:  # leftovers of an interrupted run
         _remove(docker_client, stack)
     yield docker_client
     for stack in STACKS:
         cli("local", "down", "--stack", stack, "--delete-data", check=False)
         _remove(docker_client, stack)
-    if created_network:
-        for net in docker_client.networks.list(names=["dokploy-network"]):
-            net.remove()
+    for net in docker_client.networks.list(names=[TEST_EXTERNAL_NETWORK]):
+        net.remove()
     if previous_state is None:
         os.environ.pop("BIZOSAAS_LOCAL_STATE", None)
     else:
         os.environ["BIZOSAAS_LOCAL_STATE"] = previous_state
+
+
+def local_up(
+    stack: str,
+    port: int,
+    image: str,
+    *settings: str,
+    names: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess:
+    """`bizosaas-redis local up` of a stack under its test names; `settings`: more KEY=VALUE."""
+    sets = [f"{k}={v}" for k, v in (names or own_names(stack)).items()] + list(settings)
+    args = ["local", "up", "--stack", stack, "--image", image, "--port", str(port)]
+    return cli(*args, *[item for pair in (("--set", s) for s in sets) for item in pair], env=env, check=check)
 
 
 @pytest.fixture(scope="session")
@@ -226,6 +290,6 @@ def deployed(engine, offline_image) -> dict[str, int]:
     ports = {}
     for stack in STACKS:
         ports[stack] = free_port()
-        result = cli("local", "up", "--stack", stack, "--image", offline_image, "--port", str(ports[stack]))
+        result = local_up(stack, ports[stack], offline_image)
         assert "container created" in result.stdout and "healthy" in result.stdout
     return ports

@@ -32,7 +32,8 @@ LABEL = "com.bizosaas.redis."
 LABEL_SERVICE = "com.bizosaas.service"
 LABEL_ENVIRONMENT = "com.bizosaas.environment"
 REDIS_USER = "999:1000"
-MIN_HEADROOM = 1.25
+MIN_HEADROOM = 2.0
+MIN_OVERHEAD = 64 * 1024**2
 # Denied to applications in every environment, and in production.
 DENIED_EVERYWHERE = {"FLUSHALL", "FLUSHDB"}
 DENIED_IN_PRODUCTION = DENIED_EVERYWHERE | {"KEYS", "CONFIG", "DEBUG", "SHUTDOWN", "MONITOR"}
@@ -114,8 +115,11 @@ def _maxmemory_below_limit(args: ResourceValidationArgs) -> list[str]:
     if not memory_mb:
         return []  # memory-limit-set reports this
     limit = int(memory_mb) * 1024**2
-    if limit < MIN_HEADROOM * maxmemory:
-        return [f"memory limit {int(memory_mb)} MB leaves less than {MIN_HEADROOM} × maxmemory ({maxmemory} bytes)"]
+    if limit < max(MIN_HEADROOM * maxmemory, maxmemory + MIN_OVERHEAD):
+        return [
+            f"memory limit {int(memory_mb)} MB is below {MIN_HEADROOM} × maxmemory or maxmemory + 64 MB "
+            f"({maxmemory} bytes): a snapshot under writes can be OOM-killed"
+        ]
     return []
 
 
@@ -247,7 +251,7 @@ RULES: list[Rule] = [
     Rule(
         "redis-maxmemory-below-limit",
         "maxmemory is set and the container limit leaves headroom above it.",
-        "set redis:maxmemory, and redis:memoryLimit to at least 1.25 × maxmemory (or leave it to default)",
+        "set redis:maxmemory, and redis:memoryLimit to at least 2 × maxmemory and maxmemory + 64mb (or the default)",
         _C,
         _maxmemory_below_limit,
     ),
@@ -323,7 +327,7 @@ RULES: list[Rule] = [
     Rule(
         "redis-memory-limit-set",
         "The container has a memory limit.",
-        "set redis:memoryLimit (default 1.5 × redis:maxmemory)",
+        "set redis:memoryLimit (default 2 × redis:maxmemory)",
         _C,
         _memory_limit_set,
         redis_only=False,

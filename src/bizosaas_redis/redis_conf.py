@@ -15,6 +15,10 @@ from .settings import Settings, format_size
 CONTAINER_PORT = 6379
 DATA_DIR = "/data"
 CONFIG_PATH = f"{DATA_DIR}/redis.conf"
+# Redis 7's multi-part AOF: a folder with a manifest, an RDB-format base and increments.
+AOF_DIR = "appendonlydir"
+AOF_BASE = "appendonly.aof.1.base.rdb"
+AOF_MANIFEST = "appendonly.aof.manifest"
 TLS_DIR = "/tls"
 HEALTHCHECK_USER = "healthcheck"
 # The healthcheck user may only PING; its password guards nothing, so it is fixed and
@@ -50,6 +54,7 @@ def expected_config(settings: Settings) -> dict[str, str]:
         "save": " ".join(str(rule) for rule in settings.save),
         "appendonly": "yes" if settings.appendonly else "no",
         "appendfsync": settings.appendfsync,
+        "shutdown-on-sigterm": "save" if settings.save_on_shutdown else "default",
         "loglevel": settings.loglevel,
     }
     if tls:
@@ -105,9 +110,12 @@ def render_config(settings: Settings) -> str:
         "rdbcompression yes",
         "rdbchecksum yes",
         f"appendonly {'yes' if settings.appendonly else 'no'}",
-        'appenddirname "appendonlydir"',
+        f'appenddirname "{AOF_DIR}"',
         f"appendfsync {settings.appendfsync}",
         "aof-use-rdb-preamble yes",
+        # A stop (docker stop, a replacement) writes a snapshot even with RDB rules off:
+        # the next start loads it, and a switch to AOF starts from it.
+        f"shutdown-on-sigterm {'save' if settings.save_on_shutdown else 'default'}",
         "",
         "# Operations: logs go to stdout for Docker's rotating json-file driver.",
         'logfile ""',

@@ -58,8 +58,16 @@ MAXMEMORY_POLICIES = (
 )
 # Headroom the container needs above maxmemory: a BGSAVE/AOF rewrite fork copies
 # pages on write, and client/replication buffers are not counted in maxmemory.
-MIN_MEMORY_HEADROOM = 1.25
-DEFAULT_MEMORY_HEADROOM = 1.5
+# Measured (tests/integration/test_faults.py): writing flat out while BGSAVE and AOF rewrites
+# fork peaks at 1.64 x maxmemory in RSS at 128mb-256mb and up to 1.8 x at 32mb (copy-on-write
+# plus a fixed overhead); 1.5 x was OOM-killed at 32mb, 128mb and 256mb. The container gets
+# twice maxmemory, and at least maxmemory + 64 MB for small ones.
+MIN_MEMORY_HEADROOM = 2.0
+MIN_MEMORY_OVERHEAD = 64 * 1024**2
+
+
+def minimum_memory_limit(maxmemory: int) -> int:
+    return max(math.ceil(MIN_MEMORY_HEADROOM * maxmemory), maxmemory + MIN_MEMORY_OVERHEAD)
 # ACL users the service defines for itself.
 RESERVED_USERS = ("healthcheck", "exporter")
 # Commands an application user must always have, or clients and the healthcheck break.
@@ -217,7 +225,8 @@ class Settings(BaseModel):
     maxmemory_samples: int = Field(5, ge=1, le=64, description="Keys sampled per eviction.")
     memory_limit: Size | None = Field(
         None,
-        description="Container memory limit. Default: 1.5 × maxmemory; at least 1.25 ×.",
+        description="Container memory limit. Default and minimum: 2 × maxmemory, at least maxmemory + 64mb "
+        "(writing during a snapshot peaked at 1.64-1.8 × in RSS).",
     )
     maxclients: int = Field(1000, ge=1, le=100_000, description="Redis `maxclients`.")
     timeout: Seconds = Field(300, description="Close client connections idle this long (s).")
@@ -238,9 +247,18 @@ class Settings(BaseModel):
         default_factory=lambda: [SaveRule(seconds=s, changes=c) for s, c in DEFAULT_SAVE],
         description='RDB rules, each "<seconds> <changes>"; an empty list turns RDB off.',
     )
-    appendonly: bool = Field(True, description="Turn on the append-only file (AOF).")
+    appendonly: bool = Field(
+        True,
+        description="Turn on the append-only file (AOF). Switching it on keeps the data: the first start "
+        "with it seeds the AOF from the snapshot written at stop.",
+    )
     appendfsync: Annotated[Literal["always", "everysec", "no"], YamlWord] = Field(
         "everysec", description="AOF fsync policy."
+    )
+    save_on_shutdown: bool = Field(
+        True,
+        description="Write a snapshot when the container is stopped or replaced, even with RDB rules off "
+        "(`shutdown-on-sigterm save`): a replacement keeps what was in memory.",
     )
     # Security
     auth_enabled: bool = Field(True, description="Require a password (required in production).")
@@ -264,6 +282,12 @@ class Settings(BaseModel):
     # Container runtime
     restart_policy: Annotated[Literal["no", "always", "unless-stopped", "on-failure"], YamlWord] = Field(
         "unless-stopped", description="Docker restart policy."
+    )
+    stop_grace_period: int = Field(
+        30,
+        ge=1,
+        le=3600,
+        description="Seconds Redis gets to write its snapshot when stopped, replaced or destroyed, before SIGKILL.",
     )
     healthcheck_interval: int = Field(10, ge=1, le=3600, description="Healthcheck interval (s).")
     healthcheck_timeout: int = Field(5, ge=1, le=3600, description="Healthcheck timeout (s).")
@@ -330,54 +354,64 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _cross_field(self) -> Settings:
-        problems: list[tuple[str, Any, str]] = []
+        # (key, value, what is allowed, every field the rule reads)
+        problems: list[tuple[str, Any, str, tuple[str, ...]]] = []
+
+        def add(key: str, message: str, *others: str, value: Any = None, show: bool = False) -> None:
+            problems.append((key, value if show else getattr(self, key), message, (key, *others)))
+
         for key in ("cache_db", "celery_broker_db", "celery_result_db"):
             if getattr(self, key) >= self.databases:
-                problems.append((key, getattr(self, key), f"must be below databases ({self.databases})"))
+                add(key, f"must be below databases ({self.databases})", "databases")
         if self.celery_broker_db == self.celery_result_db:
-            problems.append(("celery_result_db", self.celery_result_db, "must differ from celeryBrokerDb"))
-        if self.memory_limit is not None and self.memory_limit < MIN_MEMORY_HEADROOM * self.maxmemory:
-            problems.append(
-                (
-                    "memory_limit",
-                    format_size(self.memory_limit),
-                    f"must be at least {MIN_MEMORY_HEADROOM} × maxmemory "
-                    f"({format_size(math.ceil(MIN_MEMORY_HEADROOM * self.maxmemory))}) "
-                    "for fork copy-on-write and client buffers",
-                )
+            add("celery_result_db", "must differ from celeryBrokerDb", "celery_broker_db")
+        if self.memory_limit is not None and self.memory_limit < minimum_memory_limit(self.maxmemory):
+            add(
+                "memory_limit",
+                f"must be at least {MIN_MEMORY_HEADROOM} × maxmemory and maxmemory + 64mb "
+                f"({format_size(minimum_memory_limit(self.maxmemory))}) "
+                "for fork copy-on-write and client buffers",
+                "maxmemory",
+                value=format_size(self.memory_limit),
+                show=True,
             )
         if self.healthcheck_timeout > self.healthcheck_interval:
-            problems.append(("healthcheck_timeout", self.healthcheck_timeout, "must not exceed healthcheckInterval"))
+            add("healthcheck_timeout", "must not exceed healthcheckInterval", "healthcheck_interval")
         if self.environment == "production" and not self.auth_enabled:
-            problems.append(("auth_enabled", self.auth_enabled, "must be true in production"))
+            add("auth_enabled", "must be true in production", "environment")
         if self.tls_enabled and not self.tls_certs_dir:
-            problems.append(("tls_certs_dir", None, "is required when tlsEnabled is true"))
+            add("tls_certs_dir", "is required when tlsEnabled is true", "tls_enabled")
+        if self.tls_enabled and self.exporter_enabled:
+            add(
+                "exporter_enabled",
+                "cannot be true with tlsEnabled: redis_exporter would speak plain TCP to a TLS-only port; "
+                "turn one of them off",
+                "tls_enabled",
+            )
         for warn, crit in (
             ("alert_memory_percent", "alert_memory_critical_percent"),
             ("alert_clients_percent", "alert_clients_critical_percent"),
             ("alert_evictions_per_second", "alert_evictions_critical_per_second"),
         ):
             if getattr(self, crit) < getattr(self, warn):
-                problems.append(
-                    (crit, getattr(self, crit), f"must be at least {to_camel(warn)} ({getattr(self, warn)})")
-                )
+                add(crit, f"must be at least {to_camel(warn)} ({getattr(self, warn)})", warn)
         if self.alert_hit_rate_critical_percent > self.alert_hit_rate_percent:
-            problems.append(
-                (
-                    "alert_hit_rate_critical_percent",
-                    self.alert_hit_rate_critical_percent,
-                    f"must not exceed alertHitRatePercent ({self.alert_hit_rate_percent})",
-                )
+            add(
+                "alert_hit_rate_critical_percent",
+                f"must not exceed alertHitRatePercent ({self.alert_hit_rate_percent})",
+                "alert_hit_rate_percent",
             )
         if self.exporter_enabled and self.exporter_port == self.host_port:
-            problems.append(("exporter_port", self.exporter_port, "must differ from hostPort"))
+            add("exporter_port", "must differ from hostPort", "exporter_enabled", "host_port")
         if self.app_username == self.admin_username:
-            problems.append(("admin_username", self.admin_username, "must differ from appUsername"))
+            add("admin_username", "must differ from appUsername", "app_username")
         for key in ("app_username", "admin_username"):
             if getattr(self, key) in RESERVED_USERS:
-                problems.append((key, getattr(self, key), f"is reserved ({', '.join(RESERVED_USERS)})"))
+                add(key, f"is reserved ({', '.join(RESERVED_USERS)})")
         if problems:
-            raise ValueError(json.dumps([[to_camel(k), v, m] for k, v, m in problems]))
+            raise ValueError(
+                json.dumps([[to_camel(k), v, m, [to_camel(f) for f in fields]] for k, v, m, fields in problems])
+            )
         return self
 
     # Derived values: computed here so that program, scripts and tests agree.
@@ -389,7 +423,7 @@ class Settings(BaseModel):
     def memory_limit_bytes(self) -> int:
         if self.memory_limit is not None:
             return self.memory_limit
-        return math.ceil(DEFAULT_MEMORY_HEADROOM * self.maxmemory)
+        return minimum_memory_limit(self.maxmemory)
 
     @property
     def memory_limit_mb(self) -> int:
@@ -429,12 +463,22 @@ def _describe(error: ErrorDetails) -> list[str]:
         close = difflib.get_close_matches(loc[0], _known_keys(), n=1)
         hint = f"; did you mean {NAMESPACE}:{close[0]}?" if close else ""
         return [f"{key}: unknown setting{hint} (known settings are listed in the README)"]
-    if kind == "value_error" and str(error.get("ctx", {}).get("error", "")).startswith("[["):
-        return [f"{NAMESPACE}:{k} = {json.dumps(v)}: {m}" for k, v, m in json.loads(str(error["ctx"]["error"]))]
+    if _is_cross_field(error):
+        return [line for line, _ in _cross_field_lines(error)]
     message = error["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
     if kind == "string_pattern_mismatch":
         message = f"must match {error['ctx']['pattern']}"
     return [f"{where} = {json.dumps(value, default=str)}: {message}"]
+
+
+def _is_cross_field(error: ErrorDetails) -> bool:
+    return error["type"] == "value_error" and str(error.get("ctx", {}).get("error", "")).startswith("[[")
+
+
+def _cross_field_lines(error: ErrorDetails) -> list[tuple[str, set[str]]]:
+    """Each cross-field problem as its line, with the settings its rule reads."""
+    found = json.loads(str(error.get("ctx", {})["error"]))
+    return [(f"{NAMESPACE}:{k} = {json.dumps(v)}: {m}", set(fields)) for k, v, m, fields in found]
 
 
 def build_settings(values: dict[str, Any], stack: str, source: str | None = None) -> Settings:
@@ -447,8 +491,19 @@ def build_settings(values: dict[str, Any], stack: str, source: str | None = None
     try:
         return Settings.model_validate({**data, "stack": stack})
     except ValidationError as exc:
-        problems = [line for err in exc.errors() for line in _describe(err)]
-        raise SettingsError(source, problems) from None
+        errors = exc.errors()
+    problems = [line for err in errors for line in _describe(err)]
+    failed = {to_camel(str(err["loc"][0])) for err in errors if err["loc"]}
+    if failed:
+        # A field error stops pydantic before the cross-field rules: run them on the valid
+        # settings too, keeping the problems whose rule reads no invalid setting.
+        try:
+            Settings.model_validate({**{k: v for k, v in data.items() if k not in failed}, "stack": stack})
+        except ValidationError as again:
+            for err in again.errors():
+                if _is_cross_field(err):
+                    problems += [line for line, fields in _cross_field_lines(err) if not fields & failed]
+    raise SettingsError(source, problems)
 
 
 def stack_file(stack: str, root: Path = PROJECT_ROOT) -> Path:

@@ -12,6 +12,8 @@ import yaml
 
 from bizosaas_redis.settings import Settings
 
+from .monitor import MIN_LOOKUPS_FOR_HIT_RATE
+
 
 def job(settings: Settings) -> str:
     return f"bizosaas-redis-{settings.stack}"
@@ -22,7 +24,9 @@ def rules(settings: Settings) -> list[dict[str, Any]]:
     hits, misses = f"rate(redis_keyspace_hits_total{{{sel}}}[5m])", f"rate(redis_keyspace_misses_total{{{sel}}}[5m])"
     memory = f"100 * redis_memory_used_bytes{{{sel}}} / (redis_memory_max_bytes{{{sel}}} > 0)"
     clients = f"100 * redis_connected_clients{{{sel}}} / redis_config_maxclients{{{sel}}}"
-    hit_rate = f"100 * {hits} / ({hits} + {misses} > 0)"
+    # Judged only with enough lookups, as `monitor` does: a near-idle cache's rate is noise.
+    min_lookups_per_second = round(MIN_LOOKUPS_FOR_HIT_RATE / 300, 3)
+    hit_rate = f"100 * {hits} / ({hits} + {misses} > {min_lookups_per_second})"
     evictions = f"rate(redis_evicted_keys_total{{{sel}}}[1m])"
     s = settings
 
@@ -115,7 +119,9 @@ def rules(settings: Settings) -> list[dict[str, Any]]:
         out.append(
             rule(
                 "RedisLastSaveTooOld",
-                f"time() - redis_rdb_last_save_timestamp_seconds{{{sel}}} > {s.alert_last_save_age}",
+                # Redis saves only when keys changed: an idle server's old save is no problem.
+                f"time() - redis_rdb_last_save_timestamp_seconds{{{sel}}} > {s.alert_last_save_age}"
+                f" and redis_rdb_changes_since_last_save{{{sel}}} > 0",
                 "warning",
                 "5m",
                 f"No successful RDB save for more than {s.alert_last_save_age} s",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import shutil
 import subprocess
 import tarfile
@@ -26,16 +27,12 @@ from typing import Any
 import docker
 import redis
 
-from bizosaas_redis.constants import REDIS_GID, REDIS_UID, REDIS_USER
+from bizosaas_redis.constants import LABEL_PREFIX, REDIS_GID, REDIS_UID, REDIS_USER
 from bizosaas_redis.errors import BizosaasRedisError
-from bizosaas_redis.redis_conf import DATA_DIR
+from bizosaas_redis.redis_conf import AOF_BASE, AOF_DIR, AOF_MANIFEST, DATA_DIR
 from bizosaas_redis.settings import Settings
 
 from .local_apply import wait_healthy
-
-AOF_DIR = "appendonlydir"
-AOF_BASE = "appendonly.aof.1.base.rdb"
-AOF_MANIFEST = "appendonly.aof.manifest"
 
 
 class BackupError(BizosaasRedisError):
@@ -94,14 +91,25 @@ def copy_out(client: docker.DockerClient, container: str, path: str) -> bytes:
 def backup(client: docker.DockerClient, admin: redis.Redis, settings: Settings, dest: Path, keep: int = 7) -> Backup:
     bgsave_and_wait(admin)
     data = copy_out(client, settings.name, f"{DATA_DIR}/dump.rdb")
-    dest.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    # A backup holds every session and token: only its owner may read it.
+    dest.mkdir(mode=0o700, parents=True, exist_ok=True)
+    dest.chmod(0o700)
+    now = time.time()
+    # Milliseconds: two backups in one second keep distinct names, in time order.
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
     path = dest / f"{settings.stack}-{stamp}.rdb"
-    path.write_bytes(data)
+    _write_private(path, data)
     digest = hashlib.sha256(data).hexdigest()
-    Path(f"{path}.sha256").write_text(f"{digest}  {path.name}\n")  # sha256sum -c format
+    _write_private(Path(f"{path}.sha256"), f"{digest}  {path.name}\n".encode())  # sha256sum -c format
     prune(dest, settings.stack, keep)
     return Backup(path, digest, len(data))
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Created 0600 from the start: never readable by others, not even for a moment."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
 
 
 def prune(dest: Path, stack: str, keep: int) -> list[Path]:
@@ -150,32 +158,25 @@ def container_of(client: docker.DockerClient, settings: Settings) -> Any:
         raise BackupError(f"container {settings.name} does not exist: deploy the stack first") from None
 
 
-def restore(client: docker.DockerClient, settings: Settings, path: Path, wait_timeout: float = 120) -> str:
-    """Restore `path` into the stack's container; returns the folder the old data went to."""
-    verify_file(path)
-    container = client.containers.get(settings.name)
-    attrs = container.attrs
-    volume = _volume_of(attrs)
-    aof = attrs["Config"]["Labels"].get("com.bizosaas.redis.appendonly", "yes" if settings.appendonly else "no")
-    aside = f"pre-restore-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
-    place = (
-        f"mkdir {AOF_DIR} && mv .restore.rdb {AOF_DIR}/{AOF_BASE} && "
-        f"printf 'file {AOF_BASE} seq 1 type b\\n' > {AOF_DIR}/{AOF_MANIFEST}"
-        if aof == "yes"
-        else "mv .restore.rdb dump.rdb"
-    )
-    script = (
-        f"set -e; cd {DATA_DIR}; mkdir {aside}; "
-        f"for f in dump.rdb {AOF_DIR}; do if [ -e $f ]; then mv $f {aside}/; fi; done; {place}"
-    )
-    container.stop(timeout=30)
+def _place_command(aof: bool) -> str:
+    """Shell that installs /data/.restore.rdb as the file Redis loads (the AOF base when AOF is on)."""
+    if aof:
+        return (
+            f"mkdir {AOF_DIR} && mv .restore.rdb {AOF_DIR}/{AOF_BASE} && "
+            f"printf 'file {AOF_BASE} seq 1 type b\\n' > {AOF_DIR}/{AOF_MANIFEST}"
+        )
+    return "mv .restore.rdb dump.rdb"
+
+
+def _run_helper(client: docker.DockerClient, image: str, volume: str, script: str, path: Path, stack: str) -> None:
+    """Copy the backup onto the volume and run `script` there, in a throwaway container."""
     helper = client.containers.create(
-        attrs["Image"],
+        image,
         entrypoint=["/bin/sh", "-c", script],
         user=REDIS_USER,
         network_mode="none",
         volumes={volume: {"bind": DATA_DIR, "mode": "rw"}},
-        labels={"com.bizosaas.restore": settings.stack},
+        labels={"com.bizosaas.restore": stack},
     )
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -187,12 +188,36 @@ def restore(client: docker.DockerClient, settings: Settings, path: Path, wait_ti
                     tar.addfile(info, handle)
             helper.put_archive(DATA_DIR, archive.read_bytes())
         helper.start()
-        status = helper.wait(timeout=60)
+        status = helper.wait(timeout=120)
         if status.get("StatusCode") != 0:
-            logs = helper.logs().decode(errors="replace").strip()
-            raise BackupError(f"placing the file failed: {logs}; the old data is in {DATA_DIR}/{aside}")
+            logs = helper.logs().decode(errors="replace").strip().splitlines()
+            raise BackupError(f"restore failed: {logs[-1] if logs else 'the helper container failed'}")
     finally:
         helper.remove(force=True)
-    container.start()
-    wait_healthy(client, settings.name, wait_timeout)
+
+
+def restore(client: docker.DockerClient, settings: Settings, path: Path, wait_timeout: float = 120) -> str:
+    """Restore `path` into the stack's container; returns the folder the old data went to."""
+    verify_file(path)
+    container = client.containers.get(settings.name)
+    attrs = container.attrs
+    volume = _volume_of(attrs)
+    aof = attrs["Config"]["Labels"].get(f"{LABEL_PREFIX}appendonly", "yes" if settings.appendonly else "no")
+    aside = f"pre-restore-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    # Current data aside (nothing deleted), the file in place; if placing fails, the data
+    # goes back where it was before Redis starts again.
+    script = (
+        f"set -e; cd {DATA_DIR}; mkdir {aside}; "
+        f"for f in dump.rdb {AOF_DIR}; do if [ -e $f ]; then mv $f {aside}/; fi; done; "
+        f"if ! ( {_place_command(aof == 'yes')} ); then "
+        f"rm -rf dump.rdb {AOF_DIR} .restore.rdb; mv {aside}/* . 2>/dev/null || true; rmdir {aside}; "
+        "echo 'placing the backup failed; the previous data is back in place' >&2; exit 3; fi"
+    )
+    container.stop(timeout=settings.stop_grace_period)
+    try:
+        _run_helper(client, attrs["Image"], volume, script, path, settings.stack)
+    finally:
+        # Whatever happened, Redis runs again: on the restored data, or on its own.
+        container.start()
+        wait_healthy(client, settings.name, wait_timeout)
     return f"{DATA_DIR}/{aside}"

@@ -207,6 +207,8 @@ def local_up(stack: str, image: str | None, port: int | None, assignments: tuple
     if port:
         overrides["hostPort"] = port
     result = local_apply.up(stack, overrides=overrides)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
     click.echo(f"{stack}: container {result.action} ({result.container_id[:12]}), healthy")
     _print_outputs(local_apply.outputs(stack))
 
@@ -357,7 +359,7 @@ def monitor(
     from . import smoke as suite
 
     if stack:
-        settings = load_stack_file(stack)
+        settings = stack_outputs.settings(stack, outputs_source)
         url = stack_outputs.load(stack, outputs_source)["redis_admin_url"]
     elif url:
         settings = Settings()
@@ -422,7 +424,7 @@ def backup(stack: str, outputs_source: Source, dest: Path | None, keep: int) -> 
     from . import outputs as stack_outputs
     from .docker_engine import ensure_engine
 
-    settings = load_stack_file(stack)
+    settings = stack_outputs.settings(stack, outputs_source)
     admin = redis.Redis.from_url(stack_outputs.load(stack, outputs_source)["redis_admin_url"])
     made = data.backup(ensure_engine(start=False), admin, settings, dest or PROJECT_ROOT / "backups" / stack, keep=keep)
     click.echo(f"{made.path}  {made.size} bytes  sha256 {made.sha256}")
@@ -430,18 +432,20 @@ def backup(stack: str, outputs_source: Source, dest: Path | None, keep: int) -> 
 
 @main.command()
 @stack_option()
+@outputs_source_option
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @yes_option
-def restore(stack: str, file: Path, yes: bool) -> None:
+def restore(stack: str, outputs_source: Source, file: Path, yes: bool) -> None:
     """Restore FILE (made by backup; its .sha256 beside it) into the stack's container.
 
     The file is checked first; the current data is moved aside on the volume, not deleted.
     """
     from . import backup as data
+    from . import outputs as stack_outputs
     from .docker_engine import ensure_engine
 
-    settings = load_stack_file(stack)
     data.verify_file(file)
+    settings = stack_outputs.settings(stack, outputs_source)
     client = ensure_engine(start=False)
     container = data.container_of(client, settings)
     if settings.environment == "production" and container.status == "running" and not yes:

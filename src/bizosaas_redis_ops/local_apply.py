@@ -16,6 +16,7 @@ import io
 import json
 import os
 import posixpath
+import socket
 import tarfile
 import time
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from bizosaas_redis.constants import CONTAINER, GET_NETWORK, NETWORK, RANDOM_PAS
 from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.settings import PROJECT_ROOT, build_settings, read_stack_config, stack_file
 
-from . import capture, secretbox
+from . import capture, preflight, secretbox
 from .docker_engine import ensure_engine
 
 
@@ -57,6 +58,9 @@ class State:
     # The setting overrides of the last `up` (--image, --port, --set), so that outputs,
     # status and down describe what runs.
     overrides: dict[str, Any] = field(default_factory=dict)
+    # The running container's destroy_grace_seconds: what its stop may take on replace or
+    # down. As pulumi-docker does, 0 (SIGKILL at once) when the program did not set it.
+    destroy_grace_seconds: int = 0
 
     @property
     def path(self) -> Path:
@@ -148,6 +152,7 @@ class ContainerSpec:
     wait: bool
     wait_timeout: float
     must_run: bool
+    destroy_grace_seconds: int
 
 
 def container_spec(inputs: dict[str, Any]) -> ContainerSpec:
@@ -164,6 +169,8 @@ def container_spec(inputs: dict[str, Any]) -> ContainerSpec:
         "user": lambda v: create.update(user=v),
         "stopSignal": lambda v: create.update(stop_signal=v),
         "stopTimeout": lambda v: create.update(stop_timeout=int(v)),
+        # Used when the container is replaced or removed (see State.destroy_grace_seconds).
+        "destroyGraceSeconds": lambda v: None,
         "labels": lambda v: create.update(labels=capture.label_dict(v)),
         "healthcheck": lambda v: create.update(
             healthcheck={
@@ -236,6 +243,7 @@ def container_spec(inputs: dict[str, Any]) -> ContainerSpec:
         wait=bool(i.get("wait", False)),
         wait_timeout=float(i.get("waitTimeout", 60)),
         must_run=bool(i.get("mustRun", True)),
+        destroy_grace_seconds=int(i.get("destroyGraceSeconds", 0)),
     )
 
 
@@ -331,6 +339,34 @@ def wait_healthy(client: docker.DockerClient, name: str, timeout: float) -> None
     )
 
 
+def _published(bindings: dict[str, Any]) -> set[tuple[str, int]]:
+    found: set[tuple[str, int]] = set()
+    for value in bindings.values():
+        for address, port in value if isinstance(value, list) else [value]:
+            found.add((address or "0.0.0.0", int(port)))
+    return found
+
+
+def _check_ports_free(spec: ContainerSpec, existing: Any) -> None:
+    """Each host port the new container publishes is free, or held by the container it replaces."""
+    held: set[int] = set()
+    if existing is not None:
+        for bindings in (existing.attrs["HostConfig"].get("PortBindings") or {}).values():
+            held |= {int(b["HostPort"]) for b in bindings or [] if b.get("HostPort")}
+    for address, port in _published(spec.host_config.get("port_bindings", {})):
+        if port in held:
+            continue
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((address, port))
+            except OSError as exc:
+                raise LocalApplyError(
+                    f"redis:hostPort = {port}: {address}:{port} is taken ({exc.strerror}); "
+                    "choose a free port (--port) or stop what holds it; nothing was changed"
+                ) from None
+
+
 def _create_container(client: docker.DockerClient, spec: ContainerSpec, image_id: str) -> str:
     api = client.api
     networking = None
@@ -354,11 +390,25 @@ class Result:
     action: str  # created | replaced | unchanged | started
     container_id: str
     capture: capture.Capture
+    notes: list[str] = field(default_factory=list)  # what the change does to the data, for the user
+
+
+def _running_admin_url(state: State) -> str | None:
+    """The admin URL of what the last `up` deployed, if anything was."""
+    if not state.passwords or not state.spec_sha256:
+        return None
+    return str(plan(state.stack, state.overrides, state).outputs["redis_admin_url"].value)
 
 
 def up(stack: str, overrides: dict[str, Any] | None = None, client: docker.DockerClient | None = None) -> Result:
     """Create or update the stack's resources; idempotent. `overrides`: settings for this run."""
+    new = build_settings(stack_values(stack, overrides), stack)  # bad input stops here, first
     state = State.load(stack)
+    admin_url = _running_admin_url(state)
+    notes: list[str] = []
+    if admin_url:
+        note = preflight.maxmemory_change(new, preflight.used_memory(admin_url))
+        notes += [note] if note else []
     state.overrides = dict(overrides or {})
     cap = plan(stack, state.overrides, state)
     client = client or ensure_engine()
@@ -379,6 +429,9 @@ def up(stack: str, overrides: dict[str, Any] | None = None, client: docker.Docke
     digest = spec_digest(declared.inputs, image_id)
     name = spec.create["name"]
     existing = _get_container(client, name)
+    if existing is None or state.spec_sha256 != digest:
+        # Before anything is stopped: a new container that cannot start would leave no Redis.
+        _check_ports_free(spec, existing)
     action = "created"
     if existing is not None and state.spec_sha256 == digest:
         action = "unchanged"
@@ -389,16 +442,17 @@ def up(stack: str, overrides: dict[str, Any] | None = None, client: docker.Docke
     else:
         if existing is not None:
             # Fixed name: delete before create, as the program's delete_before_replace says.
-            existing.stop(timeout=int(spec.create.get("stop_timeout", 10)))
+            existing.stop(timeout=state.destroy_grace_seconds)
             existing.remove()
             action = "replaced"
         container_id = _create_container(client, spec, image_id)
         client.api.start(container_id)
     state.spec_sha256 = digest
+    state.destroy_grace_seconds = spec.destroy_grace_seconds
     state.save()
     if spec.wait:
         wait_healthy(client, name, spec.wait_timeout)
-    return Result(action, container_id, cap)
+    return Result(action, container_id, cap, notes)
 
 
 def down(stack: str, delete_data: bool = False, client: docker.DockerClient | None = None) -> list[str]:
@@ -410,7 +464,7 @@ def down(stack: str, delete_data: bool = False, client: docker.DockerClient | No
     declared = cap.container().plain
     existing = _get_container(client, declared["name"])
     if existing is not None:
-        existing.stop(timeout=int(declared.get("stopTimeout", 10)))
+        existing.stop(timeout=state.destroy_grace_seconds)
         existing.remove()
         removed.append(f"container {declared['name']}")
     if state.created_network:

@@ -20,7 +20,8 @@ from . import tables
 OK, WARN, CRIT = "OK", "WARN", "CRIT"
 SEVERITY = {OK: 0, WARN: 1, CRIT: 2}
 # Below this many lookups in the interval, the hit rate since start says more.
-MIN_LOOKUPS_FOR_INTERVAL_RATE = 100
+# Fewer lookups than this in the sampled window give no hit rate: too few to judge.
+MIN_LOOKUPS_FOR_HIT_RATE = 100
 
 
 class MonitorError(BizosaasRedisError):
@@ -88,22 +89,27 @@ def evaluate(
     hits, misses = float(second["keyspace_hits"]), float(second["keyspace_misses"])
     d_hits, d_misses = hits - float(first["keyspace_hits"]), misses - float(first["keyspace_misses"])
     hit_threshold = f"< {settings.alert_hit_rate_percent} % / {settings.alert_hit_rate_critical_percent} %"
-    if d_hits + d_misses >= MIN_LOOKUPS_FOR_INTERVAL_RATE:
-        rate, span = _pct(d_hits, d_hits + d_misses), "last interval"
-    elif hits + misses > 0:
-        rate, span = _pct(hits, hits + misses), "since start"
-    else:
-        rate, span = None, ""
-    if rate is None:
-        metrics.append(Metric("keyspace hit rate", "no lookups yet", hit_threshold, OK))
+    lookups = d_hits + d_misses
+    window = f"{int(lookups)} lookups in {seconds:.1f} s"
+    # A rate over a handful of lookups (or since start, say right after a smoke run) is noise.
+    if lookups >= MIN_LOOKUPS_FOR_HIT_RATE:
+        rate = _pct(d_hits, lookups)
+        metrics.append(
+            Metric(
+                "keyspace hit rate",
+                f"{rate:.1f} % ({window})",
+                hit_threshold,
+                _grade_low(rate, settings.alert_hit_rate_percent, settings.alert_hit_rate_critical_percent),
+                rate,
+            )
+        )
     else:
         metrics.append(
             Metric(
                 "keyspace hit rate",
-                f"{rate:.1f} % ({span})",
+                f"not enough traffic ({window}; judged from {MIN_LOOKUPS_FOR_HIT_RATE})",
                 hit_threshold,
-                _grade_low(rate, settings.alert_hit_rate_percent, settings.alert_hit_rate_critical_percent),
-                rate,
+                OK,
             )
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from bizosaas_redis.errors import BizosaasRedisError
+from bizosaas_redis.settings import Settings, build_settings
 
 from . import local_apply
 
@@ -56,3 +57,13 @@ def show(stack: str, source: Source = "auto", show_secrets: bool = False) -> dic
     from . import pulumi_stack
 
     return pulumi_stack.masked_outputs(stack, show_secrets)
+
+
+def settings(stack: str, source: Source = "auto") -> Settings:
+    """The settings the deployment runs with: the stack file plus a local run's overrides,
+    or the `settings` output of a Pulumi deployment (which already holds them)."""
+    if source == "local" or (source == "auto" and local_apply.State.exists(stack)):
+        state = local_apply.State.load(stack)
+        return build_settings(local_apply.stack_values(stack, state.overrides), stack)
+    values = {k: v for k, v in _from_pulumi(stack)["settings"].items() if k != "stack"}
+    return build_settings(values, stack, source=f"the settings output of stack {stack}")

@@ -3,62 +3,30 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
+import pytest
 import redis
 
-from conftest import admin_client, cli
+from bizosaas_redis_ops import backup, outputs
+from conftest import TEST_PREFIX, admin_client, cli, local_up
+from dataset import snapshot, write_every_type
 
 STACK = "staging"
 
 
 def _write_every_type() -> None:
     for db in (0, 1, 2):
-        client = admin_client(STACK, db=db)
-        pipe = client.pipeline(transaction=False)
-        for i in range(200):
-            base = f"bk:{db}:{i}"
-            pipe.set(f"{base}:str", f"v{i}", ex=3600 + i if i % 2 else None)
-            pipe.hset(f"{base}:hash", mapping={"f": i})
-            pipe.rpush(f"{base}:list", "a", "b", i)
-            pipe.sadd(f"{base}:set", "x", i)
-            pipe.zadd(f"{base}:zset", {"m": i})
-            if i % 3 == 0:
-                pipe.expire(f"{base}:zset", 7200)
-        pipe.xadd(f"bk:{db}:stream", {"event": "created"})
-        pipe.pfadd(f"bk:{db}:hll", *[f"u{i}" for i in range(500)])
-        pipe.setbit(f"bk:{db}:bits", 4242, 1)
-        pipe.execute()
-
-
-READ = {  # the logical value of each type (DUMP bytes may change with the encoding after a reload)
-    b"string": lambda c, k: c.get(k),
-    b"hash": lambda c, k: c.hgetall(k),
-    b"list": lambda c, k: c.lrange(k, 0, -1),
-    b"set": lambda c, k: c.smembers(k),
-    b"zset": lambda c, k: c.zrange(k, 0, -1, withscores=True),
-    b"stream": lambda c, k: c.xrange(k),
-}
+        write_every_type(admin_client(STACK, db=db), f"bk:{db}")
 
 
 def _snapshot() -> dict:
     """(db, key) -> (type, value, PTTL) of every bk:* key."""
-    snap = {}
-    for db in (0, 1, 2):
-        client = admin_client(STACK, db=db, decode=False)
-        keys = list(client.scan_iter(match="bk:*", count=1000))
-        pipe = client.pipeline(transaction=False)
-        for key in keys:
-            pipe.type(key)
-        kinds = pipe.execute()
-        pipe = client.pipeline(transaction=False)
-        for key, kind in zip(keys, kinds, strict=True):
-            READ[kind](pipe, key)
-            pipe.pttl(key)
-        replies = pipe.execute()
-        for i, (key, kind) in enumerate(zip(keys, kinds, strict=True)):
-            value = sorted(replies[2 * i]) if kind == b"set" else replies[2 * i]
-            snap[(db, key)] = (kind, value, replies[2 * i + 1])
-    return snap
+    return {
+        (db, key): found
+        for db in (0, 1, 2)
+        for key, found in snapshot(admin_client(STACK, db=db, decode=False), f"bk:{db}").items()
+    }
 
 
 def test_backup_destroy_restore_brings_every_key_back(deployed, engine, offline_image, tmp_path):
@@ -70,10 +38,14 @@ def test_backup_destroy_restore_brings_every_key_back(deployed, engine, offline_
     result = cli("backup", "--stack", STACK, "--dest", str(tmp_path))
     backup_file = tmp_path / result.stdout.split()[0].rsplit("/", 1)[1]
     assert backup_file.exists() and (tmp_path / f"{backup_file.name}.sha256").exists()
+    # Every session and token is in there: the owner's alone.
+    assert tmp_path.stat().st_mode & 0o777 == 0o700
+    assert backup_file.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / f"{backup_file.name}.sha256").stat().st_mode & 0o777 == 0o600
 
     # Lose everything: container and data volume gone, a fresh empty deployment.
     cli("local", "down", "--stack", STACK, "--delete-data")
-    cli("local", "up", "--stack", STACK, "--image", offline_image, "--port", str(deployed[STACK]))
+    local_up(STACK, deployed[STACK], offline_image)
     assert _snapshot() == {}
 
     result = cli("restore", "--stack", STACK, str(backup_file))
@@ -89,10 +61,10 @@ def test_backup_destroy_restore_brings_every_key_back(deployed, engine, offline_
             assert pttl - elapsed_ms <= after[key][2] <= pttl, key
 
     # Written after the restore, it survives a restart: the AOF took over from the backup.
-    admin_client(STACK).set("bk:after-restore", "1")
-    engine.containers.get(f"bizosaas-redis-{STACK}").restart()
+    admin_client(STACK).set("bk:0:after-restore", "1")
+    engine.containers.get(f"{TEST_PREFIX}-{STACK}").restart()
     _wait_for_ping()
-    assert admin_client(STACK).get("bk:after-restore") == "1" and len(_snapshot()) == len(before) + 1
+    assert admin_client(STACK).get("bk:0:after-restore") == "1" and len(_snapshot()) == len(before) + 1
 
 
 def _wait_for_ping(timeout: float = 30) -> None:
@@ -110,7 +82,7 @@ def _wait_for_ping(timeout: float = 30) -> None:
 def test_a_corrupted_backup_is_refused_before_anything_is_touched(deployed, engine, tmp_path):
     result = cli("backup", "--stack", STACK, "--dest", str(tmp_path))
     good = tmp_path / result.stdout.split()[0].rsplit("/", 1)[1]
-    container_id = engine.containers.get(f"bizosaas-redis-{STACK}").id
+    container_id = engine.containers.get(f"{TEST_PREFIX}-{STACK}").id
     admin_client(STACK).set("bk:canary", "still-here")
 
     flipped = tmp_path / "flipped.rdb"
@@ -134,7 +106,7 @@ def test_a_corrupted_backup_is_refused_before_anything_is_touched(deployed, engi
     assert result.returncode == 2 and "Error: Invalid value for 'FILE': File" in result.stderr
     assert "missing.rdb' does not exist." in result.stderr
 
-    container = engine.containers.get(f"bizosaas-redis-{STACK}")
+    container = engine.containers.get(f"{TEST_PREFIX}-{STACK}")
     assert container.id == container_id and container.status == "running"
     assert admin_client(STACK).get("bk:canary") == "still-here"
 
@@ -142,12 +114,12 @@ def test_a_corrupted_backup_is_refused_before_anything_is_touched(deployed, engi
 def test_restore_over_running_production_needs_yes(deployed, engine, tmp_path):
     result = cli("backup", "--stack", "production", "--dest", str(tmp_path))
     backup_file = result.stdout.split()[0]
-    before = engine.containers.get("bizosaas-redis-production").attrs["State"]["StartedAt"]
+    before = engine.containers.get(f"{TEST_PREFIX}-production").attrs["State"]["StartedAt"]
     result = cli("restore", "--stack", "production", backup_file, check=False)
     assert result.returncode == 1 and "--yes" in result.stderr
-    assert engine.containers.get("bizosaas-redis-production").attrs["State"]["StartedAt"] == before
+    assert engine.containers.get(f"{TEST_PREFIX}-production").attrs["State"]["StartedAt"] == before
     result = cli("restore", "--stack", "production", backup_file, "--yes")
-    assert engine.containers.get("bizosaas-redis-production").attrs["State"]["StartedAt"] != before
+    assert engine.containers.get(f"{TEST_PREFIX}-production").attrs["State"]["StartedAt"] != before
 
 
 def test_backups_are_pruned_to_keep(deployed, tmp_path):
@@ -157,20 +129,23 @@ def test_backups_are_pruned_to_keep(deployed, tmp_path):
 
 
 def test_backup_of_a_stopped_container_is_one_line(deployed, engine):
-    engine.containers.get("bizosaas-redis-dev").stop()
+    engine.containers.get(f"{TEST_PREFIX}-dev").stop()
     try:
         result = cli("backup", "--stack", "dev", check=False)
         assert result.returncode == 1 and "Traceback" not in result.stderr
         assert result.stderr.startswith("bizosaas-redis backup: Redis refused: Error 111 connecting to 127.0.0.1:")
     finally:
-        engine.containers.get("bizosaas-redis-dev").start()
-        cli(
-            "local",
-            "up",
-            "--stack",
-            "dev",
-            "--image",
-            "localhost/redis-offline:7.0",
-            "--port",
-            str(deployed["dev"]),
-        )
+        engine.containers.get(f"{TEST_PREFIX}-dev").start()
+        local_up("dev", deployed["dev"], "localhost/redis-offline:7.0")
+
+
+def test_a_restore_that_fails_half_way_leaves_redis_running_on_its_data(deployed, engine, tmp_path, monkeypatch):
+    made = Path(cli("backup", "--stack", STACK, "--dest", str(tmp_path)).stdout.split()[0])
+    admin_client(STACK).set("bk:0:before-failed-restore", "kept")
+    # Placing fails after the current data went aside: the worst moment.
+    monkeypatch.setattr(backup, "_place_command", lambda aof: "false")
+    with pytest.raises(backup.BackupError) as caught:
+        backup.restore(engine, outputs.settings(STACK, "local"), made)
+    assert str(caught.value) == "restore failed: placing the backup failed; the previous data is back in place"
+    assert engine.containers.get(f"{TEST_PREFIX}-{STACK}").status == "running"
+    assert admin_client(STACK).get("bk:0:before-failed-restore") == "kept"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 
 import docker
@@ -17,7 +18,7 @@ import redis
 
 from bizosaas_redis.constants import REDIS_GID, REDIS_UID
 from bizosaas_redis_ops import capture, local_apply
-from conftest import STACKS, app_client, cli, free_port
+from conftest import STACKS, TEST_PREFIX, app_client, cli, free_port, local_up, own_names
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -44,31 +45,29 @@ def test_verify_fails_when_the_deployment_drifts(deployed, engine):
 
 def test_the_three_stacks_run_side_by_side(deployed, engine):
     for stack, port in deployed.items():
-        container = engine.containers.get(f"bizosaas-redis-{stack}")
+        container = engine.containers.get(f"{TEST_PREFIX}-{stack}")
         assert container.status == "running"
         assert container.attrs["HostConfig"]["PortBindings"]["6379/tcp"][0]["HostPort"] == str(port)
         assert app_client(stack).ping()
 
 
 def test_up_twice_changes_nothing(deployed, engine, offline_image):
-    before = engine.containers.get("bizosaas-redis-staging").id
-    result = cli(
-        "local", "up", "--stack", "staging", "--image", offline_image, "--port", str(deployed["staging"])
-    )
+    before = engine.containers.get("bizosaas-test-staging").id
+    result = local_up("staging", deployed["staging"], offline_image)
     assert "container unchanged" in result.stdout
-    assert engine.containers.get("bizosaas-redis-staging").id == before
+    assert engine.containers.get("bizosaas-test-staging").id == before
 
 
 def test_replacement_keeps_the_data(deployed, engine, offline_image):
     client = app_client("production")
     client.set("kept:across-replacement", "yes")
     client.hset("kept:hash", mapping={"a": "1"})
-    before = engine.containers.get("bizosaas-redis-production").id
+    before = engine.containers.get("bizosaas-test-production").id
     new_port = free_port()
-    result = cli("local", "up", "--stack", "production", "--image", offline_image, "--port", str(new_port))
+    result = local_up("production", new_port, offline_image)
     assert "container replaced" in result.stdout
     deployed["production"] = new_port
-    assert engine.containers.get("bizosaas-redis-production").id != before
+    assert engine.containers.get("bizosaas-test-production").id != before
     client = app_client("production")
     assert client.get("kept:across-replacement") == "yes" and client.hgetall("kept:hash") == {"a": "1"}
 
@@ -79,18 +78,18 @@ def test_down_then_up_keeps_the_data_and_delete_data_removes_it(deployed, engine
     result = cli("local", "down", "--stack", "staging")
     assert "data volume kept" in result.stdout
     with pytest.raises(docker.errors.NotFound):
-        engine.containers.get("bizosaas-redis-staging")
-    assert engine.volumes.get("redis_data")
-    cli("local", "up", "--stack", "staging", "--image", offline_image, "--port", str(deployed["staging"]))
+        engine.containers.get("bizosaas-test-staging")
+    assert engine.volumes.get(own_names("staging")["volumeName"])
+    local_up("staging", deployed["staging"], offline_image)
     assert app_client("staging").get("kept:across-down") == "yes"
 
 
 def test_dev_down_removes_the_network_it_created(deployed, engine, offline_image):
     cli("local", "down", "--stack", "dev", "--delete-data")
-    assert not engine.networks.list(names=["bizosaas-dev"])
+    assert not engine.networks.list(names=[own_names("dev")["networkName"]])
     with pytest.raises(docker.errors.NotFound):
-        engine.volumes.get("redis_data_dev")
-    cli("local", "up", "--stack", "dev", "--image", offline_image, "--port", str(deployed["dev"]))
+        engine.volumes.get(own_names("dev")["volumeName"])
+    local_up("dev", deployed["dev"], offline_image)
     assert app_client("dev").get("anything") is None
 
 
@@ -117,7 +116,7 @@ def test_no_password_in_process_list_or_logs(deployed, engine):
                 cmdlines.append((pid / "cmdline").read_bytes().decode(errors="replace"))
             except OSError:
                 continue
-    logs = "".join(engine.containers.get(f"bizosaas-redis-{s}").logs().decode(errors="replace") for s in STACKS)
+    logs = "".join(engine.containers.get(f"{TEST_PREFIX}-{s}").logs().decode(errors="replace") for s in STACKS)
     for password in passwords:
         assert not [c for c in cmdlines if password in c]
         assert password not in logs
@@ -165,22 +164,7 @@ def test_a_tls_stack_is_healthy_and_serves_only_tls(deployed, engine, offline_im
     assert doctor.tls_files_check(certs).status == "OK"
 
     port = free_port()
-    result = cli(
-        "local",
-        "up",
-        "--stack",
-        "dev",
-        "--image",
-        offline_image,
-        "--port",
-        str(port),
-        "--set",
-        "tlsEnabled=true",
-        "--set",
-        f"tlsCertsDir={certs}",
-        "--set",
-        "tlsAuthClients=no",
-    )
+    result = local_up("dev", port, offline_image, "tlsEnabled=true", f"tlsCertsDir={certs}", "tlsAuthClients=no")
     assert "container replaced" in result.stdout and "healthy" in result.stdout  # the healthcheck speaks TLS
     try:
         url = local_apply.outputs("dev", show_secrets=True)["redis_url"]
@@ -189,27 +173,42 @@ def test_a_tls_stack_is_healthy_and_serves_only_tls(deployed, engine, offline_im
         assert secure.ping()
         with pytest.raises(redis.ConnectionError):
             redis.Redis(host="127.0.0.1", port=port, socket_timeout=3).ping()
-        mounts = engine.containers.get("bizosaas-redis-dev").attrs["Mounts"]
+        mounts = engine.containers.get("bizosaas-test-dev").attrs["Mounts"]
         assert {"Type": "bind", "Destination": "/tls", "RW": False} in [
             {k: m[k] for k in ("Type", "Destination", "RW")} for m in mounts
         ]
     finally:
-        cli("local", "up", "--stack", "dev", "--image", offline_image, "--port", str(deployed["dev"]))
+        local_up("dev", deployed["dev"], offline_image)
     assert app_client("dev").ping()
 
 
 def test_set_rejects_bad_values_before_deploying(deployed, engine):
-    before = engine.containers.get("bizosaas-redis-dev").id
-    result = cli(
-        "local", "up", "--stack", "dev", "--set", "maxmemoryPolicy=lru", "--set", "hostPort=0", check=False
-    )
+    before = engine.containers.get("bizosaas-test-dev").id
+    result = local_up("dev", deployed["dev"], "unused", "maxmemoryPolicy=lru", "maxclients=0", check=False)
     assert result.returncode == 1
     assert "Pulumi.dev.yaml with local overrides: 2 invalid setting(s)" in result.stderr
-    assert "redis:maxmemoryPolicy" in result.stderr and "redis:hostPort" in result.stderr
-    assert engine.containers.get("bizosaas-redis-dev").id == before
+    assert "redis:maxmemoryPolicy" in result.stderr and "redis:maxclients" in result.stderr
+    assert engine.containers.get("bizosaas-test-dev").id == before
 
 
 def test_verify_of_a_missing_container_is_one_line(engine):
     result = cli("verify", "--container", "bizosaas-test-no-such-container", check=False)
     assert result.returncode == 1
     assert result.stderr.strip() == "bizosaas-redis verify: no container named bizosaas-test-no-such-container"
+
+
+def test_a_taken_port_is_refused_before_the_running_container_is_touched(deployed, engine, offline_image):
+    before = engine.containers.get(f"{TEST_PREFIX}-dev")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        result = local_up("dev", taken, offline_image, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"bizosaas-redis local up: redis:hostPort = {taken}: 127.0.0.1:{taken} is taken (Address already in use); "
+        "choose a free port (--port) or stop what holds it; nothing was changed"
+    )
+    after = engine.containers.get(f"{TEST_PREFIX}-dev")
+    assert after.id == before.id and after.status == "running"
+    assert not [c for c in engine.containers.list(all=True, filters={"status": "created"})]

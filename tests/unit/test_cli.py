@@ -66,8 +66,9 @@ def test_help_lists_every_subcommand_and_each_has_its_own():
         ),
     ],
 )
-def test_bad_input_is_one_line(args, code, line):
-    result = run(*args, env={**os.environ, "PULUMI_CONFIG_PASSPHRASE": "x"})
+def test_bad_input_is_one_line(args, code, line, tmp_path):
+    env = {**os.environ, "PULUMI_CONFIG_PASSPHRASE": "x", "BIZOSAAS_LOCAL_STATE": str(tmp_path)}
+    result = run(*args, env=env)
     assert result.returncode == code
     assert result.stderr.splitlines()[0] == line
     assert "Traceback" not in result.stderr

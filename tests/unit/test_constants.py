@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bizosaas_redis import constants
+from bizosaas_redis import constants, settings
 from redis_policies import rules
 
 
@@ -13,6 +13,8 @@ def test_the_policy_pack_copies_are_the_originals():
     assert rules.LABEL_SERVICE == constants.LABEL_SERVICE
     assert rules.LABEL_ENVIRONMENT == constants.LABEL_ENVIRONMENT
     assert rules.REDIS_USER == constants.REDIS_USER
+    assert rules.MIN_HEADROOM == settings.MIN_MEMORY_HEADROOM
+    assert rules.MIN_OVERHEAD == settings.MIN_MEMORY_OVERHEAD
 
 
 def test_the_consumer_library_defaults_are_the_settings_defaults():

@@ -23,7 +23,7 @@ def test_every_declared_input_is_applied(declared):
     assert spec.host_config["port_bindings"] == {"6379/tcp": ("0.0.0.0", 6380)}
     assert spec.host_config["read_only"] is True and spec.host_config["cap_drop"] == ["ALL"]
     assert spec.host_config["security_opt"] == ["no-new-privileges:true"]
-    assert spec.host_config["mem_limit"] == "3072m" and spec.host_config["restart_policy"] == {"Name": "unless-stopped"}
+    assert spec.host_config["mem_limit"] == "4096m" and spec.host_config["restart_policy"] == {"Name": "unless-stopped"}
     assert (
         spec.host_config["mounts"][0]["Target"] == "/data" and spec.host_config["mounts"][0]["Source"] == "redis_data"
     )

@@ -52,7 +52,14 @@ def test_a_quiet_server_is_all_ok():
         ({"connected_clients": 990}, None, "clients", "CRIT"),
         ({"keyspace_hits": 970, "keyspace_misses": 130}, None, "keyspace hit rate", "WARN"),  # 70/100 in interval
         ({"keyspace_hits": 940, "keyspace_misses": 160}, None, "keyspace hit rate", "CRIT"),  # 40/100
-        ({"keyspace_hits": 910, "keyspace_misses": 100}, None, "keyspace hit rate", "OK"),  # few: since start
+        ({"keyspace_hits": 910, "keyspace_misses": 100}, None, "keyspace hit rate", "OK"),  # 10 lookups: too few
+        # 45 % since start (a smoke run's misses) but no traffic now: not judged.
+        (
+            {"keyspace_hits": 450, "keyspace_misses": 550},
+            {"keyspace_hits": 450, "keyspace_misses": 550},
+            "keyspace hit rate",
+            "OK",
+        ),
         (
             {"keyspace_hits": 0, "keyspace_misses": 0},
             {"keyspace_hits": 0, "keyspace_misses": 0},
@@ -86,3 +93,15 @@ def test_exit_code_is_the_worst_status():
     assert [monitor.exit_code(m) for m in ([ok], [ok, warn], [warn, crit, ok])] == [0, 1, 2]
     assert monitor.as_json([ok, warn])["status"] == "WARN"
     assert monitor.table([ok, crit]).splitlines()[-1] == "overall: CRIT"
+
+
+def test_too_little_traffic_says_so():
+    metrics = monitor.evaluate(
+        {**BASE, "keyspace_hits": 450, "keyspace_misses": 550},
+        {**BASE, "keyspace_hits": 452, "keyspace_misses": 557},
+        2.0,
+        Settings(),
+        now=1_000_100,
+    )
+    rate = next(m for m in metrics if m.name == "keyspace hit rate")
+    assert (rate.value, rate.status) == ("not enough traffic (9 lookups in 2.0 s; judged from 100)", "OK")

@@ -82,18 +82,18 @@ def test_container_is_hardened(captures, stack):
     assert c["securityOpts"] == ["no-new-privileges:true"]
     assert c["readOnly"] is True
     assert c["tmpfs"] == {"/tmp": "rw,noexec,nosuid,size=64m"}
-    assert c["memory"] == settings.memory_limit_mb and c["memory"] * 1024**2 >= 1.25 * settings.maxmemory
+    assert c["memory"] == settings.memory_limit_mb and c["memory"] * 1024**2 >= 2 * settings.maxmemory
     assert c["memorySwap"] == c["memory"]
     assert c["logDriver"] == "json-file" and c["logOpts"] == {"max-size": "10m", "max-file": "3"}
-    assert c["command"] == ["redis-server", "/data/redis.conf"]
+    assert c["command"] == ["sh", "/data/start-redis.sh"]
+    # Stopped, replaced or destroyed: 30 s to write the snapshot, never SIGKILL at once.
+    assert c["stopTimeout"] == 30 and c["destroyGraceSeconds"] == 30 and c["stopSignal"] == "SIGTERM"
     assert c["wait"] is True and c["waitTimeout"] > settings.healthcheck_interval
-    upload = c["uploads"][0]
-    assert (upload["file"], upload["owner"], upload["group"], upload["permissions"]) == (
-        "/data/redis.conf",
-        "999",
-        "1000",
-        "0600",
-    )
+    assert [(u["file"], u["owner"], u["group"], u["permissions"]) for u in c["uploads"]] == [
+        ("/data/redis.conf", "999", "1000", "0600"),
+        ("/data/start-redis.sh", "999", "1000", "0500"),
+    ]
+    assert c["uploads"][1]["content"].endswith("exec redis-server /data/redis.conf\n")
     labels = label_dict(c["labels"])
     assert labels["com.bizosaas.stack"] == stack and labels["com.bizosaas.environment"] == settings.environment
 

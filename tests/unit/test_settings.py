@@ -51,7 +51,7 @@ def test_production_differs_where_it_should():
     assert prod.publish_address == "127.0.0.1"
     assert set(DEFAULT_DENIED_COMMANDS) <= set(prod.denied_commands)
     assert len(prod.denied_commands) > len(staging.denied_commands)
-    assert prod.memory_limit_bytes >= 1.25 * prod.maxmemory
+    assert prod.memory_limit_bytes >= 2 * prod.maxmemory
 
 
 def test_dev_is_light_loopback_and_may_skip_auth():
@@ -68,8 +68,8 @@ def test_defaults_match_the_seed():
     assert s.maxclients == 1000 and s.cache_ttl == 3600 and s.session_ttl == 86400
     assert (s.cache_db, s.celery_broker_db, s.celery_result_db) == (0, 1, 2)
     assert s.stream_maxlen == 10_000
-    assert s.memory_limit_bytes == 3 * GB  # 1.5 × maxmemory by default
-    assert s.memory_limit_mb == 3072
+    assert s.memory_limit_bytes == 4 * GB  # 2 × maxmemory by default
+    assert s.memory_limit_mb == 4096
     assert s.name == "bizosaas-redis-dev"
 
 
@@ -153,7 +153,7 @@ BAD_INPUTS = [
     ({"maxmemory": True}, "redis:maxmemory", "size"),
     ({"maxmemoryPolicy": "lru"}, "redis:maxmemoryPolicy", "'allkeys-lru'"),
     ({"maxmemorySamples": 0}, "redis:maxmemorySamples", "greater than or equal to 1"),
-    ({"memoryLimit": "2gb"}, "redis:memoryLimit", "at least 1.25 × maxmemory"),
+    ({"memoryLimit": "3gb"}, "redis:memoryLimit", "at least 2.0 × maxmemory and maxmemory + 64mb (4gb)"),
     ({"maxclients": 0}, "redis:maxclients", "greater than or equal to 1"),
     ({"maxclients": 1_000_000}, "redis:maxclients", "less than or equal to 100000"),
     ({"timeout": -1}, "redis:timeout", "greater than or equal to 0"),
@@ -232,11 +232,36 @@ def test_secret_keys_are_accepted_but_never_held():
 
 
 def test_memory_limit_default_and_explicit():
-    assert build_settings({"maxmemory": "1gb"}, "dev").memory_limit_mb == 1536
-    assert build_settings({"maxmemory": "1gb", "memoryLimit": "1280mb"}, "dev").memory_limit_mb == 1280
+    assert build_settings({"maxmemory": "1gb"}, "dev").memory_limit_mb == 2048
+    assert build_settings({"maxmemory": "1gb", "memoryLimit": "2560mb"}, "dev").memory_limit_mb == 2560
 
 
 def test_url_host_follows_the_publish_address():
     assert build_settings({"publishAddress": "0.0.0.0"}, "x").url_host == "127.0.0.1"
     assert build_settings({"publishAddress": "10.0.0.5"}, "x").url_host == "10.0.0.5"
     assert build_settings({"advertisedHost": "redis.example.internal"}, "x").url_host == "redis.example.internal"
+
+
+def test_cross_field_problems_are_listed_with_field_problems():
+    with pytest.raises(SettingsError) as caught:
+        build_settings({"maxclients": 0, "celeryBrokerDb": 2, "celeryResultDb": 2}, "dev")
+    assert caught.value.problems == [
+        "redis:maxclients = 0: must be greater than or equal to 1",
+        "redis:celeryResultDb = 2: must differ from celeryBrokerDb",
+    ]
+
+
+def test_a_rule_reading_an_invalid_setting_is_not_guessed():
+    # maxmemory is invalid, so memoryLimit cannot be judged against it: one problem, not two.
+    with pytest.raises(SettingsError) as caught:
+        build_settings({"maxmemory": "lots", "memoryLimit": "1mb"}, "dev")
+    assert [p.split(" = ")[0] for p in caught.value.problems] == ["redis:maxmemory"]
+
+
+def test_the_exporter_cannot_reach_a_tls_only_redis():
+    with pytest.raises(SettingsError) as caught:
+        build_settings({"exporterEnabled": True, "tlsEnabled": True, "tlsCertsDir": "/etc/redis-tls"}, "dev")
+    assert caught.value.problems == [
+        "redis:exporterEnabled = true: cannot be true with tlsEnabled: redis_exporter would speak plain TCP "
+        "to a TLS-only port; turn one of them off"
+    ]

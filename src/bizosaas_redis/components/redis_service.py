@@ -7,7 +7,7 @@ import hashlib
 import pulumi
 import pulumi_docker as docker
 
-from .. import redis_conf
+from .. import redis_conf, startup
 from ..constants import LABEL_PREFIX, REDIS_GID, REDIS_UID, REDIS_USER, SERVICE_REDIS
 from ..settings import Settings
 from .exporter import RedisExporter
@@ -91,7 +91,7 @@ class RedisService(pulumi.ComponentResource):
             f"{name}-container",
             name=settings.name,
             image=image.image_id,
-            command=["redis-server", redis_conf.CONFIG_PATH],
+            command=startup.COMMAND,
             user=REDIS_USER,
             ports=[
                 docker.ContainerPortArgs(
@@ -128,11 +128,20 @@ class RedisService(pulumi.ComponentResource):
                     owner=str(REDIS_UID),
                     group=str(REDIS_GID),
                     permissions="0600",
-                )
+                ),
+                docker.ContainerUploadArgs(
+                    file=startup.START_SCRIPT_PATH,
+                    content=startup.render(),
+                    owner=str(REDIS_UID),
+                    group=str(REDIS_GID),
+                    permissions="0500",
+                ),
             ],
-            # Redis writes its RDB on SIGTERM; give it time before SIGKILL.
+            # Redis writes its snapshot on SIGTERM; give it time before SIGKILL: docker stop
+            # uses stop_timeout, the provider's delete and replace destroy_grace_seconds.
             stop_signal="SIGTERM",
-            stop_timeout=30,
+            stop_timeout=settings.stop_grace_period,
+            destroy_grace_seconds=settings.stop_grace_period,
             must_run=True,
             **hardened_container_args(settings, settings.memory_limit_mb),
             opts=pulumi.ResourceOptions(

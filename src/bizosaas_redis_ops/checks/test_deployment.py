@@ -12,7 +12,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from bizosaas_redis import redis_conf
+from bizosaas_redis import redis_conf, startup
+from bizosaas_redis.constants import REDIS_UID, REDIS_USER
+from bizosaas_redis.settings import minimum_memory_limit
 
 
 def proc_status(host) -> dict[str, str]:
@@ -35,10 +37,12 @@ def test_name_image_and_restart_policy_are_as_declared(deployment):
 
 
 def test_command_is_redis_server_with_the_rendered_config(deployment, host, admin):
-    assert deployment.inspect["Config"]["Cmd"] == ["redis-server", redis_conf.CONFIG_PATH]
+    assert deployment.inspect["Config"]["Cmd"] == deployment.declared["command"]
     assert admin.info("server")["config_file"] == redis_conf.CONFIG_PATH
     conf = host.file(redis_conf.CONFIG_PATH)
-    assert conf.exists and conf.uid == 999 and conf.mode == 0o600
+    assert conf.exists and conf.uid == REDIS_UID and conf.mode == 0o600
+    start = host.file(startup.START_SCRIPT_PATH)
+    assert start.exists and start.uid == REDIS_UID and start.mode == 0o500
 
 
 def test_attached_to_the_network_with_its_aliases(deployment):
@@ -80,8 +84,8 @@ def test_redis_runs_as_a_non_root_user(deployment, host):
     status = proc_status(host)
     uid = status["Uid"].split()
     assert status["Name"].startswith("redis-server")
-    assert uid[0] == uid[1] == "999", status["Uid"]
-    assert deployment.inspect["Config"]["User"] == "999:1000"
+    assert uid[0] == uid[1] == str(REDIS_UID), status["Uid"]
+    assert deployment.inspect["Config"]["User"] == REDIS_USER
 
 
 def test_capabilities_dropped_and_no_new_privileges(deployment, host):
@@ -96,7 +100,7 @@ def test_capabilities_dropped_and_no_new_privileges(deployment, host):
 def test_memory_limit_is_set_above_maxmemory(deployment):
     limit = deployment.inspect["HostConfig"]["Memory"]
     assert limit == deployment.declared["memory"] * 1024**2
-    assert limit >= 1.25 * deployment.settings.maxmemory
+    assert limit >= minimum_memory_limit(deployment.settings.maxmemory)
 
 
 def test_logs_rotate(deployment):

@@ -1,0 +1,96 @@
+"""A writer that counts acknowledged writes, and a test deployment of a stack under its own names."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from bizosaas_redis_ops import local_apply
+from conftest import local_up
+
+# A 1 s healthcheck keeps the tests short; the windows measured are Redis's, not Docker's.
+FAST = ("healthcheckInterval=1", "healthcheckTimeout=1", "healthcheckStartPeriod=0")
+WRITER_LIMIT = 50_000  # writes, at most, per use
+
+
+@dataclass
+class Writer:
+    """Acknowledged writes (SET w:<n>) in a thread until stopped; follows the port it is given."""
+
+    password_url: str  # the admin URL; its port is replaced by `port`
+    port: int
+    acked: list[int] = field(default_factory=list)
+    longest_gap: float = 0.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def url(self) -> str:
+        head, _, tail = self.password_url.rpartition(":")
+        return f"{head}:{self.port}/{tail.split('/', 1)[1]}"
+
+    def run(self) -> None:
+        client: redis.Redis | None = None
+        last_ok = time.monotonic()
+        n = 0
+        while not self._stop.is_set() and n < WRITER_LIMIT:
+            try:
+                if client is None:
+                    client = redis.Redis.from_url(
+                        self.url(), socket_timeout=2, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
+                    )
+                client.set(f"w:{n}", n)
+            except (redis.RedisError, OSError):
+                client = None
+                time.sleep(0.02)
+                continue
+            now = time.monotonic()
+            self.longest_gap = max(self.longest_gap, now - last_ok)
+            last_ok = now
+            self.acked.append(n)
+            n += 1
+            time.sleep(0.002)
+
+    def __enter__(self) -> Writer:
+        self._thread = threading.Thread(target=self.run, daemon=True)
+        self._thread.start()
+        time.sleep(0.5)  # writing before the change starts
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        time.sleep(0.5)  # and after it is done
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+@dataclass
+class Deployment:
+    """One stack file deployed under `names`, with its own local state (env)."""
+
+    stack: str
+    names: dict[str, str]
+    env: dict[str, str]
+    image: str
+    port: int
+    settings: list[str]
+
+    def up(self, *changes: str, port: int | None = None) -> str:
+        self.port = port or self.port
+        self.settings = [*self.settings, *changes]
+        result = local_up(self.stack, self.port, self.image, *FAST, *self.settings, names=self.names, env=self.env)
+        return result.stdout + result.stderr
+
+    def admin(self, decode: bool = False) -> redis.Redis:
+        url = self.outputs()["redis_admin_url"]
+        return redis.Redis.from_url(url, decode_responses=decode, retry=Retry(NoBackoff(), 0))
+
+    def outputs(self) -> dict:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("BIZOSAAS_LOCAL_STATE", self.env["BIZOSAAS_LOCAL_STATE"])
+            return local_apply.outputs(self.stack, show_secrets=True)
+
+

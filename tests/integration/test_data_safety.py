@@ -1,0 +1,127 @@
+"""No change loses data: each change path runs while a writer issues acknowledged writes.
+
+One deployment of the staging stack file (AOF everysec, RDB rules) under its own test
+names walks through the changes in turn. After each, every key of a dataset of every
+type (with TTLs) and every acknowledged write must be there; the longest pause between
+two acknowledged writes is the unavailability window. The table is printed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+from bizosaas_redis_ops import smoke
+from conftest import TEST_EXTERNAL_NETWORK, TEST_PREFIX, free_port, local_up
+from dataset import differences, snapshot, write_every_type
+from harness import FAST, Deployment, Writer
+
+STACK = "staging"
+NAMES = {
+    "containerName": f"{TEST_PREFIX}-safety",
+    "volumeName": f"{TEST_PREFIX}-safety-data",
+    "networkName": TEST_EXTERNAL_NETWORK,
+}
+
+
+RESULTS: list[tuple[str, int, int, int, float]] = []
+
+
+@pytest.fixture(scope="module")
+def safety(engine, offline_image, tmp_path_factory) -> Iterator[Deployment]:
+    env = {**os.environ, "BIZOSAAS_LOCAL_STATE": str(tmp_path_factory.mktemp("safety-state"))}
+    deployment = Deployment(STACK, NAMES, env, offline_image, free_port(), ["appendonly=false"])
+    deployment.up()
+    yield deployment
+    with contextlib.suppress(docker.errors.NotFound):
+        engine.containers.get(NAMES["containerName"]).remove(force=True)
+    with contextlib.suppress(docker.errors.NotFound):
+        engine.volumes.get(NAMES["volumeName"]).remove(force=True)
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        engine.images.remove(f"{offline_image}-retagged")
+
+
+def _change(deployment: Deployment, label: str, *changes: str, port: int | None = None) -> str:
+    """Apply one change under a writer; assert nothing was lost; record the measurement."""
+    prefix = f"ds:{len(RESULTS)}"
+    keys = write_every_type(deployment.admin(), prefix, count=100)
+    before = snapshot(deployment.admin(), prefix)
+    started = time.monotonic()
+    writer = Writer(smoke.with_db(deployment.outputs()["redis_admin_url"], 0), deployment.port)
+    with writer:
+        writer.port = port or deployment.port
+        output = deployment.up(*changes, port=port)
+    after = snapshot(deployment.admin(), prefix)
+    problems = differences(before, after, (time.monotonic() - started) * 1000)
+    client = deployment.admin()
+    pipe = client.pipeline(transaction=False)
+    for n in writer.acked:
+        pipe.exists(f"w:{n}")
+    missing = [n for n, there in zip(writer.acked, pipe.execute(), strict=True) if not there]
+    client.delete(*[f"w:{n}" for n in writer.acked] or ["w:none"])
+    RESULTS.append((label, keys, len(problems), len(missing), writer.longest_gap))
+    assert "container replaced" in output, output
+    assert problems == [], problems[:5]
+    assert missing == [], f"{len(missing)} of {len(writer.acked)} acknowledged writes lost"
+    assert len(writer.acked) > 20, "the writer did not run"
+    return output
+
+
+def test_every_change_path_keeps_every_key_and_every_acknowledged_write(safety, capsys):
+    _change(safety, "AOF off -> on", "appendonly=true")
+    assert safety.admin().config_get("appendonly") == {"appendonly": "yes"}
+    _change(safety, "AOF on -> off", "appendonly=false")
+    _change(safety, "AOF off -> on again (stale AOF kept aside)", "appendonly=true")
+    _change(safety, "RDB rules changed", 'save=["60 1", "300 10"]')
+    _change(safety, "published port changed", port=free_port())
+    _change(safety, "memory limit changed", "memoryLimit=5gb")
+    safety.image = _retagged(safety.image)
+    _change(safety, "image tag changed (same Redis)")
+    _change(safety, "RDB and AOF off, keys only in memory", "save=[]", "appendonly=false")
+    _change(safety, "... then replaced (port)", port=free_port())
+    with capsys.disabled():
+        print("\n" + _table())
+
+
+def test_maxmemory_below_the_data_is_refused_or_announced_before_anything_changes(safety, engine):
+    client = safety.admin()
+    pipe = client.pipeline(transaction=False)
+    for i in range(3000):
+        pipe.set(f"big:{i}", "x" * 1000)
+    pipe.execute()
+    before = engine.containers.get(NAMES["containerName"]).id
+    # Under noeviction every write would be refused: refused, nothing changed.
+    refused = local_up(
+        STACK, safety.port, safety.image, *FAST, *safety.settings, "maxmemoryPolicy=noeviction", "maxmemory=1mb",
+        names=NAMES, env=safety.env, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("bizosaas-redis local up: redis:maxmemory = 1.0mb is below the ")
+    assert "in use under maxmemory-policy noeviction: writes would be refused" in refused.stderr
+    assert engine.containers.get(NAMES["containerName"]).id == before
+    # On an allkeys-lru cache it is what the policy is for: announced, applied, evicting.
+    output = safety.up("maxmemory=2mb")
+    assert "note: redis:maxmemory = 2.0mb is below the " in output and "allkeys-lru will evict about" in output
+    client = safety.admin()
+    client.set("after", "1")
+    assert client.info("stats")["evicted_keys"] > 0
+
+
+def _retagged(image: str) -> str:
+    tag = f"{image}-retagged"
+    docker.from_env().images.get(image).tag(tag)
+    return tag
+
+
+def _table() -> str:
+    from bizosaas_redis_ops import tables
+
+    return tables.render(
+        ["change (staging stack file, writer running)", "keys", "keys lost", "acked writes lost", "longest pause"],
+        [[label, keys, lost, missing, f"{gap:.2f} s"] for label, keys, lost, missing, gap in RESULTS],
+    )

@@ -1,0 +1,293 @@
+"""Faults, bounded and only against containers these tests start: what each costs, measured.
+
+Each test deploys the staging stack file under its own names and a 1 s healthcheck. The
+measurements are printed as a table at the end of the module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from bizosaas_redis.constants import REDIS_GID, REDIS_UID, REDIS_USER
+from bizosaas_redis_ops import smoke, tables
+from conftest import TEST_EXTERNAL_NETWORK, TEST_PREFIX, free_port, unavailable
+from harness import Deployment, Writer
+
+STACK = "staging"
+MEASURED: list[tuple[str, str, str]] = []
+
+
+def _names(label: str) -> dict[str, str]:
+    return {
+        "containerName": f"{TEST_PREFIX}-fault-{label}",
+        "volumeName": f"{TEST_PREFIX}-fault-{label}-data",
+        "networkName": TEST_EXTERNAL_NETWORK,
+    }
+
+
+@pytest.fixture
+def deploy(engine, offline_image, tmp_path) -> Iterator:
+    """Deploy the staging stack file under a fault's own names; removed afterwards."""
+    made: list[Deployment] = []
+
+    def _deploy(label: str, *settings: str) -> Deployment:
+        env = {**os.environ, "BIZOSAAS_LOCAL_STATE": str(tmp_path / f"state-{label}")}
+        deployment = Deployment(STACK, _names(label), env, offline_image, free_port(), list(settings))
+        made.append(deployment)
+        deployment.up()
+        return deployment
+
+    yield _deploy
+    for deployment in made:
+        with contextlib.suppress(docker.errors.NotFound):
+            engine.containers.get(deployment.names["containerName"]).remove(force=True)
+        with contextlib.suppress(docker.errors.NotFound):
+            engine.volumes.get(deployment.names["volumeName"]).remove(force=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report() -> Iterator[None]:
+    yield
+    if MEASURED:
+        print("\n" + tables.render(["fault", "what was lost", "measured"], MEASURED))
+
+
+def _container(engine: docker.DockerClient, deployment: Deployment):
+    return engine.containers.get(deployment.names["containerName"])
+
+
+def _wait(condition, timeout: float, what: str) -> float:
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"{what} within {timeout:.0f} s")
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def _missing(client: redis.Redis, acked: list[int]) -> list[int]:
+    pipe = client.pipeline(transaction=False)
+    for n in acked:
+        pipe.exists(f"w:{n}")
+    return [n for n, there in zip(acked, pipe.execute(), strict=True) if not there]
+
+
+def _writer(deployment: Deployment) -> Writer:
+    return Writer(smoke.with_db(deployment.outputs()["redis_admin_url"], 0), deployment.port)
+
+
+def test_redis_killed_from_the_host_is_restarted_and_loses_no_acknowledged_write(deploy, engine):
+    """As the OOM killer would: SIGKILL to Redis's process, not `docker kill` (a manual stop)."""
+    deployment = deploy("kill")  # AOF everysec, as staging
+    before = _container(engine, deployment).attrs["RestartCount"]
+    with _writer(deployment) as writer:
+        time.sleep(0.5)
+        os.kill(_container(engine, deployment).attrs["State"]["Pid"], signal.SIGKILL)
+        _wait(lambda: _container(engine, deployment).attrs["RestartCount"] > before, 30, "not restarted")
+        count = len(writer.acked)
+        _wait(lambda: len(writer.acked) > count + 50, 30, "writes did not resume")
+    missing = _missing(deployment.admin(), writer.acked)
+    MEASURED.append(
+        (
+            "Redis process killed (SIGKILL from the host), AOF everysec",
+            f"{len(missing)} of {len(writer.acked)} acknowledged writes",
+            f"restarted by unless-stopped; writes paused {writer.longest_gap:.2f} s",
+        )
+    )
+    assert missing == []
+
+
+def test_redis_killed_with_rdb_only_loses_at_most_what_came_after_the_last_save(deploy, engine):
+    deployment = deploy("kill-rdb", "appendonly=false")
+    client = deployment.admin()
+    client.set("saved", "1")
+    client.bgsave()
+    _wait(lambda: client.info("persistence")["rdb_bgsave_in_progress"] == 0, 30, "BGSAVE did not finish")
+    with _writer(deployment) as writer:
+        time.sleep(1)
+        os.kill(_container(engine, deployment).attrs["State"]["Pid"], signal.SIGKILL)
+        at_kill = len(writer.acked)
+        _wait(lambda: len(writer.acked) > at_kill + 50, 30, "writes did not resume")
+    missing = _missing(deployment.admin(), writer.acked)
+    MEASURED.append(
+        (
+            "Redis process killed, RDB only (no AOF)",
+            f"{len(missing)} of {len(writer.acked)} acknowledged writes",
+            "every write since the last RDB save (bound: the save rules, here 60 s / 10 000 changes)",
+        )
+    )
+    assert deployment.admin().get("saved") == b"1"  # the snapshot is intact
+    assert 0 < len(missing) <= at_kill + 1  # only what came after the save, up to the kill
+
+
+def test_maxclients_exhausted_refuses_extra_clients_and_recovers(deploy):
+    deployment = deploy("clients", "maxclients=20")
+    url = deployment.outputs()["redis_admin_url"]
+    held: list[redis.Redis] = []
+    refused = ""
+    for _ in range(40):  # bounded: twice maxclients
+        try:  # a single-connection client connects as it is made
+            client = redis.Redis.from_url(url, single_connection_client=True, retry=Retry(NoBackoff(), 0))
+            client.ping()
+        except redis.ConnectionError as exc:
+            refused = str(exc)
+            break
+        held.append(client)
+    assert "max number of clients reached" in refused
+    assert all(c.ping() for c in held), "existing clients stopped working"
+    for client in held[:5]:
+        client.close()
+    newcomer = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0))
+    recovered = _wait(lambda: _pings(newcomer), 10, "no new client accepted after others left")
+    MEASURED.append(
+        (
+            "maxclients (20) exhausted",
+            "nothing",
+            f"client {len(held) + 1} refused ('max number of clients reached'); {len(held)} kept working; "
+            f"accepted again {recovered:.2f} s after 5 left",
+        )
+    )
+    for client in held[5:]:
+        client.close()
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture
+def small_filesystem(tmp_path) -> Iterator[Path]:
+    """A 24 MB tmpfs mounted on the host, owned like the image's /data: small enough to fill.
+    (A tmpfs volume would not do: Docker mounts it only when the container starts, after the
+    config upload, so the upload would vanish under it.)"""
+    folder = tmp_path / "small-data"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size=24m,uid={REDIS_UID},gid={REDIS_GID},mode=0755", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        unavailable(f"cannot mount a small tmpfs for /data: {mounted.stderr.strip()}")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_full_data_volume_refuses_writes_and_recovers_when_space_is_freed(deploy, engine, small_filesystem):
+    names = _names("full")
+    engine.volumes.create(
+        names["volumeName"],
+        driver="local",
+        driver_opts={"type": "none", "o": "bind", "device": str(small_filesystem)},
+    )
+    deployment = deploy("full")  # AOF everysec, RDB rules
+    container = _container(engine, deployment)
+    started_at = container.attrs["State"]["StartedAt"]
+    code, _ = container.exec_run(["sh", "-c", "head -c 12000000 /dev/zero > /data/ballast"], user=REDIS_USER)
+    assert code == 0
+    client = deployment.admin()
+    acked, refusal = 0, ""
+    for i in range(4000):  # bounded: 4000 × 4 KB, more than the space left
+        try:
+            client.set(f"fill:{i}", "x" * 4096)
+            acked += 1
+        except redis.ResponseError as exc:
+            refusal = str(exc)
+            break
+        if i % 50 == 0:
+            time.sleep(0.05)  # let the AOF write catch up
+    assert refusal.startswith("MISCONF"), refusal or "the volume never filled"
+    assert container.exec_run(["rm", "/data/ballast"], user=REDIS_USER)[0] == 0
+    resumed = _wait(lambda: _writes(client), 30, "writes did not resume after space was freed")
+    assert _container(engine, deployment).attrs["State"]["StartedAt"] == started_at  # no restart needed
+    # Nothing on disk is corrupt: a restart loads every acknowledged write.
+    _container(engine, deployment).restart()
+    _wait(lambda: _pings(deployment.admin()), 30, "not back after restart")
+    reloaded = deployment.admin()
+    assert sum(reloaded.exists(f"fill:{i}") for i in range(acked)) == acked
+    MEASURED.append(
+        (
+            "/data full (24 MB volume)",
+            f"0 of {acked} acknowledged writes (after a restart)",
+            f"writes refused with '{refusal.split(':')[0]}: {refusal.split(':', 1)[1].strip()[:50]}…'; "
+            f"resumed {resumed:.2f} s after space was freed, no restart",
+        )
+    )
+
+
+def _writes(client: redis.Redis) -> bool:
+    try:
+        return bool(client.set("probe", "1"))
+    except redis.RedisError:
+        return False
+
+
+def _cgroup_memory(container_id: str) -> Path | None:
+    for base in (Path("/sys/fs/cgroup/memory/docker") / container_id, Path("/sys/fs/cgroup/docker") / container_id):
+        if base.exists():
+            return base
+    return None
+
+
+def test_memory_pressure_evicts_without_an_oom_kill(deploy, engine):
+    """Write twice maxmemory while snapshots and AOF rewrites fork: evictions, no OOM kill."""
+    deployment = deploy("memory", "maxmemory=32mb")  # limit: the default, maxmemory + 64 MB = 96 MB
+    container = _container(engine, deployment)
+    limit = container.attrs["HostConfig"]["Memory"]
+    cgroup = _cgroup_memory(container.id)
+    peak_rss = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak_rss
+        while not stop.is_set() and cgroup is not None:
+            stat = dict(line.split() for line in (cgroup / "memory.stat").read_text().splitlines())
+            peak_rss = max(peak_rss, int(stat.get("total_rss", stat.get("rss", stat.get("anon", 0)))))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    client = deployment.admin()
+    try:
+        value = os.urandom(512).hex()  # 1 KB, incompressible
+        for batch in range(64):  # 64 × 1000 × 1 KB = 64 MB, twice maxmemory
+            pipe = client.pipeline(transaction=False)
+            for i in range(1000):
+                pipe.set(f"pressure:{batch}:{i}", value)
+            pipe.execute()
+            if batch % 16 == 0:
+                with contextlib.suppress(redis.ResponseError):  # one may already run
+                    client.bgsave()
+                with contextlib.suppress(redis.ResponseError):
+                    client.bgrewriteaof()
+    finally:
+        stop.set()
+        sampler.join(timeout=5)
+    state = _container(engine, deployment).attrs["State"]
+    info = client.info()
+    MEASURED.append(
+        (
+            "64 MB written into maxmemory 32mb during BGSAVE and AOF rewrite",
+            f"{info['evicted_keys']} keys evicted (allkeys-lru: by design)",
+            f"peak RSS {peak_rss / 1024**2:.1f} MB of the {limit / 1024**2:.0f} MB limit; not OOM-killed",
+        )
+    )
+    assert not state["OOMKilled"] and state["Running"] and _container(engine, deployment).attrs["RestartCount"] == 0
+    assert info["evicted_keys"] > 0
+    assert cgroup is None or 0 < peak_rss < limit
