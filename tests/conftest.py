@@ -51,6 +51,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.docker)
         if "start_redis" in names:
             item.add_marker(pytest.mark.redis)
+    # A test that restarts the Docker engine runs last: every other deployment restarts with it.
+    items.sort(key=lambda item: item.get_closest_marker("engine_restart") is not None)
 
 
 def unavailable(reason: str) -> None:

@@ -323,6 +323,8 @@ def _smoke_target(
     from . import outputs as stack_outputs
     from . import smoke as suite
 
+    if stack and url and url != os.environ.get("REDIS_URL"):
+        raise click.UsageError("give --stack or --url, not both")
     if stack:
         if broker_db is not None or result_db is not None:
             raise click.UsageError("--broker-db and --result-db go with --url; a stack's outputs name its databases")
@@ -358,6 +360,8 @@ def monitor(
     from . import outputs as stack_outputs
     from . import smoke as suite
 
+    if stack and url and url != os.environ.get("REDIS_URL"):
+        raise click.UsageError("give --stack or --url, not both")
     if stack:
         settings = stack_outputs.settings(stack, outputs_source)
         url = stack_outputs.load(stack, outputs_source)["redis_admin_url"]

@@ -24,6 +24,7 @@ from redis.retry import Retry
 from bizosaas_redis.constants import REDIS_GID, REDIS_UID, REDIS_USER
 from bizosaas_redis_ops import smoke, tables
 from conftest import TEST_EXTERNAL_NETWORK, TEST_PREFIX, free_port, unavailable
+from dataset import differences, snapshot, write_every_type
 from harness import Deployment, Writer
 
 STACK = "staging"
@@ -291,3 +292,40 @@ def test_memory_pressure_evicts_without_an_oom_kill(deploy, engine):
     assert not state["OOMKilled"] and state["Running"] and _container(engine, deployment).attrs["RestartCount"] == 0
     assert info["evicted_keys"] > 0
     assert cgroup is None or 0 < peak_rss < limit
+
+
+def _dockerd_pid() -> int | None:
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (proc / "comm").read_text().strip() == "dockerd":
+                    return int(proc.name)
+    return None
+
+
+@pytest.mark.engine_restart
+def test_docker_engine_restart_brings_the_container_back_with_its_data(deploy, engine):
+    """dockerd stopped (as a host reboot or an engine upgrade does) and started again."""
+    from bizosaas_redis_ops.docker_engine import ensure_engine
+
+    deployment = deploy("engine")
+    keys = write_every_type(deployment.admin(), "engine", count=100)
+    before = snapshot(deployment.admin(), "engine")
+    pid = _dockerd_pid()
+    if pid is None or os.geteuid() != 0:
+        unavailable("no dockerd process this test may restart (needs root and a local dockerd)")
+    started = time.monotonic()
+    os.kill(pid, signal.SIGTERM)  # dockerd stops its containers with their stop timeouts
+    _wait(lambda: not Path(f"/proc/{pid}").exists(), 90, "dockerd did not stop")
+    ensure_engine()
+    _wait(lambda: _pings(deployment.admin()), 90, "Redis not back after the engine restart")
+    back = time.monotonic() - started
+    problems = differences(before, snapshot(deployment.admin(), "engine"), back * 1000)
+    MEASURED.append(
+        (
+            "Docker engine stopped and started",
+            f"{len(problems)} of {keys} keys",
+            f"back by the restart policy {back:.1f} s after the engine was told to stop",
+        )
+    )
+    assert problems == []

@@ -64,6 +64,18 @@ def test_help_lists_every_subcommand_and_each_has_its_own():
             1,
             "bizosaas-redis local up: Pulumi.dev.yaml with local overrides: 1 invalid setting(s):",
         ),
+        (
+            ["monitor", "--url", "redis://127.0.0.1:1/0"],
+            2,
+            "bizosaas-redis monitor: cannot connect to 127.0.0.1:1: connection refused; "
+            "is the container running and the port published?",
+        ),
+        (
+            ["smoke", "--url", "rediss://127.0.0.1:1/0"],
+            2,
+            "bizosaas-redis smoke: cannot connect to 127.0.0.1:1: connection refused; "
+            "is the container running and the port published?",
+        ),
     ],
 )
 def test_bad_input_is_one_line(args, code, line, tmp_path):
@@ -90,6 +102,21 @@ def test_bad_input_is_one_line(args, code, line, tmp_path):
             ["local", "up", "--stack", "dev", "--set", "maxclients"],
             "Error: Invalid value for --set: takes KEY=VALUE, got 'maxclients'",
         ),
+        (["outputs", "--stack", "dev", "--outputs-source", "nowhere"], "Error: Invalid value for '--outputs-source':"),
+        (["monitor", "--url", "redis://h/0", "--interval", "0"], "Error: Invalid value for '--interval': 0.0 is not"),
+        (["monitor", "--url", "redis://h/0", "--watch", "0.1"], "Error: Invalid value for '--watch': 0.1 is not"),
+        (["benchmark", "--stack", "dev", "--runs", "0"], "Error: Invalid value for '--runs': 0 is not in the range"),
+        (["smoke", "--url", "redis://h/0", "--broker-db", "-1"], "Error: Invalid value for '--broker-db': -1 is not"),
+        (["smoke", "--url", "redis://h/0", "--tls-ca", "/no/such/ca.crt"], "Error: Invalid value for '--tls-ca': File"),
+        (["smoke", "--stack", "dev", "--url", "redis://h/0"], "Error: give --stack or --url, not both"),
+        (["restore", "--stack", "dev", "/no/such.rdb"], "Error: Invalid value for 'FILE': File '/no/such.rdb' does"),
+        (["restore", "--stack", "dev", "/tmp"], "Error: Invalid value for 'FILE': File '/tmp' is a directory."),
+        (["restore", "--stack", "dev"], "Error: Missing argument 'FILE'."),
+        (["alert-rules", "--stack", "dev", "--all"], "Error: give exactly one of --stack and --all"),
+        (["verify", "--stack", "dev", "--container", "x"], "Error: give exactly one of --stack and --container"),
+        (["docs", "--bogus"], "Error: No such option '--bogus'."),
+        (["local", "up", "--stack", "dev", "--port", "0"], "Error: Invalid value for '--port': 0 is not in the range"),
+        (["local", "launch"], "Error: No such command 'launch'."),
         (
             ["local", "up", "--stack", "dev", "--port", "70000"],
             "Error: Invalid value for '--port': 70000 is not in the range 1<=x<=65535.",
@@ -101,3 +128,26 @@ def test_usage_errors_name_the_argument(args, message):
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and errors[0].startswith(message), result.stderr
+
+
+SETTING_ERRORS = [
+    ("save=notalist", 'redis:save = "notalist": must be a valid list'),
+    ("hostPort=abc", 'redis:hostPort = "abc": '),
+    ("maxmemry=1gb", "redis:maxmemry: unknown setting; did you mean redis:maxmemory?"),
+    ("authEnabled=maybe", 'redis:authEnabled = "maybe": '),
+    ("memoryLimit=300mb", 'redis:memoryLimit = "300mb": must be at least 2.0 × maxmemory and maxmemory + 64mb (512mb)'),
+    ("appendfsync=sometimes", 'redis:appendfsync = "sometimes": must be'),
+    ("celeryResultDb=1", "redis:celeryResultDb = 1: must differ from celeryBrokerDb"),
+    ("tlsEnabled=true", "redis:tlsCertsDir = null: is required when tlsEnabled is true"),
+]
+
+
+@pytest.mark.parametrize(("assignment", "problem"), SETTING_ERRORS, ids=[a for a, _ in SETTING_ERRORS])
+def test_a_bad_setting_names_itself_before_anything_is_deployed(assignment, problem, tmp_path):
+    env = {**os.environ, "PULUMI_CONFIG_PASSPHRASE": "x", "BIZOSAAS_LOCAL_STATE": str(tmp_path)}
+    result = run("local", "up", "--stack", "dev", "--set", assignment, env=env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == "bizosaas-redis local up: Pulumi.dev.yaml with local overrides: 1 invalid setting(s):"
+    assert lines[1].startswith(f"  - {problem}"), lines[1]
+    assert not list(tmp_path.iterdir())  # nothing deployed, no state written

@@ -265,3 +265,17 @@ def test_the_exporter_cannot_reach_a_tls_only_redis():
         "redis:exporterEnabled = true: cannot be true with tlsEnabled: redis_exporter would speak plain TCP "
         "to a TLS-only port; turn one of them off"
     ]
+
+
+def test_a_stack_file_that_is_not_yaml_is_one_problem_with_its_place(tmp_path):
+    (tmp_path / "Pulumi.broken.yaml").write_text("config:\n  redis:maxmemory: 2gb\n   redis:maxclients: [1000\n")
+    with pytest.raises(SettingsError) as caught:
+        load_stack_file("broken", root=tmp_path)
+    assert str(caught.value).splitlines()[0] == "Pulumi.broken.yaml: 1 invalid setting(s):"
+    assert caught.value.problems[0].startswith("not valid YAML: line 3, column ")
+
+
+def test_a_stack_file_without_a_config_mapping_is_refused(tmp_path):
+    (tmp_path / "Pulumi.flat.yaml").write_text("- just\n- a list\n")
+    with pytest.raises(SettingsError, match="not a Pulumi stack file: expected a mapping with a `config:` mapping"):
+        load_stack_file("flat", root=tmp_path)
