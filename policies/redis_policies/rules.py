@@ -43,6 +43,16 @@ _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 _SECRET_NAME = re.compile(r"(PASSW(OR)?D|SECRET|TOKEN|CREDENTIAL|PRIVATE_?KEY|(^|_)AUTH$)", re.IGNORECASE)
 _CLI_PASSWORD = re.compile(r"(?:^|\s)(?:-a|--pass|--requirepass|--masterauth)\s+(\S+)")
 _URL_PASSWORD = re.compile(r"rediss?://[^:/@\s]*:([^@\s]+)@")
+# First release of each minor line with the fixes for the known critical CVEs, per the
+# vendors' advisories: CVE-2025-49844 ("RediShell", Lua use-after-free, remote code
+# execution) with CVE-2025-46817/46818/46819, after CVE-2025-21605 (7.4.3) and
+# CVE-2024-46981/51741 (7.4.2). A line not listed gets no fix any more: move on.
+KNOWN_CVES = "CVE-2025-49844 (RediShell) and CVE-2025-46817/46818/46819"
+PATCHED: dict[str, dict[tuple[int, int], tuple[int, int, int]]] = {
+    "redis": {(6, 2): (6, 2, 20), (7, 2): (7, 2, 11), (7, 4): (7, 4, 6), (8, 0): (8, 0, 4), (8, 2): (8, 2, 2)},
+    "valkey": {(8, 1): (8, 1, 4)},
+}
+_IMAGE_VERSION = re.compile(r"(?:^|/)(redis|valkey)(?::v?(\d+)\.(\d+)\.(\d+))")
 # The healthcheck user's password is public by design: it may only PING.
 PUBLIC_PASSWORDS = {"healthcheck"}
 
@@ -89,6 +99,28 @@ def _image_pinned(args: ResourceValidationArgs) -> list[str]:
     if _DIGEST.search(image) or _EXACT_TAG.search(image):
         return []
     return [f"image {image!r} floats (its content changes under the same tag)"]
+
+
+def _image_patched(args: ResourceValidationArgs) -> list[str]:
+    """An exact version is checked against the advisories; a floating tag is
+    redis-image-pinned's concern (it cannot be judged here)."""
+    image = args.props.get("name") if args.resource_type == REMOTE_IMAGE else None
+    found = _IMAGE_VERSION.search(image or "")
+    if found is None:
+        return []
+    flavour, version = found.group(1), tuple(int(v) for v in found.groups()[1:])
+    fixed = PATCHED[flavour]
+    line = version[:2]
+    if line in fixed:
+        if version < fixed[line]:
+            minimum = ".".join(map(str, fixed[line]))
+            return [f"{image} lacks the fixes for {KNOWN_CVES}: use {flavour} {minimum} or later"]
+        return []
+    newer = sorted(v for v in fixed.values() if v[:2] > line)
+    if not newer:
+        return []  # a line newer than the advisories
+    upgrade = ".".join(map(str, newer[0]))
+    return [f"{image}: the {line[0]}.{line[1]} line gets no fix for {KNOWN_CVES}: use {flavour} {upgrade} or later"]
 
 
 def _auth_required(args: ResourceValidationArgs) -> list[str]:
@@ -229,9 +261,17 @@ RULES: list[Rule] = [
     Rule(
         "redis-image-pinned",
         "The Redis image is pinned to an exact version or digest.",
-        "set redis:image to an exact version such as redis:7.4.1-alpine, or to name@sha256:<digest>",
+        "set redis:image to an exact version such as redis:7.4.6-alpine, or to name@sha256:<digest>",
         frozenset({REMOTE_IMAGE}),
         _image_pinned,
+        redis_only=False,
+    ),
+    Rule(
+        "redis-image-patched",
+        "An exact Redis or Valkey version carries the fixes for the known critical CVEs.",
+        "set redis:image to a patched release, e.g. redis:7.4.6-alpine or later on 7.4, 8.0.4+, 8.2.2+",
+        frozenset({REMOTE_IMAGE}),
+        _image_patched,
         redis_only=False,
     ),
     Rule(

@@ -92,6 +92,7 @@ def _production(values_change: dict[str, Any]) -> capture.Capture:
 SETTING_CASES = [
     ({"image": "redis:7-alpine"}, "redis-image-pinned", "redis:image"),
     ({"image": "redis:latest"}, "redis-image-pinned", "redis:image"),
+    ({"image": "redis:7.4.1-alpine"}, "redis-image-patched", "redis:image"),
     ({"publishAddress": "0.0.0.0"}, "redis-port-not-public", "redis:publishAddress"),
     ({"restartPolicy": "no"}, "redis-restart-policy-set", "redis:restartPolicy"),
     ({"deniedCommands": ["FLUSHALL", "FLUSHDB"]}, "redis-dangerous-commands-denied", "redis:deniedCommands"),
@@ -261,7 +262,8 @@ def test_rules_fire_only_on_their_resource_types(rule, typ):
     )
     props = {
         **base,
-        "name": "redis:latest",
+        # A floating tag breaks redis-image-pinned; an exact, unpatched one redis-image-patched.
+        "name": "redis:7.4.1-alpine" if rule.name == "redis-image-patched" else "redis:latest",
         "privileged": True,
         "readOnly": False,
         "envs": ["PASSWORD=x"],
@@ -287,6 +289,7 @@ def test_rules_fire_only_on_their_resource_types(rule, typ):
 def test_the_pack_holds_every_rule_in_order():
     assert [p.name for p in rules.policies()] == [
         "redis-image-pinned",
+        "redis-image-patched",
         "redis-auth-required",
         "redis-port-not-public",
         "redis-maxmemory-below-limit",
@@ -306,3 +309,28 @@ def test_the_pack_holds_every_rule_in_order():
     ]
     main = ROOT / "policies" / "__main__.py"
     py_compile.compile(str(main), doraise=True)
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        ("redis:7.4.1-alpine", "redis:7.4.1-alpine lacks the fixes for CVE-2025-49844 (RediShell) and "
+         "CVE-2025-46817/46818/46819: use redis 7.4.6 or later"),
+        ("redis:8.0.3", "redis:8.0.3 lacks the fixes for CVE-2025-49844 (RediShell) and CVE-2025-46817/46818/46819: "
+         "use redis 8.0.4 or later"),
+        ("redis:7.0.15", "redis:7.0.15: the 7.0 line gets no fix for CVE-2025-49844 (RediShell) and "
+         "CVE-2025-46817/46818/46819: use redis 7.2.11 or later"),
+        ("valkey/valkey:8.1.3", "valkey/valkey:8.1.3 lacks the fixes for CVE-2025-49844 (RediShell) and "
+         "CVE-2025-46817/46818/46819: use valkey 8.1.4 or later"),
+        ("redis:7.4.6-alpine", None),
+        ("redis:8.2.2", None),
+        ("valkey/valkey:8.1.4-alpine", None),
+        ("docker.io/library/redis:7.4.6-alpine@sha256:" + "a" * 64, None),
+        ("redis:7-alpine", None),  # floating: redis-image-pinned's concern
+        ("localhost/redis-offline:7.0", None),
+    ],
+)  # fmt: skip
+def test_image_versions_are_judged_against_the_advisories(image, message):
+    rule = rules.RULES_BY_NAME["redis-image-patched"]
+    found = run_rule(rule, rules.REMOTE_IMAGE, {"name": image})
+    assert found == ([f"{message}. To fix: {rule.remediation}."] if message else [])
