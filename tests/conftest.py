@@ -71,7 +71,7 @@ def free_port() -> int:
 class RedisProcess:
     """A redis-server started with a given config on a free loopback port."""
 
-    def __init__(self, conf_text: str, workdir: Path, tls: bool = False):
+    def __init__(self, conf_text: str, workdir: Path, tls: bool = False, command: list[str] | None = None):
         self.port = free_port()
         self.workdir = workdir
         self.conf = workdir / "redis.conf"
@@ -83,7 +83,7 @@ class RedisProcess:
         self.proc = subprocess.Popen(
             # --dir too: a config without `dir` would write dump.rdb into the current folder.
             [
-                "redis-server",
+                *(command or ["redis-server"]),
                 str(self.conf),
                 *ports,
                 "--bind",
@@ -129,10 +129,17 @@ def start_redis(tmp_path: Path) -> Iterator:
         unavailable("redis-server is not installed (apt-get install redis-server)")
     started: list[RedisProcess] = []
 
-    def _start(conf_text: str, tls: bool = False) -> RedisProcess:
+    def _start(conf_text: str, tls: bool = False, server_name: str | None = None) -> RedisProcess:
+        """`server_name`: one of the offline images' servers (redis-8.0, valkey-8.1), run on
+        this host with its own libraries; default this host's redis-server."""
         workdir = tmp_path / f"redis{len(started)}"
         workdir.mkdir()
-        server = RedisProcess(conf_text, workdir, tls=tls)
+        command = None
+        if server_name:
+            from bizosaas_redis_ops import offline_image
+
+            command = offline_image.host_command(offline_image.SERVERS[server_name], "redis-server")
+        server = RedisProcess(conf_text, workdir, tls=tls, command=command)
         started.append(server)
         server.wait_ready()
         return server

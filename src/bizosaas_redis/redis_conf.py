@@ -170,5 +170,6 @@ def healthcheck_command(settings: Settings) -> list[str]:
         tls += f" --cert {TLS_DIR}/tls.crt --key {TLS_DIR}/tls.key"
     return [
         "CMD-SHELL",
-        f"redis-cli{tls} --no-auth-warning --user {HEALTHCHECK_USER} --pass {HEALTHCHECK_PASSWORD} ping | grep -q PONG",
+        f"{settings.flavour}-cli{tls} --no-auth-warning --user {HEALTHCHECK_USER} --pass {HEALTHCHECK_PASSWORD}"
+        " ping | grep -q PONG",
     ]

@@ -194,10 +194,15 @@ class Settings(BaseModel):
         "dev", description="Environment class; production turns on the strictest rules."
     )
     container_name: DockerName | None = Field(None, description="Container name. Default: `bizosaas-redis-<stack>`.")
+    flavour: Annotated[Literal["redis", "valkey"], YamlWord] = Field(
+        "redis",
+        description="Server: `redis` or `valkey` (BSD-3 licensed; reads RDB up to format 11, so data written "
+        "by Redis 7.4 or later cannot move to it).",
+    )
     image: str = Field(
         "redis:7-alpine",
         pattern=r"^[a-z0-9][a-z0-9._/:-]*(@sha256:[a-f0-9]{64})?$",
-        description="Redis image; pin an exact version or digest in production.",
+        description="Server image of the flavour; pin an exact version or digest in production.",
     )
     # Network and publishing
     host_port: Port = Field(6380, description="Port published on the Docker host.")
@@ -381,6 +386,8 @@ class Settings(BaseModel):
             add("auth_enabled", "must be true in production", "environment")
         if self.tls_enabled and not self.tls_certs_dir:
             add("tls_certs_dir", "is required when tlsEnabled is true", "tls_enabled")
+        if self.flavour not in self.image.split("@")[0].rsplit("/", 1)[-1]:
+            add("image", f"is not a {self.flavour} image (flavour {self.flavour})", "flavour")
         if self.tls_enabled and self.exporter_enabled:
             add(
                 "exporter_enabled",
@@ -415,6 +422,21 @@ class Settings(BaseModel):
         return self
 
     # Derived values: computed here so that program, scripts and tests agree.
+    @property
+    def licence(self) -> str:
+        """The server's licence, from the flavour and the version its tag names."""
+        if self.flavour == "valkey":
+            return "BSD-3-Clause"
+        found = re.search(r":v?(\d+)(?:\.(\d+))?(?:\.(\d+))?", self.image.split("@")[0].rsplit("/", 1)[-1])
+        if found is None:
+            return "unknown (see the image's version)"
+        version = tuple(int(part) for part in found.groups() if part is not None)
+        if version[0] >= 8:
+            return "RSALv2 OR SSPLv1 OR AGPLv3"
+        if version[:1] == (7,) and len(version) == 1:
+            return "RSALv2 OR SSPLv1 (7.4 and later; BSD-3-Clause up to 7.2.4)"
+        return "RSALv2 OR SSPLv1" if version[:2] >= (7, 4) else "BSD-3-Clause"
+
     @property
     def name(self) -> str:
         return self.container_name or f"bizosaas-redis-{self.stack}"

@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import shutil
-import subprocess
 import tarfile
 import tempfile
 import time
@@ -121,8 +119,13 @@ def prune(dest: Path, stack: str, keep: int) -> list[Path]:
     return removed
 
 
-def verify_file(path: Path) -> str:
-    """Refuse a file that is not the backup it claims to be; returns its SHA-256."""
+def verify_file(path: Path, client: docker.DockerClient | None = None, image: str | None = None) -> str:
+    """Refuse a file that is not the backup it claims to be; returns its SHA-256.
+
+    With an image, the file is checked by that image's own redis-check-rdb (in a
+    throwaway container, no network, read-only): a checker older than the server that
+    wrote the file refuses formats it does not know (Redis 7.0's stops at RDB 10, 7.4
+    and 8 write 12). Without one, only the checksum and header are checked here."""
     if not path.is_file():
         raise BackupError(f"{path} does not exist")
     checksum_file = Path(f"{path}.sha256")
@@ -135,13 +138,32 @@ def verify_file(path: Path) -> str:
     with path.open("rb") as handle:
         if handle.read(5) != b"REDIS":
             raise BackupError(f"{path.name} is not an RDB file")
-    checker = shutil.which("redis-check-rdb")
-    if checker:
-        result = subprocess.run([checker, str(path)], capture_output=True, text=True)
-        if result.returncode != 0 or "RDB looks OK" not in result.stdout:
-            last = (result.stdout.strip().splitlines() or ["no output"])[-1]
-            raise BackupError(f"{path.name} fails redis-check-rdb: {last}")
+    if client is not None and image is not None:
+        output = _check_in_image(client, image, path)
+        if "RDB looks OK" not in output:
+            last = (output.strip().splitlines() or ["no output"])[-1]
+            raise BackupError(f"{path.name} fails redis-check-rdb of {image}: {last}")
     return actual
+
+
+def _check_in_image(client: docker.DockerClient, image: str, path: Path) -> str:
+    output: Any
+    try:
+        output = client.containers.run(
+            image,
+            entrypoint=["redis-check-rdb", "/check/backup.rdb"],
+            # root, to read the owner-only backup through a read-only mount; no network.
+            user="0:0",
+            network_mode="none",
+            read_only=True,
+            volumes={str(path.resolve()): {"bind": "/check/backup.rdb", "mode": "ro"}},
+            remove=True,
+            stderr=True,
+        )
+    except docker.errors.ContainerError as exc:
+        stderr = exc.stderr or b""
+        output = (stderr if isinstance(stderr, bytes) else stderr.encode()) + str(exc).encode()
+    return bytes(output).decode(errors="replace")
 
 
 def _volume_of(attrs: dict) -> str:
@@ -198,9 +220,11 @@ def _run_helper(client: docker.DockerClient, image: str, volume: str, script: st
 
 def restore(client: docker.DockerClient, settings: Settings, path: Path, wait_timeout: float = 120) -> str:
     """Restore `path` into the stack's container; returns the folder the old data went to."""
-    verify_file(path)
     container = client.containers.get(settings.name)
     attrs = container.attrs
+    image = container.image
+    name = (image.tags[0] if image.tags else image.id) if image is not None else attrs["Config"]["Image"]
+    verify_file(path, client, name)
     volume = _volume_of(attrs)
     aof = attrs["Config"]["Labels"].get(f"{LABEL_PREFIX}appendonly", "yes" if settings.appendonly else "no")
     aside = f"pre-restore-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"

@@ -442,13 +442,14 @@ def backup(stack: str, outputs_source: Source, dest: Path | None, keep: int) -> 
 def restore(stack: str, outputs_source: Source, file: Path, yes: bool) -> None:
     """Restore FILE (made by backup; its .sha256 beside it) into the stack's container.
 
-    The file is checked first; the current data is moved aside on the volume, not deleted.
+    The file is checked first, by the target image's own redis-check-rdb; the current
+    data is moved aside on the volume, not deleted.
     """
     from . import backup as data
     from . import outputs as stack_outputs
     from .docker_engine import ensure_engine
 
-    data.verify_file(file)
+    data.verify_file(file)  # checksum and header: a bad file is refused before anything else
     settings = stack_outputs.settings(stack, outputs_source)
     client = ensure_engine(start=False)
     container = data.container_of(client, settings)
@@ -503,16 +504,23 @@ def docs(check: bool) -> None:
 
 
 @main.command("offline-image")
-@click.option("--tag", help="image tag [default: the stand-in's own tag]")
+@click.option(
+    "--server",
+    type=click.Choice(["redis-7.0", "redis-8.0", "valkey-8.1"]),
+    default="redis-7.0",
+    show_default=True,
+    help="which server: Debian 12's Redis 7.0, Debian 13's Redis 8.0 or Valkey 8.1",
+)
+@click.option("--tag", help="image tag [default: the stand-in's own, e.g. localhost/redis-offline:7.0]")
 @click.option("--force", is_flag=True, help="rebuild even when up to date")
-def offline_image(tag: str | None, force: bool) -> None:
-    """Build the stand-in for redis:7-alpine from Debian's redis-server (no registry needed).
+def offline_image(server: str, tag: str | None, force: bool) -> None:
+    """Build a stand-in for the official image from Debian's packages (no registry needed).
 
     The tag says what it is; it is printed last, so `--image $(bizosaas-redis offline-image | tail -1)` works.
     """
     from . import offline_image as builder
 
-    click.echo(builder.build(tag=tag or builder.TAG, force=force))
+    click.echo(builder.build(tag=tag, force=force, server=server))
 
 
 if __name__ == "__main__":

@@ -432,6 +432,7 @@ def up(stack: str, overrides: dict[str, Any] | None = None, client: docker.Docke
     if existing is None or state.spec_sha256 != digest:
         # Before anything is stopped: a new container that cannot start would leave no Redis.
         _check_ports_free(spec, existing)
+        preflight.data_format(existing, cap.one(REMOTE_IMAGE).plain["name"])
     action = "created"
     if existing is not None and state.spec_sha256 == digest:
         action = "unchanged"

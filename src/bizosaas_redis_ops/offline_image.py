@@ -1,9 +1,18 @@
-"""Build a local stand-in for `redis:7-alpine` from Debian's packages, for machines
+"""Build local stand-ins for the official images from Debian's packages, for machines
 that reach no registry.
 
-Debian's redis-server/redis-cli 7.0 with their shared libraries, busybox-static as
-/bin/sh (testinfra needs a shell), the official image's user (redis, 999:1000) owning
-/data, and an entrypoint that behaves like the official one. The tag says what it is.
+Each holds one server with its shared libraries, busybox-static as /bin/sh (testinfra
+needs a shell), the official image's user (999:1000) owning /data, and an entrypoint
+that behaves like the official one; the tag says what it is:
+
+- `redis-7.0`: Debian 12's redis-server 7.0, from this host's packages;
+- `redis-8.0`: Debian 13's redis-server 8.0 with Debian 13's own libraries;
+- `valkey-8.1`: Debian 13's valkey-server 8.1, with the `redis-*` names beside its own,
+  as Valkey installs them.
+
+Debian 13's packages are downloaded with an apt configuration of their own into a cache
+outside the repository (~/.cache/bizosaas-redis/debian-trixie); the host's sources are
+never changed.
 """
 
 from __future__ import annotations
@@ -11,21 +20,82 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
 import subprocess
 import tarfile
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 
 from bizosaas_redis.constants import REDIS_GID, REDIS_UID
+from bizosaas_redis.errors import BizosaasRedisError
 
 from .docker_engine import ensure_engine
 
-TAG = "localhost/redis-offline:7.0"
-# setpriv from util-linux: busybox's cannot change user.
-BINARIES = ["/usr/bin/redis-server", "/usr/bin/redis-cli", "/usr/bin/redis-check-aof", "/usr/bin/setpriv"]
-PACKAGES = ["redis-server", "redis-tools", "busybox-static"]
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    tag: str
+    description: str
+    suite: str | None  # None: this host's own packages
+    packages: tuple[str, ...]
+    # Real files, as the packages install them; setpriv (util-linux) steps down from root,
+    # which busybox's cannot.
+    binaries: tuple[str, ...]
+    links: tuple[tuple[str, str], ...]  # (path, target): the names the modes answer to
+
+    @property
+    def version(self) -> str:
+        return self.name.split("-", 1)[1]
+
+
+SERVERS = {
+    s.name: s
+    for s in (
+        Server(
+            "redis-7.0",
+            "localhost/redis-offline:7.0",
+            "Offline stand-in for redis:7-alpine: Debian 12 redis-server 7.0",
+            None,
+            ("redis-server", "redis-tools"),
+            ("/usr/bin/redis-check-rdb", "/usr/bin/redis-cli", "/usr/bin/redis-check-aof", "/usr/bin/setpriv"),
+            (("/usr/bin/redis-server", "redis-check-rdb"),),
+        ),
+        Server(
+            "redis-8.0",
+            "localhost/redis-offline:8.0",
+            "Offline stand-in for redis:8.0-alpine: Debian 13 redis-server 8.0",
+            "trixie",
+            ("redis-server", "redis-tools", "util-linux"),
+            ("/usr/bin/redis-check-rdb", "/usr/bin/redis-cli", "/usr/bin/redis-check-aof", "/usr/bin/setpriv"),
+            (("/usr/bin/redis-server", "redis-check-rdb"),),
+        ),
+        Server(
+            "valkey-8.1",
+            "localhost/valkey-offline:8.1",
+            "Offline stand-in for valkey/valkey:8.1-alpine: Debian 13 valkey-server 8.1",
+            "trixie",
+            ("valkey-server", "valkey-tools", "util-linux"),
+            ("/usr/bin/valkey-check-rdb", "/usr/bin/valkey-cli", "/usr/bin/valkey-check-aof", "/usr/bin/setpriv"),
+            (
+                ("/usr/bin/valkey-server", "valkey-check-rdb"),
+                ("/usr/bin/redis-server", "valkey-check-rdb"),
+                ("/usr/bin/redis-check-rdb", "valkey-check-rdb"),
+                ("/usr/bin/redis-check-aof", "valkey-check-aof"),
+                ("/usr/bin/redis-cli", "valkey-cli"),
+            ),
+        ),
+    )
+}
+DEFAULT_SERVER = "redis-7.0"
+TAG = SERVERS[DEFAULT_SERVER].tag
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bizosaas-redis"
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+LIBRARY_DIRS = ("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu")
+LOADER = "/lib64/ld-linux-x86-64.so.2"
 # Applets that the entrypoint, healthcheck and testinfra use.
 APPLETS = [
     "sh",
@@ -82,26 +152,114 @@ CMD ["redis-server"]
 """
 
 
-def _ensure_packages() -> None:
-    missing = [b for b in [*BINARIES, "/bin/busybox"] if not Path(b).exists()]
+class OfflineImageError(BizosaasRedisError):
+    pass
+
+
+def _ensure_host_packages(server: Server) -> None:
+    missing = [b for b in [*server.binaries, "/bin/busybox"] if not Path(b).exists()]
     if missing:
         subprocess.run(["apt-get", "update", "-qq"], check=False)
         subprocess.run(
-            ["apt-get", "install", "-y", "-qq", *PACKAGES],
+            ["apt-get", "install", "-y", "-qq", *server.packages, "busybox-static"],
             check=True,
             env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
         )
 
 
-def _libraries(binary: str) -> set[str]:
-    out = subprocess.run(["ldd", binary], capture_output=True, text=True, check=True).stdout
-    libs = set()
-    for line in out.splitlines():
-        parts = line.split()
-        for part in parts:
-            if part.startswith("/"):
-                libs.add(part)
-    return libs
+def _apt(suite: str, *args: str, cwd: Path | None = None) -> str:
+    """apt-get/apt-cache with a configuration of its own for `suite`: the host's sources,
+    lists and package state are never read or changed."""
+    home = CACHE / f"debian-{suite}"
+    (home / "lists" / "partial").mkdir(parents=True, exist_ok=True)
+    (home / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
+    sources = home / "sources.list"
+    sources.write_text(f"deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {DEBIAN_MIRROR} {suite} main\n")
+    options = [
+        f"-oDir::Etc::sourcelist={sources}",
+        "-oDir::Etc::sourceparts=-",
+        f"-oDir::State::Lists={home / 'lists'}",
+        f"-oDir::Cache={home / 'cache'}",
+        "-oDir::State::status=/dev/null",
+        "-oAPT::Sandbox::User=root",
+    ]
+    tool = "apt-cache" if args[0] in ("depends", "policy") else "apt-get"
+    result = subprocess.run([tool, *options, *args], capture_output=True, text=True, cwd=cwd)
+    if result.returncode != 0:
+        raise OfflineImageError(f"{tool} {args[0]} for Debian {suite} failed: {result.stderr.strip()[-300:]}")
+    return result.stdout
+
+
+def server_root(server: Server) -> Path:
+    """The folder holding the server's files: `/` for the host's packages, else the
+    unpacked Debian packages of its suite with every library they need."""
+    if server.suite is None:
+        _ensure_host_packages(server)
+        return Path("/")
+    home = CACHE / f"debian-{server.suite}"
+    root = home / f"root-{server.name}"
+    if (root / ".complete").exists():
+        return root
+    _apt(server.suite, "update", "-qq")
+    closure = _apt(
+        server.suite, "depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts",
+        "--no-breaks", "--no-replaces", "--no-enhances", *server.packages,
+    )  # fmt: skip
+    wanted = sorted(
+        {line for line in closure.splitlines() if line and not line[0].isspace() and not line.startswith("<")}
+        & ({*server.packages} | {n for n in closure.split() if n.startswith(("lib", "zlib"))})
+    )
+    debs = home / "debs"
+    debs.mkdir(exist_ok=True)
+    _apt(server.suite, "download", *wanted, cwd=debs)
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir()
+    for deb in sorted(debs.glob("*.deb")):
+        if deb.name.split("_")[0] in wanted:
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+    (root / ".complete").write_text("\n".join(wanted) + "\n")
+    return root
+
+
+def _needed(path: Path) -> list[str]:
+    out = subprocess.run(["readelf", "-d", str(path)], capture_output=True, text=True, check=True).stdout
+    return [line.split("[", 1)[1].rstrip("]") for line in out.splitlines() if "(NEEDED)" in line]
+
+
+def _libraries(root: Path, binaries: tuple[str, ...]) -> set[str]:
+    """Every shared library the binaries need, transitively, as paths inside `root`."""
+    found: set[str] = set()
+    todo = [root / b.lstrip("/") for b in binaries]
+    while todo:
+        for name in _needed(todo.pop()):
+            for directory in LIBRARY_DIRS:
+                candidate = root / directory.lstrip("/") / name
+                if candidate.exists():
+                    inside = "/" + str(candidate.relative_to(root))
+                    if inside not in found:
+                        found.add(inside)
+                        todo.append(candidate)
+                    break
+            else:
+                raise OfflineImageError(f"{name} (needed by the server) is in none of {', '.join(LIBRARY_DIRS)}")
+    loader = os.path.realpath(root / LOADER.lstrip("/")) if (root / LOADER.lstrip("/")).exists() else None
+    if loader is None:
+        loader = str(root / "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
+    found.add("/" + str(Path(loader).relative_to(root)))
+    return found
+
+
+def host_command(server: Server, binary: str) -> list[str]:
+    """How this host runs one of the server's programs (tests use it): directly for the
+    host's packages, else through the server's own loader and libraries."""
+    root = server_root(server)
+    flavour = server.name.split("-", 1)[0]
+    # Valkey's packages name its programs valkey-*; the images add the redis-* names.
+    path = root / "usr/bin" / binary.replace("redis-", f"{flavour}-", 1)
+    if server.suite is None:
+        return [str(path)]
+    loader = root / "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+    return [str(loader), "--library-path", str(root / "usr/lib/x86_64-linux-gnu"), str(path)]
 
 
 def _add_file(tar: tarfile.TarFile, path: str, arcname: str | None = None, mode: int | None = None) -> None:
@@ -134,11 +292,10 @@ def _add_link(tar: tarfile.TarFile, path: str, target: str) -> None:
     tar.addfile(info)
 
 
-def build_rootfs(dest: Path) -> None:
+def build_rootfs(dest: Path, server: Server) -> None:
     """Write rootfs.tar with numeric owners (the only way /data keeps its owner)."""
-    files = set(BINARIES)
-    for binary in BINARIES:
-        files |= _libraries(binary)
+    root = server_root(server)
+    files = set(server.binaries) | _libraries(root, server.binaries)
     with tarfile.open(dest, "w", format=tarfile.GNU_FORMAT) as tar:
         for directory in [
             "/bin",
@@ -160,12 +317,17 @@ def build_rootfs(dest: Path) -> None:
         _add_dir(tar, "/tmp", mode=0o1777)
         _add_dir(tar, "/data", uid=REDIS_UID, gid=REDIS_GID, mode=0o755)
         for path in sorted(files):
-            _add_file(tar, path)
+            _add_file(tar, str(root / path.lstrip("/")), arcname=path)
+        # The loader where every binary looks for it.
+        loader = next(f for f in files if f.endswith("/ld-linux-x86-64.so.2"))
+        if loader != LOADER:
+            _add_link(tar, LOADER, loader)
         _add_file(tar, "/bin/busybox", mode=0o755)
         for applet in APPLETS:
             _add_link(tar, f"/bin/{applet}", "busybox")
-        # Debian's redis-server is a link to redis-check-rdb; the name picks the mode.
-        _add_link(tar, "/usr/bin/redis-check-rdb", "redis-server")
+        # Debian's servers are links to their check-rdb program; the name picks the mode.
+        for path, target in server.links:
+            _add_link(tar, path, target)
         _add_text(tar, "/usr/local/bin/docker-entrypoint.sh", ENTRYPOINT, mode=0o755)
         redis_user = f"redis:x:{REDIS_UID}:{REDIS_GID}:redis:/data:/bin/sh"
         _add_text(tar, "/etc/passwd", f"root:x:0:0:root:/root:/bin/sh\n{redis_user}\n")
@@ -173,28 +335,40 @@ def build_rootfs(dest: Path) -> None:
         _add_text(tar, "/etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files dns\n")
 
 
-def fingerprint() -> str:
+def fingerprint(server: Server) -> str:
     """Changes when the packaged binaries or this builder change: the rebuild trigger."""
+    root = server_root(server)
     digest = hashlib.sha256(Path(__file__).read_bytes())
-    for path in [*BINARIES, "/bin/busybox"]:
-        digest.update(Path(os.path.realpath(path)).read_bytes())
+    for path in [*server.binaries]:
+        digest.update((root / path.lstrip("/")).read_bytes())
+    digest.update(Path("/bin/busybox").read_bytes())
     return digest.hexdigest()[:16]
 
 
-def build(client: docker.DockerClient | None = None, tag: str = TAG, force: bool = False) -> str:
+def build(
+    client: docker.DockerClient | None = None,
+    tag: str | None = None,
+    force: bool = False,
+    server: str = DEFAULT_SERVER,
+) -> str:
     """Build the image unless one with the same fingerprint exists; returns the tag."""
+    if server not in SERVERS:
+        raise OfflineImageError(f"--server {server}: known servers are {', '.join(SERVERS)}")
+    spec = SERVERS[server]
+    tag = tag or spec.tag
     client = client or ensure_engine()
-    _ensure_packages()
-    stamp = fingerprint()
+    if not Path("/bin/busybox").exists():
+        _ensure_host_packages(SERVERS[DEFAULT_SERVER])
+    stamp = fingerprint(spec)
     if not force:
         try:
             if client.images.get(tag).labels.get("com.bizosaas.offline-fingerprint") == stamp:
                 return tag
         except docker.errors.ImageNotFound:
             pass
-    description = "Offline stand-in for redis:7-alpine: Debian redis-server 7.0"
+    description = spec.description
     with tempfile.TemporaryDirectory() as tmp:
-        build_rootfs(Path(tmp) / "rootfs.tar")
+        build_rootfs(Path(tmp) / "rootfs.tar", spec)
         (Path(tmp) / "Dockerfile").write_text(
             DOCKERFILE
             + f'LABEL com.bizosaas.offline-fingerprint="{stamp}" '

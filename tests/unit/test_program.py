@@ -217,3 +217,12 @@ def test_exporter_sidecar_reads_its_password_from_a_file():
     assert f"user exporter reset on #{redis_conf.password_hash(secret)} -@all +@connection +info" in conf
     assert cap.outputs["exporter_url"].value == "http://127.0.0.1:9121/metrics"
     assert "exporter_url" not in run_program("production").outputs
+
+
+def test_the_valkey_flavour_runs_valkeys_own_programs():
+    cap = run_program("staging", values={"flavour": "valkey", "image": "valkey/valkey:8.1.4-alpine"})
+    c = container(cap)
+    assert c["healthcheck"]["tests"][1].startswith("valkey-cli --no-auth-warning --user healthcheck")
+    assert c["uploads"][1]["content"].endswith("exec valkey-server /data/redis.conf\n")
+    labels = label_dict(c["labels"])
+    assert labels["com.bizosaas.redis.flavour"] == "valkey" and labels["com.bizosaas.redis.licence"] == "BSD-3-Clause"

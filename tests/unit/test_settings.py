@@ -279,3 +279,23 @@ def test_a_stack_file_without_a_config_mapping_is_refused(tmp_path):
     (tmp_path / "Pulumi.flat.yaml").write_text("- just\n- a list\n")
     with pytest.raises(SettingsError, match="not a Pulumi stack file: expected a mapping with a `config:` mapping"):
         load_stack_file("flat", root=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("values", "licence"),
+    [
+        ({"image": "redis:7.2.4-alpine"}, "BSD-3-Clause"),
+        ({"image": "redis:7.4.6-alpine"}, "RSALv2 OR SSPLv1"),
+        ({"image": "redis:8.0.4"}, "RSALv2 OR SSPLv1 OR AGPLv3"),
+        ({"image": "redis:7-alpine"}, "RSALv2 OR SSPLv1 (7.4 and later; BSD-3-Clause up to 7.2.4)"),
+        ({"flavour": "valkey", "image": "valkey/valkey:8.1.4-alpine"}, "BSD-3-Clause"),
+    ],
+)
+def test_the_licence_follows_the_flavour_and_version(values, licence):
+    assert build_settings(values, "dev").licence == licence
+
+
+def test_the_image_must_be_of_the_flavour():
+    with pytest.raises(SettingsError) as caught:
+        build_settings({"flavour": "valkey", "image": "redis:7.4.6-alpine"}, "dev")
+    assert caught.value.problems == ['redis:image = "redis:7.4.6-alpine": is not a valkey image (flavour valkey)']

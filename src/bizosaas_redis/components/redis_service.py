@@ -27,6 +27,8 @@ def labels(settings: Settings) -> dict[str, str]:
         f"{LABEL_PREFIX}maxmemory-policy": settings.maxmemory_policy,
         f"{LABEL_PREFIX}auth": "on" if settings.auth_enabled else "off",
         f"{LABEL_PREFIX}appendonly": "yes" if settings.appendonly else "no",
+        f"{LABEL_PREFIX}flavour": settings.flavour,
+        f"{LABEL_PREFIX}licence": settings.licence,
         f"{LABEL_PREFIX}save": " ".join(str(rule) for rule in settings.save),
         f"{LABEL_PREFIX}denied-commands": ",".join(settings.denied_commands),
         **settings.labels,
@@ -131,7 +133,7 @@ class RedisService(pulumi.ComponentResource):
                 ),
                 docker.ContainerUploadArgs(
                     file=startup.START_SCRIPT_PATH,
-                    content=startup.render(),
+                    content=startup.render(settings.flavour),
                     owner=str(REDIS_UID),
                     group=str(REDIS_GID),
                     permissions="0500",

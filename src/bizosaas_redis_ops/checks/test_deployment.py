@@ -83,7 +83,7 @@ def test_root_filesystem_is_read_only(deployment, host):
 def test_redis_runs_as_a_non_root_user(deployment, host):
     status = proc_status(host)
     uid = status["Uid"].split()
-    assert status["Name"].startswith("redis-server")
+    assert status["Name"].startswith(f"{deployment.settings.flavour}-server")
     assert uid[0] == uid[1] == str(REDIS_UID), status["Uid"]
     assert deployment.inspect["Config"]["User"] == REDIS_USER
 
