@@ -122,14 +122,15 @@ def _make_certs(folder: Path) -> None:
     )
 
 
-def test_tls_config_serves_tls(start_redis, tmp_path):
+@pytest.mark.parametrize("server_name", ["redis-7.0", "redis-8.0", "valkey-8.1"])
+def test_tls_config_serves_tls(start_redis, tmp_path, server_name):
     certs = tmp_path / "certs"
     certs.mkdir()
     _make_certs(certs)
     settings = build_settings({"tlsEnabled": True, "tlsCertsDir": str(certs), "tlsAuthClients": "no"}, "x")
     # In the container the folder is mounted at /tls; here it is the test's.
     conf = redis_conf.render(settings, APP, ADMIN).replace(f"{redis_conf.TLS_DIR}/", f"{certs}/")
-    server = start_redis(conf, tls=True)
+    server = start_redis(conf, tls=True, server_name=server_name)
     client = server.client(ssl=True, ssl_ca_certs=str(certs / "ca.crt"), ssl_check_hostname=False, password=APP)
     assert client.ping()
     assert server.client(

@@ -177,3 +177,16 @@ def test_verify_passes_on_a_deployment_of_each_newer_server(versioned, server):
     result = cli("verify", "--stack", "dev", env=env, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[-1].endswith("passed, 0 failed")
+
+
+def test_a_valkey_backup_is_verified_by_valkeys_checker_and_restored(versioned, tmp_path):
+    up, env, _ = versioned
+    up("valkey-8.1")
+    admin = _admin(env)
+    admin.set("from-valkey", "kept")
+    made = Path(cli("backup", "--stack", "dev", "--dest", str(tmp_path / "b"), env=env).stdout.split()[0])
+    assert made.read_bytes()[:9] == b"REDIS0011"
+    admin.set("after-backup", "goes aside")
+    assert "restored" in cli("restore", "--stack", "dev", str(made), env=env).stdout
+    admin = _admin(env)
+    assert admin.get("from-valkey") == b"kept" and admin.get("after-backup") is None
