@@ -182,9 +182,9 @@ def test_a_tls_stack_is_healthy_and_serves_only_tls(deployed, engine, offline_im
     assert app_client("dev").ping()
 
 
-def test_set_rejects_bad_values_before_deploying(deployed, engine):
+def test_set_rejects_bad_values_before_deploying(deployed, engine, offline_image):
     before = engine.containers.get("bizosaas-test-dev").id
-    result = local_up("dev", deployed["dev"], "unused", "maxmemoryPolicy=lru", "maxclients=0", check=False)
+    result = local_up("dev", deployed["dev"], offline_image, "maxmemoryPolicy=lru", "maxclients=0", check=False)
     assert result.returncode == 1
     assert "Pulumi.dev.yaml with local overrides: 2 invalid setting(s)" in result.stderr
     assert "redis:maxmemoryPolicy" in result.stderr and "redis:maxclients" in result.stderr
