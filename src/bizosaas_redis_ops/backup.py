@@ -147,23 +147,22 @@ def verify_file(path: Path, client: docker.DockerClient | None = None, image: st
 
 
 def _check_in_image(client: docker.DockerClient, image: str, path: Path) -> str:
-    output: Any
+    checker = client.containers.create(
+        image,
+        entrypoint=["redis-check-rdb", "/check/backup.rdb"],
+        # root, to read the owner-only backup through a read-only mount; no network.
+        user="0:0",
+        network_mode="none",
+        read_only=True,
+        volumes={str(path.resolve()): {"bind": "/check/backup.rdb", "mode": "ro"}},
+    )
     try:
-        output = client.containers.run(
-            image,
-            entrypoint=["redis-check-rdb", "/check/backup.rdb"],
-            # root, to read the owner-only backup through a read-only mount; no network.
-            user="0:0",
-            network_mode="none",
-            read_only=True,
-            volumes={str(path.resolve()): {"bind": "/check/backup.rdb", "mode": "ro"}},
-            remove=True,
-            stderr=True,
-        )
-    except docker.errors.ContainerError as exc:
-        stderr = exc.stderr or b""
-        output = (stderr if isinstance(stderr, bytes) else stderr.encode()) + str(exc).encode()
-    return bytes(output).decode(errors="replace")
+        checker.start()
+        checker.wait(timeout=120)
+        return bytes(checker.logs(stdout=True, stderr=True)).decode(errors="replace")
+    finally:
+        # v: the image's VOLUME /data got an anonymous volume; it goes too.
+        checker.remove(force=True, v=True)
 
 
 def _volume_of(attrs: dict) -> str:
@@ -215,7 +214,7 @@ def _run_helper(client: docker.DockerClient, image: str, volume: str, script: st
             logs = helper.logs().decode(errors="replace").strip().splitlines()
             raise BackupError(f"restore failed: {logs[-1] if logs else 'the helper container failed'}")
     finally:
-        helper.remove(force=True)
+        helper.remove(force=True, v=True)
 
 
 def restore(client: docker.DockerClient, settings: Settings, path: Path, wait_timeout: float = 120) -> str:
