@@ -19,6 +19,8 @@ CONFIG_PATH = f"{DATA_DIR}/redis.conf"
 AOF_DIR = "appendonlydir"
 AOF_BASE = "appendonly.aof.1.base.rdb"
 AOF_MANIFEST = "appendonly.aof.manifest"
+# The manifest of an AOF that is only its base, as a seeded or restored one starts.
+AOF_BASE_ONLY_MANIFEST = f"file {AOF_BASE} seq 1 type b"
 TLS_DIR = "/tls"
 HEALTHCHECK_USER = "healthcheck"
 # The healthcheck user may only PING; its password guards nothing, so it is fixed and

@@ -11,7 +11,7 @@ records the mode it started with, and then runs redis-server as the container's 
 
 from __future__ import annotations
 
-from .redis_conf import AOF_BASE, AOF_DIR, AOF_MANIFEST, CONFIG_PATH, DATA_DIR
+from .redis_conf import AOF_BASE, AOF_BASE_ONLY_MANIFEST, AOF_DIR, AOF_MANIFEST, CONFIG_PATH, DATA_DIR
 
 START_SCRIPT_PATH = f"{DATA_DIR}/start-redis.sh"
 # Which appendonly mode the last start used ("yes"/"no"); absent before the first start.
@@ -33,7 +33,7 @@ if [ "$want" = yes ] && [ -s dump.rdb ] && {{ [ ! -d {AOF_DIR} ] || [ "$last" = 
     rm -rf {AOF_DIR}.new
     mkdir {AOF_DIR}.new
     cp dump.rdb {AOF_DIR}.new/{AOF_BASE}
-    printf 'file {AOF_BASE} seq 1 type b\\n' > {AOF_DIR}.new/{AOF_MANIFEST}
+    printf '{AOF_BASE_ONLY_MANIFEST}\\n' > {AOF_DIR}.new/{AOF_MANIFEST}
     mv {AOF_DIR}.new {AOF_DIR}
     echo "start-redis: appendonly switched on: the AOF starts from dump.rdb ($(wc -c < dump.rdb) bytes)" >&2
 fi

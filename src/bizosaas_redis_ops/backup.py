@@ -3,7 +3,7 @@
 Backup: BGSAVE, wait until LASTSAVE moves and the save succeeded, copy /data/dump.rdb out
 of the container, write it with a SHA-256 beside it, keep the newest N.
 
-Restore: verify the file (checksum, RDB header, redis-check-rdb when installed) before
+Restore: verify the file (checksum, RDB header, the target image's redis-check-rdb) before
 touching anything; stop the container; move the current data aside on the volume
 (`/data/pre-restore-<time>/`, nothing is deleted); put the file where Redis loads it:
 with AOF on, Redis 7 ignores dump.rdb, so the file becomes the base of a fresh multi-part
@@ -27,7 +27,7 @@ import redis
 
 from bizosaas_redis.constants import LABEL_PREFIX, REDIS_GID, REDIS_UID, REDIS_USER
 from bizosaas_redis.errors import BizosaasRedisError
-from bizosaas_redis.redis_conf import AOF_BASE, AOF_DIR, AOF_MANIFEST, DATA_DIR
+from bizosaas_redis.redis_conf import AOF_BASE, AOF_BASE_ONLY_MANIFEST, AOF_DIR, AOF_MANIFEST, DATA_DIR
 from bizosaas_redis.settings import Settings
 
 from .local_apply import wait_healthy
@@ -139,11 +139,15 @@ def verify_file(path: Path, client: docker.DockerClient | None = None, image: st
         if handle.read(5) != b"REDIS":
             raise BackupError(f"{path.name} is not an RDB file")
     if client is not None and image is not None:
-        output = _check_in_image(client, image, path)
-        if "RDB looks OK" not in output:
-            last = (output.strip().splitlines() or ["no output"])[-1]
-            raise BackupError(f"{path.name} fails redis-check-rdb of {image}: {last}")
+        _check_file_in_image(client, image, path)
     return actual
+
+
+def _check_file_in_image(client: docker.DockerClient, image: str, path: Path) -> None:
+    output = _check_in_image(client, image, path)
+    if "RDB looks OK" not in output:
+        last = (output.strip().splitlines() or ["no output"])[-1]
+        raise BackupError(f"{path.name} fails redis-check-rdb of {image}: {last}")
 
 
 def _check_in_image(client: docker.DockerClient, image: str, path: Path) -> str:
@@ -184,7 +188,7 @@ def _place_command(aof: bool) -> str:
     if aof:
         return (
             f"mkdir {AOF_DIR} && mv .restore.rdb {AOF_DIR}/{AOF_BASE} && "
-            f"printf 'file {AOF_BASE} seq 1 type b\\n' > {AOF_DIR}/{AOF_MANIFEST}"
+            f"printf '{AOF_BASE_ONLY_MANIFEST}\\n' > {AOF_DIR}/{AOF_MANIFEST}"
         )
     return "mv .restore.rdb dump.rdb"
 
@@ -217,13 +221,22 @@ def _run_helper(client: docker.DockerClient, image: str, volume: str, script: st
         helper.remove(force=True, v=True)
 
 
-def restore(client: docker.DockerClient, settings: Settings, path: Path, wait_timeout: float = 120) -> str:
-    """Restore `path` into the stack's container; returns the folder the old data went to."""
+def restore(
+    client: docker.DockerClient,
+    settings: Settings,
+    path: Path,
+    wait_timeout: float = 120,
+    integrity_checked: bool = False,
+) -> str:
+    """Restore `path` into the stack's container; returns the folder the old data went to.
+    `integrity_checked`: the caller ran verify_file(path) already (a large file is hashed once)."""
     container = client.containers.get(settings.name)
     attrs = container.attrs
     image = container.image
-    name = (image.tags[0] if image.tags else image.id) if image is not None else attrs["Config"]["Image"]
-    verify_file(path, client, name)
+    name = str((image.tags[0] if image.tags else image.id) if image is not None else attrs["Config"]["Image"])
+    if not integrity_checked:
+        verify_file(path)
+    _check_file_in_image(client, name, path)
     volume = _volume_of(attrs)
     aof = attrs["Config"]["Labels"].get(f"{LABEL_PREFIX}appendonly", "yes" if settings.appendonly else "no")
     aside = f"pre-restore-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"

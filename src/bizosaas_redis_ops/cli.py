@@ -458,7 +458,7 @@ def restore(stack: str, outputs_source: Source, file: Path, yes: bool) -> None:
             f"{settings.name} is a running production stack; its current data would be moved aside "
             "and replaced: re-run with --yes to confirm"
         )
-    aside = data.restore(client, settings, file)
+    aside = data.restore(client, settings, file, integrity_checked=True)
     click.echo(f"restored {file.name} into {settings.name}; the previous data is in {aside} on the volume")
 
 

@@ -31,7 +31,7 @@ from bizosaas_redis.constants import CONTAINER, GET_NETWORK, NETWORK, RANDOM_PAS
 from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.settings import PROJECT_ROOT, build_settings, read_stack_config, stack_file
 
-from . import capture, preflight, secretbox
+from . import capture, offline_image, preflight, secretbox
 from .docker_engine import ensure_engine
 
 
@@ -266,7 +266,7 @@ def _ensure_image(client: docker.DockerClient, name: str) -> str:
         raise LocalApplyError(
             f"image {name} is not on this engine and cannot be pulled ({exc.explanation}); "
             "with no registry, build the stand-in with bizosaas-redis offline-image and pass "
-            "--image localhost/redis-offline:7.0"
+            f"--image {offline_image.TAG}"
         ) from None
 
 

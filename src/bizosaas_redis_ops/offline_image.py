@@ -48,8 +48,8 @@ class Server:
     links: tuple[tuple[str, str], ...]  # (path, target): the names the modes answer to
 
     @property
-    def version(self) -> str:
-        return self.name.split("-", 1)[1]
+    def flavour(self) -> str:
+        return self.name.split("-", 1)[0]
 
 
 SERVERS = {
@@ -96,6 +96,8 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bizosa
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 LIBRARY_DIRS = ("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu")
 LOADER = "/lib64/ld-linux-x86-64.so.2"
+# Where Debian 13 (merged /usr) keeps the loader that LOADER points to.
+DEBIAN_LOADER = "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
 # Applets that the entrypoint, healthcheck and testinfra use.
 APPLETS = [
     "sh",
@@ -242,10 +244,9 @@ def _libraries(root: Path, binaries: tuple[str, ...]) -> set[str]:
                     break
             else:
                 raise OfflineImageError(f"{name} (needed by the server) is in none of {', '.join(LIBRARY_DIRS)}")
-    loader = os.path.realpath(root / LOADER.lstrip("/")) if (root / LOADER.lstrip("/")).exists() else None
-    if loader is None:
-        loader = str(root / "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
-    found.add("/" + str(Path(loader).relative_to(root)))
+    host_style = root / LOADER.lstrip("/")
+    loader = Path(os.path.realpath(host_style)) if host_style.exists() else root / DEBIAN_LOADER.lstrip("/")
+    found.add("/" + str(loader.relative_to(root)))
     return found
 
 
@@ -253,13 +254,12 @@ def host_command(server: Server, binary: str) -> list[str]:
     """How this host runs one of the server's programs (tests use it): directly for the
     host's packages, else through the server's own loader and libraries."""
     root = server_root(server)
-    flavour = server.name.split("-", 1)[0]
     # Valkey's packages name its programs valkey-*; the images add the redis-* names.
-    path = root / "usr/bin" / binary.replace("redis-", f"{flavour}-", 1)
+    path = root / "usr/bin" / binary.replace("redis-", f"{server.flavour}-", 1)
     if server.suite is None:
         return [str(path)]
-    loader = root / "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
-    return [str(loader), "--library-path", str(root / "usr/lib/x86_64-linux-gnu"), str(path)]
+    loader = root / DEBIAN_LOADER.lstrip("/")
+    return [str(loader), "--library-path", str(loader.parent), str(path)]
 
 
 def _add_file(tar: tarfile.TarFile, path: str, arcname: str | None = None, mode: int | None = None) -> None:

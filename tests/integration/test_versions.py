@@ -69,7 +69,7 @@ def test_the_smoke_suite_passes_on_every_server(start_redis, server):
 
 
 def _flavour(server: str) -> str:
-    return f"flavour={server.split('-')[0]}"
+    return f"flavour={offline_image.SERVERS[server].flavour}"
 
 
 @pytest.fixture(scope="module")
