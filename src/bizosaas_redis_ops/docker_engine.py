@@ -31,6 +31,23 @@ def _client() -> docker.DockerClient | None:
         return None
 
 
+def _start_detached(argv: list[str], log_path: Path) -> None:
+    """Start a daemon that is not this process's child (a double fork through `sh`).
+
+    The daemon is adopted by init, which reaps it when it exits: a child of this process
+    would stay a zombie after a stop until this process waited for it, and would die with
+    this process's session.
+    """
+    with log_path.open("ab") as log:
+        subprocess.run(
+            ["sh", "-c", 'exec "$@" </dev/null &', "sh", *argv],
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            check=True,
+        )
+
+
 def ensure_engine(start: bool = True, wait_seconds: float = 60) -> docker.DockerClient:
     """A client of a running engine; start dockerd (as root) when none answers.
 
@@ -56,8 +73,7 @@ def ensure_engine(start: bool = True, wait_seconds: float = 60) -> docker.Docker
         )
         if result.returncode != 0 or shutil.which("dockerd") is None:
             raise EngineError(f"could not install docker.io: {result.stderr.strip()[-500:]}")
-    log = DOCKERD_LOG.open("ab")
-    subprocess.Popen(["dockerd"], stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    _start_detached(["dockerd"], DOCKERD_LOG)
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
         client = _client()

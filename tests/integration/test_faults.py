@@ -303,6 +303,15 @@ def _dockerd_pid() -> int | None:
     return None
 
 
+def _running(pid: int) -> bool:
+    """True while the process runs; an exited one waiting for its parent to reap it is not."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 @pytest.mark.engine_restart
 def test_docker_engine_restart_brings_the_container_back_with_its_data(deploy, engine):
     """dockerd stopped (as a host reboot or an engine upgrade does) and started again."""
@@ -316,7 +325,7 @@ def test_docker_engine_restart_brings_the_container_back_with_its_data(deploy, e
         unavailable("no dockerd process this test may restart (needs root and a local dockerd)")
     started = time.monotonic()
     os.kill(pid, signal.SIGTERM)  # dockerd stops its containers with their stop timeouts
-    _wait(lambda: not Path(f"/proc/{pid}").exists(), 90, "dockerd did not stop")
+    _wait(lambda: not _running(pid), 90, "dockerd did not stop")
     ensure_engine()
     _wait(lambda: _pings(deployment.admin()), 90, "Redis not back after the engine restart")
     back = time.monotonic() - started
