@@ -17,7 +17,14 @@ def redis_url(settings: Settings, username: str | None, password: str | None, db
 
 def consumer_env(settings: Settings) -> dict[str, str]:
     """What a service on the network puts in its .env (the password is a separate secret)."""
+    socket = (
+        # Mount the volume at the same path and run with group 1000 to use it.
+        {"REDIS_SOCKET_PATH": redis_conf.SOCKET_PATH, "REDIS_SOCKET_VOLUME": settings.socket_volume_name}
+        if settings.unix_socket
+        else {}
+    )
     return {
+        **socket,
         "REDIS_HOST": settings.name,
         "REDIS_PORT": str(redis_conf.CONTAINER_PORT),
         "REDIS_USERNAME": settings.app_username,

@@ -65,6 +65,9 @@ def main() -> None:
     pulumi.export("port", settings.host_port)
     pulumi.export("network", service.network_name)
     pulumi.export("volume", service.volume.name)
+    if service.socket_volume is not None:
+        pulumi.export("socket_volume", service.socket_volume.name)
+        pulumi.export("socket_path", redis_conf.SOCKET_PATH)
     pulumi.export("cache_db", settings.cache_db)
     pulumi.export("celery_broker_db", settings.celery_broker_db)
     pulumi.export("celery_result_db", settings.celery_result_db)

@@ -22,6 +22,10 @@ AOF_MANIFEST = "appendonly.aof.manifest"
 # The manifest of an AOF that is only its base, as a seeded or restored one starts.
 AOF_BASE_ONLY_MANIFEST = f"file {AOF_BASE} seq 1 type b"
 TLS_DIR = "/tls"
+SOCKET_DIR = "/run/redis"
+SOCKET_PATH = f"{SOCKET_DIR}/redis.sock"
+# Owner and group may connect: consumers share the socket by running with the group.
+SOCKET_PERM = "770"
 HEALTHCHECK_USER = "healthcheck"
 # The healthcheck user may only PING; its password guards nothing, so it is fixed and
 # public, which keeps every real password out of the container's healthcheck command.
@@ -62,6 +66,9 @@ def expected_config(settings: Settings) -> dict[str, str]:
     if tls:
         expected["tls-port"] = str(CONTAINER_PORT)
         expected["tls-auth-clients"] = settings.tls_auth_clients
+    if settings.unix_socket:
+        expected["unixsocket"] = SOCKET_PATH
+        expected["unixsocketperm"] = SOCKET_PERM
     return expected
 
 
@@ -91,6 +98,8 @@ def render_config(settings: Settings) -> str:
         ]
     else:
         lines.append(f"port {CONTAINER_PORT}")
+    if settings.unix_socket:
+        lines += [f"unixsocket {SOCKET_PATH}", f"unixsocketperm {SOCKET_PERM}"]
     lines += [
         f"timeout {settings.timeout}",
         f"tcp-keepalive {settings.tcp_keepalive}",

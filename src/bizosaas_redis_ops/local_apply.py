@@ -297,7 +297,7 @@ def _ensure_network(client: docker.DockerClient, cap: capture.Capture, state: St
 def _ensure_volumes(client: docker.DockerClient, cap: capture.Capture) -> None:
     for res in cap.of_type(VOLUME):
         i = res.plain
-        unknown = set(i) - {"name", "labels", "driver"}
+        unknown = set(i) - {"name", "labels", "driver", "driverOpts"}
         if unknown:
             raise LocalApplyError(f"volume input(s) the local deployer cannot apply: {', '.join(sorted(unknown))}")
         try:
@@ -306,6 +306,7 @@ def _ensure_volumes(client: docker.DockerClient, cap: capture.Capture) -> None:
             client.volumes.create(
                 i["name"],
                 driver=i.get("driver", "local"),
+                driver_opts=i.get("driverOpts"),
                 labels=capture.label_dict(i.get("labels")),
             )
 
@@ -403,6 +404,11 @@ def _running_admin_url(state: State) -> str | None:
 def up(stack: str, overrides: dict[str, Any] | None = None, client: docker.DockerClient | None = None) -> Result:
     """Create or update the stack's resources; idempotent. `overrides`: settings for this run."""
     new = build_settings(stack_values(stack, overrides), stack)  # bad input stops here, first
+    try:
+        # The state is saved after the container changes: without a passphrase it could not be.
+        secretbox.passphrase()
+    except secretbox.SecretBoxError as exc:
+        raise LocalApplyError(str(exc)) from None
     state = State.load(stack)
     admin_url = _running_admin_url(state)
     notes: list[str] = []
@@ -475,13 +481,15 @@ def down(stack: str, delete_data: bool = False, client: docker.DockerClient | No
                 net.remove()
                 removed.append(f"network {state.created_network}")
         state.created_network = None
-    if delete_data:
-        for res in cap.of_type(VOLUME):
+    # As `pulumi destroy`: volumes the program does not retain go; the data volume only when asked.
+    for res in cap.of_type(VOLUME):
+        if delete_data or not res.options.get("retainOnDelete"):
             try:
                 client.volumes.get(res.plain["name"]).remove()
                 removed.append(f"volume {res.plain['name']}")
             except docker.errors.NotFound:
                 pass
+    if delete_data:
         state.delete()
     else:
         state.spec_sha256 = None

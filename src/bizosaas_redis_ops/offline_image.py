@@ -61,7 +61,13 @@ SERVERS = {
             "Offline stand-in for redis:7-alpine: Debian 12 redis-server 7.0",
             None,
             ("redis-server", "redis-tools"),
-            ("/usr/bin/redis-check-rdb", "/usr/bin/redis-cli", "/usr/bin/redis-check-aof", "/usr/bin/setpriv"),
+            (
+                "/usr/bin/redis-check-rdb",
+                "/usr/bin/redis-cli",
+                "/usr/bin/redis-check-aof",
+                "/usr/bin/redis-benchmark",
+                "/usr/bin/setpriv",
+            ),
             (("/usr/bin/redis-server", "redis-check-rdb"),),
         ),
         Server(
@@ -70,7 +76,13 @@ SERVERS = {
             "Offline stand-in for redis:8.0-alpine: Debian 13 redis-server 8.0",
             "trixie",
             ("redis-server", "redis-tools", "util-linux"),
-            ("/usr/bin/redis-check-rdb", "/usr/bin/redis-cli", "/usr/bin/redis-check-aof", "/usr/bin/setpriv"),
+            (
+                "/usr/bin/redis-check-rdb",
+                "/usr/bin/redis-cli",
+                "/usr/bin/redis-check-aof",
+                "/usr/bin/redis-benchmark",
+                "/usr/bin/setpriv",
+            ),
             (("/usr/bin/redis-server", "redis-check-rdb"),),
         ),
         Server(
@@ -79,13 +91,20 @@ SERVERS = {
             "Offline stand-in for valkey/valkey:8.1-alpine: Debian 13 valkey-server 8.1",
             "trixie",
             ("valkey-server", "valkey-tools", "util-linux"),
-            ("/usr/bin/valkey-check-rdb", "/usr/bin/valkey-cli", "/usr/bin/valkey-check-aof", "/usr/bin/setpriv"),
+            (
+                "/usr/bin/valkey-check-rdb",
+                "/usr/bin/valkey-cli",
+                "/usr/bin/valkey-check-aof",
+                "/usr/bin/valkey-benchmark",
+                "/usr/bin/setpriv",
+            ),
             (
                 ("/usr/bin/valkey-server", "valkey-check-rdb"),
                 ("/usr/bin/redis-server", "valkey-check-rdb"),
                 ("/usr/bin/redis-check-rdb", "valkey-check-rdb"),
                 ("/usr/bin/redis-check-aof", "valkey-check-aof"),
                 ("/usr/bin/redis-cli", "valkey-cli"),
+                ("/usr/bin/redis-benchmark", "valkey-benchmark"),
             ),
         ),
     )

@@ -137,6 +137,18 @@ def test_state_file_is_private_and_its_passwords_encrypted(deployed, monkeypatch
     assert result.returncode == 1 and "set PULUMI_CONFIG_PASSPHRASE" in result.stderr
 
 
+def test_without_a_passphrase_nothing_is_deployed(engine, offline_image, tmp_path):
+    """The state holds the generated passwords, encrypted: no passphrase, no container."""
+    own = f"{TEST_PREFIX}-nopass"
+    names = {"containerName": own, "networkName": own, "volumeName": f"{own}-data"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_CONFIG_PASSPHRASE")}
+    env["BIZOSAAS_LOCAL_STATE"] = str(tmp_path)
+    result = local_up("dev", free_port(), offline_image, names=names, env=env, check=False)
+    assert result.returncode == 1 and "set PULUMI_CONFIG_PASSPHRASE" in result.stderr
+    assert not engine.containers.list(all=True, filters={"name": own})
+    assert not engine.networks.list(names=[own]) and not engine.volumes.list(filters={"name": own})
+
+
 def test_external_network_missing_is_a_clear_error(engine):
     cap = capture.Capture(stack="x", invokes=[("docker:index/getNetwork:getNetwork", {"name": "no-such-net"})])
     with pytest.raises(local_apply.LocalApplyError, match="network no-such-net is external"):
@@ -212,3 +224,53 @@ def test_a_taken_port_is_refused_before_the_running_container_is_touched(deploye
     after = engine.containers.get(f"{TEST_PREFIX}-dev")
     assert after.id == before.id and after.status == "running"
     assert not [c for c in engine.containers.list(all=True, filters={"status": "created"})]
+
+
+def test_the_unix_socket_serves_consumers_with_the_group_and_no_one_else(deployed, engine, offline_image):
+    """unixSocket: consumer containers that mount the volume with group 1000 connect; others cannot."""
+    from bizosaas_redis import redis_conf
+
+    result = local_up("staging", deployed["staging"], offline_image, "unixSocket=true")
+    assert "container replaced" in result.stdout and "healthy" in result.stdout
+    volume = f"{TEST_PREFIX}-staging-socket"
+    try:
+        env = local_apply.outputs("staging")["consumer_env"]
+        assert (env["REDIS_SOCKET_VOLUME"], env["REDIS_SOCKET_PATH"]) == (volume, redis_conf.SOCKET_PATH)
+
+        def consumer(user: str) -> str:
+            # The healthcheck user's password is public (it may only PING).
+            command = ["redis-cli", "-s", redis_conf.SOCKET_PATH, "--user", redis_conf.HEALTHCHECK_USER]
+            command += ["--pass", redis_conf.HEALTHCHECK_PASSWORD, "--no-auth-warning", "ping"]
+            try:
+                out = engine.containers.run(
+                    offline_image,
+                    command,
+                    user=user,
+                    volumes={volume: {"bind": redis_conf.SOCKET_DIR, "mode": "rw"}},
+                    network_mode="none",
+                    remove=True,
+                )
+            except docker.errors.ContainerError as refused:
+                out = refused.stderr or b""
+            return out.decode().strip()
+
+        assert consumer(f"{REDIS_UID + 1000}:{REDIS_GID}") == "PONG"  # another user, Redis's group
+        assert "Permission denied" in consumer("4242:4242")
+        # Host-side tools reach it through the volume's mount point.
+        mountpoint = Path(engine.volumes.get(volume).attrs["Mountpoint"])
+        url = local_apply.outputs("staging", show_secrets=True)["redis_url"]
+        over_tcp = redis.Redis.from_url(url, decode_responses=True)
+        over_socket = redis.Redis(
+            unix_socket_path=str(mountpoint / "redis.sock"),
+            username=over_tcp.connection_pool.connection_kwargs["username"],
+            password=over_tcp.connection_pool.connection_kwargs["password"],
+            decode_responses=True,
+        )
+        over_socket.set("socket:written", "yes")
+        assert over_tcp.get("socket:written") == "yes"
+        assert over_tcp.config_get("unixsocket*") == {"unixsocket": redis_conf.SOCKET_PATH, "unixsocketperm": "770"}
+    finally:
+        local_apply.down("staging")
+        assert volume not in [v.name for v in engine.volumes.list()], "the socket volume outlives the stack"
+        local_up("staging", deployed["staging"], offline_image)
+    assert app_client("staging").ping()

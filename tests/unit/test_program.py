@@ -226,3 +226,30 @@ def test_the_valkey_flavour_runs_valkeys_own_programs():
     assert c["uploads"][1]["content"].endswith("exec valkey-server /data/redis.conf\n")
     labels = label_dict(c["labels"])
     assert labels["com.bizosaas.redis.flavour"] == "valkey" and labels["com.bizosaas.redis.licence"] == "BSD-3-Clause"
+
+
+def test_unix_socket_lives_in_an_in_memory_volume_of_its_own():
+    cap = run_program("staging", values={**read_stack_config(stack_file("staging")), "unixSocket": True})
+    c = container(cap)
+    socket_volume = [v for v in cap.of_type(VOLUME) if v.plain["name"] == "bizosaas-redis-staging-socket"]
+    assert len(socket_volume) == 1
+    assert socket_volume[0].plain["driverOpts"] == {
+        "type": "tmpfs",
+        "device": "tmpfs",
+        "o": "uid=999,gid=1000,mode=0770,size=1m",
+    }
+    # Not retained: a destroy removes it, unlike the data volume.
+    assert not socket_volume[0].options.get("retainOnDelete")
+    assert c["volumes"] == [
+        {"volumeName": "redis_data", "containerPath": "/data"},
+        {"volumeName": "bizosaas-redis-staging-socket", "containerPath": "/run/redis"},
+    ]
+    conf = c["uploads"][0]["content"]
+    assert "unixsocket /run/redis/redis.sock\nunixsocketperm 770\n" in conf
+    env = cap.outputs["consumer_env"].value
+    assert env["REDIS_SOCKET_PATH"] == "/run/redis/redis.sock"
+    assert env["REDIS_SOCKET_VOLUME"] == "bizosaas-redis-staging-socket"
+    assert cap.outputs["socket_volume"].value == "bizosaas-redis-staging-socket"
+    without = run_program("staging")
+    assert "unixsocket" not in container(without)["uploads"][0]["content"]
+    assert "socket_volume" not in without.outputs and len(without.of_type(VOLUME)) == 1

@@ -76,6 +76,27 @@ class RedisService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=settings.retain_data_on_destroy),
         )
 
+        volumes = [docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=redis_conf.DATA_DIR)]
+        self.socket_volume: docker.Volume | None = None
+        if settings.unix_socket:
+            # In memory, owned by Redis's user and group: a socket needs no disk, and
+            # consumers that mount the volume connect when they run with the group.
+            self.socket_volume = docker.Volume(
+                f"{name}-socket",
+                name=settings.socket_volume_name,
+                driver="local",
+                driver_opts={
+                    "type": "tmpfs",
+                    "device": "tmpfs",
+                    "o": f"uid={REDIS_UID},gid={REDIS_GID},mode=0{redis_conf.SOCKET_PERM},size=1m",
+                },
+                labels=[docker.VolumeLabelArgs(**stack_label(settings))],
+                opts=child,
+            )
+            volumes.append(
+                docker.ContainerVolumeArgs(volume_name=self.socket_volume.name, container_path=redis_conf.SOCKET_DIR)
+            )
+
         conf: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(app_password, admin_password, exporter_password).apply(
                 lambda pw: redis_conf.render(settings, pw[0], pw[1], pw[2])
@@ -106,7 +127,7 @@ class RedisService(pulumi.ComponentResource):
             networks_advanced=[
                 docker.ContainerNetworksAdvancedArgs(name=self.network_name, aliases=settings.network_aliases)
             ],
-            volumes=[docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=redis_conf.DATA_DIR)],
+            volumes=volumes,
             mounts=mounts or None,
             # redis-cli and the shell need a writable /tmp; everything else is read-only.
             tmpfs={"/tmp": "rw,noexec,nosuid,size=64m"},
