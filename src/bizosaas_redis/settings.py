@@ -68,6 +68,8 @@ MIN_MEMORY_OVERHEAD = 64 * 1024**2
 
 def minimum_memory_limit(maxmemory: int) -> int:
     return max(math.ceil(MIN_MEMORY_HEADROOM * maxmemory), maxmemory + MIN_MEMORY_OVERHEAD)
+
+
 # ACL users the service defines for itself.
 RESERVED_USERS = ("healthcheck", "exporter")
 # Commands an application user must always have, or clients and the healthcheck break.

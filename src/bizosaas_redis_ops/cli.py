@@ -19,6 +19,7 @@ import click
 
 from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.settings import PROJECT_ROOT, Settings, available_stacks, load_stack_file, load_yaml
+from bizosaas_redis_ops.bench import NAME_PREFIX
 
 if TYPE_CHECKING:
     from .outputs import Source
@@ -33,8 +34,17 @@ class CommandError(BizosaasRedisError):
 # --- shared options, declared once ---------------------------------------------------
 
 
-def stack_option(required: bool = True, help: str = "stack name (Pulumi.<stack>.yaml)") -> Callable[[F], F]:
-    return click.option("--stack", required=required, type=click.Choice(available_stacks()), help=help)
+def stack_option(
+    required: bool = True, help: str = "stack name (Pulumi.<stack>.yaml)", default: str | None = None
+) -> Callable[[F], F]:
+    return click.option(
+        "--stack",
+        required=required and default is None,
+        default=default,
+        show_default=default is not None,
+        type=click.Choice(available_stacks()),
+        help=help,
+    )
 
 
 outputs_source_option = click.option(
@@ -387,20 +397,25 @@ def monitor(
             sys.exit(health.exit_code(metrics))
 
 
-@main.command()
+@main.group()
+def benchmark() -> None:
+    """Numbers, not pass/fail: consumer paths side by side, cost against dataset size, smoke timings."""
+
+
+@benchmark.command("smoke")
 @stack_option()
 @outputs_source_option
 @click.option("--runs", type=click.IntRange(1), default=3, show_default=True, help="repetitions")
 @click.option("--no-throughput", is_flag=True, help="skip redis-benchmark")
-def benchmark(stack: str, outputs_source: Source, runs: int, no_throughput: bool) -> None:
-    """Smoke scenario timings and redis-benchmark throughput (min / median / max over --runs).
+def benchmark_smoke(stack: str, outputs_source: Source, runs: int, no_throughput: bool) -> None:
+    """Smoke scenario timings and redis-benchmark throughput of a deployed stack (min / median / max).
 
     redis-benchmark runs only on stacks without a password (it takes one only on its
     command line, which process lists show). Writes keys: not for production.
     """
-    from . import benchmark as bench
     from . import outputs as stack_outputs
     from . import smoke as suite
+    from .bench import smoke_timings as bench
 
     found = stack_outputs.load(stack, outputs_source)
     rows = bench.smoke_timings(suite.Target.from_outputs(found), runs)
@@ -408,6 +423,106 @@ def benchmark(stack: str, outputs_source: Source, runs: int, no_throughput: bool
         for pipeline in (1, 16):
             rows += bench.redis_benchmark(found["redis_url"], runs, pipeline=pipeline)
     click.echo(bench.table(rows))
+
+
+def lab_options(command: Callable[..., None]) -> Callable[..., None]:
+    """What `benchmark paths` and `benchmark growth` share: the stack, image, settings and chart."""
+    for option in reversed(
+        [
+            stack_option(default="staging"),
+            click.option("--image", help="the server image [default: the stack's]; e.g. the offline stand-in"),
+            click.option(
+                "--set", "assignments", multiple=True, metavar="KEY=VALUE", help="override a setting; repeatable"
+            ),
+            click.option(
+                "--name-prefix",
+                default=NAME_PREFIX,
+                show_default=True,
+                help="the benchmark's containers, volume and network are named <prefix>-*",
+            ),
+            click.option(
+                "--chart",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="write the chart here (PNG) [default: benchmark-results/<command>.png]",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _chart_path(chart: Path | None, name: str) -> Path:
+    path = chart or PROJECT_ROOT / "benchmark-results" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@benchmark.command("paths")
+@lab_options
+@click.option("--requests", type=click.IntRange(100), default=50_000, show_default=True, help="per test")
+def benchmark_paths(
+    stack: str, image: str | None, assignments: tuple[str, ...], name_prefix: str, chart: Path | None, requests: int
+) -> None:
+    """Every consumer path of a disposable deployment beside the limit and the seed's container.
+
+    Deploys the stack under bizosaas-bench-* names (socket on), starts the seed's compose
+    container and a bare server on loopback from the same image, runs redis-benchmark
+    (cache, session and queue commands, pipelines 1 and 16) from a client container on
+    each path, removes everything, and prints the tables; the chart goes to --chart.
+    """
+    from .bench import charts, paths
+    from .bench.lab import Lab
+    from .docker_engine import ensure_engine
+
+    with Lab(ensure_engine(), stack, image, list(assignments), prefix=name_prefix) as lab:
+        rows = paths.run(lab, requests, progress=lambda line: click.echo(f"  {line}", err=True))
+    click.echo(paths.detail_table(rows) + "\n")
+    click.echo(paths.summary_table(rows) + "\n")
+    click.echo(paths.goals_table(rows))
+    click.echo(f"chart: {charts.paths_chart(rows, _chart_path(chart, 'paths'))}")
+
+
+@benchmark.command("growth")
+@lab_options
+@click.option(
+    "--sizes",
+    default="100,500,1500",
+    show_default=True,
+    help="dataset sizes in MB, comma-separated",
+    callback=lambda _ctx, _param, value: _sizes(value),
+)
+def benchmark_growth(
+    stack: str, image: str | None, assignments: tuple[str, ...], name_prefix: str, chart: Path | None, sizes: list[int]
+) -> None:
+    """Restart, replacement, fork and AOF-rewrite costs against the dataset size.
+
+    For each size: a fresh disposable deployment (bizosaas-bench-* names) filled with
+    values of 256 B to 4 KB, then BGSAVE, an AOF rewrite under a write load (peak memory
+    against the container limit, p99 of a probe), a restart and a replacement (time to the
+    first answered command and to healthy), and the disk's read rate as the physical limit.
+    """
+    from .bench import charts, growth
+    from .bench.lab import Lab
+    from .docker_engine import ensure_engine
+
+    engine = ensure_engine()
+    growth.check_sizes(Lab(engine, stack, image, list(assignments)).deployed_settings(), sizes)
+    found = []
+    for size in sizes:
+        with Lab(engine, stack, image, list(assignments), prefix=name_prefix) as lab:
+            found.append(growth.measure(lab, size, progress=lambda line: click.echo(f"  {line}", err=True)))
+    click.echo(growth.table(found))
+    click.echo(f"chart: {charts.growth_chart(found, _chart_path(chart, 'growth'))}")
+
+
+def _sizes(value: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in value.split(",")]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter(f"{value!r}: give sizes in MB, comma-separated positive integers (e.g. 100,500)")
+    return sizes
 
 
 # --- data: backup and restore --------------------------------------------------------------

@@ -25,6 +25,7 @@ from redis_policies.rules import RULES, effective_level
 class DocsError(BizosaasRedisError):
     pass
 
+
 POLICY_CONFIG_DIR = PROJECT_ROOT / "policies" / "config"
 SECRET_DOCS = {
     "password": "Secret. Application user's password; generated (32 characters) when unset.",

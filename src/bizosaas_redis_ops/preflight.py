@@ -59,7 +59,7 @@ READABLE_RDB: dict[str, dict[tuple[int, int], int]] = {
 }
 _SERVER_IMAGE = re.compile(r"(redis|valkey)[^:/@]*:v?(\d+)\.(\d+)")
 # The data files a start would load: the snapshot, and the AOF's RDB-format base.
-_HEADERS = "cd /data && for f in dump.rdb appendonlydir/*.base.rdb; do [ -f \"$f\" ] && head -c 9 \"$f\" && echo; done"
+_HEADERS = 'cd /data && for f in dump.rdb appendonlydir/*.base.rdb; do [ -f "$f" ] && head -c 9 "$f" && echo; done'
 
 
 def readable_rdb_version(image: str) -> int | None:

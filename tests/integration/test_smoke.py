@@ -215,7 +215,7 @@ def test_tls_mismatch_is_one_clear_line(start_redis, tmp_path):
 
 
 def test_benchmark_prints_a_table(deployed):
-    result = cli("benchmark", "--stack", "dev", "--runs", "1")
+    result = cli("benchmark", "smoke", "--stack", "dev", "--runs", "1")
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["benchmark", "unit", "min", "median", "max", "runs"]
     names = [line.split("  ")[0].strip() for line in lines[2:]]

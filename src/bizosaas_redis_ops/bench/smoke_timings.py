@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from . import smoke, tables
+from .. import smoke, tables
 
 
 @dataclass

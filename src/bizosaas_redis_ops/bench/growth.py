@@ -1,0 +1,344 @@
+"""How restarts, replacements, forks and rewrites cost more as the dataset grows."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import re
+import statistics
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import redis
+
+from bizosaas_redis import redis_conf
+from bizosaas_redis.constants import REDIS_GID, REDIS_UID
+from bizosaas_redis.settings import Settings
+
+from .. import tables
+from .lab import Lab
+from .runner import CLIENTS, BenchmarkError
+
+MB = 1024**2
+VALUE_SIZES = (256, 1024, 4096)  # sessions, cache entries, LLM answers
+BATCH = 1000
+
+
+@dataclass
+class Probe:
+    """One client issuing SETs back to back: its latencies and its longest wait for an answer."""
+
+    connect: Callable[[], redis.Redis]
+    latencies_ms: list[float] = field(default_factory=list)
+    longest_gap_s: float = 0.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def _run(self) -> None:
+        client: redis.Redis | None = None
+        last_ok = time.monotonic()
+        for n in itertools.count():
+            if self._stop.is_set():
+                return
+            started = time.perf_counter()
+            try:
+                client = client or self.connect()
+                client.set("bench:probe", n)
+            except (redis.RedisError, OSError):
+                client = None
+                time.sleep(0.01)
+                continue
+            now = time.monotonic()
+            self.latencies_ms.append((time.perf_counter() - started) * 1000)
+            self.longest_gap_s = max(self.longest_gap_s, now - last_ok)
+            last_ok = now
+            time.sleep(0.001)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Probe]:
+        thread = threading.Thread(target=self._run, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            thread.join(timeout=30)
+
+    def p99_ms(self) -> float:
+        if len(self.latencies_ms) < 2:
+            return float("nan")
+        return statistics.quantiles(self.latencies_ms, n=100)[98]
+
+
+@dataclass
+class PeakRss:
+    """The container's peak anonymous memory (what the OOM killer counts), sampled every 20 ms."""
+
+    container_id: str
+    peak: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def _stat(self) -> Path | None:
+        for base in (
+            Path("/sys/fs/cgroup/memory/docker"),
+            Path("/sys/fs/cgroup/system.slice"),
+            Path("/sys/fs/cgroup/docker"),
+        ):
+            for name in (self.container_id, f"docker-{self.container_id}.scope"):
+                if (base / name / "memory.stat").exists():
+                    return base / name / "memory.stat"
+        return None
+
+    def _run(self, stat: Path) -> None:
+        while not self._stop.is_set():
+            values = dict(line.split() for line in stat.read_text().splitlines())
+            self.peak = max(self.peak, int(values.get("total_rss", values.get("rss", values.get("anon", 0)))))
+            time.sleep(0.02)
+
+    @contextlib.contextmanager
+    def sampling(self) -> Iterator[PeakRss]:
+        stat = self._stat()
+        if stat is None:
+            raise BenchmarkError("the container's memory cgroup was not found under /sys/fs/cgroup")
+        thread = threading.Thread(target=self._run, args=(stat,), daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            thread.join(timeout=5)
+
+
+@dataclass(frozen=True)
+class Growth:
+    target_mb: int
+    used_mb: float
+    keys: int
+    fill_s: float
+    rdb_mb: float
+    bgsave_fork_ms: float
+    bgsave_s: float
+    rewrite_fork_ms: float
+    rewrite_s: float
+    peak_rss_mb: float
+    limit_mb: float
+    p99_ms_load: float  # the probe under the write load, no fork
+    p99_ms_rewrite: float  # the probe under the write load during the rewrite
+    stop_s: float
+    redis_load_s: float  # as Redis logs it
+    first_command_s: float  # from the start of the container
+    healthy_s: float
+    replace_window_s: float  # the longest a client waited during a replacement
+    replace_up_s: float  # what `up` took
+    disk_mb_s: float
+    load_at_disk_rate_s: float
+
+
+def _fill(client: redis.Redis, target_bytes: int) -> int:
+    sizes = itertools.cycle(VALUE_SIZES)
+    keys = 0
+    while int(client.info("memory")["used_memory"]) < target_bytes:
+        pipe = client.pipeline(transaction=False)
+        for _ in range(BATCH):
+            pipe.set(f"bench:data:{keys}", os.urandom(next(sizes)))
+            keys += 1
+        pipe.execute()
+    return keys
+
+
+def _wait_persistence(client: redis.Redis) -> None:
+    while True:
+        info = client.info("persistence")
+        busy = ("rdb_bgsave_in_progress", "aof_rewrite_in_progress", "aof_rewrite_scheduled")
+        if not any(int(info.get(key, 0)) for key in busy):
+            return
+        time.sleep(0.05)
+
+
+_LOADED = re.compile(r"DB loaded from (?:disk|append only file|base file [^:]+): ([\d.]+) seconds")
+
+
+def _disk_rate(path: Path) -> float:
+    """MB/s reading `path` past the page cache (O_DIRECT), as a cold start would."""
+    started = time.monotonic()
+    subprocess.run(["dd", f"if={path}", "of=/dev/null", "bs=4M", "iflag=direct"], check=True, capture_output=True)
+    return path.stat().st_size / MB / max(time.monotonic() - started, 1e-6)
+
+
+def check_sizes(settings: Settings, sizes: list[int]) -> None:
+    """Before anything is deployed: a dataset must fit, or it is evicted while filled."""
+    for size_mb in sizes:
+        if size_mb * MB >= 0.9 * settings.maxmemory:
+            raise BenchmarkError(
+                f"--sizes {size_mb}: a dataset must stay below 90 % of maxmemory ({settings.maxmemory // MB} MB "
+                "here) or it is evicted while filled; raise it with --set maxmemory=…"
+            )
+
+
+def measure(lab: Lab, size_mb: int, progress: Callable[[str], None] = lambda _: None) -> Growth:
+    settings = lab.deployed_settings()
+    check_sizes(settings, [size_mb])
+    progress(f"{size_mb} MB: deploying")
+    lab.deploy()
+    engine = lab.engine
+    admin = lab.admin()
+    socket_client = lambda: _client_like(admin, unix_socket_path=lab.socket_on_host(), socket_timeout=10)  # noqa: E731
+    progress(f"{size_mb} MB: filling")
+    started = time.monotonic()
+    keys = _fill(socket_client(), size_mb * MB)
+    fill_s = time.monotonic() - started
+    used_mb = int(admin.info("memory")["used_memory"]) / MB
+
+    progress(f"{size_mb} MB: BGSAVE")
+    _wait_persistence(admin)
+    started = time.monotonic()
+    admin.bgsave()
+    time.sleep(0.05)
+    _wait_persistence(admin)
+    bgsave_s = time.monotonic() - started
+    bgsave_fork_ms = int(admin.info("stats")["latest_fork_usec"]) / 1000
+
+    progress(f"{size_mb} MB: AOF rewrite under a write load")
+    container = engine.containers.get(lab.container_name)
+    limit_mb = container.attrs["HostConfig"]["Memory"] / MB
+    with lab.disposable_user() as (user, password):
+        argv = ["redis-benchmark", "-h", lab.container_name, "-p", str(redis_conf.CONTAINER_PORT)]
+        argv += ["-c", str(CLIENTS), "--user", user, "-a", password, "-r", str(keys), "-l", "-q"]
+        load = engine.containers.run(
+            container.attrs["Config"]["Image"],
+            [*argv, "SET", "bench:data:__rand_int__", "w" * 1024],
+            entrypoint="",
+            network=lab.network,
+            user=f"{REDIS_UID}:{REDIS_GID}",
+            name=f"{lab.prefix}-load",
+            detach=True,
+        )
+        try:
+            under_load = Probe(socket_client)
+            with under_load.running():
+                time.sleep(2)
+            rewrite = Probe(socket_client)
+            _wait_persistence(admin)
+            with PeakRss(str(container.id)).sampling() as rss, rewrite.running():
+                started = time.monotonic()
+                if settings.appendonly:
+                    admin.bgrewriteaof()
+                else:
+                    admin.bgsave()
+                time.sleep(0.05)
+                _wait_persistence(admin)
+                rewrite_s = time.monotonic() - started
+            rewrite_fork_ms = int(admin.info("stats")["latest_fork_usec"]) / 1000
+        finally:
+            load.remove(force=True)
+
+    mountpoint = Path(engine.volumes.get(lab.volume_name).attrs["Mountpoint"])
+    files = [mountpoint / "dump.rdb", *sorted((mountpoint / redis_conf.AOF_DIR).glob("*"))]
+    biggest = max((f for f in files if f.is_file()), key=lambda f: f.stat().st_size)
+    disk_mb_s = _disk_rate(biggest)
+    rdb_mb = (mountpoint / "dump.rdb").stat().st_size / MB
+
+    progress(f"{size_mb} MB: restart")
+    started = time.monotonic()
+    container.stop(timeout=settings.stop_grace_period)
+    stop_s = time.monotonic() - started
+    since = int(time.time())
+    started = time.monotonic()
+    container.start()
+    first_command_s = _until(lambda: _answers(socket_client), 600) - started
+    healthy_s = _until(lambda: _healthy(engine, lab.container_name), 600) - started
+    logged = _LOADED.findall(container.logs(since=since).decode(errors="replace"))
+    redis_load_s = float(logged[-1]) if logged else float("nan")
+    # What a start reads: the AOF folder when AOF is on, else the snapshot.
+    loaded_bytes = sum(f.stat().st_size for f in files if f.is_file() and (f.name == "dump.rdb") != settings.appendonly)
+
+    progress(f"{size_mb} MB: replacement (`up` with a changed label)")
+    replace = Probe(lambda: _client_like(admin, port=lab.port, socket_timeout=10, socket_connect_timeout=1))
+    with replace.running():
+        started = time.monotonic()
+        lab.deploy(f"labels={{com.bizosaas.bench.run: '{time.time_ns()}'}}")
+        replace_up_s = time.monotonic() - started
+        _until(lambda: replace.latencies_ms and replace.longest_gap_s > 0 and _answers(socket_client), 600)
+    return Growth(
+        size_mb,
+        used_mb,
+        keys,
+        fill_s,
+        rdb_mb,
+        bgsave_fork_ms,
+        bgsave_s,
+        rewrite_fork_ms,
+        rewrite_s,
+        rss.peak / MB,
+        limit_mb,
+        under_load.p99_ms(),
+        rewrite.p99_ms(),
+        stop_s,
+        redis_load_s,
+        first_command_s,
+        healthy_s,
+        replace.longest_gap_s,
+        replace_up_s,
+        disk_mb_s,
+        loaded_bytes / MB / disk_mb_s,
+    )
+
+
+def _client_like(admin: redis.Redis, **kwargs: Any) -> redis.Redis:
+    """A client with the admin's credentials, reaching Redis another way."""
+    found = admin.connection_pool.connection_kwargs
+    return redis.Redis(username=found.get("username"), password=found.get("password"), **kwargs)
+
+
+def _answers(connect: Callable[[], redis.Redis]) -> bool:
+    try:
+        return bool(connect().ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+def _healthy(engine: docker.DockerClient, name: str) -> bool:
+    return engine.api.inspect_container(name)["State"].get("Health", {}).get("Status") == "healthy"
+
+
+def _until(condition: Callable[[], object], timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise BenchmarkError(f"still waiting after {timeout:.0f} s")
+        time.sleep(0.02)
+    return time.monotonic()
+
+
+def table(rows: list[Growth]) -> str:
+    columns = [
+        ("dataset MB (used_memory)", lambda g: f"{g.used_mb:.0f}"),
+        ("keys", lambda g: str(g.keys)),
+        ("fill s", lambda g: f"{g.fill_s:.1f}"),
+        ("RDB MB", lambda g: f"{g.rdb_mb:.0f}"),
+        ("BGSAVE fork ms", lambda g: f"{g.bgsave_fork_ms:.1f}"),
+        ("BGSAVE s", lambda g: f"{g.bgsave_s:.1f}"),
+        ("rewrite fork ms", lambda g: f"{g.rewrite_fork_ms:.1f}"),
+        ("rewrite s", lambda g: f"{g.rewrite_s:.1f}"),
+        ("peak RSS MB / limit", lambda g: f"{g.peak_rss_mb:.0f} / {g.limit_mb:.0f}"),
+        ("p99 ms: load / +rewrite", lambda g: f"{g.p99_ms_load:.2f} / {g.p99_ms_rewrite:.2f}"),
+        ("stop s", lambda g: f"{g.stop_s:.1f}"),
+        ("Redis load s", lambda g: f"{g.redis_load_s:.3f}"),
+        ("disk-rate load s", lambda g: f"{g.load_at_disk_rate_s:.2f}"),
+        ("first command s", lambda g: f"{g.first_command_s:.2f}"),
+        ("healthy s", lambda g: f"{g.healthy_s:.1f}"),
+        ("replace: clients waited s", lambda g: f"{g.replace_window_s:.1f}"),
+        ("replace: up took s", lambda g: f"{g.replace_up_s:.1f}"),
+        ("disk MB/s", lambda g: f"{g.disk_mb_s:.0f}"),
+    ]
+    # One row per measurement, one column per dataset: it fits a terminal.
+    return tables.render(
+        ["measured", *(f"{g.target_mb} MB" for g in rows)],
+        [[name, *(cell(g) for g in rows)] for name, cell in columns],
+    )

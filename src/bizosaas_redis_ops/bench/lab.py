@@ -1,0 +1,196 @@
+"""The benchmark's own servers, under `bizosaas-bench-*` names, removed afterwards.
+
+- `deployment`: the stack deployed by the local applier under its own names, network and
+  port, with the unix socket on (the stack's settings otherwise);
+- `seed`: the compose container as the seed runs it (`redis-server --maxmemory 2gb
+  --maxmemory-policy allkeys-lru`, no password, no AOF) on the same network;
+- `limit`: a bare redis-server of the same image on the host's loopback (host network:
+  no NAT, no proxy, no cgroup limit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import redis
+
+from bizosaas_redis import redis_conf
+from bizosaas_redis.settings import Settings, build_settings, load_yaml, read_stack_config, stack_file
+
+from .. import local_apply
+from . import NAME_PREFIX
+from .runner import BenchmarkError
+
+# The official image is built with protected mode off; Debian's server (the offline
+# stand-in) is not, so the seed's container says it on its command line.
+SEED_COMMAND = ["redis-server", "--maxmemory", "2gb", "--maxmemory-policy", "allkeys-lru", "--protected-mode", "no"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(client: redis.Redis, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.ping()
+            return
+        except redis.RedisError:
+            if time.monotonic() > deadline:
+                raise BenchmarkError("a benchmark server did not answer within 60 s") from None
+            time.sleep(0.1)
+
+
+@dataclass
+class Lab:
+    engine: docker.DockerClient
+    stack: str
+    image: str | None  # None: the stack's own image
+    settings: list[str] = field(default_factory=list)  # more KEY=VALUE for the deployment
+    prefix: str = NAME_PREFIX
+    port: int = field(default_factory=free_port)
+    _state: tempfile.TemporaryDirectory[str] = field(default_factory=tempfile.TemporaryDirectory)
+    _made: list[str] = field(default_factory=list)  # containers started outside the applier
+
+    # --- the deployment ------------------------------------------------------------------
+
+    @property
+    def container_name(self) -> str:
+        return f"{self.prefix}-redis"
+
+    @property
+    def volume_name(self) -> str:
+        return f"{self.prefix}-data"
+
+    @property
+    def network(self) -> str:
+        return f"{self.prefix}-net"
+
+    @property
+    def seed_name(self) -> str:
+        return f"{self.prefix}-seed"
+
+    def overrides(self, *more: str) -> dict[str, Any]:
+        found: dict[str, Any] = {
+            "containerName": self.container_name,
+            "volumeName": self.volume_name,
+            "networkName": self.network,
+            "networkExternal": False,
+            "publishAddress": "127.0.0.1",
+            "hostPort": self.port,
+            "unixSocket": True,
+        }
+        if self.image:
+            found["image"] = self.image
+        for item in [*self.settings, *more]:
+            key, _, value = item.partition("=")
+            found[key] = load_yaml(value)
+        return found
+
+    @contextlib.contextmanager
+    def _local_state(self) -> Iterator[None]:
+        """The applier's state in a folder of the lab's, with a passphrase of its own."""
+        saved = {k: os.environ.get(k) for k in ("BIZOSAAS_LOCAL_STATE", "PULUMI_CONFIG_PASSPHRASE")}
+        os.environ["BIZOSAAS_LOCAL_STATE"] = self._state.name
+        os.environ["PULUMI_CONFIG_PASSPHRASE"] = saved["PULUMI_CONFIG_PASSPHRASE"] or "bizosaas-bench"
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+    def deploy(self, *more: str) -> local_apply.Result:
+        with self._local_state():
+            return local_apply.up(self.stack, self.overrides(*more), client=self.engine)
+
+    def remove_deployment(self) -> None:
+        with self._local_state(), contextlib.suppress(local_apply.LocalApplyError):
+            local_apply.down(self.stack, delete_data=True, client=self.engine)
+
+    def deployed_settings(self) -> Settings:
+        return build_settings({**read_stack_config(stack_file(self.stack)), **self.overrides()}, self.stack)
+
+    def admin(self) -> redis.Redis:
+        with self._local_state():
+            url = local_apply.outputs(self.stack, show_secrets=True)["redis_admin_url"]
+        return redis.Redis.from_url(url.rsplit("/", 1)[0] + "/0", socket_timeout=30)
+
+    def deployment_image(self) -> str:
+        return str(self.engine.containers.get(self.container_name).attrs["Config"]["Image"])
+
+    def socket_on_host(self) -> str:
+        """The socket through the volume's mount point (root reaches it from the host)."""
+        volume = self.engine.volumes.get(self.deployed_settings().socket_volume_name)
+        return str(Path(volume.attrs["Mountpoint"]) / Path(redis_conf.SOCKET_PATH).name)
+
+    @contextlib.contextmanager
+    def disposable_user(self) -> Iterator[tuple[str, str]]:
+        """An ACL user with the application user's rights, deleted afterwards."""
+        admin = self.admin()
+        name, password = f"bench-{secrets.token_hex(4)}", secrets.token_hex(16)
+        rules = redis_conf.acl_rules(self.deployed_settings()).split()
+        admin.execute_command("ACL", "SETUSER", name, "reset", "on", f">{password}", *rules)
+        try:
+            yield name, password
+        finally:
+            admin.execute_command("ACL", "DELUSER", name)
+
+    # --- the seed's container and the limit ----------------------------------------------------
+
+    def start_seed(self) -> int:
+        """The compose service as the seed runs it; returns its published port."""
+        port = free_port()
+        self._run(
+            self.seed_name,
+            SEED_COMMAND,
+            network=self.network,
+            ports={"6379/tcp": ("127.0.0.1", port)},
+        )
+        wait_for(redis.Redis(port=port))
+        return port
+
+    def start_limit(self, server_args: list[str]) -> int:
+        """redis-server of the same image on the host's loopback; returns its port."""
+        port = free_port()
+        args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "no"]
+        self._run(f"{self.prefix}-limit", [*args, *server_args], network_mode="host")
+        wait_for(redis.Redis(port=port))
+        return port
+
+    def _run(self, name: str, command: list[str], **kwargs: Any) -> None:
+        with contextlib.suppress(docker.errors.NotFound):
+            self.engine.containers.get(name).remove(force=True)
+        self.engine.containers.run(
+            self.deployment_image(), command, name=name, detach=True, labels={"com.bizosaas.bench": "1"}, **kwargs
+        )
+        self._made.append(name)
+
+    def close(self) -> None:
+        for name in self._made:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.engine.containers.get(name).remove(force=True, v=True)
+        self._made.clear()
+        self.remove_deployment()
+        self._state.cleanup()
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,62 @@
+"""The benchmarks run end to end with small counts, so they cannot rot. No timing is asserted."""
+
+from __future__ import annotations
+
+import re
+
+from bizosaas_redis_ops.bench import paths
+from bizosaas_redis_ops.bench.runner import WORKLOADS
+from conftest import TEST_PREFIX, cli
+
+PREFIX = f"{TEST_PREFIX}-bench"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _nothing_left(engine) -> None:
+    assert not engine.containers.list(all=True, filters={"name": PREFIX})
+    assert not engine.volumes.list(filters={"name": PREFIX})
+    assert not engine.networks.list(names=[f"{PREFIX}-net"])
+
+
+def test_paths_measures_every_path_and_cleans_up(engine, offline_image, tmp_path):
+    chart = tmp_path / "paths.png"
+    result = cli(
+        "benchmark", "paths", "--image", offline_image, "--requests", "500",
+        "--name-prefix", PREFIX, "--chart", str(chart),
+    )  # fmt: skip
+    detail, summary, goals = result.stdout.split("chart:")[0].strip().split("\n\n")
+    commands = sum(len(c) for c in WORKLOADS.values())
+    measured = [line for line in detail.splitlines()[2:] if line.strip()]
+    # 9 target/path pairs × 9 commands × 2 pipeline depths, each with a number in every column.
+    assert len(measured) == 9 * commands * len(paths.PIPELINES)
+    for line in measured:
+        cells = re.split(r"\s{2,}", line.strip())
+        assert all(float(c) > 0 for c in cells[-5:]), line
+        if cells[0] == paths.LIMIT:
+            assert cells[-4] == "1.00"
+    assert {re.split(r"\s{2,}", line)[1] for line in summary.splitlines()[2:]} == {
+        "loopback", "network", "published port", "unix socket",
+    }  # fmt: skip
+    assert len(goals.splitlines()) == 2 + 6 and ("met" in goals or "missed" in goals)
+    assert chart.read_bytes().startswith(PNG)
+    _nothing_left(engine)
+
+
+def test_growth_measures_each_size_and_cleans_up(engine, offline_image, tmp_path):
+    chart = tmp_path / "growth.png"
+    result = cli(
+        "benchmark", "growth", "--image", offline_image, "--sizes", "8,16",
+        "--set", "healthcheckInterval=1", "--set", "healthcheckTimeout=1",
+        "--name-prefix", PREFIX, "--chart", str(chart),
+    )  # fmt: skip
+    table = result.stdout.split("chart:")[0]
+    lines = {re.split(r"\s{2,}", line.strip())[0]: re.split(r"\s{2,}", line.strip())[1:] for line in table.splitlines()}
+    assert lines["measured"] == ["8 MB", "16 MB"]
+    small, large = (float(v) for v in lines["dataset MB (used_memory)"])
+    assert 8 <= small < large  # filled to at least the size asked for
+    for row in ("BGSAVE fork ms", "rewrite s", "Redis load s", "first command s", "healthy s", "disk MB/s"):
+        assert all(float(v) > 0 for v in lines[row]), row
+    peak, limit = (float(v) for v in lines["peak RSS MB / limit"][0].split(" / "))
+    assert 0 < peak < limit
+    assert chart.read_bytes().startswith(PNG)
+    _nothing_left(engine)

@@ -1,0 +1,71 @@
+"""The benchmark's pure parts: reading redis-benchmark, ratios, the goals' verdicts."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from bizosaas_redis_ops.bench import paths
+from bizosaas_redis_ops.bench.runner import WORKLOADS, BenchmarkError, Measured, parse
+
+# Printed by Debian 12's redis-benchmark 7.0.15 (GET, 50 clients, 20 000 requests).
+SAMPLE = Path(__file__).parent / "data" / "redis-benchmark-7.0-get.txt"
+
+
+def test_parse_reads_the_summary_and_the_p999_step():
+    measured = parse(SAMPLE.read_text())
+    assert measured == Measured(rps=111111.11, p50_ms=0.223, p99_ms=0.823, p999_ms=4.831)
+
+
+@pytest.mark.parametrize("text", ["", "Error: Connection refused\n", SAMPLE.read_text().split("Summary:")[0]])
+def test_parse_refuses_output_without_a_summary(text):
+    with pytest.raises(BenchmarkError, match="redis-benchmark printed no summary"):
+        parse(text)
+
+
+def rows(ratios: dict[tuple[str, str], float]) -> list[paths.Row]:
+    """Every command at both pipelines, each at the ratio given for its target and path."""
+    made = []
+    for (target, path), ratio in ratios.items():
+        for pipeline in paths.PIPELINES:
+            for workload, commands in WORKLOADS.items():
+                for label, _ in commands:
+                    measured = Measured(10_000 * ratio, 0.2, 0.5, 1.0)
+                    made.append(paths.Row(target, path, workload, label, pipeline, measured, ratio))
+    return made
+
+
+def test_goals_say_met_or_missed_against_their_floor():
+    found = rows(
+        {
+            (paths.LIMIT, "loopback"): 1.0,
+            (paths.SEED, "network"): 0.9,
+            (paths.SEED, "published port"): 0.4,
+            (paths.DEPLOYMENT, "network"): 0.81,
+            (paths.DEPLOYMENT_BARE, "network"): 0.9,
+            (paths.DEPLOYMENT_BARE, "published port"): 0.36,
+            (paths.DEPLOYMENT_BARE, "unix socket"): 0.95,
+        }
+    )
+    verdicts = {goal: (measured, verdict) for goal, measured, verdict in paths.goals(found)}
+    assert verdicts["consumers on the network ≥ 0.9 × limit"] == ("P1: 0.90 / P16: 0.90", "met")
+    assert verdicts["host tools through the socket ≥ 0.9 × limit"][1] == "met"
+    assert verdicts["host tools through the published port ≥ 0.9 × limit"] == ("P1: 0.36 / P16: 0.36", "missed")
+    assert verdicts["persistence off ≥ 0.95 × the seed, network"] == ("P1: 1.00 / P16: 1.00", "met")
+    assert verdicts["persistence off ≥ 0.95 × the seed, published port"] == ("P1: 0.90 / P16: 0.90", "missed")
+    assert verdicts["AOF everysec as the stack has it / persistence off (network)"] == (
+        "P1: 0.90 / P16: 0.90",
+        "(a cost, stated)",
+    )
+
+
+def test_summary_is_the_geometric_mean_over_commands():
+    # Of the 9 commands at each pipeline, 5 at 2.0 and 4 at 0.5: the geometric mean is
+    # 2 ** (1/9) ≈ 1.08, where the arithmetic mean would say 1.33.
+    found = [
+        dataclasses.replace(row, ratio=0.5 if i % 2 else 2.0)
+        for i, row in enumerate(rows({(paths.LIMIT, "loopback"): 1.0}))
+    ]
+    assert paths.summary(found)[(paths.LIMIT, "loopback", 1)] == pytest.approx(2.0 ** (1 / 9))
