@@ -460,8 +460,15 @@ def _chart_path(chart: Path | None, name: str) -> Path:
 @benchmark.command("paths")
 @lab_options
 @click.option("--requests", type=click.IntRange(100), default=50_000, show_default=True, help="per test")
+@click.option("--runs", type=click.IntRange(1), default=1, show_default=True, help="per test; the median is kept")
 def benchmark_paths(
-    stack: str, image: str | None, assignments: tuple[str, ...], name_prefix: str, chart: Path | None, requests: int
+    stack: str,
+    image: str | None,
+    assignments: tuple[str, ...],
+    name_prefix: str,
+    chart: Path | None,
+    requests: int,
+    runs: int,
 ) -> None:
     """Every consumer path of a disposable deployment beside the limit and the seed's container.
 
@@ -475,7 +482,7 @@ def benchmark_paths(
     from .docker_engine import ensure_engine
 
     with Lab(ensure_engine(), stack, image, list(assignments), prefix=name_prefix) as lab:
-        rows = paths.run(lab, requests, progress=lambda line: click.echo(f"  {line}", err=True))
+        rows = paths.run(lab, requests, runs, progress=lambda line: click.echo(f"  {line}", err=True))
     click.echo(paths.detail_table(rows) + "\n")
     click.echo(paths.summary_table(rows) + "\n")
     click.echo(paths.goals_table(rows))
