@@ -37,14 +37,9 @@ class CommandError(BizosaasRedisError):
 def stack_option(
     required: bool = True, help: str = "stack name (Pulumi.<stack>.yaml)", default: str | None = None
 ) -> Callable[[F], F]:
-    return click.option(
-        "--stack",
-        required=required and default is None,
-        default=default,
-        show_default=default is not None,
-        type=click.Choice(available_stacks()),
-        help=help,
-    )
+    # Click treats an explicit default=None as a default given, so pass one only when there is one.
+    defaults: dict[str, Any] = {"default": default, "show_default": True} if default else {"required": required}
+    return click.option("--stack", type=click.Choice(available_stacks()), help=help, **defaults)
 
 
 outputs_source_option = click.option(
