@@ -454,7 +454,7 @@ def _chart_path(chart: Path | None, name: str) -> Path:
 
 @benchmark.command("paths")
 @lab_options
-@click.option("--requests", type=click.IntRange(100), default=50_000, show_default=True, help="per test")
+@click.option("--requests", type=click.IntRange(5000), default=50_000, show_default=True, help="per test")
 @click.option("--runs", type=click.IntRange(1), default=1, show_default=True, help="per test; the median is kept")
 def benchmark_paths(
     stack: str,

@@ -21,7 +21,7 @@ def _nothing_left(engine) -> None:
 def test_paths_measures_every_path_and_cleans_up(engine, offline_image, tmp_path):
     chart = tmp_path / "paths.png"
     result = cli(
-        "benchmark", "paths", "--image", offline_image, "--requests", "500",
+        "benchmark", "paths", "--image", offline_image, "--requests", "5000",
         "--name-prefix", PREFIX, "--chart", str(chart),
     )  # fmt: skip
     detail, summary, goals = result.stdout.split("chart:")[0].strip().split("\n\n")

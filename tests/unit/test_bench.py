@@ -69,3 +69,9 @@ def test_summary_is_the_geometric_mean_over_commands():
         for i, row in enumerate(rows({(paths.LIMIT, "loopback"): 1.0}))
     ]
     assert paths.summary(found)[(paths.LIMIT, "loopback", 1)] == pytest.approx(2.0 ** (1 / 9))
+
+
+def test_parse_refuses_a_run_too_short_to_time():
+    text = SAMPLE.read_text().replace("111111.11 requests per second", "inf requests per second")
+    with pytest.raises(BenchmarkError, match="too short to time: raise --requests"):
+        parse(text)

@@ -67,7 +67,7 @@ class Measured:
     p999_ms: float
 
 
-_THROUGHPUT = re.compile(r"throughput summary: ([\d.]+) requests per second")
+_THROUGHPUT = re.compile(r"throughput summary: ([\d.]+|inf) requests per second")
 _PERCENTILE = re.compile(r"^\s*([\d.]+)% <= ([\d.]+) milliseconds", re.MULTILINE)
 _SUMMARY = re.compile(r"avg\s+min\s+p50\s+p95\s+p99\s+max\s*\n\s*([\d.\s]+)")
 
@@ -84,6 +84,9 @@ def parse(output: str) -> Measured:
     p999 = next((float(ms) for pct, ms in _PERCENTILE.findall(distribution) if float(pct) >= 99.9), None)
     if throughput is None or summary is None or p999 is None:
         raise BenchmarkError(f"redis-benchmark printed no summary; its output ends: {output[-300:]!r}")
+    if throughput.group(1) == "inf":
+        # redis-benchmark times whole milliseconds: a run shorter than one cannot be timed.
+        raise BenchmarkError("a test ended within a millisecond, too short to time: raise --requests")
     _avg, _min, p50, _p95, p99, _max = (float(v) for v in summary.group(1).split()[:6])
     return Measured(float(throughput.group(1)), p50, p99, p999)
 
