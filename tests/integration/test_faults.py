@@ -10,7 +10,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from redis.retry import Retry
 
 from bizosaas_redis.constants import REDIS_GID, REDIS_UID, REDIS_USER
 from bizosaas_redis_ops import smoke, tables
+from bizosaas_redis_ops.bench.probes import PeakRss
 from conftest import TEST_EXTERNAL_NETWORK, TEST_PREFIX, free_port, unavailable
 from dataset import differences, snapshot, write_every_type
 from harness import Deployment, Writer
@@ -239,33 +239,13 @@ def _writes(client: redis.Redis) -> bool:
         return False
 
 
-def _cgroup_memory(container_id: str) -> Path | None:
-    for base in (Path("/sys/fs/cgroup/memory/docker") / container_id, Path("/sys/fs/cgroup/docker") / container_id):
-        if base.exists():
-            return base
-    return None
-
-
 def test_memory_pressure_evicts_without_an_oom_kill(deploy, engine):
     """Write twice maxmemory while snapshots and AOF rewrites fork: evictions, no OOM kill."""
     deployment = deploy("memory", "maxmemory=32mb")  # limit: the default, maxmemory + 64 MB = 96 MB
     container = _container(engine, deployment)
     limit = container.attrs["HostConfig"]["Memory"]
-    cgroup = _cgroup_memory(container.id)
-    peak_rss = 0
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak_rss
-        while not stop.is_set() and cgroup is not None:
-            stat = dict(line.split() for line in (cgroup / "memory.stat").read_text().splitlines())
-            peak_rss = max(peak_rss, int(stat.get("total_rss", stat.get("rss", stat.get("anon", 0)))))
-            time.sleep(0.02)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
     client = deployment.admin()
-    try:
+    with PeakRss(container.id).sampling() as rss:
         value = os.urandom(512).hex()  # 1 KB, incompressible
         for batch in range(64):  # 64 × 1000 × 1 KB = 64 MB, twice maxmemory
             pipe = client.pipeline(transaction=False)
@@ -277,9 +257,7 @@ def test_memory_pressure_evicts_without_an_oom_kill(deploy, engine):
                     client.bgsave()
                 with contextlib.suppress(redis.ResponseError):
                     client.bgrewriteaof()
-    finally:
-        stop.set()
-        sampler.join(timeout=5)
+    peak_rss = rss.peak
     state = _container(engine, deployment).attrs["State"]
     info = client.info()
     MEASURED.append(
@@ -291,7 +269,7 @@ def test_memory_pressure_evicts_without_an_oom_kill(deploy, engine):
     )
     assert not state["OOMKilled"] and state["Running"] and _container(engine, deployment).attrs["RestartCount"] == 0
     assert info["evicted_keys"] > 0
-    assert cgroup is None or 0 < peak_rss < limit
+    assert 0 < peak_rss < limit
 
 
 def _dockerd_pid() -> int | None:
