@@ -271,8 +271,10 @@ class Settings(BaseModel):
     )
     save_on_shutdown: bool = Field(
         True,
-        description="Write a snapshot when the container is stopped or replaced, even with RDB rules off "
-        "(`shutdown-on-sigterm save`): a replacement keeps what was in memory.",
+        description="With AOF off: write a snapshot when the container is stopped or replaced, even with RDB "
+        "rules off (`shutdown-on-sigterm save`), so a replacement keeps what was in memory. With AOF on, a stop "
+        "flushes the AOF and writes no snapshot (`nosave`: a replacement at 1.5 GB waited 23.1 s with one, "
+        "see the README's performance section); switching AOF off loads the AOF once at start.",
     )
     # Security
     auth_enabled: bool = Field(True, description="Require a password (required in production).")

@@ -1,12 +1,16 @@
 """The container's start script: Redis never starts on a data file older than its data.
 
-Redis with `appendonly yes` reads only the AOF. When AOF has just been switched on (or
-back on) the newest data is in `dump.rdb`, which Redis would ignore and start empty, or
-from an AOF left over from an earlier period. Redis's documented remedy is `CONFIG SET
-appendonly yes` on the running server; this script does the same at start, without
-credentials: it seeds the AOF from `dump.rdb` (the snapshot Redis wrote when it was
-stopped: `shutdown-on-sigterm save`), keeps any earlier AOF aside (nothing is deleted),
-records the mode it started with, and then runs redis-server as the container's process.
+Redis with `appendonly yes` reads only the AOF; with `appendonly no`, only `dump.rdb`.
+A switch of that setting would start Redis on the older of the two:
+- switched on: the newest data is in `dump.rdb` (written at the stop: `shutdown-on-sigterm
+  save`), which Redis would ignore and start empty, or from an AOF left over from an
+  earlier period. Redis's documented remedy is `CONFIG SET appendonly yes` on the running
+  server; this script does the same at start, without credentials: it seeds the AOF from
+  `dump.rdb` and keeps any earlier AOF aside (nothing is deleted);
+- switched off: the newest data is in the AOF (an AOF server stops without a snapshot),
+  so a server without ports loads the AOF once and writes `dump.rdb` as it stops; if it
+  cannot, the script stops rather than start on older data.
+It records the mode it started with, then runs the server as the container's process.
 """
 
 from __future__ import annotations
@@ -36,6 +40,38 @@ if [ "$want" = yes ] && [ -s dump.rdb ] && {{ [ ! -d {AOF_DIR} ] || [ "$last" = 
     printf '{AOF_BASE_ONLY_MANIFEST}\\n' > {AOF_DIR}.new/{AOF_MANIFEST}
     mv {AOF_DIR}.new {AOF_DIR}
     echo "start-redis: appendonly switched on: the AOF starts from dump.rdb ($(wc -c < dump.rdb) bytes)" >&2
+fi
+if [ "$want" = no ] && [ "$last" = yes ] && [ -f {AOF_DIR}/{AOF_MANIFEST} ]; then
+    log=/tmp/aof-to-rdb.log
+    # No port: no client may write to it. A server must listen somewhere, so a private socket.
+    {flavour}-server {CONFIG_PATH} --appendonly yes --port 0 --tls-port 0 --unixsocket /tmp/aof-to-rdb.sock \
+        --unixsocketperm 700 --shutdown-on-sigterm save >$log 2>&1 &
+    pid=$!
+    # 'Ready to accept connections' (TCP) or '... ready to accept connections at <socket>'
+    until grep -q 'eady to accept connections' $log; do
+        if ! kill -0 $pid 2>/dev/null; then
+            cat $log >&2
+            echo "start-redis: could not load the AOF to write dump.rdb; not starting on older data" >&2
+            exit 1
+        fi
+        sleep 0.2
+    done
+    kill -TERM $pid
+    while kill -0 $pid 2>/dev/null; do
+        if grep -qi 'errors trying to shut' $log; then
+            kill -KILL $pid
+            cat $log >&2
+            echo "start-redis: could not write dump.rdb from the AOF; not starting on older data" >&2
+            exit 1
+        fi
+        sleep 0.2
+    done
+    if ! grep -q 'DB saved on disk' $log; then
+        cat $log >&2
+        echo "start-redis: could not write dump.rdb from the AOF; not starting on older data" >&2
+        exit 1
+    fi
+    echo "start-redis: appendonly switched off: dump.rdb written from the AOF ($(wc -c < dump.rdb) bytes)" >&2
 fi
 echo "$want" > {MODE_FILE}
 exec {flavour}-server {CONFIG_PATH}

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from bizosaas_redis import redis_conf
-from bizosaas_redis.settings import available_stacks, build_settings, load_stack_file
+from bizosaas_redis.settings import available_stacks, build_settings, load_stack_file, read_stack_config, stack_file
 
 APP, ADMIN = "app-secret-Pw1", "admin-secret-Pw2"
 
@@ -116,3 +116,18 @@ def test_healthcheck_tests_for_pong_and_carries_no_password(stack):
     assert test[0] == "CMD-SHELL"
     assert test[1].endswith("ping | grep -q PONG")
     assert APP not in test[1] and "--user healthcheck" in test[1]
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"appendonly": True}, "nosave"),  # the AOF is flushed at the stop and holds everything
+        ({"appendonly": True, "saveOnShutdown": False}, "nosave"),
+        ({"appendonly": False}, "save"),  # the snapshot is the only copy of what was in memory
+        ({"appendonly": False, "saveOnShutdown": False}, "default"),
+    ],
+)
+def test_a_stop_writes_a_snapshot_only_where_it_is_the_only_copy(values, expected):
+    settings = build_settings({**read_stack_config(stack_file("staging")), **values}, "staging")
+    assert f"\nshutdown-on-sigterm {expected}\n" in redis_conf.render_config(settings)
+    assert redis_conf.expected_config(settings)["shutdown-on-sigterm"] == expected
