@@ -30,6 +30,7 @@ from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.redis_conf import AOF_BASE, AOF_BASE_ONLY_MANIFEST, AOF_DIR, AOF_MANIFEST, DATA_DIR
 from bizosaas_redis.settings import Settings
 
+from .docker_engine import run_to_completion
 from .local_apply import wait_healthy
 
 
@@ -151,22 +152,19 @@ def _check_file_in_image(client: docker.DockerClient, image: str, path: Path) ->
 
 
 def _check_in_image(client: docker.DockerClient, image: str, path: Path) -> str:
-    checker = client.containers.create(
+    _code, output = run_to_completion(
+        client,
         image,
-        entrypoint=["redis-check-rdb", "/check/backup.rdb"],
+        ["/check/backup.rdb"],
+        timeout=120,
+        entrypoint=["redis-check-rdb"],
         # root, to read the owner-only backup through a read-only mount; no network.
         user="0:0",
         network_mode="none",
         read_only=True,
         volumes={str(path.resolve()): {"bind": "/check/backup.rdb", "mode": "ro"}},
     )
-    try:
-        checker.start()
-        checker.wait(timeout=120)
-        return bytes(checker.logs(stdout=True, stderr=True)).decode(errors="replace")
-    finally:
-        # v: the image's VOLUME /data got an anonymous volume; it goes too.
-        checker.remove(force=True, v=True)
+    return output
 
 
 def _volume_of(attrs: dict) -> str:

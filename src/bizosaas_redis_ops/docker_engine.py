@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import docker
 
@@ -82,3 +83,22 @@ def ensure_engine(start: bool = True, wait_seconds: float = 60) -> docker.Docker
         time.sleep(0.5)
     tail = DOCKERD_LOG.read_text(errors="replace")[-1500:] if DOCKERD_LOG.exists() else ""
     raise EngineError(f"dockerd did not answer within {wait_seconds:.0f}s; its log ends:\n{tail}")
+
+
+def run_to_completion(
+    client: docker.DockerClient, image: str, command: list[str], timeout: float = 600, **create: Any
+) -> tuple[int, str]:
+    """Run a one-off container to its end: its exit code and output (stdout and stderr).
+
+    It is removed afterwards with its anonymous volumes (an image's `VOLUME /data` gets
+    one per container; `docker run --rm` from the SDK would leave them behind).
+    """
+    container = client.containers.create(image, command, **create)
+    try:
+        container.start()
+        status = container.wait(timeout=timeout)
+        return int(status.get("StatusCode", 1)), bytes(container.logs(stdout=True, stderr=True)).decode(
+            errors="replace"
+        )
+    finally:
+        container.remove(force=True, v=True)

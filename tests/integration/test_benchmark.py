@@ -12,14 +12,21 @@ PREFIX = f"{TEST_PREFIX}-bench"
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def _nothing_left(engine) -> None:
+def _dangling_volumes(engine) -> set[str]:
+    return {v.name for v in engine.volumes.list(filters={"dangling": True})}
+
+
+def _nothing_left(engine, dangling_before: set[str]) -> None:
     assert not engine.containers.list(all=True, filters={"name": PREFIX})
+    # The client containers' anonymous volumes (the image's VOLUME /data) went with them.
+    assert _dangling_volumes(engine) <= dangling_before
     assert not engine.volumes.list(filters={"name": PREFIX})
     assert not engine.networks.list(names=[f"{PREFIX}-net"])
 
 
 def test_paths_measures_every_path_and_cleans_up(engine, offline_image, tmp_path):
     chart = tmp_path / "paths.png"
+    dangling = _dangling_volumes(engine)
     result = cli(
         "benchmark", "paths", "--image", offline_image, "--requests", "5000",
         "--name-prefix", PREFIX, "--chart", str(chart),
@@ -39,11 +46,12 @@ def test_paths_measures_every_path_and_cleans_up(engine, offline_image, tmp_path
     }  # fmt: skip
     assert len(goals.splitlines()) == 2 + 6 and ("met" in goals or "missed" in goals)
     assert chart.read_bytes().startswith(PNG)
-    _nothing_left(engine)
+    _nothing_left(engine, dangling)
 
 
 def test_growth_measures_each_size_and_cleans_up(engine, offline_image, tmp_path):
     chart = tmp_path / "growth.png"
+    dangling = _dangling_volumes(engine)
     result = cli(
         "benchmark", "growth", "--image", offline_image, "--sizes", "8,16",
         "--set", "healthcheckInterval=1", "--set", "healthcheckTimeout=1",
@@ -59,4 +67,4 @@ def test_growth_measures_each_size_and_cleans_up(engine, offline_image, tmp_path
     peak, limit = (float(v) for v in lines["peak RSS MB / limit"][0].split(" / "))
     assert 0 < peak < limit
     assert chart.read_bytes().startswith(PNG)
-    _nothing_left(engine)
+    _nothing_left(engine, dangling)

@@ -229,6 +229,7 @@ def test_a_taken_port_is_refused_before_the_running_container_is_touched(deploye
 def test_the_unix_socket_serves_consumers_with_the_group_and_no_one_else(deployed, engine, offline_image):
     """unixSocket: consumer containers that mount the volume with group 1000 connect; others cannot."""
     from bizosaas_redis import redis_conf
+    from bizosaas_redis_ops.docker_engine import run_to_completion
 
     result = local_up("staging", deployed["staging"], offline_image, "unixSocket=true")
     assert "container replaced" in result.stdout and "healthy" in result.stdout
@@ -241,18 +242,15 @@ def test_the_unix_socket_serves_consumers_with_the_group_and_no_one_else(deploye
             # The healthcheck user's password is public (it may only PING).
             command = ["redis-cli", "-s", redis_conf.SOCKET_PATH, "--user", redis_conf.HEALTHCHECK_USER]
             command += ["--pass", redis_conf.HEALTHCHECK_PASSWORD, "--no-auth-warning", "ping"]
-            try:
-                out = engine.containers.run(
-                    offline_image,
-                    command,
-                    user=user,
-                    volumes={volume: {"bind": redis_conf.SOCKET_DIR, "mode": "rw"}},
-                    network_mode="none",
-                    remove=True,
-                )
-            except docker.errors.ContainerError as refused:
-                out = refused.stderr or b""
-            return out.decode().strip()
+            _code, out = run_to_completion(
+                engine,
+                offline_image,
+                command,
+                user=user,
+                volumes={volume: {"bind": redis_conf.SOCKET_DIR, "mode": "rw"}},
+                network_mode="none",
+            )
+            return out.strip()
 
         assert consumer(f"{REDIS_UID + 1000}:{REDIS_GID}") == "PONG"  # another user, Redis's group
         assert "Permission denied" in consumer("4242:4242")

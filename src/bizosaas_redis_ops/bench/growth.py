@@ -150,7 +150,7 @@ def measure(lab: Lab, size_mb: int, progress: Callable[[str], None] = lambda _: 
                 rewrite_s = time.monotonic() - started
             rewrite_fork_ms = int(admin.info("stats")["latest_fork_usec"]) / 1000
         finally:
-            load.remove(force=True)
+            load.remove(force=True, v=True)
 
     mountpoint = Path(engine.volumes.get(lab.volume_name).attrs["Mountpoint"])
     files = [mountpoint / "dump.rdb", *sorted((mountpoint / redis_conf.AOF_DIR).glob("*"))]

@@ -14,6 +14,8 @@ import docker
 from bizosaas_redis.constants import REDIS_GID, REDIS_UID
 from bizosaas_redis.errors import BizosaasRedisError
 
+from ..docker_engine import run_to_completion
+
 CLIENTS = 50  # redis-benchmark's default; the seed's services hold about as many
 KEYSPACE = 100_000  # __rand_int__ ranges over this many keys
 CACHE_VALUE = "c" * 1024  # an API/LLM cache entry, about 1 KB of JSON
@@ -111,22 +113,17 @@ def run(
         if (client.socket_volume and client.socket_path)
         else None
     )
-    try:
-        out = engine.containers.run(
-            image,
-            [*argv, *command],
-            entrypoint="",
-            network_mode=client.network if client.network in ("host", "none") else None,
-            network=None if client.network in ("host", "none") else client.network,
-            # Redis's group reaches the socket; nothing here needs root.
-            user=f"{REDIS_UID}:{REDIS_GID}",
-            volumes=volumes,
-            remove=True,
-            stdout=True,
-            stderr=True,
-        )
-    except docker.errors.ContainerError as exc:
-        stderr = exc.stderr if isinstance(exc.stderr, bytes) else str(exc.stderr or "").encode()
-        raise BenchmarkError(f"redis-benchmark failed: {stderr.decode(errors='replace')[-300:]}") from None
-    text = out.decode(errors="replace") if isinstance(out, bytes) else str(out)
+    code, text = run_to_completion(
+        engine,
+        image,
+        [*argv, *command],
+        entrypoint="",
+        network_mode=client.network if client.network in ("host", "none") else None,
+        network=None if client.network in ("host", "none") else client.network,
+        # Redis's group reaches the socket; nothing here needs root.
+        user=f"{REDIS_UID}:{REDIS_GID}",
+        volumes=volumes,
+    )
+    if code != 0:
+        raise BenchmarkError(f"redis-benchmark failed: {text.strip()[-300:]}")
     return parse(text.replace("\r", "\n"))
