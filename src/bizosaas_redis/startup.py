@@ -44,7 +44,7 @@ fi
 if [ "$want" = no ] && [ "$last" = yes ] && [ -f {AOF_DIR}/{AOF_MANIFEST} ]; then
     log=/tmp/aof-to-rdb.log
     # No port: no client may write to it. A server must listen somewhere, so a private socket.
-    {flavour}-server {CONFIG_PATH} --appendonly yes --port 0 --tls-port 0 --unixsocket /tmp/aof-to-rdb.sock \
+    {flavour}-server {CONFIG_PATH} --appendonly yes --port 0 --tls-port 0 --unixsocket /tmp/aof-to-rdb.sock \\
         --unixsocketperm 700 --shutdown-on-sigterm save >$log 2>&1 &
     pid=$!
     # 'Ready to accept connections' (TCP) or '... ready to accept connections at <socket>'
