@@ -23,6 +23,13 @@ def _pyplot() -> Any:
     return plt
 
 
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def paths_chart(rows: list[Row], path: Path) -> Path:
     """Requests/s as a ratio to the limit, per target and path, at each pipeline depth."""
     from .paths import PIPELINES, summary
@@ -46,10 +53,14 @@ def paths_chart(rows: list[Row], path: Path) -> Path:
     ax.set_xlabel("requests/s ÷ the limit's (geometric mean over 9 commands)")
     ax.set_title("Consumer paths against a bare server on loopback (same image, same run)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
+
+
+def _label(axes: Any, unit: str, title: str) -> None:
+    axes.set_xlabel("dataset (used_memory, MB)")
+    axes.set_ylabel(unit)
+    axes.set_title(title)
+    axes.legend(fontsize=8)
 
 
 def growth_chart(rows: list[Growth], path: Path) -> Path:
@@ -66,18 +77,9 @@ def growth_chart(rows: list[Growth], path: Path) -> Path:
         ("AOF rewrite", [g.rewrite_s for g in rows]),
     ):
         times.plot(sizes, values, marker="o", label=label)
-    times.set_xlabel("dataset (used_memory, MB)")
-    times.set_ylabel("seconds")
-    times.set_title("Time against dataset size")
-    times.legend(fontsize=8)
+    _label(times, "seconds", "Time against dataset size")
     memory.plot(sizes, [g.peak_rss_mb for g in rows], marker="o", label="peak RSS during the rewrite")
     memory.plot(sizes, [g.limit_mb for g in rows], linestyle="--", label="container memory limit")
     memory.plot(sizes, sizes, linestyle=":", label="dataset")
-    memory.set_xlabel("dataset (used_memory, MB)")
-    memory.set_ylabel("MB")
-    memory.set_title("Memory during an AOF rewrite under writes")
-    memory.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    _label(memory, "MB", "Memory during an AOF rewrite under writes")
+    return _save(plt, fig, path)
