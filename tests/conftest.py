@@ -33,6 +33,7 @@ from bizosaas_redis.settings import (
     stack_file,
 )
 from bizosaas_redis_ops import local_apply
+from bizosaas_redis_ops.docker_engine import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 # The testinfra checks ship in bizosaas_redis_ops.checks; `bizosaas-redis verify` runs them,
@@ -60,12 +61,6 @@ def unavailable(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"CI needs this and it is not available: {reason}")
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class RedisProcess:

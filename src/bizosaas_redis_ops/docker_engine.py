@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -102,3 +103,10 @@ def run_to_completion(
         )
     finally:
         container.remove(force=True, v=True)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now, to publish a container on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -28,18 +27,13 @@ from bizosaas_redis import redis_conf
 from bizosaas_redis.settings import Settings, build_settings, load_yaml, read_stack_config, stack_file
 
 from .. import local_apply
+from ..docker_engine import free_port
 from . import NAME_PREFIX
 from .runner import BenchmarkError
 
 # The official image is built with protected mode off; Debian's server (the offline
 # stand-in) is not, so the seed's container says it on its command line.
 SEED_COMMAND = ["redis-server", "--maxmemory", "2gb", "--maxmemory-policy", "allkeys-lru", "--protected-mode", "no"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(client: redis.Redis, timeout: float = 60) -> None:
