@@ -318,7 +318,7 @@ def _get_container(client: docker.DockerClient, name: str):
         return None
 
 
-def wait_healthy(client: docker.DockerClient, name: str, timeout: float) -> None:
+def wait_healthy(client: docker.DockerClient, name: str, timeout: float, poll: float = 0.3) -> None:
     deadline = time.monotonic() + timeout
     status = "unknown"
     while time.monotonic() < deadline:
@@ -329,7 +329,7 @@ def wait_healthy(client: docker.DockerClient, name: str, timeout: float) -> None
             return
         if not state["Running"] and state["Status"] in ("exited", "dead"):
             break
-        time.sleep(0.3)
+        time.sleep(poll)
     attrs = client.api.inspect_container(name)
     probes = attrs["State"].get("Health", {}).get("Log", [])
     last = probes[-1]["Output"].strip() if probes else "no probe ran"

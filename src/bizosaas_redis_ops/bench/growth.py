@@ -12,15 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import docker
 import redis
 
 from bizosaas_redis import redis_conf
 from bizosaas_redis.constants import REDIS_GID, REDIS_UID
 from bizosaas_redis.settings import Settings
 
-from .. import tables
-from .lab import Lab
+from .. import local_apply, tables
+from .lab import Lab, wait_for
 from .probes import PeakRss, Probe
 from .runner import CLIENTS, BenchmarkError
 
@@ -66,6 +65,16 @@ def _fill(client: redis.Redis, target_bytes: int) -> int:
     return keys
 
 
+def _timed(admin: redis.Redis, start: Callable[[], object]) -> float:
+    """Seconds from starting a background save or rewrite until it is done."""
+    _wait_persistence(admin)
+    started = time.monotonic()
+    start()
+    time.sleep(0.05)  # it reports itself in progress from the next INFO on
+    _wait_persistence(admin)
+    return time.monotonic() - started
+
+
 def _wait_persistence(client: redis.Redis) -> None:
     while True:
         info = client.info("persistence")
@@ -102,7 +111,8 @@ def measure(lab: Lab, size_mb: int, progress: Callable[[str], None] = lambda _: 
     lab.deploy()
     engine = lab.engine
     admin = lab.admin()
-    socket_client = lambda: _client_like(admin, unix_socket_path=lab.socket_on_host(), socket_timeout=10)  # noqa: E731
+    socket_path = lab.socket_on_host()  # the volume outlives restarts and replacements
+    socket_client = lambda: _client_like(admin, unix_socket_path=socket_path, socket_timeout=10)  # noqa: E731
     progress(f"{size_mb} MB: filling")
     started = time.monotonic()
     keys = _fill(socket_client(), size_mb * MB)
@@ -110,12 +120,7 @@ def measure(lab: Lab, size_mb: int, progress: Callable[[str], None] = lambda _: 
     used_mb = int(admin.info("memory")["used_memory"]) / MB
 
     progress(f"{size_mb} MB: BGSAVE")
-    _wait_persistence(admin)
-    started = time.monotonic()
-    admin.bgsave()
-    time.sleep(0.05)
-    _wait_persistence(admin)
-    bgsave_s = time.monotonic() - started
+    bgsave_s = _timed(admin, admin.bgsave)
     bgsave_fork_ms = int(admin.info("stats")["latest_fork_usec"]) / 1000
 
     progress(f"{size_mb} MB: AOF rewrite under a write load")
@@ -138,16 +143,9 @@ def measure(lab: Lab, size_mb: int, progress: Callable[[str], None] = lambda _: 
             with under_load.running():
                 time.sleep(2)
             rewrite = Probe(socket_client)
-            _wait_persistence(admin)
+            _wait_persistence(admin)  # not measured: a save still running from before
             with PeakRss(str(container.id)).sampling() as rss, rewrite.running():
-                started = time.monotonic()
-                if settings.appendonly:
-                    admin.bgrewriteaof()
-                else:
-                    admin.bgsave()
-                time.sleep(0.05)
-                _wait_persistence(admin)
-                rewrite_s = time.monotonic() - started
+                rewrite_s = _timed(admin, admin.bgrewriteaof if settings.appendonly else admin.bgsave)
             rewrite_fork_ms = int(admin.info("stats")["latest_fork_usec"]) / 1000
         finally:
             load.remove(force=True, v=True)
@@ -165,8 +163,10 @@ def measure(lab: Lab, size_mb: int, progress: Callable[[str], None] = lambda _: 
     since = int(time.time())
     started = time.monotonic()
     container.start()
-    first_command_s = _until(lambda: _answers(socket_client), 600) - started
-    healthy_s = _until(lambda: _healthy(engine, lab.container_name), 600) - started
+    wait_for(socket_client(), timeout=600)
+    first_command_s = time.monotonic() - started
+    local_apply.wait_healthy(engine, lab.container_name, timeout=600, poll=0.02)
+    healthy_s = time.monotonic() - started
     logged = _LOADED.findall(container.logs(since=since).decode(errors="replace"))
     redis_load_s = float(logged[-1]) if logged else float("nan")
     # What a start reads: the AOF folder when AOF is on, else the snapshot.
@@ -178,7 +178,9 @@ def measure(lab: Lab, size_mb: int, progress: Callable[[str], None] = lambda _: 
         started = time.monotonic()
         lab.deploy(f"labels={{com.bizosaas.bench.run: '{time.time_ns()}'}}")
         replace_up_s = time.monotonic() - started
-        _until(lambda: replace.latencies_ms and replace.longest_gap_s > 0 and _answers(socket_client), 600)
+        # The probe's gap closes with its first answer from the new container.
+        answered = len(replace.latencies_ms)
+        _until(lambda: len(replace.latencies_ms) > answered, 600)
     return Growth(
         size_mb,
         used_mb,
@@ -208,17 +210,6 @@ def _client_like(admin: redis.Redis, **kwargs: Any) -> redis.Redis:
     """A client with the admin's credentials, reaching Redis another way."""
     found = admin.connection_pool.connection_kwargs
     return redis.Redis(username=found.get("username"), password=found.get("password"), **kwargs)
-
-
-def _answers(connect: Callable[[], redis.Redis]) -> bool:
-    try:
-        return bool(connect().ping())
-    except (redis.RedisError, OSError):
-        return False
-
-
-def _healthy(engine: docker.DockerClient, name: str) -> bool:
-    return engine.api.inspect_container(name)["State"].get("Health", {}).get("Status") == "healthy"
 
 
 def _until(condition: Callable[[], object], timeout: float) -> float:

@@ -28,6 +28,7 @@ from bizosaas_redis.settings import Settings, build_settings, load_yaml, read_st
 
 from .. import local_apply
 from ..docker_engine import free_port
+from ..smoke import with_db
 from . import NAME_PREFIX
 from .runner import BenchmarkError
 
@@ -44,7 +45,7 @@ def wait_for(client: redis.Redis, timeout: float = 60) -> None:
             return
         except redis.RedisError:
             if time.monotonic() > deadline:
-                raise BenchmarkError("a benchmark server did not answer within 60 s") from None
+                raise BenchmarkError(f"a benchmark server did not answer within {timeout:.0f} s") from None
             time.sleep(0.1)
 
 
@@ -58,6 +59,7 @@ class Lab:
     port: int = field(default_factory=free_port)
     _state: tempfile.TemporaryDirectory[str] = field(default_factory=tempfile.TemporaryDirectory)
     _made: list[str] = field(default_factory=list)  # containers started outside the applier
+    _admin_url: str | None = None  # read from the applier's state once per deployment
 
     # --- the deployment ------------------------------------------------------------------
 
@@ -110,6 +112,7 @@ class Lab:
                     os.environ[key] = value
 
     def deploy(self, *more: str) -> local_apply.Result:
+        self._admin_url = None
         with self._local_state():
             return local_apply.up(self.stack, self.overrides(*more), client=self.engine)
 
@@ -121,9 +124,11 @@ class Lab:
         return build_settings({**read_stack_config(stack_file(self.stack)), **self.overrides()}, self.stack)
 
     def admin(self) -> redis.Redis:
-        with self._local_state():
-            url = local_apply.outputs(self.stack, show_secrets=True)["redis_admin_url"]
-        return redis.Redis.from_url(url.rsplit("/", 1)[0] + "/0", socket_timeout=30)
+        if self._admin_url is None:
+            # The outputs come from running the program under mocks: once, not per client.
+            with self._local_state():
+                self._admin_url = with_db(local_apply.outputs(self.stack, show_secrets=True)["redis_admin_url"], 0)
+        return redis.Redis.from_url(self._admin_url, socket_timeout=30)
 
     def deployment_image(self) -> str:
         return str(self.engine.containers.get(self.container_name).attrs["Config"]["Image"])
