@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from bizosaas_redis import redis_conf
 from bizosaas_redis.constants import REDIS_GID, REDIS_UID
@@ -207,9 +209,14 @@ def measure(lab: Lab, size_mb: int, progress: Callable[[str], None] = lambda _: 
 
 
 def _client_like(admin: redis.Redis, **kwargs: Any) -> redis.Redis:
-    """A client with the admin's credentials, reaching Redis another way."""
+    """A client with the admin's credentials, reaching Redis another way.
+
+    It does not retry by itself (redis-py's default backs off up to 1 s between ten
+    tries): the waits measured are Redis's, and the callers retry every 10-20 ms."""
     found = admin.connection_pool.connection_kwargs
-    return redis.Redis(username=found.get("username"), password=found.get("password"), **kwargs)
+    return redis.Redis(
+        username=found.get("username"), password=found.get("password"), retry=Retry(NoBackoff(), 0), **kwargs
+    )
 
 
 def _until(condition: Callable[[], object], timeout: float) -> float:
