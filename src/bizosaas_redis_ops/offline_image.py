@@ -52,6 +52,13 @@ class Server:
         return self.name.split("-", 1)[0]
 
 
+def _binaries(program: str) -> tuple[str, ...]:
+    """The files each stand-in copies: the flavour's tools (redis-server is a link to
+    <program>-check-rdb in the packages) and setpriv."""
+    tools = ("check-rdb", "cli", "check-aof", "benchmark")
+    return (*(f"/usr/bin/{program}-{tool}" for tool in tools), "/usr/bin/setpriv")
+
+
 SERVERS = {
     s.name: s
     for s in (
@@ -61,13 +68,7 @@ SERVERS = {
             "Offline stand-in for redis:7-alpine: Debian 12 redis-server 7.0",
             None,
             ("redis-server", "redis-tools"),
-            (
-                "/usr/bin/redis-check-rdb",
-                "/usr/bin/redis-cli",
-                "/usr/bin/redis-check-aof",
-                "/usr/bin/redis-benchmark",
-                "/usr/bin/setpriv",
-            ),
+            _binaries("redis"),
             (("/usr/bin/redis-server", "redis-check-rdb"),),
         ),
         Server(
@@ -76,13 +77,7 @@ SERVERS = {
             "Offline stand-in for redis:8.0-alpine: Debian 13 redis-server 8.0",
             "trixie",
             ("redis-server", "redis-tools", "util-linux"),
-            (
-                "/usr/bin/redis-check-rdb",
-                "/usr/bin/redis-cli",
-                "/usr/bin/redis-check-aof",
-                "/usr/bin/redis-benchmark",
-                "/usr/bin/setpriv",
-            ),
+            _binaries("redis"),
             (("/usr/bin/redis-server", "redis-check-rdb"),),
         ),
         Server(
@@ -91,13 +86,7 @@ SERVERS = {
             "Offline stand-in for valkey/valkey:8.1-alpine: Debian 13 valkey-server 8.1",
             "trixie",
             ("valkey-server", "valkey-tools", "util-linux"),
-            (
-                "/usr/bin/valkey-check-rdb",
-                "/usr/bin/valkey-cli",
-                "/usr/bin/valkey-check-aof",
-                "/usr/bin/valkey-benchmark",
-                "/usr/bin/setpriv",
-            ),
+            _binaries("valkey"),
             (
                 ("/usr/bin/valkey-server", "valkey-check-rdb"),
                 ("/usr/bin/redis-server", "valkey-check-rdb"),
