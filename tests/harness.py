@@ -92,5 +92,3 @@ class Deployment:
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("BIZOSAAS_LOCAL_STATE", self.env["BIZOSAAS_LOCAL_STATE"])
             return local_apply.outputs(self.stack, show_secrets=True)
-
-

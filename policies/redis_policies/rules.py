@@ -31,6 +31,7 @@ REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
 LABEL = "com.bizosaas.redis."
 LABEL_SERVICE = "com.bizosaas.service"
 LABEL_ENVIRONMENT = "com.bizosaas.environment"
+LABEL_ROLE = "com.bizosaas.role"
 REDIS_USER = "999:1000"
 MIN_HEADROOM = 2.0
 MIN_OVERHEAD = 64 * 1024**2
@@ -185,6 +186,20 @@ def _persistence_configured(args: ResourceValidationArgs) -> list[str]:
         if found.get(f"{LABEL}appendonly") != "yes" and not found.get(f"{LABEL}save"):
             problems.append("neither AOF nor RDB snapshots are on")
     return problems
+
+
+def _durable_data_not_evicted(args: ResourceValidationArgs) -> list[str]:
+    """An instance holding the broker, streams and sessions (role shared or durable) must
+    not evict: volatile-* policies evict sessions and blacklist entries too (they have TTLs)."""
+    found = labels(args.props)
+    role, policy = found.get(LABEL_ROLE), found.get(f"{LABEL}maxmemory-policy")
+    if role in ("shared", "durable") and policy and policy != "noeviction":
+        return [
+            f"this instance (role {role}) holds the Celery broker and results, streams, sessions and the JWT "
+            f"blacklist under maxmemory-policy {policy}: when memory fills, eviction drops queued tasks, stream "
+            "entries and sessions, and un-revokes tokens"
+        ]
+    return []
 
 
 def _no_privileged(args: ResourceValidationArgs) -> list[str]:
@@ -394,6 +409,14 @@ RULES: list[Rule] = [
         "add to redis:deniedCommands: FLUSHALL, FLUSHDB (and in production KEYS, CONFIG, DEBUG, SHUTDOWN, MONITOR)",
         _C,
         _dangerous_commands_denied,
+    ),
+    Rule(
+        "redis-durable-data-not-evicted",
+        "Queues, streams, sessions and the JWT blacklist live on an instance that does not evict.",
+        "set redis:layout to split (a durable instance with noeviction beside the cache), or "
+        "redis:maxmemoryPolicy to noeviction",
+        _C,
+        _durable_data_not_evicted,
     ),
 ]
 RULES_BY_NAME = {rule.name: rule for rule in RULES}

@@ -2,38 +2,107 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import quote
 
 from . import redis_conf
-from .settings import Settings
+from .settings import DURABLE_PREFIX, Role, Settings
+
+# What a service keeps where: `cache` may be evicted; `durable` must never be (sessions,
+# the JWT blacklist, streams, the Celery broker and results).
+Use = Literal["cache", "durable"]
+
+
+def service_roles(layout: str) -> dict[Use, Role]:
+    """Which instance serves each use: the one instance, or the split stack's two."""
+    if layout == "split":
+        return {"cache": "cache", "durable": "durable"}
+    return {"cache": "shared", "durable": "shared"}
+
+
+@dataclass(frozen=True)
+class InstanceNames:
+    """How one instance's resources, stack outputs and secret config keys are named."""
+
+    resource: str  # Pulumi resource name of its RedisService
+    output_prefix: str  # of its stack outputs
+    config_prefix: str  # of its secret config keys
+
+    def config_key(self, key: str) -> str:
+        return self.config_prefix + key[0].upper() + key[1:] if self.config_prefix else key
+
+
+def instance_names(role: Role) -> InstanceNames:
+    if role == "durable":
+        return InstanceNames(resource="redis-durable", output_prefix=f"{DURABLE_PREFIX}_", config_prefix=DURABLE_PREFIX)
+    # The cache of a split stack keeps the names of layout single: no replacement on switching.
+    return InstanceNames(resource="redis", output_prefix="", config_prefix="")
 
 
 def redis_url(settings: Settings, username: str | None, password: str | None, db: int) -> str:
     """`redis[s]://[user:password@]host:port/db` reaching the published port."""
+    return _url(settings, settings.url_host, settings.host_port, username, password, db)
+
+
+def network_url(settings: Settings, password: str | None, db: int) -> str:
+    """The URL a service on the Docker network uses: the container by name, Redis's own port."""
+    return _url(settings, settings.name, redis_conf.CONTAINER_PORT, settings.app_username, password, db)
+
+
+def _url(settings: Settings, host: str, port: int, username: str | None, password: str | None, db: int) -> str:
     scheme = "rediss" if settings.tls_enabled else "redis"
     auth = f"{quote(username or 'default', safe='')}:{quote(password, safe='')}@" if password else ""
-    return f"{scheme}://{auth}{settings.url_host}:{settings.host_port}/{db}"
+    return f"{scheme}://{auth}{host}:{port}/{db}"
 
 
-def consumer_env(settings: Settings) -> dict[str, str]:
-    """What a service on the network puts in its .env (the password is a separate secret)."""
+def _urls(serving: dict[Use, Settings], passwords: dict[Use, str | None]) -> dict[str, str]:
+    cache, durable = serving["cache"], serving["durable"]
+    return {
+        "REDIS_CACHE_URL": network_url(cache, passwords["cache"], cache.cache_db),
+        "REDIS_URL": network_url(durable, passwords["durable"], durable.cache_db),
+        "REDIS_SESSION_URL": network_url(durable, passwords["durable"], durable.cache_db),
+        "REDIS_STREAM_URL": network_url(durable, passwords["durable"], durable.cache_db),
+        "CELERY_BROKER_URL": network_url(durable, passwords["durable"], durable.celery_broker_db),
+        "CELERY_RESULT_BACKEND": network_url(durable, passwords["durable"], durable.celery_result_db),
+    }
+
+
+def consumer_env(serving: dict[Use, Settings]) -> dict[str, str]:
+    """What a service on the network puts in its .env, the same keys in both layouts.
+
+    The URLs here carry no password; `consumer_secrets` has them with it.
+    """
+    cache, durable = serving["cache"], serving["durable"]
     socket = (
         # Mount the volume at the same path and run with group 1000 to use it.
-        {"REDIS_SOCKET_PATH": redis_conf.SOCKET_PATH, "REDIS_SOCKET_VOLUME": settings.socket_volume_name}
-        if settings.unix_socket
+        {"REDIS_SOCKET_PATH": redis_conf.SOCKET_PATH, "REDIS_SOCKET_VOLUME": durable.socket_volume_name}
+        if durable.unix_socket
         else {}
     )
     return {
         **socket,
-        "REDIS_HOST": settings.name,
+        **_urls(serving, {"cache": None, "durable": None}),
+        "REDIS_HOST": durable.name,
         "REDIS_PORT": str(redis_conf.CONTAINER_PORT),
-        "REDIS_USERNAME": settings.app_username,
-        "REDIS_DB": str(settings.cache_db),
-        "REDIS_SSL": "true" if settings.tls_enabled else "false",
-        "REDIS_CACHE_TTL": str(settings.cache_ttl),
-        "REDIS_SESSION_TTL": str(settings.session_ttl),
-        "REDIS_STREAM_MAXLEN": str(settings.stream_maxlen),
-        "CELERY_BROKER_DB": str(settings.celery_broker_db),
-        "CELERY_RESULT_DB": str(settings.celery_result_db),
-        "REDIS_MAX_CONNECTIONS": str(settings.maxclients),
+        "REDIS_CACHE_HOST": cache.name,
+        "REDIS_CACHE_PORT": str(redis_conf.CONTAINER_PORT),
+        "REDIS_USERNAME": durable.app_username,
+        "REDIS_DB": str(durable.cache_db),
+        "REDIS_SSL": "true" if durable.tls_enabled else "false",
+        "REDIS_CACHE_TTL": str(cache.cache_ttl),
+        "REDIS_SESSION_TTL": str(durable.session_ttl),
+        "REDIS_STREAM_MAXLEN": str(durable.stream_maxlen),
+        "CELERY_BROKER_DB": str(durable.celery_broker_db),
+        "CELERY_RESULT_DB": str(durable.celery_result_db),
+        "REDIS_MAX_CONNECTIONS": str(durable.maxclients),
     }
+
+
+def consumer_secrets(serving: dict[Use, Settings], passwords: dict[Use, str | None]) -> dict[str, str]:
+    """The URLs of `consumer_env` with the application password, and the passwords."""
+    secrets = _urls(serving, passwords)
+    for key, password in (("REDIS_PASSWORD", passwords["durable"]), ("REDIS_CACHE_PASSWORD", passwords["cache"])):
+        if password is not None:
+            secrets[key] = password
+    return secrets

@@ -17,6 +17,9 @@ REDIS_USER = f"{REDIS_UID}:{REDIS_GID}"
 LABEL_SERVICE = "com.bizosaas.service"
 LABEL_STACK = "com.bizosaas.stack"
 LABEL_ENVIRONMENT = "com.bizosaas.environment"
+# What the instance holds (shared, cache, durable): the policy pack checks it against the
+# eviction policy; tools tell a split stack's two instances apart by it.
+LABEL_ROLE = "com.bizosaas.role"
 LABEL_PREFIX = "com.bizosaas.redis."
 SERVICE_REDIS = "redis"
 SERVICE_EXPORTER = "redis-exporter"

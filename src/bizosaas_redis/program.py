@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -11,8 +13,8 @@ from pulumi.runtime import config as runtime_config
 
 from . import redis_conf
 from .components import RedisService
-from .connection import consumer_env, redis_url
-from .settings import NAMESPACE, SECRET_KEYS, Settings, SettingsError, build_settings
+from .connection import consumer_env, consumer_secrets, instance_names, redis_url, service_roles
+from .settings import NAMESPACE, SECRET_KEYS, Settings, SettingsError, build_settings, instances
 
 
 def _stack_config_values() -> dict[str, Any]:
@@ -52,41 +54,84 @@ def _password(config_key: str, resource_name: str) -> pulumi.Output[str]:
     return pulumi.Output.secret(generated.result)
 
 
+def _secret_url(password: pulumi.Input[str] | None, build: Callable[[str | None], str]) -> pulumi.Output[str]:
+    return pulumi.Output.secret(pulumi.Output.from_input(password).apply(build))
+
+
+@dataclass
+class Instance:
+    """One deployed instance: its settings, component and application password."""
+
+    settings: Settings
+    service: RedisService
+    app_password: pulumi.Output[str] | None
+
+
+def deploy_instance(settings: Settings) -> Instance:
+    """The instance's passwords, its RedisService and its outputs (prefixed `durable_` for
+    the durable instance of a split stack; the cache's resource names stay those of layout
+    single, so that switching layout does not replace it)."""
+    names = instance_names(settings.role)
+    app_password = (
+        _password(names.config_key("password"), f"{names.resource}-password") if settings.auth_enabled else None
+    )
+    admin_password = _password(names.config_key("adminPassword"), f"{names.resource}-admin-password")
+    exporter_password = (
+        _password(names.config_key("exporterPassword"), f"{names.resource}-exporter-password")
+        if settings.exporter_enabled
+        else None
+    )
+    service = RedisService(names.resource, settings, app_password, admin_password, exporter_password)
+
+    def export(key: str, value: Any) -> None:
+        pulumi.export(names.output_prefix + key, value)
+
+    export("role", settings.role)
+    export("container_name", service.container.name)
+    export("host", settings.url_host)
+    export("port", settings.host_port)
+    export("network", service.network_name)
+    export("volume", service.volume.name)
+    if service.socket_volume is not None:
+        export("socket_volume", service.socket_volume.name)
+        export("socket_path", redis_conf.SOCKET_PATH)
+    export("app_username", settings.app_username)
+    export("admin_username", settings.admin_username)
+    # What is uploaded minus the user lines, so that previews show config changes.
+    export("redis_conf", redis_conf.render_config(settings))
+    export(
+        "redis_url",
+        _secret_url(app_password, lambda pw: redis_url(settings, settings.app_username, pw, settings.cache_db)),
+    )
+    export(
+        "redis_admin_url",
+        _secret_url(admin_password, lambda pw: redis_url(settings, settings.admin_username, pw, settings.cache_db)),
+    )
+    if app_password is not None:
+        export("redis_password", pulumi.Output.secret(app_password))
+    if service.exporter is not None:
+        export("exporter_url", f"http://{settings.url_host}:{settings.exporter_port}/metrics")
+    return Instance(settings, service, app_password)
+
+
 def main() -> None:
     settings = load_settings()
-    app_password = _password("password", "redis-password") if settings.auth_enabled else None
-    admin_password = _password("adminPassword", "redis-admin-password")
-    exporter_password = _password("exporterPassword", "redis-exporter-password") if settings.exporter_enabled else None
-
-    service = RedisService("redis", settings, app_password, admin_password, exporter_password)
-
-    pulumi.export("container_name", service.container.name)
-    pulumi.export("host", settings.url_host)
-    pulumi.export("port", settings.host_port)
-    pulumi.export("network", service.network_name)
-    pulumi.export("volume", service.volume.name)
-    if service.socket_volume is not None:
-        pulumi.export("socket_volume", service.socket_volume.name)
-        pulumi.export("socket_path", redis_conf.SOCKET_PATH)
+    deployed = {instance.role: deploy_instance(instance) for instance in instances(settings)}
+    pulumi.export("layout", settings.layout)
     pulumi.export("cache_db", settings.cache_db)
     pulumi.export("celery_broker_db", settings.celery_broker_db)
     pulumi.export("celery_result_db", settings.celery_result_db)
-    pulumi.export("app_username", settings.app_username)
-    pulumi.export("admin_username", settings.admin_username)
-    pulumi.export("consumer_env", consumer_env(settings))
-    # What is uploaded minus the user lines, so that previews show config changes.
-    pulumi.export("redis_conf", redis_conf.render_config(settings))
     pulumi.export("settings", json.loads(settings.model_dump_json(by_alias=True)))
-
-    app_url = pulumi.Output.from_input(app_password).apply(
-        lambda pw: redis_url(settings, settings.app_username, pw, settings.cache_db)
+    # Which instance serves what, the same keys in both layouts.
+    serving = {use: deployed[role] for use, role in service_roles(settings.layout).items()}
+    serving_settings = {use: instance.settings for use, instance in serving.items()}
+    pulumi.export("consumer_env", consumer_env(serving_settings))
+    passwords = pulumi.Output.all(cache=serving["cache"].app_password, durable=serving["durable"].app_password)
+    pulumi.export(
+        "consumer_secrets",
+        pulumi.Output.secret(
+            passwords.apply(
+                lambda pws: consumer_secrets(serving_settings, {"cache": pws["cache"], "durable": pws["durable"]})
+            )
+        ),
     )
-    admin_url = pulumi.Output.from_input(admin_password).apply(
-        lambda pw: redis_url(settings, settings.admin_username, pw, settings.cache_db)
-    )
-    pulumi.export("redis_url", pulumi.Output.secret(app_url))
-    pulumi.export("redis_admin_url", pulumi.Output.secret(admin_url))
-    if app_password is not None:
-        pulumi.export("redis_password", pulumi.Output.secret(app_password))
-    if service.exporter is not None:
-        pulumi.export("exporter_url", f"http://{settings.url_host}:{settings.exporter_port}/metrics")

@@ -43,7 +43,15 @@ from .errors import BizosaasRedisError
 DEFAULT_SAVE = ((900, 1), (300, 10), (60, 10000))
 NAMESPACE = "redis"
 # Secret keys are read with get_secret by the program; the model never holds them.
-SECRET_KEYS = ("password", "adminPassword", "exporterPassword")
+# The durable instance of a split stack has its own (`durablePassword`, ...).
+INSTANCE_SECRET_KEYS = ("password", "adminPassword", "exporterPassword")
+DURABLE_PREFIX = "durable"
+# Settings fields that are not config keys (set by build_settings).
+INTERNAL_FIELDS = ("stack", "role")
+SECRET_KEYS = (
+    *INSTANCE_SECRET_KEYS,
+    *(DURABLE_PREFIX + key[0].upper() + key[1:] for key in INSTANCE_SECRET_KEYS),
+)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 MAXMEMORY_POLICIES = (
@@ -69,6 +77,41 @@ MIN_MEMORY_OVERHEAD = 64 * 1024**2
 def minimum_memory_limit(maxmemory: int) -> int:
     return max(math.ceil(MIN_MEMORY_HEADROOM * maxmemory), maxmemory + MIN_MEMORY_OVERHEAD)
 
+
+LAYOUTS = ("single", "split")
+# What an instance holds: `shared` everything (layout single); `cache` what may be evicted;
+# `durable` the Celery broker and results, streams, sessions and the JWT blacklist.
+Role = Literal["shared", "cache", "durable"]
+# Settings both instances of a split stack share, written once at the top level.
+SHARED_SETTINGS = (
+    "environment",
+    "flavour",
+    "image",
+    "publish_address",
+    "advertised_host",
+    "network_name",
+    "network_external",
+    "auth_enabled",
+    "app_username",
+    "admin_username",
+    "tls_enabled",
+    "tls_certs_dir",
+    "tls_auth_clients",
+    "restart_policy",
+    "exporter_enabled",
+    "exporter_image",
+    "databases",
+    "cache_db",
+    "celery_broker_db",
+    "celery_result_db",
+    "cache_ttl",
+    "session_ttl",
+    "stream_maxlen",
+    "layout",
+    "durable",
+)
+# The durable instance's host ports: the cache's plus this, unless its block sets them.
+DURABLE_PORT_OFFSET = 10
 
 # ACL users the service defines for itself.
 RESERVED_USERS = ("healthcheck", "exporter")
@@ -206,6 +249,21 @@ class Settings(BaseModel):
         pattern=r"^[a-z0-9][a-z0-9._/:-]*(@sha256:[a-f0-9]{64})?$",
         description="Server image of the flavour; pin an exact version or digest in production.",
     )
+    layout: Literal[LAYOUTS] = Field(  # type: ignore[valid-type]
+        "single",
+        description="Default `split` in production. `single`: one instance holds caches, sessions, queues and "
+        "streams (as the service runs today). `split`: the top-level settings make a cache instance that may "
+        "evict, and a second, durable instance (`noeviction`, AOF) holds the Celery broker and results, "
+        "streams, sessions and the JWT blacklist, so that eviction never drops them.",
+    )
+    durable: Annotated[dict[str, Any], BeforeValidator(_json_dict)] = Field(
+        default_factory=dict,
+        description="With layout `split`: the durable instance's own settings (keys of this table). Unset "
+        "ones are the top-level ones, except: containerName `<containerName>-durable`, volumeName "
+        "`<volumeName>_durable`, hostPort and exporterPort + 10, networkAliases each + `-durable`, "
+        "maxmemoryPolicy `noeviction` (the only one allowed), appendonly true, save the default rules. "
+        "Identity, image, network, auth, TLS and databases are shared and set once at the top level.",
+    )
     # Network and publishing
     host_port: Port = Field(6380, description="Port published on the Docker host.")
     publish_address: str = Field(
@@ -341,8 +399,22 @@ class Settings(BaseModel):
     )
     exporter_port: Port = Field(9121, description="Host port of the exporter's /metrics (on publishAddress).")
 
-    # Not a config key: the stack the settings belong to, for names and messages.
+    # Not config keys: the stack the settings belong to, for names and messages, and what
+    # this instance holds (set by build_settings).
     stack: str = Field("dev", exclude=True, description="")
+    role: Role = Field("shared", exclude=True, description="")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _layout_and_role(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        # Production keeps queues and sessions out of eviction unless its stack says otherwise.
+        if "layout" not in data and data.get("environment") == "production":
+            data = {**data, "layout": "split"}
+        if "role" not in data:  # the durable instance is built with its role given
+            data = {**data, "role": "cache" if data.get("layout") == "split" else "shared"}
+        return data
 
     @field_validator("publish_address")
     @classmethod
@@ -426,6 +498,19 @@ class Settings(BaseModel):
         for key in ("app_username", "admin_username"):
             if getattr(self, key) in RESERVED_USERS:
                 add(key, f"is reserved ({', '.join(RESERVED_USERS)})")
+        if self.role == "durable" and self.maxmemory_policy != "noeviction":
+            add("maxmemory_policy", "must be noeviction on the durable instance: it must refuse writes, never evict")
+        if self.layout == "single" and self.durable:
+            add("durable", "is only read with layout split", "layout")
+        if self.role != "durable":
+            shared = sorted(to_camel(key) for key in SHARED_SETTINGS if key in self.durable)
+            if shared:
+                add(
+                    "durable",
+                    f"may not set {', '.join(shared)}: both instances share it, set it once at the top level",
+                    value=shared,
+                    show=True,
+                )
         if problems:
             raise ValueError(
                 json.dumps([[to_camel(k), v, m, [to_camel(f) for f in fields]] for k, v, m, fields in problems])
@@ -451,6 +536,22 @@ class Settings(BaseModel):
     @property
     def name(self) -> str:
         return self.container_name or f"bizosaas-redis-{self.stack}"
+
+    def durable_values(self) -> dict[str, Any]:
+        """The durable instance's settings (camelCase keys): this instance's, its role's
+        defaults, then its own block. Only for layout split."""
+        inherited = self.model_dump(by_alias=True, exclude={"durable"})
+        defaults = {
+            "containerName": f"{self.name}-durable",
+            "volumeName": f"{self.volume_name}_durable",
+            "hostPort": self.host_port + DURABLE_PORT_OFFSET,
+            "exporterPort": self.exporter_port + DURABLE_PORT_OFFSET,
+            "networkAliases": [f"{alias}-durable" for alias in self.network_aliases],
+            "maxmemoryPolicy": "noeviction",
+            "appendonly": True,
+            "save": [str(SaveRule(seconds=s, changes=c)) for s, c in DEFAULT_SAVE],
+        }
+        return {**inherited, **defaults, **self.durable}
 
     @property
     def socket_volume_name(self) -> str:
@@ -488,7 +589,7 @@ class SettingsError(BizosaasRedisError, ValueError):
 
 
 def _known_keys() -> list[str]:
-    return [f.alias or to_camel(n) for n, f in Settings.model_fields.items() if n != "stack"]
+    return [f.alias or to_camel(n) for n, f in Settings.model_fields.items() if n not in INTERNAL_FIELDS]
 
 
 def _describe(error: ErrorDetails) -> list[str]:
@@ -519,15 +620,10 @@ def _cross_field_lines(error: ErrorDetails) -> list[tuple[str, set[str]]]:
     return [(f"{NAMESPACE}:{k} = {json.dumps(v)}: {m}", set(fields)) for k, v, m, fields in found]
 
 
-def build_settings(values: dict[str, Any], stack: str, source: str | None = None) -> Settings:
-    """Validate raw config values (camelCase keys, no namespace) into Settings.
-
-    Raises SettingsError listing every problem at once.
-    """
-    source = source or f"stack {stack}"
-    data = {k: v for k, v in values.items() if k not in SECRET_KEYS}
+def _problems(data: dict[str, Any], extra: dict[str, Any]) -> tuple[Settings | None, list[str]]:
+    """Validate one instance's settings: the Settings, or every problem at once."""
     try:
-        return Settings.model_validate({**data, "stack": stack})
+        return Settings.model_validate({**data, **extra}), []
     except ValidationError as exc:
         errors = exc.errors()
     problems = [line for err in errors for line in _describe(err)]
@@ -536,12 +632,65 @@ def build_settings(values: dict[str, Any], stack: str, source: str | None = None
         # A field error stops pydantic before the cross-field rules: run them on the valid
         # settings too, keeping the problems whose rule reads no invalid setting.
         try:
-            Settings.model_validate({**{k: v for k, v in data.items() if k not in failed}, "stack": stack})
+            Settings.model_validate({**{k: v for k, v in data.items() if k not in failed}, **extra})
         except ValidationError as again:
             for err in again.errors():
                 if _is_cross_field(err):
                     problems += [line for line, fields in _cross_field_lines(err) if not fields & failed]
-    raise SettingsError(source, problems)
+    return None, problems
+
+
+def build_settings(values: dict[str, Any], stack: str, source: str | None = None) -> Settings:
+    """Validate raw config values (camelCase keys, no namespace) into Settings.
+
+    With layout split, the durable instance's settings are validated too (reported as
+    `redis:durable.<key>`). Raises SettingsError listing every problem at once.
+    """
+    source = source or f"stack {stack}"
+    data = {k: v for k, v in values.items() if k not in SECRET_KEYS and k not in INTERNAL_FIELDS}
+    settings, problems = _problems(data, {"stack": stack})
+    if settings is not None and settings.layout == "split":
+        durable, found = _problems(settings.durable_values(), {"stack": stack, "role": "durable"})
+        prefix = f"{NAMESPACE}:"
+        problems += [prefix + DURABLE_PREFIX + "." + line.removeprefix(prefix) for line in found]
+        if durable is not None:
+            problems += _split_conflicts(settings, durable)
+    if problems:
+        raise SettingsError(source, problems)
+    assert settings is not None
+    return settings
+
+
+def _split_conflicts(cache: Settings, durable: Settings) -> list[str]:
+    """The two instances of a split stack may not share a name, volume or host port."""
+    out = []
+    for key, what in (
+        ("container_name", cache.name),
+        ("volume_name", cache.volume_name),
+        ("host_port", cache.host_port),
+    ):
+        mine = durable.name if key == "container_name" else getattr(durable, key)
+        if mine == what:
+            out.append(
+                f"{NAMESPACE}:{DURABLE_PREFIX}.{to_camel(key)} = {json.dumps(mine)}: must differ from the cache "
+                f"instance's {to_camel(key)}"
+            )
+    if cache.exporter_enabled and durable.exporter_port in (cache.exporter_port, cache.host_port):
+        out.append(
+            f"{NAMESPACE}:{DURABLE_PREFIX}.exporterPort = {durable.exporter_port}: must differ from the cache "
+            "instance's ports"
+        )
+    return out
+
+
+def instances(settings: Settings) -> list[Settings]:
+    """The instances a stack runs: one (layout single), or the cache and the durable one."""
+    if settings.layout == "single":
+        return [settings]
+    return [
+        settings,
+        Settings.model_validate({**settings.durable_values(), "stack": settings.stack, "role": "durable"}),
+    ]
 
 
 def stack_file(stack: str, root: Path = PROJECT_ROOT) -> Path:

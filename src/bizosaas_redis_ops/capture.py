@@ -22,7 +22,14 @@ from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
 from pulumi.runtime.sync_await import _sync_await
 
 from bizosaas_redis import program
-from bizosaas_redis.constants import CONTAINER, GET_NETWORK, LABEL_SERVICE, RANDOM_PASSWORD, REMOTE_IMAGE
+from bizosaas_redis.constants import (
+    CONTAINER,
+    GET_NETWORK,
+    LABEL_ROLE,
+    LABEL_SERVICE,
+    RANDOM_PASSWORD,
+    REMOTE_IMAGE,
+)
 from bizosaas_redis.settings import NAMESPACE, PROJECT_ROOT, SECRET_KEYS, read_stack_config, stack_file
 
 PROJECT = "bizosaas-redis"
@@ -80,13 +87,14 @@ class Capture:
     def of_type(self, typ: str) -> list[Resource]:
         return [r for r in self.resources if r.type == typ]
 
-    def container(self, service: str = "redis") -> Resource:
-        """The Container labelled com.bizosaas.service=<service> (redis, redis-exporter)."""
+    def container(self, service: str = "redis", durable: bool = False) -> Resource:
+        """The Container labelled com.bizosaas.service=<service> (redis, redis-exporter) of
+        the durable instance, or else of the other one (cache or shared)."""
         for resource in self.of_type(CONTAINER):
             labels = label_dict(resource.plain.get("labels"))
-            if labels.get(LABEL_SERVICE) == service:
+            if labels.get(LABEL_SERVICE) == service and (labels.get(LABEL_ROLE) == "durable") == durable:
                 return resource
-        raise AssertionError(f"no container for service {service}")
+        raise AssertionError(f"no container for service {service}" + (" (durable)" if durable else ""))
 
     def one(self, typ: str) -> Resource:
         found = self.of_type(typ)

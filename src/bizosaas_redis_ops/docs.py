@@ -11,6 +11,8 @@ from pydantic_core import PydanticUndefined
 
 from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.settings import (
+    DURABLE_PREFIX,
+    INTERNAL_FIELDS,
     NAMESPACE,
     PROJECT_ROOT,
     SECRET_KEYS,
@@ -32,6 +34,12 @@ SECRET_DOCS = {
     "adminPassword": "Secret. Admin user's password; generated (32 characters) when unset.",
     "exporterPassword": "Secret. The exporter ACL user's password (exporterEnabled); generated when unset.",
 }
+SECRET_DOCS.update(
+    {
+        DURABLE_PREFIX + key[0].upper() + key[1:]: f"Layout split: the durable instance's own; {doc.split('. ', 1)[1]}"
+        for key, doc in SECRET_DOCS.items()
+    }
+)
 SIZE_FIELDS = {"maxmemory", "memory_limit"}
 
 
@@ -67,7 +75,7 @@ def config_table() -> str:
     header = ["Key", "Default", *stacks, "Description"]
     rows = [_row(header), "|" + "---|" * len(header)]
     for name, field in Settings.model_fields.items():
-        if name == "stack":
+        if name in INTERNAL_FIELDS:
             continue
         default = _show(name, _default(name))
         per_stack = [_show(name, getattr(loaded[s], name)) for s in stacks]

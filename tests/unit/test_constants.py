@@ -12,6 +12,7 @@ def test_the_policy_pack_copies_are_the_originals():
     assert rules.LABEL == constants.LABEL_PREFIX
     assert rules.LABEL_SERVICE == constants.LABEL_SERVICE
     assert rules.LABEL_ENVIRONMENT == constants.LABEL_ENVIRONMENT
+    assert rules.LABEL_ROLE == constants.LABEL_ROLE
     assert rules.REDIS_USER == constants.REDIS_USER
     assert rules.MIN_HEADROOM == settings.MIN_MEMORY_HEADROOM
     assert rules.MIN_OVERHEAD == settings.MIN_MEMORY_OVERHEAD

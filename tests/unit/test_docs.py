@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bizosaas_redis.settings import Settings
+from bizosaas_redis.settings import INTERNAL_FIELDS, Settings
 from bizosaas_redis_ops import docs
 from conftest import ROOT
 from redis_policies.rules import RULES
@@ -15,7 +15,7 @@ def test_readme_tables_are_up_to_date():
 def test_every_setting_is_documented_with_default_and_description():
     table = docs.config_table()
     for name, field in Settings.model_fields.items():
-        if name == "stack":
+        if name in INTERNAL_FIELDS:
             continue
         assert field.description, f"{name} has no description"
         row = next(line for line in table.splitlines() if line.startswith(f"| `redis:{field.alias}` |"))

@@ -66,13 +66,22 @@ def test_production_has_no_violation_at_all(captures):
 
 def test_dev_carries_only_advisory_findings(captures):
     found = violations(captures["dev"], policy_config("dev"))
-    assert {v[0] for v in found} == {"redis-image-pinned", "redis-auth-required", "redis-dangerous-commands-denied"}
+    assert {v[0] for v in found} == {
+        "redis-image-pinned",
+        "redis-auth-required",
+        "redis-dangerous-commands-denied",
+        "redis-durable-data-not-evicted",
+    }
     assert {v[1] for v in found} == {"advisory"}
 
 
 def test_staging_floating_image_is_advisory(captures):
     found = violations(captures["staging"], policy_config("staging"))
-    assert [(v[0], v[1]) for v in found] == [("redis-image-pinned", "advisory")]
+    # As the service runs today: one instance under allkeys-lru holds queues and sessions too.
+    assert [(v[0], v[1]) for v in found] == [
+        ("redis-image-pinned", "advisory"),
+        ("redis-durable-data-not-evicted", "advisory"),
+    ]
 
 
 def test_pack_configs_name_only_real_rules_and_levels():
@@ -96,6 +105,7 @@ SETTING_CASES = [
     ({"publishAddress": "0.0.0.0"}, "redis-port-not-public", "redis:publishAddress"),
     ({"restartPolicy": "no"}, "redis-restart-policy-set", "redis:restartPolicy"),
     ({"deniedCommands": ["FLUSHALL", "FLUSHDB"]}, "redis-dangerous-commands-denied", "redis:deniedCommands"),
+    ({"layout": "single", "durable": {}}, "redis-durable-data-not-evicted", "redis:layout"),
 ]
 
 
@@ -199,7 +209,7 @@ def test_every_rule_has_a_violating_case():
 
 def test_the_exporter_sidecar_passes_every_rule():
     cap = _production({"exporterEnabled": True})
-    assert len(cap.of_type(rules.CONTAINER)) == 2
+    assert len(cap.of_type(rules.CONTAINER)) == 4  # both instances, each with its exporter
     assert violations(cap, policy_config("production")) == []
 
 
@@ -208,12 +218,13 @@ def test_unsafe_fixture_is_rejected_with_exactly_the_expected_violations():
     found = violations(cap, policy_config("production"))
     assert sorted({(v[0], v[1]) for v in found}) == [
         ("redis-dangerous-commands-denied", "mandatory"),
+        ("redis-durable-data-not-evicted", "mandatory"),
         ("redis-image-pinned", "mandatory"),
         ("redis-persistence-configured", "mandatory"),
         ("redis-port-not-public", "mandatory"),
         ("redis-restart-policy-set", "mandatory"),
     ]
-    assert len(found) == 5
+    assert len(found) == 6
 
 
 def _with_one_unknown(props: dict[str, Any]) -> Iterable[tuple[str, dict[str, Any]]]:
@@ -278,7 +289,10 @@ def test_rules_fire_only_on_their_resource_types(rule, typ):
     props["labels"] = [
         {"label": "com.bizosaas.service", "value": "redis"},
         {"label": "com.bizosaas.environment", "value": "production"},
+        {"label": "com.bizosaas.role", "value": "shared"},
     ]
+    if rule.name == "redis-durable-data-not-evicted":  # (no policy label breaks redis-eviction-policy-set)
+        props["labels"].append({"label": "com.bizosaas.redis.maxmemory-policy", "value": "allkeys-lru"})
     fired = run_rule(rule, typ, unknown_checking_proxy(props))
     if typ in rule.resource_types:
         assert fired, f"{rule.name} should fire on {typ}"
@@ -306,6 +320,7 @@ def test_the_pack_holds_every_rule_in_order():
         "redis-log-rotation",
         "redis-no-plaintext-secrets",
         "redis-dangerous-commands-denied",
+        "redis-durable-data-not-evicted",
     ]
     main = ROOT / "policies" / "__main__.py"
     py_compile.compile(str(main), doraise=True)

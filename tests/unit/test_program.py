@@ -100,20 +100,21 @@ def test_container_is_hardened(captures, stack):
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "production"])
 def test_provider_quirks_are_designed_for(captures, stack):
-    options = captures[stack][0].one(CONTAINER).options
-    assert options["deleteBeforeReplace"] is True  # fixed container name
-    assert set(options["replaceOnChanges"]) == {
-        "healthcheck",
-        "tmpfs",
-    }  # ignored by the provider after create
-    assert "RedisService" in options["parent"]
-    volume = captures[stack][0].one(VOLUME)
-    assert volume.options["retainOnDelete"] is True
+    cap = captures[stack][0]
+    for declared in cap.of_type(CONTAINER):
+        options = declared.options
+        assert options["deleteBeforeReplace"] is True  # fixed container name
+        assert set(options["replaceOnChanges"]) == {"healthcheck", "tmpfs"}  # ignored by the provider after create
+        assert "RedisService" in options["parent"]
+    volumes = cap.of_type(VOLUME)
+    assert volumes and all(volume.options["retainOnDelete"] is True for volume in volumes)
 
 
 def test_production_differs_where_production_should(captures):
     prod, staging = container(captures["production"][0]), container(captures["staging"][0])
-    image = captures["production"][0].one(IMAGE).plain["name"]
+    images = {declared.plain["name"] for declared in captures["production"][0].of_type(IMAGE)}
+    assert len(images) == 1, "both instances of production run the same image"
+    image = images.pop()
     assert image != "redis:7-alpine" and image.startswith("redis:7.") and image.count(".") == 2
     assert prod["ports"][0]["ip"] == "127.0.0.1" and staging["ports"][0]["ip"] == "0.0.0.0"
     app_line = next(x for x in prod["uploads"][0]["content"].splitlines() if x.startswith("user default "))
@@ -136,7 +137,8 @@ def test_dev_is_loopback_without_auth_on_its_own_network(captures):
 @pytest.mark.parametrize("stack", ["staging", "production"])
 def test_passwords_are_secret_everywhere(captures, stack):
     cap, passwords = captures[stack]
-    assert set(passwords) == {"redis-password", "redis-admin-password"}
+    durable = {"redis-durable-password", "redis-durable-admin-password"} if stack == "production" else set()
+    assert set(passwords) == {"redis-password", "redis-admin-password"} | durable
     app = passwords["redis-password"]
     assert cap.outputs["redis_url"].secret and cap.outputs["redis_admin_url"].secret
     assert cap.outputs["redis_password"].secret
@@ -152,9 +154,10 @@ def test_passwords_are_secret_everywhere(captures, stack):
         if not out.secret:
             for password in passwords.values():
                 assert password not in json.dumps(out.value), f"output {name} holds a password"
-    uploads = cap.one(CONTAINER).inputs["uploads"]
-    assert is_secret(uploads), "the uploaded redis.conf (password hashes) is a secret input"
-    content = unwrap(uploads)[0]["content"]
+    for declared in cap.of_type(CONTAINER):
+        uploads = declared.inputs["uploads"]
+        assert is_secret(uploads), "the uploaded redis.conf (password hashes) is a secret input"
+    content = unwrap(cap.container().inputs["uploads"])[0]["content"]
     assert app not in content and redis_conf.password_hash(app) in content
 
 
@@ -253,3 +256,41 @@ def test_unix_socket_lives_in_an_in_memory_volume_of_its_own():
     without = run_program("staging")
     assert "unixsocket" not in container(without)["uploads"][0]["content"]
     assert "socket_volume" not in without.outputs and len(without.of_type(VOLUME)) == 1
+
+
+def test_a_split_stack_declares_two_instances_and_says_which_serves_what(captures):
+    cap, passwords = captures["production"]
+    cache, durable = cap.container(), cap.container(durable=True)
+    assert (cache.plain["name"], durable.plain["name"]) == (
+        "bizosaas-redis-production",
+        "bizosaas-redis-production-durable",
+    )
+    # The cache keeps layout single's resource names: switching layout does not replace it.
+    assert (cache.name, durable.name) == ("redis-container", "redis-durable-container")
+    assert label_dict(durable.plain["labels"])["com.bizosaas.redis.maxmemory-policy"] == "noeviction"
+    assert "maxmemory-policy noeviction" in durable.plain["uploads"][0]["content"]
+    assert "appendonly yes" in durable.plain["uploads"][0]["content"]
+    assert "appendonly no" in cache.plain["uploads"][0]["content"]
+    assert {v.plain["name"] for v in cap.of_type(VOLUME)} == {"redis_data_production", "redis_data_production_durable"}
+    values = {k: v.value for k, v in cap.outputs.items()}
+    assert values["layout"] == "split" and values["durable_port"] == 6391
+    assert (values["role"], values["durable_role"]) == ("cache", "durable")
+    env = values["consumer_env"]
+    assert env["REDIS_CACHE_URL"] == "redis://bizosaas-redis-production:6379/0"
+    assert env["REDIS_URL"] == env["REDIS_SESSION_URL"] == "redis://bizosaas-redis-production-durable:6379/0"
+    assert env["CELERY_BROKER_URL"] == "redis://bizosaas-redis-production-durable:6379/1"
+    assert env["CELERY_RESULT_BACKEND"] == "redis://bizosaas-redis-production-durable:6379/2"
+    assert cap.outputs["consumer_secrets"].secret and cap.outputs["durable_redis_url"].secret
+    secrets = values["consumer_secrets"]
+    durable_pw, cache_pw = passwords["redis-durable-password"], passwords["redis-password"]
+    assert durable_pw != cache_pw, "each instance has its own users"
+    assert secrets["CELERY_BROKER_URL"] == f"redis://default:{durable_pw}@bizosaas-redis-production-durable:6379/1"
+    assert secrets["REDIS_CACHE_URL"] == f"redis://default:{cache_pw}@bizosaas-redis-production:6379/0"
+    assert (secrets["REDIS_PASSWORD"], secrets["REDIS_CACHE_PASSWORD"]) == (durable_pw, cache_pw)
+
+
+def test_a_single_stack_serves_every_use_from_its_one_instance(captures):
+    env = captures["staging"][0].outputs["consumer_env"].value
+    assert env["REDIS_CACHE_URL"] == env["REDIS_URL"] == "redis://bizosaas-redis-staging:6379/0"
+    assert env["CELERY_BROKER_URL"] == "redis://bizosaas-redis-staging:6379/1"
+    assert env["REDIS_CACHE_HOST"] == env["REDIS_HOST"] == "bizosaas-redis-staging"

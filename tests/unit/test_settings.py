@@ -13,6 +13,7 @@ from bizosaas_redis.settings import (
     available_stacks,
     build_settings,
     format_size,
+    instances,
     load_stack_file,
     parse_size,
     read_stack_config,
@@ -299,3 +300,55 @@ def test_the_image_must_be_of_the_flavour():
     with pytest.raises(SettingsError) as caught:
         build_settings({"flavour": "valkey", "image": "redis:7.4.6-alpine"}, "dev")
     assert caught.value.problems == ['redis:image = "redis:7.4.6-alpine": is not a valkey image (flavour valkey)']
+
+
+# --- layouts ------------------------------------------------------------------------
+
+
+def test_production_splits_and_the_other_stacks_stay_single():
+    assert [s.role for s in instances(load_stack_file("production"))] == ["cache", "durable"]
+    for stack in ("dev", "staging"):
+        assert [s.role for s in instances(load_stack_file(stack))] == ["shared"]
+    assert build_settings({"environment": "production"}, "p").layout == "split"
+    assert build_settings({"environment": "production", "layout": "single"}, "p").layout == "single"
+
+
+def test_the_durable_instance_inherits_and_takes_its_role_defaults():
+    cache, durable = instances(build_settings({"layout": "split", "maxmemory": "512mb", "hostPort": 7000}, "x"))
+    assert (cache.name, durable.name) == ("bizosaas-redis-x", "bizosaas-redis-x-durable")
+    assert (durable.volume_name, durable.host_port, durable.network_aliases) == (
+        "redis_data_durable",
+        7010,
+        ["redis-durable"],
+    )
+    assert durable.maxmemory_policy == "noeviction" and durable.appendonly
+    assert durable.maxmemory == 512 * 1024**2, "unset: the top-level value"
+    assert cache.maxmemory_policy == "allkeys-lru"
+
+
+def test_the_durable_block_sets_its_own_values():
+    values = {"layout": "split", "durable": {"maxmemory": "1gb", "hostPort": 7100, "appendfsync": "always"}}
+    durable = instances(build_settings(values, "x"))[1]
+    assert (durable.maxmemory, durable.host_port, durable.appendfsync) == (1024**3, 7100, "always")
+
+
+@pytest.mark.parametrize(
+    ("values", "line"),
+    [
+        (
+            {"layout": "split", "durable": {"maxmemoryPolicy": "allkeys-lru"}},
+            'redis:durable.maxmemoryPolicy = "allkeys-lru": must be noeviction on the durable instance',
+        ),
+        ({"layout": "split", "durable": {"image": "redis:7.4.6"}}, 'redis:durable = ["image"]: may not set image'),
+        ({"layout": "split", "durable": {"maxmemory": "lots"}}, 'redis:durable.maxmemory = "lots": must be a size'),
+        ({"layout": "split", "durable": {"hostPort": 6380}}, "redis:durable.hostPort = 6380: must differ from"),
+        ({"layout": "split", "durable": {"containerName": "bizosaas-redis-x"}}, "redis:durable.containerName ="),
+        ({"layout": "split", "durable": {"maxmemry": "1gb"}}, "redis:durable.maxmemry: unknown setting"),
+        ({"durable": {"maxmemory": "1gb"}}, 'redis:durable = {"maxmemory": "1gb"}: is only read with layout split'),
+        ({"layout": "triple"}, "redis:layout = \"triple\": must be 'single' or 'split'"),
+    ],
+)
+def test_layout_problems_name_the_setting(values, line):
+    with pytest.raises(SettingsError) as caught:
+        build_settings(values, "x")
+    assert any(problem.startswith(line) for problem in caught.value.problems), caught.value.problems

@@ -7,12 +7,17 @@ from typing import Any
 
 import pulumi_docker as docker
 
-from ..constants import LABEL_ENVIRONMENT, LABEL_SERVICE, LABEL_STACK
+from ..constants import LABEL_ENVIRONMENT, LABEL_ROLE, LABEL_SERVICE, LABEL_STACK
 from ..settings import Settings
 
 
 def ownership_labels(settings: Settings, service: str) -> dict[str, str]:
-    return {LABEL_SERVICE: service, LABEL_STACK: settings.stack, LABEL_ENVIRONMENT: settings.environment}
+    return {
+        LABEL_SERVICE: service,
+        LABEL_STACK: settings.stack,
+        LABEL_ENVIRONMENT: settings.environment,
+        LABEL_ROLE: settings.role,
+    }
 
 
 def label_args(labels: dict[str, str]) -> list[docker.ContainerLabelArgs]:
