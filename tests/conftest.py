@@ -28,6 +28,7 @@ from bizosaas_redis.settings import (
     Settings,
     available_stacks,
     build_settings,
+    instances,
     load_stack_file,
     read_stack_config,
     stack_file,
@@ -190,11 +191,11 @@ def own_settings(stack: str) -> Settings:
 
 
 def real_names() -> set[str]:
-    """Containers and volumes the real stacks use."""
+    """Containers and volumes the real stacks use (both instances of a split stack)."""
     names: set[str] = set()
     for stack in available_stacks():
-        settings = load_stack_file(stack)
-        names |= {settings.name, settings.volume_name}
+        for settings in instances(load_stack_file(stack)):
+            names |= {settings.name, settings.volume_name}
     return names
 
 
@@ -231,13 +232,13 @@ def admin_client(stack: str, db: int = 0, decode: bool = True) -> redis.Redis:
 
 
 def _remove(client: docker.DockerClient, stack: str) -> None:
-    """Remove a test deployment's container and volume (only ever the tests' own names)."""
-    names = own_names(stack)
-    assert names["containerName"].startswith(TEST_PREFIX) and names["volumeName"].startswith(TEST_PREFIX)
-    with contextlib.suppress(docker.errors.NotFound):
-        client.containers.get(names["containerName"]).remove(force=True)
-    with contextlib.suppress(docker.errors.NotFound):
-        client.volumes.get(names["volumeName"]).remove(force=True)
+    """Remove a test deployment's containers and volumes (only ever the tests' own names)."""
+    for settings in instances(own_settings(stack)):
+        assert settings.name.startswith(TEST_PREFIX) and settings.volume_name.startswith(TEST_PREFIX)
+        with contextlib.suppress(docker.errors.NotFound):
+            client.containers.get(settings.name).remove(force=True)
+        with contextlib.suppress(docker.errors.NotFound):
+            client.volumes.get(settings.volume_name).remove(force=True)
 
 
 def _refuse_an_engine_with_real_stacks(client: docker.DockerClient) -> None:

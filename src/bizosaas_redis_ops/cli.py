@@ -214,7 +214,8 @@ def local_up(stack: str, image: str | None, port: int | None, assignments: tuple
     result = local_apply.up(stack, overrides=overrides)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
-    click.echo(f"{stack}: container {result.action} ({result.container_id[:12]}), healthy")
+    for name, action in result.actions.items():
+        click.echo(f"{stack}: container {action} ({name}), healthy")
     _print_outputs(local_apply.outputs(stack))
 
 
@@ -233,7 +234,7 @@ def local_down(stack: str, delete_data: bool) -> None:
 @local.command("status")
 @stack_option()
 def local_status(stack: str) -> None:
-    """The container's state as JSON."""
+    """The state of the stack's containers as JSON."""
     from . import local_apply
 
     click.echo(json.dumps(local_apply.status(stack), indent=2))

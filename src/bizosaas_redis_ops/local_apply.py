@@ -29,7 +29,7 @@ from docker.types import LogConfig, Mount
 from bizosaas_redis.components import exporter, redis_service
 from bizosaas_redis.constants import CONTAINER, GET_NETWORK, NETWORK, RANDOM_PASSWORD, REMOTE_IMAGE, VOLUME
 from bizosaas_redis.errors import BizosaasRedisError
-from bizosaas_redis.settings import PROJECT_ROOT, build_settings, read_stack_config, stack_file
+from bizosaas_redis.settings import PROJECT_ROOT, build_settings, instances, read_stack_config, stack_file
 
 from . import capture, offline_image, preflight, secretbox
 from .docker_engine import ensure_engine
@@ -50,17 +50,29 @@ class LocalApplyError(BizosaasRedisError):
 
 
 @dataclass
+class Applied:
+    """What the last `up` applied to one container."""
+
+    spec_sha256: str
+    # Its destroy_grace_seconds: what its stop may take on replace or down. As pulumi-docker
+    # does, 0 (SIGKILL at once) when the program did not set it.
+    destroy_grace_seconds: int = 0
+
+
+@dataclass
 class State:
     stack: str
     passwords: dict[str, str] = field(default_factory=dict)
-    spec_sha256: str | None = None
+    # Container name -> what was applied to it.
+    containers: dict[str, Applied] = field(default_factory=dict)
     created_network: str | None = None
     # The setting overrides of the last `up` (--image, --port, --set), so that outputs,
     # status and down describe what runs.
     overrides: dict[str, Any] = field(default_factory=dict)
-    # The running container's destroy_grace_seconds: what its stop may take on replace or
-    # down. As pulumi-docker does, 0 (SIGKILL at once) when the program did not set it.
-    destroy_grace_seconds: int = 0
+
+    def grace(self, name: str) -> int:
+        applied = self.containers.get(name)
+        return applied.destroy_grace_seconds if applied else 0
 
     @property
     def path(self) -> Path:
@@ -84,12 +96,17 @@ class State:
                 passwords = json.loads(secretbox.open_(box, secretbox.passphrase()))
             except secretbox.SecretBoxError as exc:
                 raise LocalApplyError(f"{path}: {exc}") from None
-        return cls(stack=stack, passwords=passwords, **data)
+        containers = {name: Applied(**applied) for name, applied in data.pop("containers", {}).items()}
+        # State of one container, as written before layouts: its container is replaced once.
+        data.pop("spec_sha256", None)
+        data.pop("destroy_grace_seconds", None)
+        return cls(stack=stack, passwords=passwords, containers=containers, **data)
 
     def save(self) -> None:
         """Written with mode 0600; the passwords only encrypted, as in Pulumi's state."""
         state_dir().mkdir(parents=True, exist_ok=True)
-        data = {k: v for k, v in self.__dict__.items() if k not in ("stack", "passwords")}
+        data = {k: v for k, v in self.__dict__.items() if k not in ("stack", "passwords", "containers")}
+        data["containers"] = {name: applied.__dict__ for name, applied in self.containers.items()}
         try:
             data["passwords"] = secretbox.seal(json.dumps(self.passwords), secretbox.passphrase())
         except secretbox.SecretBoxError as exc:
@@ -388,78 +405,107 @@ def _create_container(client: docker.DockerClient, spec: ContainerSpec, image_id
 
 @dataclass
 class Result:
-    action: str  # created | replaced | unchanged | started
-    container_id: str
+    actions: dict[str, str]  # container name -> created | replaced | unchanged | started
     capture: capture.Capture
     notes: list[str] = field(default_factory=list)  # what the change does to the data, for the user
 
 
-def _running_admin_url(state: State) -> str | None:
-    """The admin URL of what the last `up` deployed, if anything was."""
-    if not state.passwords or not state.spec_sha256:
-        return None
-    return str(plan(state.stack, state.overrides, state).outputs["redis_admin_url"].value)
+def _running_admin_urls(state: State) -> list[str]:
+    """The admin URL of each instance the last `up` deployed, if anything was."""
+    if not state.passwords or not state.containers:
+        return []
+    found = plan(state.stack, state.overrides, state).outputs
+    return [str(found[key].value) for key in sorted(found) if key.endswith("redis_admin_url")]
+
+
+@dataclass
+class _Planned:
+    """One declared container with what applying it needs."""
+
+    spec: ContainerSpec
+    image: str
+    image_id: str
+    digest: str
+    existing: Any
+
+    @property
+    def name(self) -> str:
+        return str(self.spec.create["name"])
+
+
+def _plan_containers(client: docker.DockerClient, cap: capture.Capture, state: State) -> list[_Planned]:
+    image_ids = {res.plain["name"]: _ensure_image(client, res.plain["name"]) for res in cap.of_type(REMOTE_IMAGE)}
+    planned = []
+    for declared in cap.of_type(CONTAINER):
+        spec = container_spec(declared.inputs)
+        # Under the mocks, a container's image input is its RemoteImage's name.
+        image = str(spec.create["image"])
+        digest = spec_digest(declared.inputs, image_ids[image])
+        planned.append(_Planned(spec, image, image_ids[image], digest, _get_container(client, spec.create["name"])))
+    return planned
+
+
+def _apply(client: docker.DockerClient, item: _Planned, state: State) -> str:
+    applied = state.containers.get(item.name)
+    existing = item.existing
+    if existing is not None and applied is not None and applied.spec_sha256 == item.digest:
+        if item.spec.must_run and existing.status != "running":
+            existing.start()
+            return "started"
+        return "unchanged"
+    action = "created"
+    if existing is not None:
+        # Fixed name: delete before create, as the program's delete_before_replace says.
+        existing.stop(timeout=state.grace(item.name))
+        existing.remove()
+        action = "replaced"
+    client.api.start(_create_container(client, item.spec, item.image_id))
+    return action
 
 
 def up(stack: str, overrides: dict[str, Any] | None = None, client: docker.DockerClient | None = None) -> Result:
     """Create or update the stack's resources; idempotent. `overrides`: settings for this run."""
     new = build_settings(stack_values(stack, overrides), stack)  # bad input stops here, first
     try:
-        # The state is saved after the container changes: without a passphrase it could not be.
+        # The state is saved after the containers change: without a passphrase it could not be.
         secretbox.passphrase()
     except secretbox.SecretBoxError as exc:
         raise LocalApplyError(str(exc)) from None
     state = State.load(stack)
-    admin_url = _running_admin_url(state)
     notes: list[str] = []
-    if admin_url:
-        note = preflight.maxmemory_change(new, preflight.used_memory(admin_url))
+    running = _running_admin_urls(state)
+    if running:
+        note = preflight.maxmemory_change(new, preflight.used_memory(running[0]))
         notes += [note] if note else []
     state.overrides = dict(overrides or {})
     cap = plan(stack, state.overrides, state)
     client = client or ensure_engine()
-    if len(cap.of_type(CONTAINER)) > 1:
+    if any(r for r in cap.of_type(CONTAINER) if r.plain.get("name", "").endswith("-exporter")):
         raise LocalApplyError(
-            "the local deployer applies the Redis container only; redis:exporterEnabled declares a second "
-            "(redis_exporter): deploy that stack with pulumi up"
+            "the local deployer applies the Redis containers only; redis:exporterEnabled declares "
+            "redis_exporter sidecars: deploy that stack with pulumi up"
         )
     unknown = {r.type for r in cap.resources} - {NETWORK, VOLUME, CONTAINER, REMOTE_IMAGE} - NOT_DOCKER
     if unknown:
         raise LocalApplyError(f"resource type(s) the local deployer cannot apply: {', '.join(sorted(unknown))}")
-    image_id = _ensure_image(client, cap.one(REMOTE_IMAGE).plain["name"])
+    planned = _plan_containers(client, cap, state)
+    # Before anything is stopped: a new container that cannot start would leave no Redis.
+    for item in planned:
+        applied = state.containers.get(item.name)
+        if item.existing is None or applied is None or applied.spec_sha256 != item.digest:
+            _check_ports_free(item.spec, item.existing)
+            preflight.data_format(item.existing, item.image)
     _ensure_network(client, cap, state)
     _ensure_volumes(client, cap)
-
-    declared = cap.one(CONTAINER)
-    spec = container_spec(declared.inputs)
-    digest = spec_digest(declared.inputs, image_id)
-    name = spec.create["name"]
-    existing = _get_container(client, name)
-    if existing is None or state.spec_sha256 != digest:
-        # Before anything is stopped: a new container that cannot start would leave no Redis.
-        _check_ports_free(spec, existing)
-        preflight.data_format(existing, cap.one(REMOTE_IMAGE).plain["name"])
-    action = "created"
-    if existing is not None and state.spec_sha256 == digest:
-        action = "unchanged"
-        if spec.must_run and existing.status != "running":
-            existing.start()
-            action = "started"
-        container_id = existing.id
-    else:
-        if existing is not None:
-            # Fixed name: delete before create, as the program's delete_before_replace says.
-            existing.stop(timeout=state.destroy_grace_seconds)
-            existing.remove()
-            action = "replaced"
-        container_id = _create_container(client, spec, image_id)
-        client.api.start(container_id)
-    state.spec_sha256 = digest
-    state.destroy_grace_seconds = spec.destroy_grace_seconds
-    state.save()
-    if spec.wait:
-        wait_healthy(client, name, spec.wait_timeout)
-    return Result(action, container_id, cap, notes)
+    actions = {}
+    # One at a time: an instance is healthy again before the next one is touched.
+    for item in planned:
+        actions[item.name] = _apply(client, item, state)
+        state.containers[item.name] = Applied(item.digest, item.spec.destroy_grace_seconds)
+        state.save()
+        if item.spec.wait:
+            wait_healthy(client, item.name, item.spec.wait_timeout)
+    return Result(actions, cap, notes)
 
 
 def down(stack: str, delete_data: bool = False, client: docker.DockerClient | None = None) -> list[str]:
@@ -468,12 +514,13 @@ def down(stack: str, delete_data: bool = False, client: docker.DockerClient | No
     cap = plan(stack, state.overrides, state)
     client = client or ensure_engine()
     removed = []
-    declared = cap.container().plain
-    existing = _get_container(client, declared["name"])
-    if existing is not None:
-        existing.stop(timeout=state.destroy_grace_seconds)
-        existing.remove()
-        removed.append(f"container {declared['name']}")
+    for declared in cap.of_type(CONTAINER):
+        name = declared.plain["name"]
+        existing = _get_container(client, name)
+        if existing is not None:
+            existing.stop(timeout=state.grace(name))
+            existing.remove()
+            removed.append(f"container {name}")
     if state.created_network:
         for net in client.networks.list(names=[state.created_network]):
             net.reload()
@@ -492,27 +539,33 @@ def down(stack: str, delete_data: bool = False, client: docker.DockerClient | No
     if delete_data:
         state.delete()
     else:
-        state.spec_sha256 = None
+        state.containers = {}
         state.save()
     return removed
 
 
-def status(stack: str, client: docker.DockerClient | None = None) -> dict[str, Any]:
-    settings = build_settings(read_stack_config(stack_file(stack)), stack)
+def status(stack: str, client: docker.DockerClient | None = None) -> list[dict[str, Any]]:
+    """The state of each of the stack's Redis containers (one per instance)."""
     client = client or ensure_engine()
-    container = _get_container(client, settings.name)
-    if container is None:
-        return {"stack": stack, "container": settings.name, "state": "absent"}
-    attrs = container.attrs
-    return {
-        "stack": stack,
-        "container": settings.name,
-        "state": attrs["State"]["Status"],
-        "health": attrs["State"].get("Health", {}).get("Status", "none"),
-        "image": attrs["Config"]["Image"],
-        "ports": attrs["NetworkSettings"]["Ports"],
-        "started_at": attrs["State"]["StartedAt"],
-    }
+    found = []
+    for settings in instances(build_settings(read_stack_config(stack_file(stack)), stack)):
+        row: dict[str, Any] = {"stack": stack, "role": settings.role, "container": settings.name}
+        container = _get_container(client, settings.name)
+        if container is None:
+            found.append({**row, "state": "absent"})
+            continue
+        attrs = container.attrs
+        found.append(
+            {
+                **row,
+                "state": attrs["State"]["Status"],
+                "health": attrs["State"].get("Health", {}).get("Status", "none"),
+                "image": attrs["Config"]["Image"],
+                "ports": attrs["NetworkSettings"]["Ports"],
+                "started_at": attrs["State"]["StartedAt"],
+            }
+        )
+    return found
 
 
 def outputs(stack: str, show_secrets: bool = False) -> dict[str, Any]:
