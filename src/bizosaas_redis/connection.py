@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from . import redis_conf
 from .settings import DURABLE_PREFIX, Role, Settings
@@ -38,6 +38,12 @@ def instance_names(role: Role) -> InstanceNames:
         return InstanceNames(resource="redis-durable", output_prefix=f"{DURABLE_PREFIX}_", config_prefix=DURABLE_PREFIX)
     # The cache of a split stack keeps the names of layout single: no replacement on switching.
     return InstanceNames(resource="redis", output_prefix="", config_prefix="")
+
+
+def with_db(url: str, db: int) -> str:
+    """The URL pointed at database `db` (redis-py lets a URL's /db win over a db= argument)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, ""))
 
 
 def redis_url(settings: Settings, username: str | None, password: str | None, db: int) -> str:

@@ -537,6 +537,12 @@ class Settings(BaseModel):
     def name(self) -> str:
         return self.container_name or f"bizosaas-redis-{self.stack}"
 
+    @property
+    def instance_id(self) -> str:
+        """The stack, and `-durable` for a split stack's durable instance: names its backups
+        and its Prometheus job."""
+        return self.stack + ("-durable" if self.role == "durable" else "")
+
     def durable_values(self) -> dict[str, Any]:
         """The durable instance's settings (camelCase keys): this instance's, its role's
         defaults, then its own block. Only for layout split."""

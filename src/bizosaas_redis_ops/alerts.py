@@ -6,17 +6,19 @@ selected by the scrape job `bizosaas-redis-<stack>` (see README, Monitoring).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import yaml
 
-from bizosaas_redis.settings import Settings
+from bizosaas_redis.settings import Settings, instances
 
 from .monitor import MIN_LOOKUPS_FOR_HIT_RATE
 
 
 def job(settings: Settings) -> str:
-    return f"bizosaas-redis-{settings.stack}"
+    """The scrape job of an instance: `bizosaas-redis-<stack>`, `-durable` for a split stack's durable one."""
+    return f"bizosaas-redis-{settings.instance_id}"
 
 
 def rules(settings: Settings) -> list[dict[str, Any]]:
@@ -35,29 +37,37 @@ def rules(settings: Settings) -> list[dict[str, Any]]:
             "alert": name,
             "expr": expr,
             "for": duration,
-            "labels": {"severity": severity, "stack": s.stack, "service": "bizosaas-redis"},
+            "labels": {"severity": severity, "stack": s.stack, "service": "bizosaas-redis", "role": s.role},
             "annotations": {
                 "summary": summary,
                 "description": f"{summary} (stack {s.stack}, {{{{ $labels.instance }}}})",
             },
         }
 
+    if s.role == "durable":
+        # Full means refused writes (noeviction): lost Celery tasks, sessions, stream events.
+        memory_rules = [
+            rule(
+                "RedisDurableMemoryHigh",
+                f"{memory} > {s.alert_memory_percent}",
+                "critical",
+                "2m",
+                f"The durable Redis uses more than {s.alert_memory_percent} % of maxmemory; when full it refuses "
+                "writes (queues, sessions, streams)",
+            ),
+            rule(
+                "RedisDurableWritesRefused",
+                f'increase(redis_errors_total{{{sel},err="OOM"}}[5m]) > 0',
+                "critical",
+                "0m",
+                "The durable Redis refused writes: maxmemory reached (OOM)",
+            ),
+        ]
+    else:
+        memory_rules = _memory_and_eviction_rules(rule, s, memory, hit_rate, evictions)
     out = [
         rule("RedisDown", f"redis_up{{{sel}}} == 0", "critical", "1m", "Redis is down"),
-        rule(
-            "RedisMemoryHigh",
-            f"{memory} > {s.alert_memory_percent} <= {s.alert_memory_critical_percent}",
-            "warning",
-            "5m",
-            f"Redis uses more than {s.alert_memory_percent} % of maxmemory",
-        ),
-        rule(
-            "RedisMemoryCritical",
-            f"{memory} > {s.alert_memory_critical_percent}",
-            "critical",
-            "2m",
-            f"Redis uses more than {s.alert_memory_critical_percent} % of maxmemory",
-        ),
+        *memory_rules,
         rule(
             "RedisClientsHigh",
             f"{clients} > {s.alert_clients_percent} <= {s.alert_clients_critical_percent}",
@@ -78,6 +88,48 @@ def rules(settings: Settings) -> list[dict[str, Any]]:
             "warning",
             "0m",
             "Redis rejected connections (maxclients reached)",
+        ),
+        rule(
+            "RedisPersistenceFailed",
+            f"redis_rdb_last_bgsave_status{{{sel}}} == 0 or redis_aof_last_write_status{{{sel}}} == 0",
+            "critical",
+            "0m",
+            "Redis failed to persist (RDB save or AOF write)",
+        ),
+    ]
+    if s.save:
+        out.append(
+            rule(
+                "RedisLastSaveTooOld",
+                # Redis saves only when keys changed: an idle server's old save is no problem.
+                f"time() - redis_rdb_last_save_timestamp_seconds{{{sel}}} > {s.alert_last_save_age}"
+                f" and redis_rdb_changes_since_last_save{{{sel}}} > 0",
+                "warning",
+                "5m",
+                f"No successful RDB save for more than {s.alert_last_save_age} s",
+            )
+        )
+    return out
+
+
+def _memory_and_eviction_rules(
+    rule: Callable[..., dict[str, Any]], s: Settings, memory: str, hit_rate: str, evictions: str
+) -> list[dict[str, Any]]:
+    """A cache (or the one instance of layout single) evicts: its memory, hit rate and eviction rules."""
+    return [
+        rule(
+            "RedisMemoryHigh",
+            f"{memory} > {s.alert_memory_percent} <= {s.alert_memory_critical_percent}",
+            "warning",
+            "5m",
+            f"Redis uses more than {s.alert_memory_percent} % of maxmemory",
+        ),
+        rule(
+            "RedisMemoryCritical",
+            f"{memory} > {s.alert_memory_critical_percent}",
+            "critical",
+            "2m",
+            f"Redis uses more than {s.alert_memory_critical_percent} % of maxmemory",
         ),
         rule(
             "RedisHitRateLow",
@@ -107,31 +159,11 @@ def rules(settings: Settings) -> list[dict[str, Any]]:
             "2m",
             f"More than {s.alert_evictions_critical_per_second} evictions per second",
         ),
-        rule(
-            "RedisPersistenceFailed",
-            f"redis_rdb_last_bgsave_status{{{sel}}} == 0 or redis_aof_last_write_status{{{sel}}} == 0",
-            "critical",
-            "0m",
-            "Redis failed to persist (RDB save or AOF write)",
-        ),
     ]
-    if s.save:
-        out.append(
-            rule(
-                "RedisLastSaveTooOld",
-                # Redis saves only when keys changed: an idle server's old save is no problem.
-                f"time() - redis_rdb_last_save_timestamp_seconds{{{sel}}} > {s.alert_last_save_age}"
-                f" and redis_rdb_changes_since_last_save{{{sel}}} > 0",
-                "warning",
-                "5m",
-                f"No successful RDB save for more than {s.alert_last_save_age} s",
-            )
-        )
-    return out
 
 
 def render(settings: Settings) -> str:
-    document = {"groups": [{"name": f"bizosaas-redis-{settings.stack}", "rules": rules(settings)}]}
+    document = {"groups": [{"name": job(instance), "rules": rules(instance)} for instance in instances(settings)]}
     header = (
         f"# Prometheus alerting rules for the {settings.stack} stack (redis_exporter metrics).\n"
         "# Generated by bizosaas-redis alert-rules from the stack's settings; do not edit.\n"

@@ -96,11 +96,11 @@ def backup(client: docker.DockerClient, admin: redis.Redis, settings: Settings, 
     now = time.time()
     # Milliseconds: two backups in one second keep distinct names, in time order.
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
-    path = dest / f"{settings.stack}-{stamp}.rdb"
+    path = dest / f"{settings.instance_id}-{stamp}.rdb"
     _write_private(path, data)
     digest = hashlib.sha256(data).hexdigest()
     _write_private(Path(f"{path}.sha256"), f"{digest}  {path.name}\n".encode())  # sha256sum -c format
-    prune(dest, settings.stack, keep)
+    prune(dest, settings.instance_id, keep)
     return Backup(path, digest, len(data))
 
 
@@ -111,8 +111,9 @@ def _write_private(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
-def prune(dest: Path, stack: str, keep: int) -> list[Path]:
-    backups = sorted(dest.glob(f"{stack}-*.rdb"))
+def prune(dest: Path, instance_id: str, keep: int) -> list[Path]:
+    # The time stamp starts with a digit: production-* must not take production-durable-*.
+    backups = sorted(dest.glob(f"{instance_id}-[0-9]*.rdb"))
     removed = backups[: max(0, len(backups) - keep)]
     for path in removed:
         path.unlink()

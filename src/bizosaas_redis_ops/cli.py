@@ -22,7 +22,7 @@ from bizosaas_redis.settings import PROJECT_ROOT, Settings, available_stacks, lo
 from bizosaas_redis_ops.bench import NAME_PREFIX
 
 if TYPE_CHECKING:
-    from .outputs import Source
+    from .outputs import Instance, Source
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,6 +48,13 @@ outputs_source_option = click.option(
     default="auto",
     show_default=True,
     help="where stack outputs come from: the local applier's state, Pulumi, or auto (local state if any)",
+)
+instance_option = click.option(
+    "--instance",
+    type=click.Choice(["cache", "durable"]),
+    default="cache",
+    show_default=True,
+    help="with layout split: the cache instance or the durable one (broker, streams, sessions)",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="print JSON for machines")
 yes_option = click.option("--yes", is_flag=True, help="do not ask before changing production")
@@ -165,17 +172,37 @@ def doctor(stack: str) -> None:
 
 
 def _verify_and_smoke(stack: str, source: Source) -> None:
-    from . import outputs as stack_outputs
     from . import smoke as suite
     from . import verify as checks
 
-    code, found = checks.run(stack, outputs_source=source)
-    click.echo(checks.table(found) if found else "verify: could not run the checks")
-    target = suite.Target.from_outputs(stack_outputs.load(stack, source))
-    _, results = suite.run_suite(target)
+    failed = False
+    for instance in _deployed_instances(stack, source):
+        code, found = checks.run(stack, outputs_source=source, instance=instance)
+        click.echo(f"verify {instance}:\n" + (checks.table(found) if found else "could not run the checks"))
+        failed = failed or code != 0
+    _, results = suite.run_stack(_smoke_targets(stack, source))
     click.echo(suite.table(results))
-    if code != 0 or not all(r.passed for r in results):
+    if failed or not all(r.passed for r in results):
         raise CommandError("the deployment is up but a check failed (above)")
+
+
+def _deployed_instances(stack: str, source: Source) -> list[Instance]:
+    from . import outputs as stack_outputs
+
+    return ["cache", "durable"] if stack_outputs.load(stack, source).get("layout") == "split" else ["cache"]
+
+
+def _smoke_targets(stack: str, source: Source) -> dict[str, Any]:
+    """The instance serving each use (cache, durable), as services reach them."""
+    from . import outputs as stack_outputs
+    from . import smoke as suite
+
+    values = stack_outputs.load(stack, source)
+    durable: Instance = "durable" if values.get("layout") == "split" else "cache"
+    return {
+        "cache": suite.Target.from_outputs(values),
+        "durable": suite.Target.from_outputs(stack_outputs.for_instance(values, durable, stack)),
+    }
 
 
 # --- local: the program's resources applied to the local engine without Pulumi --------
@@ -254,19 +281,27 @@ def _print_outputs(values: dict[str, Any]) -> None:
 
 @main.command()
 @stack_option(required=False, help="stack to verify")
-@click.option("--container", help="container to verify; its stack comes from its labels")
+@click.option("--container", help="container to verify; its stack and instance come from its labels")
+@instance_option
 @outputs_source_option
 @click.option("--junit-xml", type=click.Path(dir_okay=False, path_type=Path), help="also write a JUnit XML report")
 @click.option("-v", "--verbose", is_flag=True, help="also show pytest's own report")
 def verify(
-    stack: str | None, container: str | None, outputs_source: Source, junit_xml: Path | None, verbose: bool
+    stack: str | None,
+    container: str | None,
+    instance: Instance,
+    outputs_source: Source,
+    junit_xml: Path | None,
+    verbose: bool,
 ) -> None:
     """Verify a deployed container with the testinfra checks: one row per check."""
     from . import verify as checks
 
     if bool(stack) == bool(container):
         raise click.UsageError("give exactly one of --stack and --container")
-    code, found = checks.run(stack, container, outputs_source, quiet=not verbose, junit_xml=junit_xml)
+    code, found = checks.run(
+        stack, container, outputs_source, quiet=not verbose, junit_xml=junit_xml, instance=instance
+    )
     if found:
         click.echo(checks.table(found))
     if code != 0:
@@ -305,7 +340,8 @@ def smoke(
     from . import smoke as suite
 
     target = _smoke_target(stack, url, outputs_source, broker_db, result_db)
-    target.ssl_ca_certs, target.ssl_certfile, target.ssl_keyfile = tls_ca, tls_cert, tls_key
+    for one in target.values() if isinstance(target, dict) else [target]:
+        one.ssl_ca_certs, one.ssl_certfile, one.ssl_keyfile = tls_ca, tls_cert, tls_key
     unknown = set(only) - {name for name, _ in suite.SCENARIOS}
     if unknown:
         raise click.BadParameter(
@@ -314,8 +350,13 @@ def smoke(
         )
     # SIGTERM (a CI job cancelled) cleans up like Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    run, results = suite.run_suite(target, only=set(only) or None)
-    click.echo(f"smoke run {run.run_id} against {target.safe_address}")
+    if isinstance(target, dict):  # a stack: each scenario against the instance serving it
+        runs, results = suite.run_stack(target, only=set(only) or None)
+        addresses = " and ".join(sorted({t.safe_address for t in target.values()}))
+        click.echo(f"smoke run {runs[0].run_id} against {addresses}")
+    else:
+        run, results = suite.run_suite(target, only=set(only) or None)
+        click.echo(f"smoke run {run.run_id} against {target.safe_address}")
     click.echo(suite.table(results))
     if junit:
         junit.write_text(suite.junit_xml(results))
@@ -326,7 +367,6 @@ def smoke(
 def _smoke_target(
     stack: str | None, url: str | None, outputs_source: Source, broker_db: int | None, result_db: int | None
 ) -> Any:
-    from . import outputs as stack_outputs
     from . import smoke as suite
 
     if stack and url and url != os.environ.get("REDIS_URL"):
@@ -334,7 +374,7 @@ def _smoke_target(
     if stack:
         if broker_db is not None or result_db is not None:
             raise click.UsageError("--broker-db and --result-db go with --url; a stack's outputs name its databases")
-        return suite.Target.from_outputs(stack_outputs.load(stack, outputs_source))
+        return _smoke_targets(stack, outputs_source)
     if not url:
         raise click.UsageError("give --stack, or --url / REDIS_URL")
     return suite.Target.for_url(url, broker_db=broker_db, result_db=result_db)
@@ -353,8 +393,15 @@ def _smoke_target(
 )
 @json_option
 @click.option("--watch", type=click.FloatRange(0.5), metavar="N", help="refresh every N seconds until Ctrl-C")
+@instance_option
 def monitor(
-    stack: str | None, url: str | None, outputs_source: Source, interval: float, as_json: bool, watch: float | None
+    stack: str | None,
+    url: str | None,
+    outputs_source: Source,
+    interval: float,
+    as_json: bool,
+    watch: float | None,
+    instance: Instance,
 ) -> None:
     """Redis health against the stack's alert thresholds (the same as the Prometheus rules).
 
@@ -369,8 +416,8 @@ def monitor(
     if stack and url and url != os.environ.get("REDIS_URL"):
         raise click.UsageError("give --stack or --url, not both")
     if stack:
-        settings = stack_outputs.settings(stack, outputs_source)
-        url = stack_outputs.load(stack, outputs_source)["redis_admin_url"]
+        settings = stack_outputs.settings(stack, outputs_source, instance)
+        url = stack_outputs.load(stack, outputs_source, instance)["redis_admin_url"]
     elif url:
         settings = Settings()
     else:
@@ -537,8 +584,9 @@ def _sizes(value: str) -> list[int]:
 @click.option(
     "--dest", type=click.Path(file_okay=False, path_type=Path), help="folder for backups [default: backups/<stack>/]"
 )
-@click.option("--keep", type=click.IntRange(1), default=7, show_default=True, help="backups of this stack to keep")
-def backup(stack: str, outputs_source: Source, dest: Path | None, keep: int) -> None:
+@click.option("--keep", type=click.IntRange(1), default=7, show_default=True, help="backups of this instance to keep")
+@instance_option
+def backup(stack: str, outputs_source: Source, dest: Path | None, keep: int, instance: Instance) -> None:
     """BGSAVE, wait, copy dump.rdb out with its SHA-256; keep the newest --keep backups."""
     import redis
 
@@ -546,8 +594,8 @@ def backup(stack: str, outputs_source: Source, dest: Path | None, keep: int) -> 
     from . import outputs as stack_outputs
     from .docker_engine import ensure_engine
 
-    settings = stack_outputs.settings(stack, outputs_source)
-    admin = redis.Redis.from_url(stack_outputs.load(stack, outputs_source)["redis_admin_url"])
+    settings = stack_outputs.settings(stack, outputs_source, instance)
+    admin = redis.Redis.from_url(stack_outputs.load(stack, outputs_source, instance)["redis_admin_url"])
     made = data.backup(ensure_engine(start=False), admin, settings, dest or PROJECT_ROOT / "backups" / stack, keep=keep)
     click.echo(f"{made.path}  {made.size} bytes  sha256 {made.sha256}")
 
@@ -557,7 +605,8 @@ def backup(stack: str, outputs_source: Source, dest: Path | None, keep: int) -> 
 @outputs_source_option
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @yes_option
-def restore(stack: str, outputs_source: Source, file: Path, yes: bool) -> None:
+@instance_option
+def restore(stack: str, outputs_source: Source, file: Path, yes: bool, instance: Instance) -> None:
     """Restore FILE (made by backup; its .sha256 beside it) into the stack's container.
 
     The file is checked first, by the target image's own redis-check-rdb; the current
@@ -568,7 +617,7 @@ def restore(stack: str, outputs_source: Source, file: Path, yes: bool) -> None:
     from .docker_engine import ensure_engine
 
     data.verify_file(file)  # checksum and header: a bad file is refused before anything else
-    settings = stack_outputs.settings(stack, outputs_source)
+    settings = stack_outputs.settings(stack, outputs_source, instance)
     client = ensure_engine(start=False)
     container = data.container_of(client, settings)
     if settings.environment == "production" and container.status == "running" and not yes:
@@ -578,6 +627,41 @@ def restore(stack: str, outputs_source: Source, file: Path, yes: bool) -> None:
         )
     aside = data.restore(client, settings, file, integrity_checked=True)
     click.echo(f"restored {file.name} into {settings.name}; the previous data is in {aside} on the volume")
+
+
+@main.command("layout-move")
+@stack_option()
+@outputs_source_option
+@click.option(
+    "--pattern",
+    "patterns",
+    multiple=True,
+    metavar="GLOB",
+    help="key names in the cache database that are services' durable data (repeatable) "
+    "[default: the consumer library's *session:* and *jwt-revoked:*]",
+)
+@click.option("--dry-run", is_flag=True, help="only count what would move")
+def layout_move(stack: str, outputs_source: Source, patterns: tuple[str, ...], dry_run: bool) -> None:
+    """After switching a stack to layout split: move the broker and result databases, streams,
+    sessions and JWT blacklist entries from the cache instance to the durable one.
+
+    Stop producers and Celery workers first. Each key keeps its TTL; a key that already
+    exists on the durable instance is not overwritten (reported, left on the cache).
+    """
+    from . import layout_move as mover
+    from . import outputs as stack_outputs
+
+    settings = stack_outputs.settings(stack, outputs_source, "durable")
+    cache = stack_outputs.load(stack, outputs_source)["redis_admin_url"]
+    durable = stack_outputs.load(stack, outputs_source, "durable")["redis_admin_url"]
+    done = mover.move(cache, durable, settings, patterns or mover.DEFAULT_PATTERNS, dry_run=dry_run)
+    verb = "would move" if dry_run else "moved"
+    for db in done.found:
+        click.echo(f"db {db}: {done.found[db]} found, {verb} {done.found[db] if dry_run else done.moved[db]}")
+    for db, key in done.conflicts:
+        click.echo(f"db {db}: {key!r} exists on the durable instance: left on the cache", err=True)
+    if done.conflicts:
+        raise CommandError(f"{len(done.conflicts)} keys exist on both instances (above): resolve them and re-run")
 
 
 # --- generated files -------------------------------------------------------------------------

@@ -27,11 +27,12 @@ import docker
 from docker.types import LogConfig, Mount
 
 from bizosaas_redis.components import exporter, redis_service
+from bizosaas_redis.connection import instance_names
 from bizosaas_redis.constants import CONTAINER, GET_NETWORK, NETWORK, RANDOM_PASSWORD, REMOTE_IMAGE, VOLUME
 from bizosaas_redis.errors import BizosaasRedisError
-from bizosaas_redis.settings import PROJECT_ROOT, build_settings, instances, read_stack_config, stack_file
+from bizosaas_redis.settings import PROJECT_ROOT, Settings, build_settings, instances, read_stack_config, stack_file
 
-from . import capture, offline_image, preflight, secretbox
+from . import capture, layout_move, offline_image, preflight, secretbox
 from .docker_engine import ensure_engine
 
 
@@ -410,12 +411,33 @@ class Result:
     notes: list[str] = field(default_factory=list)  # what the change does to the data, for the user
 
 
-def _running_admin_urls(state: State) -> list[str]:
-    """The admin URL of each instance the last `up` deployed, if anything was."""
+def _running_admin_urls(state: State) -> dict[str, str]:
+    """The admin URL of each instance the last `up` deployed (cache, durable), if any."""
     if not state.passwords or not state.containers:
-        return []
+        return {}
     found = plan(state.stack, state.overrides, state).outputs
-    return [str(found[key].value) for key in sorted(found) if key.endswith("redis_admin_url")]
+    durable = instance_names("durable").output_prefix + "redis_admin_url"
+    urls = {"cache": str(found["redis_admin_url"].value)}
+    return urls | ({"durable": str(found[durable].value)} if durable in found else {})
+
+
+def _data_notes(new: Settings, running: dict[str, str]) -> list[str]:
+    """What the change does to the running data: maxmemory below what each instance holds,
+    and services' data left on the cache when the stack switches to layout split."""
+    notes = []
+    for settings in instances(new):
+        url = running.get("durable" if settings.role == "durable" else "cache")
+        note = preflight.maxmemory_change(settings, preflight.used_memory(url)) if url else None
+        notes += [note] if note else []
+    if new.layout == "split" and "cache" in running and "durable" not in running:
+        waiting = layout_move.pending_count(running["cache"], new)
+        if waiting:
+            notes.append(
+                f"redis:layout = split: {waiting} keys of the broker and result databases, streams and sessions "
+                f"are on the cache instance and the durable one starts empty; stop producers and workers, then "
+                f"move them: bizosaas-redis layout-move --stack {new.stack}"
+            )
+    return notes
 
 
 @dataclass
@@ -472,11 +494,7 @@ def up(stack: str, overrides: dict[str, Any] | None = None, client: docker.Docke
     except secretbox.SecretBoxError as exc:
         raise LocalApplyError(str(exc)) from None
     state = State.load(stack)
-    notes: list[str] = []
-    running = _running_admin_urls(state)
-    if running:
-        note = preflight.maxmemory_change(new, preflight.used_memory(running[0]))
-        notes += [note] if note else []
+    notes = _data_notes(new, _running_admin_urls(state))
     state.overrides = dict(overrides or {})
     cap = plan(stack, state.overrides, state)
     client = client or ensure_engine()

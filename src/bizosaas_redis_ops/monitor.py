@@ -60,7 +60,29 @@ def evaluate(
     metrics = []
 
     used, maxmemory = float(second["used_memory"]), float(second.get("maxmemory", 0))
-    if maxmemory > 0:
+    if maxmemory > 0 and settings.role == "durable":
+        # Full means refused writes (noeviction): critical from the warning threshold on.
+        pct = _pct(used, maxmemory)
+        metrics.append(
+            Metric(
+                "memory used (durable: refuses writes when full)",
+                f"{used / 1024**2:.1f} MB of {maxmemory / 1024**2:.0f} MB ({pct:.1f} %)",
+                f"> {settings.alert_memory_percent} % is CRIT",
+                CRIT if pct > settings.alert_memory_percent else OK,
+                pct,
+            )
+        )
+        refused = _oom_errors(second) - _oom_errors(first)
+        metrics.append(
+            Metric(
+                "writes refused (OOM)",
+                f"{refused / seconds:.1f}/s ({_oom_errors(second)} since start)",
+                "> 0",
+                CRIT if refused > 0 else OK,
+                refused / seconds,
+            )
+        )
+    elif maxmemory > 0:
         pct = _pct(used, maxmemory)
         metrics.append(
             Metric(
@@ -183,8 +205,14 @@ def evaluate(
     return metrics
 
 
+def _oom_errors(info: dict[str, Any]) -> int:
+    """Replies `-OOM ...` since start (INFO errorstats, Redis 6.2+)."""
+    found = info.get("errorstat_OOM")
+    return int(found["count"]) if isinstance(found, dict) else 0
+
+
 def sample(client: redis.Redis) -> dict[str, Any]:
-    return client.info()
+    return {**client.info(), **client.info("errorstats")}
 
 
 def collect(client: redis.Redis, settings: Settings, interval: float = 1.0) -> list[Metric]:

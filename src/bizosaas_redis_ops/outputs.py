@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from bizosaas_redis.connection import instance_names
 from bizosaas_redis.errors import BizosaasRedisError
-from bizosaas_redis.settings import Settings, build_settings
+from bizosaas_redis.settings import Settings, build_settings, instances
 
 from . import local_apply
 
 Source = Literal["auto", "local", "pulumi"]
+# Which instance of a stack a tool works on: a split stack's cache or durable instance
+# (a single stack's one instance answers to `cache`).
+Instance = Literal["cache", "durable"]
+INSTANCES: tuple[Instance, ...] = ("cache", "durable")
 
 
 class OutputsError(BizosaasRedisError):
@@ -37,14 +42,26 @@ def _from_pulumi(stack: str) -> dict[str, Any]:
         raise
 
 
-def load(stack: str, source: Source = "auto") -> dict[str, Any]:
-    """All outputs of the stack with secrets in clear. Never print the result."""
+def load(stack: str, source: Source = "auto", instance: Instance = "cache") -> dict[str, Any]:
+    """All outputs of the stack with secrets in clear, the instance's under the unprefixed
+    keys (`redis_admin_url`, `container_name`, ...). Never print the result."""
     if source == "local" or (source == "auto" and local_apply.State.exists(stack)):
         try:
-            return local_apply.outputs(stack, show_secrets=True)
+            values = local_apply.outputs(stack, show_secrets=True)
         except local_apply.LocalApplyError as exc:
             raise OutputsError(str(exc)) from None
-    return _from_pulumi(stack)
+    else:
+        values = _from_pulumi(stack)
+    return for_instance(values, instance, stack)
+
+
+def for_instance(values: dict[str, Any], instance: Instance, stack: str) -> dict[str, Any]:
+    if instance == "cache":
+        return values
+    prefix = instance_names("durable").output_prefix
+    if f"{prefix}container_name" not in values:
+        raise OutputsError(f"stack {stack} has layout {values.get('layout', 'single')}: it has no durable instance")
+    return {**values, **{k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)}}
 
 
 def show(stack: str, source: Source = "auto", show_secrets: bool = False) -> dict[str, Any]:
@@ -59,11 +76,19 @@ def show(stack: str, source: Source = "auto", show_secrets: bool = False) -> dic
     return pulumi_stack.masked_outputs(stack, show_secrets)
 
 
-def settings(stack: str, source: Source = "auto") -> Settings:
+def settings(stack: str, source: Source = "auto", instance: Instance = "cache") -> Settings:
     """The settings the deployment runs with: the stack file plus a local run's overrides,
-    or the `settings` output of a Pulumi deployment (which already holds them)."""
+    or the `settings` output of a Pulumi deployment (which already holds them); those of
+    the durable instance when asked."""
     if source == "local" or (source == "auto" and local_apply.State.exists(stack)):
         state = local_apply.State.load(stack)
-        return build_settings(local_apply.stack_values(stack, state.overrides), stack)
-    values = {k: v for k, v in _from_pulumi(stack)["settings"].items() if k != "stack"}
-    return build_settings(values, stack, source=f"the settings output of stack {stack}")
+        found = build_settings(local_apply.stack_values(stack, state.overrides), stack)
+    else:
+        values = {k: v for k, v in _from_pulumi(stack)["settings"].items() if k != "stack"}
+        found = build_settings(values, stack, source=f"the settings output of stack {stack}")
+    running = instances(found)
+    if instance == "durable":
+        if len(running) == 1:
+            raise OutputsError(f"stack {stack} has layout {found.layout}: it has no durable instance")
+        return running[1]
+    return running[0]

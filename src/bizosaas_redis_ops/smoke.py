@@ -8,20 +8,16 @@ did not create.
 
 from __future__ import annotations
 
-import os
 import secrets
 import socket
 import ssl
-import subprocess
-import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import numpy as np
 import redis
@@ -29,6 +25,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 import bizosaas_redis_patterns as patterns
+from bizosaas_redis.connection import with_db
 from bizosaas_redis.constants import (
     DEFAULT_BROKER_DB,
     DEFAULT_CACHE_DB,
@@ -43,19 +40,12 @@ from bizosaas_redis_patterns import KeySpace
 from . import smoke_celery, tables
 
 BACKSTOP_TTL = 300  # seconds: the most any smoke key can outlive an interrupted run
-SCRIPTS_DIR = Path(__file__).resolve().parents[1]
 
 
 class SmokeError(BizosaasRedisError):
     """A one-line reason the suite could not run at all."""
 
     exit_code = 2
-
-
-def with_db(url: str, db: int) -> str:
-    """The URL pointed at database `db` (redis-py lets a URL's /db win over a db= argument)."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, ""))
 
 
 @dataclass
@@ -70,6 +60,7 @@ class Target:
     ssl_ca_certs: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
+    role: str = "shared"  # what the instance holds: shared, cache or durable (stack outputs)
 
     @property
     def safe_address(self) -> str:
@@ -112,6 +103,7 @@ class Target:
             cache_ttl=int(env.get("REDIS_CACHE_TTL", DEFAULT_CACHE_TTL)),
             session_ttl=int(env.get("REDIS_SESSION_TTL", DEFAULT_SESSION_TTL)),
             stream_maxlen=int(env.get("REDIS_STREAM_MAXLEN", DEFAULT_STREAM_MAXLEN)),
+            role=str(outputs.get("role", "shared")),
         )
 
 
@@ -203,6 +195,15 @@ def check(condition: bool, message: str) -> None:
 
 def scenario_health(run: Run) -> None:
     patterns.health_check(run.client(), run.keys())
+
+
+def scenario_role(run: Run) -> None:
+    """The instance's eviction policy fits what it holds (a split stack's two instances)."""
+    policy = run.client().info("memory")["maxmemory_policy"]
+    if run.target.role == "durable":
+        check(policy == "noeviction", f"the durable instance runs {policy}: it would evict queues and sessions")
+    elif run.target.role == "cache":
+        check(policy != "noeviction", "the cache instance runs noeviction: when full it refuses writes, not evicts")
 
 
 def scenario_api_cache(run: Run) -> None:
@@ -307,40 +308,8 @@ def scenario_celery(run: Run) -> None:
     broker_url, result_url = run.target.url_for_db(run.target.broker_db), run.target.url_for_db(run.target.result_db)
     for key in smoke_celery.broker_keys(prefix, queue):
         run.keys(run.target.broker_db).written.add(key)
-    env = {
-        **os.environ,
-        "SMOKE_BROKER_URL": broker_url,
-        "SMOKE_RESULT_URL": result_url,
-        "SMOKE_PREFIX": prefix,
-        "SMOKE_QUEUE": queue,
-        "PYTHONPATH": os.pathsep.join([str(SCRIPTS_DIR), os.environ.get("PYTHONPATH", "")]),
-    }
     app = smoke_celery.make_app(broker_url, result_url, prefix, queue)
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "bizosaas_redis_ops.smoke_celery",
-            "worker",
-            "--pool",
-            "solo",
-            "--concurrency",
-            "1",
-            "-Q",
-            queue,
-            "--without-mingle",
-            "--without-gossip",
-            "--without-heartbeat",
-            "--loglevel",
-            "WARNING",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    worker = smoke_celery.start_worker(broker_url, result_url, prefix, queue)
     try:
         async_result = app.send_task("smoke.add", args=(2, 3), queue=queue)
         run.keys(run.target.result_db).written.add(smoke_celery.result_key(prefix, async_result.id))
@@ -352,12 +321,7 @@ def scenario_celery(run: Run) -> None:
             raise AssertionError(f"no result from the worker ({exc!r}); worker said: {err.strip()[-300:]}") from None
         check(value == 5, f"task returned {value!r}")
     finally:
-        if worker.poll() is None:
-            worker.terminate()
-            try:
-                worker.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        smoke_celery.stop_worker(worker)
         app.close()
 
 
@@ -497,6 +461,7 @@ def scenario_bitmaps(run: Run) -> None:
 
 SCENARIOS: list[tuple[str, Callable[[Run], None]]] = [
     ("health check", scenario_health),
+    ("eviction fits the role", scenario_role),
     ("api response cache", scenario_api_cache),
     ("db query cache", scenario_db_query_cache),
     ("llm response cache", scenario_llm_cache),
@@ -511,6 +476,20 @@ SCENARIOS: list[tuple[str, Callable[[Run], None]]] = [
     ("hyperloglog", scenario_hyperloglog),
     ("bitmaps", scenario_bitmaps),
 ]
+
+
+# What a split stack keeps on its durable instance; the rest goes to the cache.
+DURABLE_SCENARIOS = {"sessions", "jwt blacklist", "celery task round trip", "streams consumer group"}
+BOTH_INSTANCES = {"health check", "eviction fits the role"}
+
+
+def scenarios_for(use: str) -> list[tuple[str, Callable[[Run], None]]]:
+    """The scenarios a split stack's `cache` or `durable` instance serves, as services use them."""
+    return [
+        (name, fn)
+        for name, fn in SCENARIOS
+        if name in BOTH_INSTANCES or (name in DURABLE_SCENARIOS) == (use == "durable")
+    ]
 
 
 # --- running ----------------------------------------------------------------------------
@@ -592,6 +571,22 @@ def run_suite(
         finally:
             run.close()
     return run, results
+
+
+def run_stack(
+    targets: dict[str, Target], run_id: str | None = None, only: set[str] | None = None
+) -> tuple[list[Run], list[Result]]:
+    """Every scenario against the instance that serves it: one run for a single stack, one
+    per instance for a split one (its rows marked with the instance)."""
+    if targets["cache"].url == targets["durable"].url:
+        run, results = run_suite(targets["cache"], run_id=run_id, only=only)
+        return [run], results
+    runs, rows = [], []
+    for use, target in targets.items():
+        run, results = run_suite(target, scenarios_for(use), run_id=run_id, only=only)
+        runs.append(run)
+        rows += [Result(f"{r.scenario} [{use}]", r.passed, r.seconds, r.reason) for r in results]
+    return runs, rows
 
 
 def table(results: list[Result]) -> str:

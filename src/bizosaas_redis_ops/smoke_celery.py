@@ -9,8 +9,14 @@ exactly what it made.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 from celery import Celery
+
+# On the worker's PYTHONPATH, so that it imports this module as installed or from the tree.
+PACKAGE_PARENT = Path(__file__).resolve().parents[1]
 
 # Keys kombu's Redis transport writes in the broker database, beside the queue itself.
 BROKER_KEYS = (
@@ -51,6 +57,38 @@ def broker_keys(prefix: str, queue: str) -> list[str]:
 
 def result_key(prefix: str, task_id: str) -> str:
     return f"{prefix}celery-task-meta-{task_id}"
+
+
+def start_worker(broker_url: str, result_url: str, prefix: str, queue: str) -> subprocess.Popen[str]:
+    """A real Celery worker (solo pool) on `queue`, configured through its environment."""
+    env = {
+        **os.environ,
+        "SMOKE_BROKER_URL": broker_url,
+        "SMOKE_RESULT_URL": result_url,
+        "SMOKE_PREFIX": prefix,
+        "SMOKE_QUEUE": queue,
+        "PYTHONPATH": os.pathsep.join([str(PACKAGE_PARENT), os.environ.get("PYTHONPATH", "")]),
+    }
+    return subprocess.Popen(
+        [
+            *(sys.executable, "-m", "celery", "-A", "bizosaas_redis_ops.smoke_celery", "worker"),
+            *("--pool", "solo", "--concurrency", "1", "-Q", queue),
+            *("--without-mingle", "--without-gossip", "--without-heartbeat", "--loglevel", "WARNING"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def stop_worker(worker: subprocess.Popen[str]) -> None:
+    if worker.poll() is None:
+        worker.terminate()
+        try:
+            worker.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
 
 
 # The worker process (`celery -A bizosaas_redis_ops.smoke_celery worker`) builds the app from env.

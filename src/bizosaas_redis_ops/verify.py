@@ -61,8 +61,10 @@ def run(
     outputs_source: str = "auto",
     quiet: bool = True,
     junit_xml: Path | None = None,
+    instance: str = "cache",
 ) -> tuple[int, list[Check]]:
     args = [str(SUITE), "--confcutdir", str(SUITE), "-p", "no:cacheprovider", "--outputs-source", outputs_source]
+    args += ["--instance", instance]
     if stack:
         args += ["--stack", stack]
     if container:

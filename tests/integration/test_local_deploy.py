@@ -21,9 +21,9 @@ from bizosaas_redis_ops import capture, local_apply
 from conftest import STACKS, TEST_PREFIX, app_client, cli, free_port, local_up, own_names
 
 
-@pytest.mark.parametrize("stack", STACKS)
-def test_verify_passes_on_each_deployed_stack(deployed, stack):
-    result = cli("verify", "--stack", stack, check=False)
+@pytest.mark.parametrize(("stack", "instance"), [*((stack, "cache") for stack in STACKS), ("production", "durable")])
+def test_verify_passes_on_each_deployed_stack(deployed, stack, instance):
+    result = cli("verify", "--stack", stack, "--instance", instance, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line for line in result.stdout.splitlines()[2:-1] if line.strip()]
     assert len(rows) >= 16 and all("  PASS  " in f"{row}  " for row in rows), result.stdout

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from bizosaas_redis import redis_conf
-from bizosaas_redis.settings import available_stacks, load_stack_file
+from bizosaas_redis.settings import available_stacks, instances, load_stack_file
 from bizosaas_redis_ops import alerts
 from conftest import ROOT, TEST_EXTERNAL_NETWORK, cli, own_settings, unavailable
 
@@ -97,7 +97,8 @@ def test_rules_pass_promtool_check(promtool, stack):
         [promtool, "check", "rules", str(ROOT / "monitoring" / f"{stack}.rules.yml")], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"SUCCESS: {len(alerts.rules(load_stack_file(stack)))} rules found" in result.stdout
+    count = sum(len(alerts.rules(instance)) for instance in instances(load_stack_file(stack)))
+    assert f"SUCCESS: {count} rules found" in result.stdout
 
 
 def _alert(name: str, stack: str, severity: str, instance: str = "redis:9121") -> dict:
@@ -106,6 +107,7 @@ def _alert(name: str, stack: str, severity: str, instance: str = "redis:9121") -
             "severity": severity,
             "stack": stack,
             "service": "bizosaas-redis",
+            "role": "shared",
             "job": f"bizosaas-redis-{stack}",
             "instance": instance,
         }
@@ -184,25 +186,59 @@ CASES = {
 }
 
 
+GIB1 = 1024**3  # production's durable maxmemory
+FULL = "The durable Redis uses more than 80 % of maxmemory; when full it refuses writes (queues, sessions, streams)"
+# Production's durable instance: full is critical at once (it refuses writes), not a warning.
+DURABLE_SUMMARIES = {
+    "RedisDurableMemoryHigh": ("critical", FULL),
+    "RedisDurableWritesRefused": ("critical", "The durable Redis refused writes: maxmemory reached (OOM)"),
+}
+DURABLE_CASES = {
+    "RedisDurableMemoryHigh": (
+        "10m",
+        {"redis_memory_used_bytes": f"{int(GIB1 * 0.85)}x40", "redis_memory_max_bytes": f"{GIB1}x40"},
+        {"redis_memory_used_bytes": f"{int(GIB1 * 0.7)}x40", "redis_memory_max_bytes": f"{GIB1}x40"},
+    ),
+    'RedisDurableWritesRefused{err="OOM"}': (
+        "5m",
+        {"redis_errors_total": "0 0 0 3 3 3 3"},
+        {"redis_errors_total": "0x10"},
+    ),
+}
+
+
 def test_every_rule_has_a_case():
     assert sorted(CASES) == sorted(r["alert"] for r in alerts.rules(load_stack_file("staging"))) == sorted(SUMMARIES)
+    durable = instances(load_stack_file("production"))[1]
+    assert {r["alert"] for r in alerts.rules(durable)} - set(CASES) == set(DURABLE_SUMMARIES)
+    assert {name.split("{")[0] for name in DURABLE_CASES} == set(DURABLE_SUMMARIES)
 
 
-@pytest.mark.parametrize("alertname", sorted(CASES))
-def test_each_rule_fires_on_its_threshold_and_not_below(promtool, tmp_path, alertname):
-    """promtool unit tests on the committed staging rules: fires with the series, silent without."""
-    eval_time, firing, quiet = CASES[alertname]
-    labels = 'job="bizosaas-redis-staging",instance="redis:9121"'
-    severity, summary = SUMMARIES[alertname]
+PROMTOOL_CASES = [("staging", "shared", name) for name in sorted(CASES)] + [
+    ("production", "durable", name) for name in sorted(DURABLE_CASES)
+]
+
+
+@pytest.mark.parametrize(("stack", "role", "case_name"), PROMTOOL_CASES)
+def test_each_rule_fires_on_its_threshold_and_not_below(promtool, tmp_path, stack, role, case_name):
+    """promtool unit tests on the committed rules: fires with the series, silent without."""
+    alertname, _, extra = case_name.partition("{")
+    eval_time, firing, quiet = (DURABLE_CASES if role == "durable" else CASES)[case_name]
+    job = f"bizosaas-redis-{stack}" + ("-durable" if role == "durable" else "")
+    labels = f'job="{job}",instance="redis:9121"' + ("," + extra.rstrip("}") if extra else "")
+    severity, summary = (DURABLE_SUMMARIES if role == "durable" else SUMMARIES)[alertname]
+    extra_labels = dict(pair.replace('"', "").split("=") for pair in extra.rstrip("}").split(",")) if extra else {}
     expected = {
         "exp_labels": {
             "severity": severity,
-            "stack": "staging",
+            "stack": stack,
             "service": "bizosaas-redis",
-            "job": "bizosaas-redis-staging",
+            "role": role,
+            "job": job,
             "instance": "redis:9121",
+            **extra_labels,
         },
-        "exp_annotations": {"summary": summary, "description": f"{summary} (stack staging, redis:9121)"},
+        "exp_annotations": {"summary": summary, "description": f"{summary} (stack {stack}, redis:9121)"},
     }
 
     def case(series: dict[str, str], alerts_expected: list[dict]) -> dict:
@@ -213,7 +249,7 @@ def test_each_rule_fires_on_its_threshold_and_not_below(promtool, tmp_path, aler
         }
 
     tests = {
-        "rule_files": [str(ROOT / "monitoring" / "staging.rules.yml")],
+        "rule_files": [str(ROOT / "monitoring" / f"{stack}.rules.yml")],
         "evaluation_interval": "1m",
         "tests": [case(firing, [expected]), case(quiet, [])],
     }

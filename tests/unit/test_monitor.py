@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bizosaas_redis.settings import Settings
+from bizosaas_redis.settings import Settings, build_settings, instances
 from bizosaas_redis_ops import monitor
 
 GB = 1024**3
@@ -105,3 +105,24 @@ def test_too_little_traffic_says_so():
     )
     rate = next(m for m in metrics if m.name == "keyspace hit rate")
     assert (rate.value, rate.status) == ("not enough traffic (9 lookups in 2.0 s; judged from 100)", "OK")
+
+
+DURABLE = instances(build_settings({"layout": "split"}, "x"))[1]
+FULL_ROW = "memory used (durable: refuses writes when full)"
+
+
+@pytest.mark.parametrize(
+    ("changes", "first", "metric", "expected"),
+    [
+        ({"used_memory": 0.79 * 2 * GB}, None, FULL_ROW, "OK"),
+        # Where a cache is WARN, the durable instance is CRIT: full, it refuses writes.
+        ({"used_memory": 0.81 * 2 * GB}, None, FULL_ROW, "CRIT"),
+        ({"errorstat_OOM": {"count": 3}}, None, "writes refused (OOM)", "CRIT"),
+        ({"errorstat_OOM": {"count": 3}}, {"errorstat_OOM": {"count": 3}}, "writes refused (OOM)", "OK"),
+        ({}, None, "writes refused (OOM)", "OK"),
+    ],
+)
+def test_the_durable_instance_has_its_own_memory_rows(changes, first, metric, expected):
+    statuses = status_of(changes, first, settings=DURABLE)
+    assert statuses[metric] == expected
+    assert "memory used" not in statuses, "the cache's row is not shown for the durable instance"

@@ -17,15 +17,17 @@ import testinfra
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from bizosaas_redis.constants import LABEL_STACK, REMOTE_IMAGE
-from bizosaas_redis.settings import Settings, build_settings
+from bizosaas_redis.connection import instance_names
+from bizosaas_redis.constants import LABEL_ROLE, LABEL_STACK, REMOTE_IMAGE
+from bizosaas_redis.settings import Settings, build_settings, instances
 from bizosaas_redis_ops import capture, local_apply, outputs
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("bizosaas-redis")
     group.addoption("--stack", help="stack whose deployment to verify")
-    group.addoption("--container", help="container to verify (its stack comes from its labels)")
+    group.addoption("--container", help="container to verify (its stack and instance come from its labels)")
+    group.addoption("--instance", default="cache", choices=["cache", "durable"], help="with layout split")
     group.addoption(
         "--outputs-source",
         default="auto",
@@ -66,11 +68,14 @@ def deployment(request: pytest.FixtureRequest) -> Deployment:
     client = docker.from_env()
     stack = request.config.getoption("--stack")
     container_name = request.config.getoption("--container")
+    instance = request.config.getoption("--instance")
     if container_name and not stack:
         try:
-            stack = client.containers.get(container_name).labels.get(LABEL_STACK)
+            found = client.containers.get(container_name).labels
         except docker.errors.NotFound:
             pytest.exit(f"no container named {container_name}", 2)
+        stack = found.get(LABEL_STACK)
+        instance = "durable" if found.get(LABEL_ROLE) == "durable" else "cache"
         if not stack:
             pytest.exit(f"container {container_name} has no {LABEL_STACK} label: pass --stack", 2)
     if not stack:
@@ -78,7 +83,10 @@ def deployment(request: pytest.FixtureRequest) -> Deployment:
     # A local deploy may have overridden settings (image, port, ...): expectations follow what ran.
     state = local_apply.State.load(stack)
     values = local_apply.stack_values(stack, state.overrides)
-    settings = build_settings(values, stack)
+    running = instances(build_settings(values, stack))
+    if instance == "durable" and len(running) == 1:
+        pytest.exit(f"stack {stack} has layout single: it has no durable instance", 2)
+    settings = running[-1] if instance == "durable" else running[0]
     name = container_name or settings.name
     try:
         inspect = client.api.inspect_container(name)
@@ -88,9 +96,13 @@ def deployment(request: pytest.FixtureRequest) -> Deployment:
     return Deployment(
         stack=stack,
         settings=settings,
-        declared=cap.container().plain,
-        image_name=next(r.plain["name"] for r in cap.of_type(REMOTE_IMAGE) if r.name == "redis-image"),
-        outputs=outputs.load(stack, request.config.getoption("--outputs-source")),
+        declared=cap.container(durable=instance == "durable").plain,
+        image_name=next(
+            r.plain["name"]
+            for r in cap.of_type(REMOTE_IMAGE)
+            if r.name == f"{instance_names(settings.role).resource}-image"
+        ),
+        outputs=outputs.load(stack, request.config.getoption("--outputs-source"), instance),
         inspect=inspect,
         docker=client,
     )

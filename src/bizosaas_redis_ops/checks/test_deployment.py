@@ -13,7 +13,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from bizosaas_redis import redis_conf, startup
-from bizosaas_redis.constants import REDIS_UID, REDIS_USER
+from bizosaas_redis.constants import LABEL_ROLE, REDIS_UID, REDIS_USER
 from bizosaas_redis.settings import minimum_memory_limit
 
 
@@ -119,6 +119,16 @@ def test_healthcheck_is_as_declared(deployment):
 def test_config_get_matches_every_setting(deployment, admin):
     for key, value in redis_conf.expected_config(deployment.settings).items():
         assert admin.config_get(key) == {key: value}, key
+
+
+def test_role_label_and_eviction_policy_fit_what_the_instance_holds(deployment, admin):
+    """A split stack's durable instance never evicts; its cache does (shared: as the stack says)."""
+    assert deployment.inspect["Config"]["Labels"][LABEL_ROLE] == deployment.settings.role
+    policy = admin.config_get("maxmemory-policy")["maxmemory-policy"]
+    if deployment.settings.role == "durable":
+        assert policy == "noeviction"
+    elif deployment.settings.role == "cache":
+        assert policy != "noeviction"
 
 
 def test_unauthenticated_commands_are_refused_where_auth_is_on(deployment):

@@ -1,0 +1,97 @@
+"""Moving services' data to the durable instance after a stack switches to layout split.
+
+The cache instance keeps its container, volume and data when a stack goes from `single`
+to `split`; the durable instance starts empty. What services keep on the durable
+instance from then on (the Celery broker and result databases, streams, sessions and
+JWT blacklist entries) is still on the cache until it is moved, where eviction can take
+it and no service reads it any more. `move` copies each such key with DUMP / RESTORE
+(value and remaining TTL), deletes it from the cache only once the copy is in place, and
+never overwrites a key that already exists on the durable instance (it is reported and
+left where it is).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import redis
+
+from bizosaas_redis.connection import with_db
+from bizosaas_redis.settings import Settings
+
+# Key names of the consumer library's durable data (bizosaas_redis_patterns: SessionStore,
+# TokenBlacklist); services with other names add theirs with --pattern.
+DEFAULT_PATTERNS = ("*session:*", "*jwt-revoked:*")
+SCAN_COUNT = 1000
+
+
+@dataclass
+class Moved:
+    """What a move found and did, per database."""
+
+    found: dict[int, int] = field(default_factory=dict)
+    moved: dict[int, int] = field(default_factory=dict)
+    conflicts: list[tuple[int, str]] = field(default_factory=list)  # (db, key) kept on the cache
+
+    @property
+    def total_found(self) -> int:
+        return sum(self.found.values())
+
+
+def _durable_keys(client: redis.Redis, whole_db: bool, patterns: tuple[str, ...]) -> Iterator[bytes]:
+    """Every key of a whole database, or the streams and pattern-matched keys of the cache's."""
+    for key in client.scan_iter(count=SCAN_COUNT):
+        if whole_db:
+            yield key
+            continue
+        name = key.decode(errors="replace")
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns) or client.type(key) == b"stream":
+            yield key
+
+
+def _databases(settings: Settings) -> list[tuple[int, bool]]:
+    """(db, whole database?) for each database holding durable data."""
+    return [(settings.celery_broker_db, True), (settings.celery_result_db, True), (settings.cache_db, False)]
+
+
+def move(
+    cache_admin_url: str,
+    durable_admin_url: str,
+    settings: Settings,
+    patterns: tuple[str, ...] = DEFAULT_PATTERNS,
+    dry_run: bool = False,
+) -> Moved:
+    """Move the durable data from the cache instance to the durable one (see the module)."""
+    result = Moved()
+    for db, whole in _databases(settings):
+        source = redis.Redis.from_url(with_db(cache_admin_url, db), socket_timeout=30)
+        target = redis.Redis.from_url(with_db(durable_admin_url, db), socket_timeout=30)
+        keys = list(_durable_keys(source, whole, patterns))
+        result.found[db] = len(keys)
+        result.moved[db] = 0
+        if dry_run:
+            continue
+        for key in keys:
+            dumped, ttl = source.dump(key), source.pttl(key)
+            if dumped is None:  # expired or deleted since the scan
+                continue
+            try:
+                target.restore(key, max(int(ttl), 0), dumped)
+            except redis.ResponseError as exc:
+                if "BUSYKEY" not in str(exc):
+                    raise
+                result.conflicts.append((db, key.decode(errors="replace")))
+                continue
+            source.delete(key)
+            result.moved[db] += 1
+    return result
+
+
+def pending_count(cache_admin_url: str, settings: Settings, patterns: tuple[str, ...] = DEFAULT_PATTERNS) -> int:
+    """How many keys a move would take from the cache instance; 0 when it does not answer."""
+    try:
+        return move(cache_admin_url, cache_admin_url, settings, patterns, dry_run=True).total_found
+    except (redis.RedisError, OSError):
+        return 0
