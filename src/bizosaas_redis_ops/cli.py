@@ -133,7 +133,15 @@ def up(stack: str, yes: bool, no_verify: bool) -> None:
     """pulumi up with the policy pack, then verify and smoke (production asks first)."""
     from . import pulumi_stack
 
-    pulumi_stack.run("up", load_stack_file(stack), yes=yes)
+    settings = load_stack_file(stack)
+    pulumi_stack.run("up", settings, yes=yes)
+    if settings.layout == "split":
+        from . import layout_move
+        from . import outputs as stack_outputs
+
+        note = layout_move.leftover_note(stack_outputs.load(stack, "pulumi")["redis_admin_url"], settings)
+        if note:
+            click.echo(f"note: {note}", err=True)
     if not no_verify:
         _verify_and_smoke(stack, "pulumi")
 

@@ -95,3 +95,15 @@ def pending_count(cache_admin_url: str, settings: Settings, patterns: tuple[str,
         return move(cache_admin_url, cache_admin_url, settings, patterns, dry_run=True).total_found
     except (redis.RedisError, OSError):
         return 0
+
+
+def leftover_note(cache_admin_url: str, settings: Settings) -> str | None:
+    """A note for the user when a split stack's cache still holds services' durable data."""
+    waiting = pending_count(cache_admin_url, settings)
+    if not waiting:
+        return None
+    return (
+        f"redis:layout = split: {waiting} keys of the broker and result databases, streams and sessions "
+        "are on the cache instance, where services no longer look for them; stop producers and workers, "
+        f"then move them: bizosaas-redis layout-move --stack {settings.stack}"
+    )

@@ -430,13 +430,8 @@ def _data_notes(new: Settings, running: dict[str, str]) -> list[str]:
         note = preflight.maxmemory_change(settings, preflight.used_memory(url)) if url else None
         notes += [note] if note else []
     if new.layout == "split" and "cache" in running and "durable" not in running:
-        waiting = layout_move.pending_count(running["cache"], new)
-        if waiting:
-            notes.append(
-                f"redis:layout = split: {waiting} keys of the broker and result databases, streams and sessions "
-                f"are on the cache instance and the durable one starts empty; stop producers and workers, then "
-                f"move them: bizosaas-redis layout-move --stack {new.stack}"
-            )
+        note = layout_move.leftover_note(running["cache"], new)
+        notes += [note] if note else []
     return notes
 
 
