@@ -67,7 +67,7 @@ class Instance:
     app_password: pulumi.Output[str] | None
 
 
-def deploy_instance(settings: Settings) -> Instance:
+def deploy_instance(settings: Settings, network_name: pulumi.Input[str] | None = None) -> Instance:
     """The instance's passwords, its RedisService and its outputs (prefixed `durable_` for
     the durable instance of a split stack; the cache's resource names stay those of layout
     single, so that switching layout does not replace it)."""
@@ -81,7 +81,9 @@ def deploy_instance(settings: Settings) -> Instance:
         if settings.exporter_enabled
         else None
     )
-    service = RedisService(names.resource, settings, app_password, admin_password, exporter_password)
+    service = RedisService(
+        names.resource, settings, app_password, admin_password, exporter_password, network_name=network_name
+    )
 
     def export(key: str, value: Any) -> None:
         pulumi.export(names.output_prefix + key, value)
@@ -116,7 +118,10 @@ def deploy_instance(settings: Settings) -> Instance:
 
 def main() -> None:
     settings = load_settings()
-    deployed = {instance.role: deploy_instance(instance) for instance in instances(settings)}
+    first, *others = instances(settings)
+    deployed = {first.role: deploy_instance(first)}
+    for other in others:  # on the network the first one created or found
+        deployed[other.role] = deploy_instance(other, deployed[first.role].service.network_name)
     pulumi.export("layout", settings.layout)
     pulumi.export("cache_db", settings.cache_db)
     pulumi.export("celery_broker_db", settings.celery_broker_db)

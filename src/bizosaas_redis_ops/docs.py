@@ -36,7 +36,7 @@ SECRET_DOCS = {
 }
 SECRET_DOCS.update(
     {
-        DURABLE_PREFIX + key[0].upper() + key[1:]: f"Layout split: the durable instance's own; {doc.split('. ', 1)[1]}"
+        DURABLE_PREFIX + key[0].upper() + key[1:]: f"{doc} Layout split: that of the durable instance."
         for key, doc in SECRET_DOCS.items()
     }
 )

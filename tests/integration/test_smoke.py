@@ -14,7 +14,7 @@ from bizosaas_redis.settings import load_stack_file
 from bizosaas_redis_ops import smoke
 from conftest import STACKS, admin_client, cli, free_port, outputs
 
-SCENARIOS = 15
+SCENARIOS = len(smoke.SCENARIOS)
 # A split stack runs health and role checks on both instances, the rest where services keep it.
 SPLIT_ROWS = {"cache": 2 + SCENARIOS - 2 - len(smoke.DURABLE_SCENARIOS), "durable": 2 + len(smoke.DURABLE_SCENARIOS)}
 

@@ -294,3 +294,13 @@ def test_a_single_stack_serves_every_use_from_its_one_instance(captures):
     assert env["REDIS_CACHE_URL"] == env["REDIS_URL"] == "redis://bizosaas-redis-staging:6379/0"
     assert env["CELERY_BROKER_URL"] == "redis://bizosaas-redis-staging:6379/1"
     assert env["REDIS_CACHE_HOST"] == env["REDIS_HOST"] == "bizosaas-redis-staging"
+
+
+def test_a_split_stack_has_one_network_for_both_instances(captures):
+    values = {**read_stack_config(stack_file("dev")), "layout": "split"}
+    cap = run_program("dev", values=values)
+    assert [n.plain["name"] for n in cap.of_type(NETWORK)] == ["bizosaas-dev"]
+    for durable in (False, True):
+        assert cap.container(durable=durable).plain["networksAdvanced"][0]["name"] == "bizosaas-dev"
+    production = captures["production"][0]
+    assert [i for i in production.invokes if i[0] == GET_NETWORK] == [(GET_NETWORK, {"name": "dokploy-network"})]

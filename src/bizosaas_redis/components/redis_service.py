@@ -49,6 +49,7 @@ class RedisService(pulumi.ComponentResource):
         app_password: pulumi.Input[str] | None,
         admin_password: pulumi.Input[str],
         exporter_password: pulumi.Input[str] | None = None,
+        network_name: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(COMPONENT_TYPE, name, None, opts)
@@ -56,7 +57,10 @@ class RedisService(pulumi.ComponentResource):
 
         image = docker.RemoteImage(f"{name}-image", name=settings.image, keep_locally=True, opts=child)
 
-        if settings.network_external:
+        if network_name is not None:
+            # The network another instance of the stack created or looked up: one per stack.
+            self.network_name = pulumi.Output.from_input(network_name)
+        elif settings.network_external:
             network = docker.get_network_output(name=settings.network_name, opts=pulumi.InvokeOptions(parent=self))
             self.network_name = network.name
         else:
