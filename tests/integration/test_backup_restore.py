@@ -149,3 +149,36 @@ def test_a_restore_that_fails_half_way_leaves_redis_running_on_its_data(deployed
     assert str(caught.value) == "restore failed: placing the backup failed; the previous data is back in place"
     assert engine.containers.get(f"{TEST_PREFIX}-{STACK}").status == "running"
     assert admin_client(STACK).get("bk:0:before-failed-restore") == "kept"
+
+
+def test_a_split_stacks_durable_instance_is_backed_up_and_restored_on_its_own(deployed, tmp_path):
+    """Production splits: its queues live on the durable instance, backed up apart from the cache."""
+    durable = redis.Redis.from_url(
+        outputs.load("production", "local", "durable")["redis_admin_url"].rsplit("/", 1)[0] + "/1"
+    )
+    durable.rpush("bk:queue", *range(100))
+    cached = cli("backup", "--stack", "production", "--dest", str(tmp_path), "--keep", "1")
+    made = cli("backup", "--stack", "production", "--instance", "durable", "--dest", str(tmp_path), "--keep", "1")
+    durable_file = Path(made.stdout.split()[0])
+    assert durable_file.name.startswith("production-durable-")
+    # --keep counts each instance's backups apart: the cache's one survives the durable's pruning.
+    assert Path(cached.stdout.split()[0]).exists() and durable_file.exists()
+
+    durable.delete("bk:queue")
+    result = cli("restore", "--stack", "production", "--instance", "durable", str(durable_file), "--yes")
+    assert "bizosaas-test-production-durable" in result.stdout
+    _wait_until(lambda: durable.llen("bk:queue") == 100)
+    durable.delete("bk:queue")
+
+
+def _wait_until(condition, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if condition():
+                return
+        except redis.RedisError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError("not within the time allowed")
+        time.sleep(0.1)
