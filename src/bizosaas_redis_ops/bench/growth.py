@@ -55,10 +55,16 @@ class Growth:
     load_at_disk_rate_s: float
 
 
+def _used_without_clients(client: redis.Redis) -> int:
+    # The filling client's own buffers count in used_memory until its pipeline is answered.
+    memory = client.info("memory")
+    return int(memory["used_memory"]) - int(memory.get("mem_clients_normal", 0))
+
+
 def _fill(client: redis.Redis, target_bytes: int) -> int:
     sizes = itertools.cycle(VALUE_SIZES)
     keys = 0
-    while int(client.info("memory")["used_memory"]) < target_bytes:
+    while _used_without_clients(client) < target_bytes:
         pipe = client.pipeline(transaction=False)
         for _ in range(BATCH):
             pipe.set(f"bench:data:{keys}", os.urandom(next(sizes)))
