@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bizosaas_redis.constants import REDIS_GID, REDIS_UID
-from bizosaas_redis.settings import Settings
+from bizosaas_redis.settings import Settings, instances
 
 from . import tables
 from .docker_engine import EngineError, ensure_engine
@@ -65,21 +65,24 @@ def doctor(settings: Settings) -> list[Check]:
     )
 
     root = info.get("DockerRootDir", "/var/lib/docker")
+    disk = "free disk for the data volume" + ("s" if settings.layout == "split" else "")
     try:
         free = shutil.disk_usage(root).free
-        # An RDB snapshot and an AOF rewrite can each be as large as the dataset.
-        need = 2 * settings.maxmemory
-        status = "OK" if free >= need else ("WARN" if free >= settings.maxmemory else "FAIL")
+        # An RDB snapshot and an AOF rewrite can each be as large as the dataset; a split
+        # stack has two datasets on this host.
+        total = sum(instance.maxmemory for instance in instances(settings))
+        need = 2 * total
+        status = "OK" if free >= need else ("WARN" if free >= total else "FAIL")
         checks.append(
             Check(
-                "free disk for the data volume",
+                disk,
                 status,
                 f"{free / 1024**3:.1f} GB free in {root}; want ≥ {need / 1024**3:.1f} GB "
-                "(2 × maxmemory for RDB plus AOF rewrite)",
+                "(2 × maxmemory of each instance, for RDB plus AOF rewrite)",
             )
         )
     except OSError as exc:
-        checks.append(Check("free disk for the data volume", "WARN", f"cannot read {root}: {exc}"))
+        checks.append(Check(disk, "WARN", f"cannot read {root}: {exc}"))
 
     if settings.network_external:
         if client is None:
