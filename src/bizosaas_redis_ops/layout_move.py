@@ -12,8 +12,6 @@ left where it is).
 
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import redis
@@ -25,6 +23,7 @@ from bizosaas_redis.settings import Settings
 # TokenBlacklist); services with other names add theirs with --pattern.
 DEFAULT_PATTERNS = ("*session:*", "*jwt-revoked:*")
 SCAN_COUNT = 1000
+BATCH = 500  # keys per pipelined DUMP / RESTORE round
 
 
 @dataclass
@@ -40,20 +39,44 @@ class Moved:
         return sum(self.found.values())
 
 
-def _durable_keys(client: redis.Redis, whole_db: bool, patterns: tuple[str, ...]) -> Iterator[bytes]:
-    """Every key of a whole database, or the streams and pattern-matched keys of the cache's."""
-    for key in client.scan_iter(count=SCAN_COUNT):
-        if whole_db:
-            yield key
-            continue
-        name = key.decode(errors="replace")
-        if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns) or client.type(key) == b"stream":
-            yield key
+def _durable_keys(client: redis.Redis, whole_db: bool, patterns: tuple[str, ...]) -> list[bytes]:
+    """Every key of a whole database, or the streams and pattern-matched keys of the cache's
+    (SCAN with TYPE and MATCH: the server filters, the cache's entries never cross the wire)."""
+    if whole_db:
+        return list(client.scan_iter(count=SCAN_COUNT))
+    found = set(client.scan_iter(count=SCAN_COUNT, _type="stream"))
+    for pattern in patterns:
+        found |= set(client.scan_iter(match=pattern, count=SCAN_COUNT))
+    return sorted(found)
 
 
 def _databases(settings: Settings) -> list[tuple[int, bool]]:
     """(db, whole database?) for each database holding durable data."""
     return [(settings.celery_broker_db, True), (settings.celery_result_db, True), (settings.cache_db, False)]
+
+
+def _move_batch(source: redis.Redis, target: redis.Redis, keys: list[bytes]) -> tuple[int, list[bytes]]:
+    """Copy a batch (value and remaining TTL), then delete what was copied: (moved, conflicts)."""
+    read = source.pipeline(transaction=False)
+    for key in keys:
+        read.dump(key)
+        read.pttl(key)
+    replies = read.execute()
+    present = [(key, replies[2 * i], replies[2 * i + 1]) for i, key in enumerate(keys) if replies[2 * i] is not None]
+    write = target.pipeline(transaction=False)
+    for key, dumped, ttl in present:
+        write.restore(key, max(int(ttl), 0), dumped)
+    copied, conflicts = [], []
+    for (key, _, _), reply in zip(present, write.execute(raise_on_error=False), strict=True):
+        if isinstance(reply, redis.ResponseError):
+            if "BUSYKEY" not in str(reply):
+                raise reply
+            conflicts.append(key)
+        else:
+            copied.append(key)
+    if copied:
+        source.delete(*copied)
+    return len(copied), conflicts
 
 
 def move(
@@ -68,24 +91,14 @@ def move(
     for db, whole in _databases(settings):
         source = redis.Redis.from_url(with_db(cache_admin_url, db), socket_timeout=30)
         target = redis.Redis.from_url(with_db(durable_admin_url, db), socket_timeout=30)
-        keys = list(_durable_keys(source, whole, patterns))
-        result.found[db] = len(keys)
-        result.moved[db] = 0
+        keys = _durable_keys(source, whole, patterns)
+        result.found[db], result.moved[db] = len(keys), 0
         if dry_run:
             continue
-        for key in keys:
-            dumped, ttl = source.dump(key), source.pttl(key)
-            if dumped is None:  # expired or deleted since the scan
-                continue
-            try:
-                target.restore(key, max(int(ttl), 0), dumped)
-            except redis.ResponseError as exc:
-                if "BUSYKEY" not in str(exc):
-                    raise
-                result.conflicts.append((db, key.decode(errors="replace")))
-                continue
-            source.delete(key)
-            result.moved[db] += 1
+        for start in range(0, len(keys), BATCH):
+            moved, conflicts = _move_batch(source, target, keys[start : start + BATCH])
+            result.moved[db] += moved
+            result.conflicts += [(db, key.decode(errors="replace")) for key in conflicts]
     return result
 
 

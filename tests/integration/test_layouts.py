@@ -241,6 +241,14 @@ def test_switching_to_split_names_what_stays_behind_and_layout_move_moves_it(eng
         env = deployment.env
         dry = cli("layout-move", "--stack", "staging", "--dry-run", env=env)
         assert "db 1: " in dry.stdout and "would move" in dry.stdout
+        # A key on both instances is never overwritten: reported, left on the cache, exit 1.
+        clash = f"{PREFIX}session:{written.sessions[-1]}"
+        _client(after.durable).set(clash, "written on the durable instance already")
+        refused = cli("layout-move", "--stack", "staging", env=env, check=False)
+        assert refused.returncode == 1 and f"'{clash}' exists on the durable instance" in refused.stderr
+        assert _client(after.durable).get(clash) == "written on the durable instance already"
+        assert _client(after.cache).exists(clash) == 1
+        _client(after.durable).delete(clash)
         moved = cli("layout-move", "--stack", "staging", env=env)
         assert moved.returncode == 0, moved.stdout + moved.stderr
         assert _lost(after, written) == dict.fromkeys(_lost(after, written), 0), moved.stdout
