@@ -36,7 +36,8 @@ class InstanceNames:
 def instance_names(role: Role) -> InstanceNames:
     if role == "durable":
         return InstanceNames(resource="redis-durable", output_prefix=f"{DURABLE_PREFIX}_", config_prefix=DURABLE_PREFIX)
-    # The cache of a split stack keeps the names of layout single: no replacement on switching.
+    # The cache of a split stack keeps the names of layout single: on a switch it stays the same
+    # resource (its new role label replaces its container, on its volume), not a second one.
     return InstanceNames(resource="redis", output_prefix="", config_prefix="")
 
 

@@ -70,7 +70,7 @@ class Instance:
 def deploy_instance(settings: Settings, network_name: pulumi.Input[str] | None = None) -> Instance:
     """The instance's passwords, its RedisService and its outputs (prefixed `durable_` for
     the durable instance of a split stack; the cache's resource names stay those of layout
-    single, so that switching layout does not replace it)."""
+    single, so that a switch keeps it the same resource, on the same volume)."""
     names = instance_names(settings.role)
     app_password = (
         _password(names.config_key("password"), f"{names.resource}-password") if settings.auth_enabled else None

@@ -265,7 +265,7 @@ def test_a_split_stack_declares_two_instances_and_says_which_serves_what(capture
         "bizosaas-redis-production",
         "bizosaas-redis-production-durable",
     )
-    # The cache keeps layout single's resource names: switching layout does not replace it.
+    # The cache keeps layout single's resource names: a switch keeps it the same resource.
     assert (cache.name, durable.name) == ("redis-container", "redis-durable-container")
     assert label_dict(durable.plain["labels"])["com.bizosaas.redis.maxmemory-policy"] == "noeviction"
     assert "maxmemory-policy noeviction" in durable.plain["uploads"][0]["content"]
