@@ -116,7 +116,11 @@ def render_config(settings: Settings) -> str:
         f"maxclients {settings.maxclients}",
         f"databases {settings.databases}",
         "",
-        "# Memory: a shared cache, so evict rather than refuse writes.",
+        (
+            "# Memory: the durable instance (queues, streams, sessions): refuse writes when full, never evict."
+            if settings.role == "durable"
+            else "# Memory: a shared cache, so evict rather than refuse writes."
+        ),
         f"maxmemory {format_size(settings.maxmemory)}",
         f"maxmemory-policy {settings.maxmemory_policy}",
         f"maxmemory-samples {settings.maxmemory_samples}",

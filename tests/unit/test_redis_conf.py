@@ -9,7 +9,14 @@ import sys
 import pytest
 
 from bizosaas_redis import redis_conf
-from bizosaas_redis.settings import available_stacks, build_settings, load_stack_file, read_stack_config, stack_file
+from bizosaas_redis.settings import (
+    available_stacks,
+    build_settings,
+    instances,
+    load_stack_file,
+    read_stack_config,
+    stack_file,
+)
 
 APP, ADMIN = "app-secret-Pw1", "admin-secret-Pw2"
 
@@ -131,3 +138,9 @@ def test_a_stop_writes_a_snapshot_only_where_it_is_the_only_copy(values, expecte
     settings = build_settings({**read_stack_config(stack_file("staging")), **values}, "staging")
     assert f"\nshutdown-on-sigterm {expected}\n" in redis_conf.render_config(settings)
     assert redis_conf.expected_config(settings)["shutdown-on-sigterm"] == expected
+
+
+def test_the_durable_instance_says_why_it_never_evicts():
+    cache, durable = (redis_conf.render_config(s) for s in instances(build_settings({"layout": "split"}, "x")))
+    assert "maxmemory-policy noeviction\n" in durable and "refuse writes when full, never evict" in durable
+    assert "maxmemory-policy allkeys-lru\n" in cache and "evict rather than refuse writes" in cache
