@@ -67,7 +67,9 @@ class Instance:
     app_password: pulumi.Output[str] | None
 
 
-def deploy_instance(settings: Settings, network_name: pulumi.Input[str] | None = None) -> Instance:
+def deploy_instance(
+    settings: Settings, network_name: pulumi.Input[str] | None = None, after: list[pulumi.Resource] | None = None
+) -> Instance:
     """The instance's passwords, its RedisService and its outputs (prefixed `durable_` for
     the durable instance of a split stack; the cache's resource names stay those of layout
     single, so that a switch keeps it the same resource, on the same volume)."""
@@ -82,7 +84,13 @@ def deploy_instance(settings: Settings, network_name: pulumi.Input[str] | None =
         else None
     )
     service = RedisService(
-        names.resource, settings, app_password, admin_password, exporter_password, network_name=network_name
+        names.resource,
+        settings,
+        app_password,
+        admin_password,
+        exporter_password,
+        network_name=network_name,
+        after=after,
     )
 
     def export(key: str, value: Any) -> None:
@@ -120,8 +128,9 @@ def main() -> None:
     settings = load_settings()
     first, *others = instances(settings)
     deployed = {first.role: deploy_instance(first)}
-    for other in others:  # on the network the first one created or found
-        deployed[other.role] = deploy_instance(other, deployed[first.role].service.network_name)
+    for other in others:  # on the network the first one created or found, after its container
+        cache = deployed[first.role].service
+        deployed[other.role] = deploy_instance(other, cache.network_name, after=[cache.container])
     pulumi.export("layout", settings.layout)
     pulumi.export("cache_db", settings.cache_db)
     pulumi.export("celery_broker_db", settings.celery_broker_db)

@@ -145,6 +145,7 @@ class _Monitor(MockMonitor):
             "retainOnDelete": request.retainOnDelete,
             "protect": request.protect,
             "parent": request.parent,
+            "dependencies": list(request.dependencies),
         }
         return super().RegisterResource(request)
 

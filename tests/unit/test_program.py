@@ -267,6 +267,9 @@ def test_a_split_stack_declares_two_instances_and_says_which_serves_what(capture
     )
     # The cache keeps layout single's resource names: a switch keeps it the same resource.
     assert (cache.name, durable.name) == ("redis-container", "redis-durable-container")
+    # The durable container waits for the cache's: a change to both takes one down at a time.
+    assert any(urn.endswith("::redis-container") for urn in durable.options["dependencies"])
+    assert not any("durable" in urn for urn in cache.options["dependencies"])
     assert label_dict(durable.plain["labels"])["com.bizosaas.redis.maxmemory-policy"] == "noeviction"
     assert "maxmemory-policy noeviction" in durable.plain["uploads"][0]["content"]
     assert "appendonly yes" in durable.plain["uploads"][0]["content"]

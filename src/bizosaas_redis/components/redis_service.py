@@ -50,6 +50,7 @@ class RedisService(pulumi.ComponentResource):
         admin_password: pulumi.Input[str],
         exporter_password: pulumi.Input[str] | None = None,
         network_name: pulumi.Input[str] | None = None,
+        after: list[pulumi.Resource] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(COMPONENT_TYPE, name, None, opts)
@@ -173,6 +174,9 @@ class RedisService(pulumi.ComponentResource):
             **hardened_container_args(settings, settings.memory_limit_mb),
             opts=pulumi.ResourceOptions(
                 parent=self,
+                # Another instance's container, created (and healthy: wait) before this one is
+                # created or replaced, so that a change to both takes them down one at a time.
+                depends_on=after,
                 # The name is fixed, so the old container must go before the new one.
                 delete_before_replace=True,
                 # The provider ignores edits of these after creation: force a new container.
