@@ -699,6 +699,20 @@ def instances(settings: Settings) -> list[Settings]:
     ]
 
 
+class NoDurableInstance(BizosaasRedisError):
+    """The durable instance of a stack that has none (layout single)."""
+
+
+def instance(settings: Settings, which: Literal["cache", "durable"]) -> Settings:
+    """The stack's `cache` instance (the one instance of layout single) or its `durable` one."""
+    running = instances(settings)
+    if which == "cache":
+        return running[0]
+    if len(running) == 1:
+        raise NoDurableInstance(f"stack {settings.stack} has layout {settings.layout}: it has no durable instance")
+    return running[1]
+
+
 def stack_file(stack: str, root: Path = PROJECT_ROOT) -> Path:
     return root / f"Pulumi.{stack}.yaml"
 

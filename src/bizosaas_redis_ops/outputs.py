@@ -11,7 +11,8 @@ from typing import Any, Literal
 
 from bizosaas_redis.connection import instance_names
 from bizosaas_redis.errors import BizosaasRedisError
-from bizosaas_redis.settings import Settings, build_settings, instances
+from bizosaas_redis.settings import Settings, build_settings
+from bizosaas_redis.settings import instance as instance_of
 
 from . import local_apply
 
@@ -86,9 +87,4 @@ def settings(stack: str, source: Source = "auto", instance: Instance = "cache") 
     else:
         values = {k: v for k, v in _from_pulumi(stack)["settings"].items() if k != "stack"}
         found = build_settings(values, stack, source=f"the settings output of stack {stack}")
-    running = instances(found)
-    if instance == "durable":
-        if len(running) == 1:
-            raise OutputsError(f"stack {stack} has layout {found.layout}: it has no durable instance")
-        return running[1]
-    return running[0]
+    return instance_of(found, instance)

@@ -8,11 +8,13 @@ import pytest
 
 from bizosaas_redis.settings import (
     DEFAULT_DENIED_COMMANDS,
+    NoDurableInstance,
     Settings,
     SettingsError,
     available_stacks,
     build_settings,
     format_size,
+    instance,
     instances,
     load_stack_file,
     parse_size,
@@ -352,3 +354,12 @@ def test_layout_problems_name_the_setting(values, line):
     with pytest.raises(SettingsError) as caught:
         build_settings(values, "x")
     assert any(problem.startswith(line) for problem in caught.value.problems), caught.value.problems
+
+
+def test_a_tool_asks_for_an_instance_by_what_it_holds():
+    split = build_settings({"layout": "split"}, "x")
+    assert (instance(split, "cache").role, instance(split, "durable").role) == ("cache", "durable")
+    single = build_settings({}, "x")
+    assert instance(single, "cache") is single
+    with pytest.raises(NoDurableInstance, match=r"^stack x has layout single: it has no durable instance$"):
+        instance(single, "durable")

@@ -19,7 +19,8 @@ from redis.retry import Retry
 
 from bizosaas_redis.connection import instance_names
 from bizosaas_redis.constants import LABEL_ROLE, LABEL_STACK, REMOTE_IMAGE
-from bizosaas_redis.settings import Settings, build_settings, instances
+from bizosaas_redis.settings import NoDurableInstance, Settings, build_settings
+from bizosaas_redis.settings import instance as instance_of
 from bizosaas_redis_ops import capture, local_apply, outputs
 
 
@@ -83,10 +84,10 @@ def deployment(request: pytest.FixtureRequest) -> Deployment:
     # A local deploy may have overridden settings (image, port, ...): expectations follow what ran.
     state = local_apply.State.load(stack)
     values = local_apply.stack_values(stack, state.overrides)
-    running = instances(build_settings(values, stack))
-    if instance == "durable" and len(running) == 1:
-        pytest.exit(f"stack {stack} has layout single: it has no durable instance", 2)
-    settings = running[-1] if instance == "durable" else running[0]
+    try:
+        settings = instance_of(build_settings(values, stack), instance)
+    except NoDurableInstance as exc:
+        pytest.exit(str(exc), 2)
     name = container_name or settings.name
     try:
         inspect = client.api.inspect_container(name)
