@@ -183,21 +183,17 @@ def _verify_and_smoke(stack: str, source: Source) -> None:
     from . import smoke as suite
     from . import verify as checks
 
+    targets = _smoke_targets(stack, source)
     failed = False
-    for instance in _deployed_instances(stack, source):
+    split = targets["durable"].role == "durable"
+    for instance in ["cache", "durable"] if split else ["cache"]:
         code, found = checks.run(stack, outputs_source=source, instance=instance)
         click.echo(f"verify {instance}:\n" + (checks.table(found) if found else "could not run the checks"))
         failed = failed or code != 0
-    _, results = suite.run_stack(_smoke_targets(stack, source))
+    _, results = suite.run_stack(targets)
     click.echo(suite.table(results))
     if failed or not all(r.passed for r in results):
         raise CommandError("the deployment is up but a check failed (above)")
-
-
-def _deployed_instances(stack: str, source: Source) -> list[Instance]:
-    from . import outputs as stack_outputs
-
-    return ["cache", "durable"] if stack_outputs.load(stack, source).get("layout") == "split" else ["cache"]
 
 
 def _smoke_targets(stack: str, source: Source) -> dict[str, Any]:
@@ -347,8 +343,8 @@ def smoke(
     """
     from . import smoke as suite
 
-    target = _smoke_target(stack, url, outputs_source, broker_db, result_db)
-    for one in target.values() if isinstance(target, dict) else [target]:
+    targets = _smoke_target(stack, url, outputs_source, broker_db, result_db)
+    for one in targets.values():
         one.ssl_ca_certs, one.ssl_certfile, one.ssl_keyfile = tls_ca, tls_cert, tls_key
     unknown = set(only) - {name for name, _ in suite.SCENARIOS}
     if unknown:
@@ -358,13 +354,10 @@ def smoke(
         )
     # SIGTERM (a CI job cancelled) cleans up like Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    if isinstance(target, dict):  # a stack: each scenario against the instance serving it
-        runs, results = suite.run_stack(target, only=set(only) or None)
-        addresses = " and ".join(sorted({t.safe_address for t in target.values()}))
-        click.echo(f"smoke run {runs[0].run_id} against {addresses}")
-    else:
-        run, results = suite.run_suite(target, only=set(only) or None)
-        click.echo(f"smoke run {run.run_id} against {target.safe_address}")
+    # Each scenario against the instance serving it (one run where both are the same).
+    runs, results = suite.run_stack(targets, only=set(only) or None)
+    addresses = " and ".join(sorted({t.safe_address for t in targets.values()}))
+    click.echo(f"smoke run {runs[0].run_id} against {addresses}")
     click.echo(suite.table(results))
     if junit:
         junit.write_text(suite.junit_xml(results))
@@ -374,7 +367,8 @@ def smoke(
 
 def _smoke_target(
     stack: str | None, url: str | None, outputs_source: Source, broker_db: int | None, result_db: int | None
-) -> Any:
+) -> dict[str, Any]:
+    """The target of each use (cache, durable): a stack's instances, or the one URL for both."""
     from . import smoke as suite
 
     if stack and url and url != os.environ.get("REDIS_URL"):
@@ -385,7 +379,8 @@ def _smoke_target(
         return _smoke_targets(stack, outputs_source)
     if not url:
         raise click.UsageError("give --stack, or --url / REDIS_URL")
-    return suite.Target.for_url(url, broker_db=broker_db, result_db=result_db)
+    target = suite.Target.for_url(url, broker_db=broker_db, result_db=result_db)
+    return {"cache": target, "durable": target}
 
 
 @main.command()

@@ -449,6 +449,11 @@ class _Planned:
     def name(self) -> str:
         return str(self.spec.create["name"])
 
+    def unchanged(self, state: State) -> bool:
+        """The container exists and is what the last `up` applied."""
+        applied = state.containers.get(self.name)
+        return self.existing is not None and applied is not None and applied.spec_sha256 == self.digest
+
 
 def _plan_containers(client: docker.DockerClient, cap: capture.Capture, state: State) -> list[_Planned]:
     image_ids = {res.plain["name"]: _ensure_image(client, res.plain["name"]) for res in cap.of_type(REMOTE_IMAGE)}
@@ -463,9 +468,8 @@ def _plan_containers(client: docker.DockerClient, cap: capture.Capture, state: S
 
 
 def _apply(client: docker.DockerClient, item: _Planned, state: State) -> str:
-    applied = state.containers.get(item.name)
     existing = item.existing
-    if existing is not None and applied is not None and applied.spec_sha256 == item.digest:
+    if item.unchanged(state):
         if item.spec.must_run and existing.status != "running":
             existing.start()
             return "started"
@@ -504,8 +508,7 @@ def up(stack: str, overrides: dict[str, Any] | None = None, client: docker.Docke
     planned = _plan_containers(client, cap, state)
     # Before anything is stopped: a new container that cannot start would leave no Redis.
     for item in planned:
-        applied = state.containers.get(item.name)
-        if item.existing is None or applied is None or applied.spec_sha256 != item.digest:
+        if not item.unchanged(state):
             _check_ports_free(item.spec, item.existing)
             preflight.data_format(item.existing, item.image)
     _ensure_network(client, cap, state)

@@ -20,7 +20,6 @@ Source = Literal["auto", "local", "pulumi"]
 # Which instance of a stack a tool works on: a split stack's cache or durable instance
 # (a single stack's one instance answers to `cache`).
 Instance = Literal["cache", "durable"]
-INSTANCES: tuple[Instance, ...] = ("cache", "durable")
 
 
 class OutputsError(BizosaasRedisError):
