@@ -274,7 +274,7 @@ def local_status(stack: str) -> None:
 def _print_outputs(values: dict[str, Any]) -> None:
     width = max(len(k) for k in values)
     for key, value in values.items():
-        if key in ("redis_conf", "settings"):
+        if key.endswith("redis_conf") or key == "settings":
             continue  # long; `outputs --show-secrets` has them
         shown = json.dumps(value) if isinstance(value, dict) else value
         click.echo(f"  {key.ljust(width)}  {shown}")

@@ -234,6 +234,7 @@ def test_switching_to_split_names_what_stays_behind_and_layout_move_moves_it(eng
         found = re.search(r"note: redis:layout = split: (\d+) keys of the broker and result databases", output)
         # The queue, the stream, every session and blacklist entry, and kombu's own keys.
         assert found and int(found.group(1)) >= 2 + SESSIONS + REVOKED, output
+        assert "# Network." not in output, "neither instance's redis.conf is printed (outputs has them)"
         after = _urls(deployment)
         assert after.durable != after.cache
         assert _lost(after, written) != dict.fromkeys(_lost(after, written), 0), "not moved yet: not on the durable"
