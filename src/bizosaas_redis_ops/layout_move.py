@@ -34,10 +34,6 @@ class Moved:
     moved: dict[int, int] = field(default_factory=dict)
     conflicts: list[tuple[int, str]] = field(default_factory=list)  # (db, key) kept on the cache
 
-    @property
-    def total_found(self) -> int:
-        return sum(self.found.values())
-
 
 def _durable_keys(client: redis.Redis, whole_db: bool, patterns: tuple[str, ...]) -> list[bytes]:
     """Every key of a whole database, or the streams and pattern-matched keys of the cache's
@@ -79,6 +75,17 @@ def _move_batch(source: redis.Redis, target: redis.Redis, keys: list[bytes]) -> 
     return len(copied), conflicts
 
 
+def _client(admin_url: str, db: int) -> redis.Redis:
+    return redis.Redis.from_url(with_db(admin_url, db), socket_timeout=30)
+
+
+def pending(
+    cache_admin_url: str, settings: Settings, patterns: tuple[str, ...] = DEFAULT_PATTERNS
+) -> dict[int, list[bytes]]:
+    """The keys of the cache instance that belong on the durable one, per database."""
+    return {db: _durable_keys(_client(cache_admin_url, db), whole, patterns) for db, whole in _databases(settings)}
+
+
 def move(
     cache_admin_url: str,
     durable_admin_url: str,
@@ -88,13 +95,11 @@ def move(
 ) -> Moved:
     """Move the durable data from the cache instance to the durable one (see the module)."""
     result = Moved()
-    for db, whole in _databases(settings):
-        source = redis.Redis.from_url(with_db(cache_admin_url, db), socket_timeout=30)
-        target = redis.Redis.from_url(with_db(durable_admin_url, db), socket_timeout=30)
-        keys = _durable_keys(source, whole, patterns)
+    for db, keys in pending(cache_admin_url, settings, patterns).items():
         result.found[db], result.moved[db] = len(keys), 0
         if dry_run:
             continue
+        source, target = _client(cache_admin_url, db), _client(durable_admin_url, db)
         for start in range(0, len(keys), BATCH):
             moved, conflicts = _move_batch(source, target, keys[start : start + BATCH])
             result.moved[db] += moved
@@ -105,7 +110,7 @@ def move(
 def pending_count(cache_admin_url: str, settings: Settings, patterns: tuple[str, ...] = DEFAULT_PATTERNS) -> int:
     """How many keys a move would take from the cache instance; 0 when it does not answer."""
     try:
-        return move(cache_admin_url, cache_admin_url, settings, patterns, dry_run=True).total_found
+        return sum(len(keys) for keys in pending(cache_admin_url, settings, patterns).values())
     except (redis.RedisError, OSError):
         return 0
 
