@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from . import redis_conf
+from . import redis_conf, topology
 from .settings import DURABLE_PREFIX, Role, Settings
 
 # What a service keeps where: `cache` may be evicted; `durable` must never be (sessions,
@@ -48,7 +49,11 @@ def with_db(url: str, db: int) -> str:
 
 
 def redis_url(settings: Settings, username: str | None, password: str | None, db: int) -> str:
-    """`redis[s]://[user:password@]host:port/db` reaching the published port."""
+    """`redis[s]://[user:password@]host:port/db` reaching the published port (node 0's
+    address with topology sentinel: the first primary; tools ask Sentinel for the current)."""
+    if settings.topology == "sentinel":
+        first = topology.nodes(settings)[0]
+        return _url(settings, first.host.address, first.port, username, password, db)
     return _url(settings, settings.url_host, settings.host_port, username, password, db)
 
 
@@ -63,15 +68,51 @@ def _url(settings: Settings, host: str, port: int, username: str | None, passwor
     return f"{scheme}://{auth}{host}:{port}/{db}"
 
 
+def sentinel_url(settings: Settings, password: str | None, db: int) -> str:
+    """Kombu's form for a topology sentinel instance: `sentinel://[user:password@]host:port/db`
+    for each Sentinel, joined by `;`; the master name goes in the transport options. The
+    password is the primary's; Sentinels take theirs from `sentinel_kwargs`."""
+    auth = f"{quote(settings.app_username, safe='')}:{quote(password, safe='')}@" if password else ""
+    return ";".join(f"sentinel://{auth}{s.endpoint}/{db}" for s in topology.sentinels(settings))
+
+
+def transport_options(settings: Settings, password: str | None) -> dict[str, object]:
+    """Celery's broker/result transport options for a topology sentinel instance."""
+    kwargs: dict[str, object] = {"username": settings.app_username}
+    if password:
+        kwargs["password"] = password
+    return {"master_name": topology.master_name(settings), "sentinel_kwargs": kwargs}
+
+
+def _url_of(settings: Settings, password: str | None, db: int) -> str:
+    if settings.topology == "sentinel":
+        return sentinel_url(settings, password, db)
+    return network_url(settings, password, db)
+
+
 def _urls(serving: dict[Use, Settings], passwords: dict[Use, str | None]) -> dict[str, str]:
     cache, durable = serving["cache"], serving["durable"]
+    urls = {
+        "REDIS_CACHE_URL": _url_of(cache, passwords["cache"], cache.cache_db),
+        "REDIS_URL": _url_of(durable, passwords["durable"], durable.cache_db),
+        "REDIS_SESSION_URL": _url_of(durable, passwords["durable"], durable.cache_db),
+        "REDIS_STREAM_URL": _url_of(durable, passwords["durable"], durable.cache_db),
+        "CELERY_BROKER_URL": _url_of(durable, passwords["durable"], durable.celery_broker_db),
+        "CELERY_RESULT_BACKEND": _url_of(durable, passwords["durable"], durable.celery_result_db),
+    }
+    if durable.topology == "sentinel":
+        options = json.dumps(transport_options(durable, passwords["durable"]))
+        urls["CELERY_BROKER_TRANSPORT_OPTIONS"] = options
+        urls["CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS"] = options
+    return urls
+
+
+def _sentinel_env(prefix: str, settings: Settings) -> dict[str, str]:
+    if settings.topology != "sentinel":
+        return {}
     return {
-        "REDIS_CACHE_URL": network_url(cache, passwords["cache"], cache.cache_db),
-        "REDIS_URL": network_url(durable, passwords["durable"], durable.cache_db),
-        "REDIS_SESSION_URL": network_url(durable, passwords["durable"], durable.cache_db),
-        "REDIS_STREAM_URL": network_url(durable, passwords["durable"], durable.cache_db),
-        "CELERY_BROKER_URL": network_url(durable, passwords["durable"], durable.celery_broker_db),
-        "CELERY_RESULT_BACKEND": network_url(durable, passwords["durable"], durable.celery_result_db),
+        f"{prefix}SENTINELS": ",".join(s.endpoint for s in topology.sentinels(settings)),
+        f"{prefix}MASTER_NAME": topology.master_name(settings),
     }
 
 
@@ -90,6 +131,9 @@ def consumer_env(serving: dict[Use, Settings]) -> dict[str, str]:
     return {
         **socket,
         **_urls(serving, {"cache": None, "durable": None}),
+        **_sentinel_env("REDIS_", durable),
+        **_sentinel_env("REDIS_CACHE_", cache),
+        "REDIS_TOPOLOGY": durable.topology,
         "REDIS_HOST": durable.name,
         "REDIS_PORT": str(redis_conf.CONTAINER_PORT),
         "REDIS_CACHE_HOST": cache.name,

@@ -23,6 +23,7 @@ LABEL_ROLE = "com.bizosaas.role"
 LABEL_PREFIX = "com.bizosaas.redis."
 SERVICE_REDIS = "redis"
 SERVICE_EXPORTER = "redis-exporter"
+SERVICE_SENTINEL = "redis-sentinel"
 
 # Resource and function type tokens of the providers the program uses.
 CONTAINER = "docker:index/container:Container"
@@ -31,6 +32,7 @@ NETWORK = "docker:index/network:Network"
 VOLUME = "docker:index/volume:Volume"
 GET_NETWORK = "docker:index/getNetwork:getNetwork"
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+DOCKER_PROVIDER = "pulumi:providers:docker"
 
 # Databases and TTLs the consumers use unless a stack says otherwise.
 DEFAULT_CACHE_DB = 0

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+import pulumi_docker as docker
 import pulumi_random as random
 from pulumi.runtime import config as runtime_config
 
-from . import redis_conf
-from .components import RedisService
-from .connection import consumer_env, consumer_secrets, instance_names, redis_url, service_roles
+from . import handover, redis_conf, sentinel_conf, startup, topology
+from .components import NodeOf, RedisSentinel, RedisService
+from .connection import InstanceNames, consumer_env, consumer_secrets, instance_names, redis_url, service_roles
 from .settings import NAMESPACE, SECRET_KEYS, Settings, SettingsError, build_settings, instances
 
 
@@ -83,20 +84,28 @@ def deploy_instance(
         if settings.exporter_enabled
         else None
     )
-    service = RedisService(
-        names.resource,
-        settings,
-        app_password,
-        admin_password,
-        exporter_password,
-        network_name=network_name,
-        after=after,
-    )
+    if settings.topology == "sentinel":
+        service = _deploy_topology(settings, names, app_password, admin_password, after)
+    else:
+        service = RedisService(
+            names.resource,
+            settings,
+            app_password,
+            admin_password,
+            exporter_password,
+            network_name=network_name,
+            after=after,
+        )
 
     def export(key: str, value: Any) -> None:
         pulumi.export(names.output_prefix + key, value)
 
     export("role", settings.role)
+    export("topology", settings.topology)
+    if settings.topology == "sentinel":
+        export("master_name", topology.master_name(settings))
+        export("sentinels", [s.endpoint for s in topology.sentinels(settings)])
+        export("nodes", [n.endpoint for n in topology.nodes(settings)])
     export("container_name", service.container.name)
     export("host", settings.url_host)
     export("port", settings.host_port)
@@ -108,7 +117,11 @@ def deploy_instance(
     export("app_username", settings.app_username)
     export("admin_username", settings.admin_username)
     # What is uploaded minus the user lines, so that previews show config changes.
-    export("redis_conf", redis_conf.render_config(settings))
+    if settings.topology == "sentinel":
+        first = topology.nodes(settings)[0]
+        export("redis_conf", sentinel_conf.render_node_config(settings, first))
+    else:
+        export("redis_conf", redis_conf.render_config(settings))
     export(
         "redis_url",
         _secret_url(app_password, lambda pw: redis_url(settings, settings.app_username, pw, settings.cache_db)),
@@ -122,6 +135,84 @@ def deploy_instance(
     if service.exporter is not None:
         export("exporter_url", f"http://{settings.url_host}:{settings.exporter_port}/metrics")
     return Instance(settings, service, app_password)
+
+
+def _handover_hook(settings: Settings, node: topology.Placed, resource: str, admin_password: pulumi.Output[str]):
+    """The node container's before-delete hook: a planned replacement of the primary first
+    moves the role to a replica (handover.move_primary_away)."""
+    known: dict[str, str] = {}
+    admin_password.apply(lambda password: known.setdefault("admin", password))
+
+    def before_delete(args: pulumi.ResourceHookArgs) -> None:
+        if "admin" in known:
+            handover.move_primary_away(settings, node, known["admin"])
+
+    return pulumi.ResourceHook(f"{resource}-handover", before_delete)
+
+
+def _deploy_topology(
+    settings: Settings,
+    names: InstanceNames,
+    app_password: pulumi.Output[str] | None,
+    admin_password: pulumi.Output[str],
+    after: list[pulumi.Resource] | None,
+) -> RedisService:
+    """Nodes and Sentinels, each on its Docker host. Returns node 0 (the first primary):
+    it keeps the standalone container's resource name, name, volume and port.
+
+    Order, for changes that replace every node: the replicas first (node 0 depends on them),
+    then node 0, whose hook hands the primary role over before it goes; Sentinels last."""
+    replication_password = _password(names.config_key("replicationPassword"), f"{names.resource}-replication-password")
+    sentinel_password = _password(names.config_key("sentinelPassword"), f"{names.resource}-sentinel-password")
+    providers = {
+        name: docker.Provider(f"{names.resource}-docker-{name}", host=host.url) if host.url else None
+        for name, host in settings.hosts.items()
+    }
+
+    def on_host(host: str) -> pulumi.ResourceOptions | None:
+        provider = providers[host]
+        return pulumi.ResourceOptions(providers=[provider]) if provider is not None else None
+
+    sentinel_endpoints = [s.address for s in topology.sentinels(settings)]
+    name = topology.master_name(settings)
+    services: list[RedisService] = []
+    for node in reversed(topology.nodes(settings)):
+        resource = names.resource if node.index == 0 else f"{names.resource}-node-{node.index}"
+        node_of = NodeOf(
+            node,
+            replication_password,
+            sentinel_password,
+            startup.Discovery(name, sentinel_endpoints, node.address),
+            _handover_hook(settings, node, resource, admin_password),
+        )
+        depends = [*(after or []), *(s.container for s in services)]
+        services.append(
+            RedisService(
+                resource,
+                settings,
+                app_password,
+                admin_password,
+                None,
+                after=depends or None,
+                node_of=node_of,
+                opts=on_host(node.host_name),
+            )
+        )
+    nodes_created: list[pulumi.Resource] = [s.container for s in services]
+    for sentinel in topology.sentinels(settings):
+        peers = [s for s in sentinel_endpoints if s != sentinel.address]
+        RedisSentinel(
+            f"{names.resource}-sentinel-{sentinel.index}",
+            settings,
+            sentinel,
+            app_password,
+            admin_password,
+            sentinel_password,
+            startup.Discovery(name, peers),
+            after=nodes_created,
+            opts=on_host(sentinel.host_name),
+        )
+    return services[-1]
 
 
 def main() -> None:

@@ -9,8 +9,12 @@ ever written into the container.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 from .settings import Settings, format_size
+
+if TYPE_CHECKING:  # topology imports nothing of this module; only its type is needed
+    from .topology import Placed
 
 CONTAINER_PORT = 6379
 DATA_DIR = "/data"
@@ -52,13 +56,22 @@ def shutdown_on_sigterm(settings: Settings) -> str:
     return "save" if settings.save_on_shutdown else "default"
 
 
-def expected_config(settings: Settings) -> dict[str, str]:
+def listen(node: Placed | None) -> tuple[str, int]:
+    """`bind` and `port`: every interface of the container on Redis's port, or a node of
+    the sentinel topology on its host's network: the host's address and its own port."""
+    if node is None:
+        return "* -::*", CONTAINER_PORT
+    return " ".join(dict.fromkeys([node.host.address, "127.0.0.1"])), node.port
+
+
+def expected_config(settings: Settings, node: Placed | None = None) -> dict[str, str]:
     """Directive -> value as `CONFIG GET` reports it; tests and `verify` compare to this."""
     tls = settings.tls_enabled
+    bind, port = listen(node)
     expected = {
-        "bind": "* -::*",
+        "bind": bind,
         "protected-mode": "yes" if settings.auth_enabled else "no",
-        "port": "0" if tls else str(CONTAINER_PORT),
+        "port": "0" if tls else str(port),
         "dir": DATA_DIR,
         "maxmemory": str(settings.maxmemory),
         "maxmemory-policy": settings.maxmemory_policy,
@@ -79,11 +92,18 @@ def expected_config(settings: Settings) -> dict[str, str]:
     if settings.unix_socket:
         expected["unixsocket"] = SOCKET_PATH
         expected["unixsocketperm"] = SOCKET_PERM
+    if node is not None:
+        expected["min-replicas-to-write"] = str(settings.min_replicas_to_write)
+        expected["min-replicas-max-lag"] = str(settings.min_replicas_max_lag)
+        expected["replica-announce-ip"] = node.host.address
+        expected["replica-announce-port"] = str(node.port)
     return expected
 
 
-def render_config(settings: Settings) -> str:
-    """redis.conf without users. Same settings, same bytes."""
+def render_config(settings: Settings, node: Placed | None = None) -> str:
+    """redis.conf without users (`node`: one node of the sentinel topology). Same settings,
+    same bytes."""
+    bind, port = listen(node)
     save_lines = [f"save {rule}" for rule in settings.save] or ['save ""']
     lines = [
         f"# redis.conf for stack {settings.stack} ({settings.environment}).",
@@ -94,7 +114,7 @@ def render_config(settings: Settings) -> str:
         "# exposes is decided by the published port's address. Protected mode refuses",
         "# remote clients only while the default user has no password, which is the dev",
         "# stack's deliberate choice, so it is off there and on everywhere else.",
-        "bind * -::*",
+        f"bind {bind}",
         f"protected-mode {'yes' if settings.auth_enabled else 'no'}",
     ]
     if settings.tls_enabled:
@@ -107,7 +127,7 @@ def render_config(settings: Settings) -> str:
             f"tls-auth-clients {settings.tls_auth_clients}",
         ]
     else:
-        lines.append(f"port {CONTAINER_PORT}")
+        lines.append(f"port {port}")
     if settings.unix_socket:
         lines += [f"unixsocket {SOCKET_PATH}", f"unixsocketperm {SOCKET_PERM}"]
     lines += [
@@ -187,9 +207,12 @@ def render(
     return render_config(settings) + render_users(settings, app_password, admin_password, exporter_password)
 
 
-def healthcheck_command(settings: Settings) -> list[str]:
-    """Docker healthcheck: PONG or unhealthy (`redis-cli ping` exits 0 on NOAUTH)."""
+def healthcheck_command(settings: Settings, port: int | None = None) -> list[str]:
+    """Docker healthcheck: PONG or unhealthy (`redis-cli ping` exits 0 on NOAUTH). `port`:
+    a node or Sentinel of the sentinel topology, on its host's network."""
     tls = f" --tls --cacert {TLS_DIR}/ca.crt" if settings.tls_enabled else ""
+    if port is not None:
+        tls += f" -p {port}"
     if settings.tls_enabled and settings.tls_auth_clients == "yes":
         tls += f" --cert {TLS_DIR}/tls.crt --key {TLS_DIR}/tls.key"
     return [

@@ -1,96 +1,139 @@
-"""Replication and Redis Sentinel configuration for the sentinel topology: pure functions.
-
-Work in progress (issue 14): rendered text only; nothing in the program uses it yet.
+"""Replication and Redis Sentinel configuration of the sentinel topology: pure functions.
 
 Two users exist on every Redis node beside the service's own: `replication`, which a
 replica authenticates as to its primary (PSYNC, REPLCONF, PING and nothing else), and
-`sentinel`, which Sentinel uses to watch the nodes and reconfigure them on failover (the
-command set Redis's Sentinel documentation lists). A replica must send its password to
-the primary, so `masterauth` holds it in clear: the file is mode 0600 on the data volume,
-and the user can read no key.
+`sentinel`, which Sentinels use to watch the nodes and reconfigure them on failover (the
+command set Redis's Sentinel documentation lists). Both have passwords of their own,
+generated and kept in the stack's state like the others.
+
+Redis 7 takes these two upstream passwords only in clear (`masterauth`, `sentinel
+auth-pass`, `sentinel sentinel-pass`): they are the only clear passwords the service
+writes, each in a mode-0600 file on its node's own volume, beside the data that file
+guards. The application, admin and exporter passwords stay hashes everywhere.
 """
 
 from __future__ import annotations
 
-from .redis_conf import password_hash
+from . import redis_conf
+from .redis_conf import HEALTHCHECK_PASSWORD, HEALTHCHECK_USER, password_hash
+from .settings import Settings
+from .topology import Placed, master_name, nodes, sentinel_id
 
-SENTINEL_PORT = 26379
 REPLICATION_USER = "replication"
 SENTINEL_USER = "sentinel"
 REPLICATION_RULES = "-@all +psync +replconf +ping"
-# What Sentinel runs on a monitored node (Redis docs, "Redis Sentinel", ACL section).
+# What Sentinel runs on a monitored node (Redis docs, "Redis Sentinel", ACL section); the
+# channel is where Sentinels find each other.
 SENTINEL_RULES = (
-    # Sentinels find each other through this channel on the monitored nodes.
     "&__sentinel__:hello -@all +auth +client|getname +client|id +client|setname +command +hello +ping +role "
     "+client|kill +config|rewrite +multi +exec +info +publish +script|kill +slaveof +replicaof +subscribe"
 )
+# What applications ask a Sentinel: where the primary and replicas are, and change events.
+SENTINEL_CLIENT_RULES = (
+    "-@all +auth +hello +ping +role +client|setname +client|getname +subscribe +psubscribe +unsubscribe "
+    "+punsubscribe +sentinel|get-master-addr-by-name +sentinel|master +sentinel|masters +sentinel|replicas "
+    "+sentinel|slaves +sentinel|sentinels"
+)
+# The public healthcheck user also asks where the primary is: start scripts do, without a secret.
+SENTINEL_HEALTHCHECK_RULES = "-@all +ping +sentinel|get-master-addr-by-name"
+SENTINEL_CONFIG_NAME = "sentinel.conf"
 
 
-def node_users(replication_password: str, sentinel_password: str) -> list[str]:
-    """The ACL lines every node of the topology adds to its users."""
-    return [
-        f"user {REPLICATION_USER} reset on #{password_hash(replication_password)} {REPLICATION_RULES}",
-        f"user {SENTINEL_USER} reset on #{password_hash(sentinel_password)} {SENTINEL_RULES}",
-    ]
+def render_node_config(settings: Settings, node: Placed) -> str:
+    """A node's redis.conf without users: the service's, on the node's address and port,
+    with replication."""
+    return redis_conf.render_config(settings, node) + "\n".join(replication_lines(settings, node)) + "\n"
 
 
-def replication_lines(
-    announce_ip: str,
-    announce_port: int,
-    replication_password: str,
-    min_replicas_to_write: int,
-    min_replicas_max_lag: int,
-    primary: tuple[str, int] | None = None,
-) -> list[str]:
-    """What a node needs to replicate: on a replica (`primary` given) whom it follows; on
-    every node how it authenticates upstream after a failover and what it announces."""
+def render_node(
+    settings: Settings,
+    node: Placed,
+    passwords: tuple[str | None, str, str | None, str, str],
+) -> str:
+    """The whole redis.conf of a node. `passwords`: app, admin, exporter, replication, sentinel."""
+    app, admin, exporter, replication, sentinel = passwords
+    users = redis_conf.render_users(settings, app, admin, exporter)
+    return render_node_config(settings, node) + users + "\n".join(node_users(replication, sentinel)) + "\n"
+
+
+def replication_lines(settings: Settings, node: Placed) -> list[str]:
+    """A node's replication settings (no secret). Nodes 1..N start as replicas of node 0;
+    after a failover, Sentinel rewrites this and the start script asks Sentinel."""
     lines = [
+        "",
+        "# Replication (topology sentinel): announce the host's address, as clients and Sentinels reach it.",
         f"masteruser {REPLICATION_USER}",
-        f"masterauth {replication_password}",
-        # Sentinel and clients must reach the node at its host's address, not the container's.
-        f"replica-announce-ip {announce_ip}",
-        f"replica-announce-port {announce_port}",
+        f"replica-announce-ip {node.host.address}",
+        f"replica-announce-port {node.port}",
         "replica-read-only yes",
         "replica-serve-stale-data yes",
         # A primary cut off from its replicas stops taking writes after the lag bound.
-        f"min-replicas-to-write {min_replicas_to_write}",
-        f"min-replicas-max-lag {min_replicas_max_lag}",
+        f"min-replicas-to-write {settings.min_replicas_to_write}",
+        f"min-replicas-max-lag {settings.min_replicas_max_lag}",
     ]
-    if primary is not None:
-        lines.insert(0, f"replicaof {primary[0]} {primary[1]}")
+    if node.index > 0:
+        first = nodes(settings)[0]
+        lines.append(f"replicaof {first.host.address} {first.port}")
     return lines
 
 
-def render_sentinel(
-    master_name: str,
-    primary: tuple[str, int],
-    quorum: int,
-    down_after_ms: int,
-    failover_timeout_ms: int,
-    sentinel_password: str,
-    announce: tuple[str, int],
-    client_password: str,
-) -> str:
-    """sentinel.conf. Sentinel rewrites this file as it learns the topology: it must be
-    writable (on the data volume)."""
-    host, port = primary
+def node_users(replication_password: str, sentinel_password: str) -> list[str]:
+    """The topology's users on every node, and the one clear upstream password."""
+    return [
+        f"user {REPLICATION_USER} reset on #{password_hash(replication_password)} {REPLICATION_RULES}",
+        f"user {SENTINEL_USER} reset on #{password_hash(sentinel_password)} {SENTINEL_RULES}",
+        f"masterauth {replication_password}",
+    ]
+
+
+def render_sentinel_config(settings: Settings, sentinel: Placed) -> str:
+    """sentinel.conf without secrets (exported for previews). The monitor line names node 0;
+    the start script points it at the primary the other Sentinels report, if any."""
+    primary = nodes(settings)[0]
+    name = master_name(settings)
     lines = [
-        f"port {SENTINEL_PORT}",
-        "bind * -::*",
+        f"# sentinel.conf for stack {settings.stack}: Sentinel {sentinel.index} of {settings.sentinels}.",
+        "# Generated by bizosaas_redis.sentinel_conf; Sentinel rewrites it as it learns the topology.",
+        f"port {sentinel.port}",
+        f"bind {' '.join(listen_addresses(sentinel))}",
         "protected-mode no",
         'logfile ""',
         "daemonize no",
-        f"sentinel announce-ip {announce[0]}",
-        f"sentinel announce-port {announce[1]}",
+        f"dir {redis_conf.DATA_DIR}",
+        f"sentinel myid {sentinel_id(settings, sentinel)}",
+        f"sentinel announce-ip {sentinel.host.address}",
+        f"sentinel announce-port {sentinel.port}",
         "sentinel resolve-hostnames no",
-        f"sentinel monitor {master_name} {host} {port} {quorum}",
-        f"sentinel down-after-milliseconds {master_name} {down_after_ms}",
-        f"sentinel failover-timeout {master_name} {failover_timeout_ms}",
-        f"sentinel parallel-syncs {master_name} 1",
-        f"sentinel auth-user {master_name} {SENTINEL_USER}",
-        f"sentinel auth-pass {master_name} {sentinel_password}",
-        # Clients and the other Sentinels authenticate to this one.
-        f"requirepass {client_password}",
-        f"sentinel sentinel-pass {client_password}",
+        f"sentinel monitor {name} {primary.host.address} {primary.port} {settings.sentinel_quorum}",
+        f"sentinel down-after-milliseconds {name} {settings.down_after_milliseconds}",
+        f"sentinel failover-timeout {name} {settings.failover_timeout}",
+        f"sentinel parallel-syncs {name} 1",
+        f"sentinel auth-user {name} {SENTINEL_USER}",
+        f"sentinel sentinel-user {SENTINEL_USER}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def render_sentinel_users(
+    settings: Settings, app_password: str | None, admin_password: str, sentinel_password: str
+) -> str:
+    """Sentinel's users (hashes) and the clear password it authenticates upstream with."""
+    name = master_name(settings)
+    app_secret = f"#{password_hash(app_password)}" if app_password else "nopass"
+    lines = [
+        "",
+        f"sentinel auth-pass {name} {sentinel_password}",
+        f"sentinel sentinel-pass {sentinel_password}",
+        f"user {settings.app_username} reset on {app_secret} {SENTINEL_CLIENT_RULES}",
+        f"user {settings.admin_username} reset on #{password_hash(admin_password)} +@all",
+        f"user {SENTINEL_USER} reset on #{password_hash(sentinel_password)} +@all",
+        f"user {HEALTHCHECK_USER} reset on #{password_hash(HEALTHCHECK_PASSWORD)} {SENTINEL_HEALTHCHECK_RULES}",
+    ]
+    if settings.app_username != "default":
+        lines.append("user default reset off")
+    return "\n".join(lines) + "\n"
+
+
+def listen_addresses(placed: Placed) -> list[str]:
+    """The host's address, and loopback for the healthcheck."""
+    return list(dict.fromkeys([placed.host.address, "127.0.0.1"]))

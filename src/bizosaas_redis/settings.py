@@ -44,7 +44,8 @@ DEFAULT_SAVE = ((900, 1), (300, 10), (60, 10000))
 NAMESPACE = "redis"
 # Secret keys are read with get_secret by the program; the model never holds them.
 # The durable instance of a split stack has its own (`durablePassword`, ...).
-INSTANCE_SECRET_KEYS = ("password", "adminPassword", "exporterPassword")
+# `replicationPassword` and `sentinelPassword` only with topology sentinel.
+INSTANCE_SECRET_KEYS = ("password", "adminPassword", "exporterPassword", "replicationPassword", "sentinelPassword")
 DURABLE_PREFIX = "durable"
 # Settings fields that are not config keys (set by build_settings).
 INTERNAL_FIELDS = ("stack", "role")
@@ -111,7 +112,13 @@ SHARED_SETTINGS = (
     "durable",
 )
 # The durable instance's host ports: the cache's plus this, unless its block sets them.
+# Larger than the most nodes (or Sentinels) one instance runs, so their ports never meet.
 DURABLE_PORT_OFFSET = 10
+TOPOLOGIES = ("standalone", "sentinel")
+# The name of the one Docker host when a stack names none.
+DEFAULT_HOST = "local"
+MAX_REPLICAS = 5
+MAX_SENTINELS = 7
 
 # ACL users the service defines for itself.
 RESERVED_USERS = ("healthcheck", "exporter")
@@ -215,6 +222,30 @@ class SaveRule(BaseModel):
         return f"{self.seconds} {self.changes}"
 
 
+class DockerHost(BaseModel):
+    """A Docker host nodes and Sentinels of the sentinel topology run on."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+    url: str | None = Field(
+        None,
+        pattern=r"^(unix|tcp|ssh)://\S+$",
+        description="Docker endpoint (`unix:///var/run/docker.sock`, `ssh://deploy@10.0.0.2`); none: the default one.",
+    )
+    address: str = Field(description="IP address the nodes on this host listen on and announce.")
+
+    @field_validator("address")
+    @classmethod
+    def _concrete_ip(cls, value: str) -> str:
+        try:
+            parsed = ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError("must be an IP address") from None
+        if parsed.is_unspecified:
+            raise ValueError("must be a concrete address that Sentinels and clients reach, not a wildcard")
+        return value
+
+
 def _parse_save_rule(value: Any) -> Any:
     if isinstance(value, str):
         parts = value.split()
@@ -263,6 +294,55 @@ class Settings(BaseModel):
         "`<volumeName>_durable`, hostPort and exporterPort + 10, networkAliases each + `-durable`, "
         "maxmemoryPolicy `noeviction` (the only one allowed), appendonly true, save the default rules. "
         "Identity, image, network, auth, TLS and databases are shared and set once at the top level.",
+    )
+    # High availability (topology sentinel)
+    topology: Literal[TOPOLOGIES] = Field(  # type: ignore[valid-type]
+        "standalone",
+        description="`standalone`: one container. `sentinel`: a primary, `replicas` replicas and `sentinels` "
+        "Redis Sentinels, placed on `dockerHosts`; clients find the primary through Sentinel, which promotes a "
+        "replica when the primary fails. Nodes and Sentinels use their host's network (no port mapping, which "
+        "breaks Sentinel's discovery): node i listens on hostPort + i, Sentinel j on sentinelPort + j - 1.",
+    )
+    replicas: int = Field(2, ge=1, le=MAX_REPLICAS, description="Replicas of the primary (topology sentinel).")
+    sentinels: int = Field(3, ge=3, le=MAX_SENTINELS, description="Sentinels; an odd number, at least 3.")
+    sentinel_quorum: int = Field(
+        2, ge=1, description="Sentinels that must agree the primary is down before a failover starts."
+    )
+    sentinel_port: Port = Field(26380, description="Port of the first Sentinel; the next ones count up.")
+    down_after_milliseconds: int = Field(
+        5000,
+        ge=100,
+        le=3_600_000,
+        description="Silence after which a Sentinel deems a node down (ms). Lower: faster failover, and "
+        "failovers on short network hiccups.",
+    )
+    failover_timeout: int = Field(
+        60_000, ge=1000, le=3_600_000, description="Sentinel's failover-timeout (ms): retry and reconfiguration bound."
+    )
+    min_replicas_to_write: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_REPLICAS,
+        description="Default 1 in production, else 0. The primary refuses writes unless this many replicas "
+        "acknowledged within minReplicasMaxLag: a primary cut off from its replicas stops taking writes that a "
+        "failover would drop, at the cost of refusing writes when replicas are down.",
+    )
+    min_replicas_max_lag: int = Field(
+        10, ge=1, le=3600, description="Seconds a replica may lag and still count for minReplicasToWrite."
+    )
+    docker_hosts: Annotated[dict[DockerName, DockerHost], BeforeValidator(_json_dict)] = Field(
+        default_factory=dict,
+        description="Docker hosts by name, each `{url, address}`. Default: one host, the default Docker "
+        "endpoint, at advertisedHost (or the publish address). One host protects against a process dying, "
+        "not against the host failing.",
+    )
+    placement: Annotated[list[DockerName], BeforeValidator(_json_list)] = Field(
+        default_factory=list,
+        description="The host of node 0 (first primary), then of each replica. Default: dockerHosts in turn.",
+    )
+    sentinel_placement: Annotated[list[DockerName], BeforeValidator(_json_list)] = Field(
+        default_factory=list,
+        description="The host of each Sentinel. Default: dockerHosts in turn.",
     )
     # Network and publishing
     host_port: Port = Field(6380, description="Port published on the Docker host.")
@@ -414,6 +494,10 @@ class Settings(BaseModel):
             data = {**data, "layout": "split"}
         if "role" not in data:  # the durable instance is built with its role given
             data = {**data, "role": "cache" if data.get("layout") == "split" else "shared"}
+        # A cut-off primary stops taking writes in production (a replica must confirm them).
+        if data.get("minReplicasToWrite", data.get("min_replicas_to_write")) is None:
+            production = data.get("environment") == "production" and data.get("topology") == "sentinel"
+            data = {**data, "minReplicasToWrite": 1 if production else 0}
         return data
 
     @field_validator("publish_address")
@@ -500,6 +584,8 @@ class Settings(BaseModel):
                 add(key, f"is reserved ({', '.join(RESERVED_USERS)})")
         if self.role == "durable" and self.maxmemory_policy != "noeviction":
             add("maxmemory_policy", "must be noeviction on the durable instance: it must refuse writes, never evict")
+        if self.topology == "sentinel":
+            problems.extend(self._topology_problems())
         if self.layout == "single" and self.durable:
             add("durable", "is only read with layout split", "layout")
         if self.role != "durable":
@@ -516,6 +602,60 @@ class Settings(BaseModel):
                 json.dumps([[to_camel(k), v, m, [to_camel(f) for f in fields]] for k, v, m, fields in problems])
             )
         return self
+
+    def _topology_problems(self) -> list[tuple[str, Any, str, tuple[str, ...]]]:
+        out: list[tuple[str, Any, str, tuple[str, ...]]] = []
+
+        def add(key: str, message: str, *others: str) -> None:
+            out.append((key, getattr(self, key), message, (key, *others)))
+
+        if self.sentinels % 2 == 0:
+            add("sentinels", "must be odd: an even number adds no tolerance of failures, only votes to split")
+        if self.sentinel_quorum > self.sentinels:
+            add("sentinel_quorum", f"must not exceed sentinels ({self.sentinels})", "sentinels")
+        assert self.min_replicas_to_write is not None
+        if self.min_replicas_to_write > self.replicas:
+            add("min_replicas_to_write", f"must not exceed replicas ({self.replicas}): no write would pass", "replicas")
+        if not self.docker_hosts:
+            try:
+                DockerHost(address=self.url_host)
+            except ValidationError:
+                add(
+                    "docker_hosts",
+                    f"must be set: the default host's address would be {self.url_host!r}, "
+                    "not an IP address that Sentinels announce",
+                    "advertised_host",
+                )
+                return out
+        hosts = self.hosts
+        for key, count in (("placement", self.replicas + 1), ("sentinel_placement", self.sentinels)):
+            given = getattr(self, key)
+            if given and len(given) != count:
+                add(key, f"must name {count} hosts (one per {'node' if key == 'placement' else 'Sentinel'})")
+            unknown = sorted(set(given) - set(hosts))
+            if unknown:
+                add(key, f"names unknown host(s) {', '.join(unknown)}; dockerHosts has {', '.join(hosts)}")
+        nodes = range(self.host_port, self.host_port + self.replicas + 1)
+        sentinel_ports = range(self.sentinel_port, self.sentinel_port + self.sentinels)
+        if nodes[-1] > 65535 or sentinel_ports[-1] > 65535:
+            add("host_port", "leaves no room for every node's and Sentinel's port (each counts up)", "sentinel_port")
+        elif set(nodes) & set(sentinel_ports):
+            add("sentinel_port", f"overlaps the nodes' ports {nodes[0]}-{nodes[-1]}", "host_port", "replicas")
+        for key, reason in (
+            ("tls_enabled", "TLS replication is not built yet"),
+            ("exporter_enabled", "one exporter per node is not built yet"),
+            ("unix_socket", "clients must follow the primary from node to node through Sentinel"),
+        ):
+            if getattr(self, key):
+                add(key, f"cannot be true with topology sentinel: {reason}", "topology")
+        return out
+
+    @property
+    def hosts(self) -> dict[str, DockerHost]:
+        """The Docker hosts of the sentinel topology: as set, or the one default host."""
+        if self.docker_hosts:
+            return dict(self.docker_hosts)
+        return {DEFAULT_HOST: DockerHost(address=self.url_host)}
 
     # Derived values: computed here so that program, scripts and tests agree.
     @property
@@ -552,6 +692,7 @@ class Settings(BaseModel):
             "volumeName": f"{self.volume_name}_durable",
             "hostPort": self.host_port + DURABLE_PORT_OFFSET,
             "exporterPort": self.exporter_port + DURABLE_PORT_OFFSET,
+            "sentinelPort": self.sentinel_port + DURABLE_PORT_OFFSET,
             "networkAliases": [f"{alias}-durable" for alias in self.network_aliases],
             "maxmemoryPolicy": "noeviction",
             "appendonly": True,

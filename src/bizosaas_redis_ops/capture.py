@@ -146,6 +146,8 @@ class _Monitor(MockMonitor):
             "protect": request.protect,
             "parent": request.parent,
             "dependencies": list(request.dependencies),
+            # "<provider urn>::<id>": which Docker host the resource lives on; "" the default one.
+            "provider": request.provider,
         }
         return super().RegisterResource(request)
 

@@ -33,6 +33,11 @@ SECRET_DOCS = {
     "password": "Secret. Application user's password; generated (32 characters) when unset.",
     "adminPassword": "Secret. Admin user's password; generated (32 characters) when unset.",
     "exporterPassword": "Secret. The exporter ACL user's password (exporterEnabled); generated when unset.",
+    "replicationPassword": "Secret. Topology sentinel: the password replicas authenticate to the primary with "
+    "(PSYNC rights only); generated when unset. Written in clear into each node's redis.conf (masterauth, "
+    "mode 0600 on its volume): Redis takes it no other way.",
+    "sentinelPassword": "Secret. Topology sentinel: the password Sentinels authenticate to nodes and to each "
+    "other with; generated when unset. In clear in each Sentinel's sentinel.conf (mode 0600, its volume).",
 }
 SECRET_DOCS.update(
     {

@@ -22,15 +22,36 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import docker
 from docker.types import LogConfig, Mount
 
+from bizosaas_redis import handover, topology
 from bizosaas_redis.components import exporter, redis_service
+from bizosaas_redis.components.sentinel import COMPONENT_TYPE as SENTINEL_COMPONENT
 from bizosaas_redis.connection import instance_names
-from bizosaas_redis.constants import CONTAINER, GET_NETWORK, NETWORK, RANDOM_PASSWORD, REMOTE_IMAGE, VOLUME
+from bizosaas_redis.constants import (
+    CONTAINER,
+    DOCKER_PROVIDER,
+    GET_NETWORK,
+    LABEL_PREFIX,
+    LABEL_ROLE,
+    NETWORK,
+    RANDOM_PASSWORD,
+    REMOTE_IMAGE,
+    VOLUME,
+)
 from bizosaas_redis.errors import BizosaasRedisError
-from bizosaas_redis.settings import PROJECT_ROOT, Settings, build_settings, instances, read_stack_config, stack_file
+from bizosaas_redis.settings import (
+    PROJECT_ROOT,
+    Role,
+    Settings,
+    build_settings,
+    instances,
+    read_stack_config,
+    stack_file,
+)
 
 from . import capture, layout_move, offline_image, preflight, secretbox
 from .docker_engine import ensure_engine
@@ -42,7 +63,13 @@ def state_dir() -> Path:
 
 
 # Resources that exist only inside the program or the Pulumi engine.
-NOT_DOCKER = {RANDOM_PASSWORD, redis_service.COMPONENT_TYPE, exporter.COMPONENT_TYPE}
+NOT_DOCKER = {
+    RANDOM_PASSWORD,
+    DOCKER_PROVIDER,
+    redis_service.COMPONENT_TYPE,
+    exporter.COMPONENT_TYPE,
+    SENTINEL_COMPONENT,
+}
 NANOS = 1_000_000_000
 
 
@@ -185,6 +212,7 @@ def container_spec(inputs: dict[str, Any]) -> ContainerSpec:
         "entrypoints": lambda v: create.update(entrypoint=v),
         "envs": lambda v: create.update(environment=v),
         "user": lambda v: create.update(user=v),
+        "networkMode": lambda v: host.update(network_mode=v),
         "stopSignal": lambda v: create.update(stop_signal=v),
         "stopTimeout": lambda v: create.update(stop_timeout=int(v)),
         # Used when the container is replaced or removed (see State.destroy_grace_seconds).
@@ -273,6 +301,40 @@ def spec_digest(inputs: dict[str, Any], image_id: str) -> str:
 # --- applying --------------------------------------------------------------------
 
 
+class Engines:
+    """The Docker engine of each resource: the default one, or the endpoint (`host`) of
+    the docker.Provider the resource was registered with (topology sentinel's hosts)."""
+
+    def __init__(self, cap: capture.Capture, default: docker.DockerClient | None = None):
+        self._urls = {r.name: r.plain.get("host") for r in cap.of_type(DOCKER_PROVIDER)}
+        self._default = default
+        self._clients: dict[str | None, docker.DockerClient] = {}
+
+    def url(self, resource: capture.Resource) -> str | None:
+        ref = str(resource.options.get("provider") or "")
+        if not ref:
+            return None
+        # "<urn>::<id>"; a URN ends in "::<name>".
+        name = ref.rsplit("::", 1)[0].rsplit("::", 1)[-1]
+        return self._urls.get(name)
+
+    def of(self, resource: capture.Resource) -> docker.DockerClient:
+        return self.at(self.url(resource))
+
+    def at(self, url: str | None) -> docker.DockerClient:
+        if url not in self._clients:
+            if url is None:
+                self._clients[url] = self._default or ensure_engine()
+            else:
+                client = docker.DockerClient(base_url=url, timeout=60, use_ssh_client=url.startswith("ssh://"))
+                try:
+                    client.ping()
+                except docker.errors.DockerException as exc:
+                    raise LocalApplyError(f"redis:dockerHosts: Docker at {url} does not answer ({exc})") from None
+                self._clients[url] = client
+        return self._clients[url]
+
+
 def _ensure_image(client: docker.DockerClient, name: str) -> str:
     try:
         return str(client.images.get(name).id)
@@ -288,7 +350,22 @@ def _ensure_image(client: docker.DockerClient, name: str) -> str:
         ) from None
 
 
-def _ensure_network(client: docker.DockerClient, cap: capture.Capture, state: State) -> None:
+def _admin_passwords(cap: capture.Capture) -> dict[str, str]:
+    """Each instance's admin password (cache, durable), from the program's secret outputs."""
+    found: dict[str, str] = {}
+    roles: tuple[Role, ...] = ("cache", "durable")
+    for which in roles:
+        out = cap.outputs.get(instance_names(which).output_prefix + "redis_admin_url")
+        if out is not None:
+            password = urlsplit(str(out.value)).password
+            if password:
+                found[which] = unquote(password)
+    return found
+
+
+def _ensure_network(client: docker.DockerClient | None, cap: capture.Capture, state: State) -> None:
+    if client is None:
+        return
     for token, args in cap.invokes:
         if token == GET_NETWORK:
             try:
@@ -312,8 +389,9 @@ def _ensure_network(client: docker.DockerClient, cap: capture.Capture, state: St
         state.created_network = i["name"]
 
 
-def _ensure_volumes(client: docker.DockerClient, cap: capture.Capture) -> None:
+def _ensure_volumes(engines: Engines, cap: capture.Capture) -> None:
     for res in cap.of_type(VOLUME):
+        client = engines.of(res)
         i = res.plain
         unknown = set(i) - {"name", "labels", "driver", "driverOpts"}
         if unknown:
@@ -444,6 +522,7 @@ class _Planned:
     image_id: str
     digest: str
     existing: Any
+    client: docker.DockerClient
 
     @property
     def name(self) -> str:
@@ -455,19 +534,38 @@ class _Planned:
         return self.existing is not None and applied is not None and applied.spec_sha256 == self.digest
 
 
-def _plan_containers(client: docker.DockerClient, cap: capture.Capture, state: State) -> list[_Planned]:
-    image_ids = {res.plain["name"]: _ensure_image(client, res.plain["name"]) for res in cap.of_type(REMOTE_IMAGE)}
+def _plan_containers(engines: Engines, cap: capture.Capture, state: State) -> list[_Planned]:
+    image_ids = {
+        (engines.url(res), res.plain["name"]): _ensure_image(engines.of(res), res.plain["name"])
+        for res in cap.of_type(REMOTE_IMAGE)
+    }
     planned = []
     for declared in cap.of_type(CONTAINER):
         spec = container_spec(declared.inputs)
+        client = engines.of(declared)
         # Under the mocks, a container's image input is its RemoteImage's name.
         image = str(spec.create["image"])
-        digest = spec_digest(declared.inputs, image_ids[image])
-        planned.append(_Planned(spec, image, image_ids[image], digest, _get_container(client, spec.create["name"])))
+        image_id = image_ids[(engines.url(declared), image)]
+        digest = spec_digest(declared.inputs, image_id)
+        planned.append(_Planned(spec, image, image_id, digest, _get_container(client, spec.create["name"]), client))
     return planned
 
 
-def _apply(client: docker.DockerClient, item: _Planned, state: State) -> str:
+def _handover(settings: Settings, item: _Planned, admin_password: str) -> None:
+    """What the node container's before-delete hook does under `pulumi up`: if the node
+    about to go is the primary, Sentinel first moves the role to a replica."""
+    labels = item.existing.labels
+    index = labels.get(f"{LABEL_PREFIX}node")
+    if index is None:
+        return
+    for one in instances(settings):
+        for node in topology.nodes(one) if one.topology == "sentinel" else []:
+            if node.container_name == item.name and str(node.index) == index:
+                handover.move_primary_away(one, node, admin_password)
+
+
+def _apply(item: _Planned, state: State, settings: Settings, admin_passwords: dict[str, str]) -> str:
+    client = item.client
     existing = item.existing
     if item.unchanged(state):
         if item.spec.must_run and existing.status != "running":
@@ -476,6 +574,11 @@ def _apply(client: docker.DockerClient, item: _Planned, state: State) -> str:
         return "unchanged"
     action = "created"
     if existing is not None:
+        if existing.status == "running":
+            role = existing.labels.get(LABEL_ROLE, "shared")
+            password = admin_passwords.get("durable" if role == "durable" else "cache")
+            if password:
+                _handover(settings, item, password)
         # Fixed name: delete before create, as the program's delete_before_replace says.
         existing.stop(timeout=state.grace(item.name))
         existing.remove()
@@ -496,7 +599,7 @@ def up(stack: str, overrides: dict[str, Any] | None = None, client: docker.Docke
     notes = _data_notes(new, _running_admin_urls(state))
     state.overrides = dict(overrides or {})
     cap = plan(stack, state.overrides, state)
-    client = client or ensure_engine()
+    engines = Engines(cap, client)
     if any(r for r in cap.of_type(CONTAINER) if r.plain.get("name", "").endswith("-exporter")):
         raise LocalApplyError(
             "the local deployer applies the Redis containers only; redis:exporterEnabled declares "
@@ -505,22 +608,24 @@ def up(stack: str, overrides: dict[str, Any] | None = None, client: docker.Docke
     unknown = {r.type for r in cap.resources} - {NETWORK, VOLUME, CONTAINER, REMOTE_IMAGE} - NOT_DOCKER
     if unknown:
         raise LocalApplyError(f"resource type(s) the local deployer cannot apply: {', '.join(sorted(unknown))}")
-    planned = _plan_containers(client, cap, state)
+    planned = _plan_containers(engines, cap, state)
     # Before anything is stopped: a new container that cannot start would leave no Redis.
     for item in planned:
         if not item.unchanged(state):
             _check_ports_free(item.spec, item.existing)
             preflight.data_format(item.existing, item.image)
-    _ensure_network(client, cap, state)
-    _ensure_volumes(client, cap)
+    _ensure_network(engines.at(None) if cap.of_type(NETWORK) or cap.invokes else None, cap, state)
+    _ensure_volumes(engines, cap)
+    admin_passwords = _admin_passwords(cap)
     actions = {}
-    # One at a time: an instance is healthy again before the next one is touched.
+    # One at a time, in the program's order: each container is healthy before the next one
+    # is touched (replicas before their primary, nodes before Sentinels).
     for item in planned:
-        actions[item.name] = _apply(client, item, state)
+        actions[item.name] = _apply(item, state, new, admin_passwords)
         state.containers[item.name] = Applied(item.digest, item.spec.destroy_grace_seconds)
         state.save()
         if item.spec.wait:
-            wait_healthy(client, item.name, item.spec.wait_timeout)
+            wait_healthy(item.client, item.name, item.spec.wait_timeout)
     return Result(actions, cap, notes)
 
 
@@ -528,17 +633,17 @@ def down(stack: str, delete_data: bool = False, client: docker.DockerClient | No
     """Remove the container (and the network it created); the data volume only when asked."""
     state = State.load(stack)
     cap = plan(stack, state.overrides, state)
-    client = client or ensure_engine()
+    engines = Engines(cap, client)
     removed = []
     for declared in cap.of_type(CONTAINER):
         name = declared.plain["name"]
-        existing = _get_container(client, name)
+        existing = _get_container(engines.of(declared), name)
         if existing is not None:
             existing.stop(timeout=state.grace(name))
             existing.remove()
             removed.append(f"container {name}")
     if state.created_network:
-        for net in client.networks.list(names=[state.created_network]):
+        for net in engines.at(None).networks.list(names=[state.created_network]):
             net.reload()
             if not net.containers:
                 net.remove()
@@ -548,7 +653,7 @@ def down(stack: str, delete_data: bool = False, client: docker.DockerClient | No
     for res in cap.of_type(VOLUME):
         if delete_data or not res.options.get("retainOnDelete"):
             try:
-                client.volumes.get(res.plain["name"]).remove()
+                engines.of(res).volumes.get(res.plain["name"]).remove()
                 removed.append(f"volume {res.plain['name']}")
             except docker.errors.NotFound:
                 pass
@@ -560,27 +665,38 @@ def down(stack: str, delete_data: bool = False, client: docker.DockerClient | No
     return removed
 
 
+def containers_of(settings: Settings) -> list[tuple[str, str | None]]:
+    """An instance's containers with the Docker endpoint of each (None: the default one)."""
+    if settings.topology != "sentinel":
+        return [(settings.name, None)]
+    placed = [*topology.nodes(settings), *topology.sentinels(settings)]
+    return [(one.container_name, one.host.url) for one in placed]
+
+
 def status(stack: str, client: docker.DockerClient | None = None) -> list[dict[str, Any]]:
-    """The state of each of the stack's Redis containers (one per instance)."""
-    client = client or ensure_engine()
+    """The state of each of the stack's Redis containers (nodes and Sentinels included)."""
+    clients: dict[str | None, docker.DockerClient] = {}
     found = []
     for settings in instances(build_settings(read_stack_config(stack_file(stack)), stack)):
-        row: dict[str, Any] = {"stack": stack, "role": settings.role, "container": settings.name}
-        container = _get_container(client, settings.name)
-        if container is None:
-            found.append({**row, "state": "absent"})
-            continue
-        attrs = container.attrs
-        found.append(
-            {
-                **row,
-                "state": attrs["State"]["Status"],
-                "health": attrs["State"].get("Health", {}).get("Status", "none"),
-                "image": attrs["Config"]["Image"],
-                "ports": attrs["NetworkSettings"]["Ports"],
-                "started_at": attrs["State"]["StartedAt"],
-            }
-        )
+        for name, url in containers_of(settings):
+            if url not in clients:
+                clients[url] = (client or ensure_engine()) if url is None else docker.DockerClient(base_url=url)
+            row: dict[str, Any] = {"stack": stack, "role": settings.role, "container": name}
+            container = _get_container(clients[url], name)
+            if container is None:
+                found.append({**row, "state": "absent"})
+                continue
+            attrs = container.attrs
+            found.append(
+                {
+                    **row,
+                    "state": attrs["State"]["Status"],
+                    "health": attrs["State"].get("Health", {}).get("Status", "none"),
+                    "image": attrs["Config"]["Image"],
+                    "ports": attrs["NetworkSettings"]["Ports"],
+                    "started_at": attrs["State"]["StartedAt"],
+                }
+            )
     return found
 
 

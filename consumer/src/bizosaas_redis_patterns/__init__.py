@@ -18,12 +18,42 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import redis
+from redis.sentinel import Sentinel
 
 if TYPE_CHECKING:
     import numpy as np
 
 DEFAULT_CACHE_TTL = 3600
 DEFAULT_SESSION_TTL = 86400
+
+
+def connect(url: str, master_name: str | None = None, **kwargs: Any) -> redis.Redis:
+    """A client for one of the deployment's URLs (`REDIS_URL`, `REDIS_CACHE_URL`, ...).
+
+    `redis://` and `rediss://` connect directly. With topology sentinel the URL is Kombu's
+    `sentinel://[user:password@]host:port/db;sentinel://...` and `master_name` is
+    `REDIS_MASTER_NAME`: the client asks the Sentinels for the primary
+    (`Sentinel(...).master_for(...)`) and asks again when it fails over, so commands after a
+    failover reach the new primary. The same password opens the Sentinels.
+    """
+    if not url.startswith("sentinel://"):
+        return redis.Redis.from_url(url, **kwargs)
+    if not master_name:
+        raise ValueError("a sentinel:// URL needs master_name (REDIS_MASTER_NAME)")
+    from urllib.parse import unquote, urlsplit
+
+    parts = [urlsplit(one) for one in url.split(";")]
+    first = parts[0]
+    auth = {
+        "username": unquote(first.username) if first.username else None,
+        "password": unquote(first.password) if first.password else None,
+    }
+    db = int(first.path.strip("/") or 0)
+    sentinels = [(str(p.hostname), int(p.port or 26379)) for p in parts]
+    watcher = Sentinel(
+        sentinels, sentinel_kwargs={k: v for k, v in auth.items() if v}, socket_timeout=kwargs.get("socket_timeout", 2)
+    )
+    return watcher.master_for(master_name, db=db, **auth, **kwargs)
 
 
 @dataclass

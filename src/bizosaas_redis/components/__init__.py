@@ -1,6 +1,8 @@
-"""Pulumi components: the Redis service and its optional metrics exporter."""
+"""Pulumi components: the Redis service (one container, or a node of the sentinel
+topology), its Sentinels and its optional metrics exporter."""
 
 from .exporter import RedisExporter
-from .redis_service import RedisService
+from .redis_service import NodeOf, RedisService
+from .sentinel import RedisSentinel
 
-__all__ = ["RedisExporter", "RedisService"]
+__all__ = ["NodeOf", "RedisExporter", "RedisSentinel", "RedisService"]

@@ -1,26 +1,40 @@
-"""RedisService: the Redis container with its image, network and volume, as one component."""
+"""RedisService: the Redis container with its image, network and volume, as one component:
+the one container of an instance, or one node of its sentinel topology."""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_docker as docker
 
-from .. import redis_conf, startup
+from .. import redis_conf, sentinel_conf, startup
 from ..constants import LABEL_PREFIX, REDIS_GID, REDIS_UID, REDIS_USER, SERVICE_REDIS
 from ..settings import Settings
+from ..topology import Placed
 from .exporter import RedisExporter
 from .hardening import hardened_container_args, label_args, ownership_labels, stack_label
 
 COMPONENT_TYPE = "bizosaas:redis:RedisService"
+HOST_NETWORK = "host"
 
 
-def labels(settings: Settings) -> dict[str, str]:
+def node_config(settings: Settings, node: Placed | None) -> str:
+    """The container's redis.conf without users."""
+    return redis_conf.render_config(settings) if node is None else sentinel_conf.render_node_config(settings, node)
+
+
+def labels(settings: Settings, node: Placed | None = None) -> dict[str, str]:
     """Container labels. The `com.bizosaas.redis.*` ones state the Redis settings in the
     clear (the uploaded file is a secret), for the policy pack, reviewers and operators."""
-    config_sha = hashlib.sha256(redis_conf.render_config(settings).encode()).hexdigest()
+    config_sha = hashlib.sha256(node_config(settings, node).encode()).hexdigest()
+    topology = {f"{LABEL_PREFIX}topology": settings.topology}
+    if node is not None:
+        topology[f"{LABEL_PREFIX}node"] = str(node.index)
     return {
+        **topology,
         **ownership_labels(settings, SERVICE_REDIS),
         f"{LABEL_PREFIX}config-sha256": config_sha,
         f"{LABEL_PREFIX}maxmemory": str(settings.maxmemory),
@@ -35,8 +49,24 @@ def labels(settings: Settings) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class NodeOf:
+    """What makes a RedisService one node of the sentinel topology."""
+
+    node: Placed
+    # Replication and Sentinel passwords (see sentinel_conf).
+    replication_password: pulumi.Input[str]
+    sentinel_password: pulumi.Input[str]
+    discovery: startup.Discovery
+    # Runs before the node's container is deleted or replaced: moves the primary role away.
+    handover: pulumi.ResourceHook | None = None
+
+
 class RedisService(pulumi.ComponentResource):
-    """Image, network (created or Dokploy's), data volume and the hardened Redis container."""
+    """Image, network (created or Dokploy's), data volume and the hardened Redis container.
+
+    As a node of the sentinel topology (`node_of`), it runs on its host's network, with
+    the node's name, volume and port, and replication."""
 
     container: docker.Container
     volume: docker.Volume
@@ -51,14 +81,25 @@ class RedisService(pulumi.ComponentResource):
         exporter_password: pulumi.Input[str] | None = None,
         network_name: pulumi.Input[str] | None = None,
         after: list[pulumi.Resource] | None = None,
+        node_of: NodeOf | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(COMPONENT_TYPE, name, None, opts)
+        # Children inherit the provider (the node's Docker host) from this component.
         child = pulumi.ResourceOptions(parent=self)
+        node = node_of.node if node_of else None
+        if node is not None:
+            # Its own name and volume; hostPort stays the instance's (node 0's, which replicas follow).
+            settings = settings.model_copy(
+                update={"container_name": node.container_name, "volume_name": node.volume_name}
+            )
 
         image = docker.RemoteImage(f"{name}-image", name=settings.image, keep_locally=True, opts=child)
 
-        if network_name is not None:
+        if node is not None:
+            # The host's network: no port mapping between Sentinel, the node and its clients.
+            self.network_name = pulumi.Output.from_input(HOST_NETWORK)
+        elif network_name is not None:
             # The network another instance of the stack created or looked up: one per stack.
             self.network_name = pulumi.Output.from_input(network_name)
         elif settings.network_external:
@@ -102,10 +143,40 @@ class RedisService(pulumi.ComponentResource):
                 docker.ContainerVolumeArgs(volume_name=self.socket_volume.name, container_path=redis_conf.SOCKET_DIR)
             )
 
-        conf: pulumi.Output[str] = pulumi.Output.secret(
-            pulumi.Output.all(app_password, admin_password, exporter_password).apply(
-                lambda pw: redis_conf.render(settings, pw[0], pw[1], pw[2])
+        if node_of is None:
+            conf: pulumi.Output[str] = pulumi.Output.secret(
+                pulumi.Output.all(app_password, admin_password, exporter_password).apply(
+                    lambda pw: redis_conf.render(settings, pw[0], pw[1], pw[2])
+                )
             )
+        else:
+            conf = pulumi.Output.secret(
+                pulumi.Output.all(
+                    app_password,
+                    admin_password,
+                    exporter_password,
+                    node_of.replication_password,
+                    node_of.sentinel_password,
+                ).apply(
+                    lambda pw: sentinel_conf.render_node(settings, node_of.node, (pw[0], pw[1], pw[2], pw[3], pw[4]))
+                )
+            )
+        placement: dict[str, Any] = (
+            {"network_mode": HOST_NETWORK}
+            if node is not None
+            else {
+                "ports": [
+                    docker.ContainerPortArgs(
+                        internal=redis_conf.CONTAINER_PORT,
+                        external=settings.host_port,
+                        ip=settings.publish_address,
+                        protocol="tcp",
+                    )
+                ],
+                "networks_advanced": [
+                    docker.ContainerNetworksAdvancedArgs(name=self.network_name, aliases=settings.network_aliases)
+                ],
+            }
         )
         mounts = []
         if settings.tls_enabled:
@@ -121,23 +192,13 @@ class RedisService(pulumi.ComponentResource):
             image=image.image_id,
             command=startup.COMMAND,
             user=REDIS_USER,
-            ports=[
-                docker.ContainerPortArgs(
-                    internal=redis_conf.CONTAINER_PORT,
-                    external=settings.host_port,
-                    ip=settings.publish_address,
-                    protocol="tcp",
-                )
-            ],
-            networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(name=self.network_name, aliases=settings.network_aliases)
-            ],
+            **placement,
             volumes=volumes,
             mounts=mounts or None,
             # redis-cli and the shell need a writable /tmp; everything else is read-only.
             tmpfs={"/tmp": "rw,noexec,nosuid,size=64m"},
             healthcheck=docker.ContainerHealthcheckArgs(
-                tests=redis_conf.healthcheck_command(settings),
+                tests=redis_conf.healthcheck_command(settings, node.port if node else None),
                 interval=f"{settings.healthcheck_interval}s",
                 timeout=f"{settings.healthcheck_timeout}s",
                 retries=settings.healthcheck_retries,
@@ -147,7 +208,7 @@ class RedisService(pulumi.ComponentResource):
             wait=True,
             wait_timeout=settings.healthcheck_start_period
             + settings.healthcheck_interval * (settings.healthcheck_retries + 1),
-            labels=label_args(labels(settings)),
+            labels=label_args(labels(settings, node)),
             # Uploads must land on a writable mount: /data is the volume.
             uploads=[
                 docker.ContainerUploadArgs(
@@ -159,7 +220,7 @@ class RedisService(pulumi.ComponentResource):
                 ),
                 docker.ContainerUploadArgs(
                     file=startup.START_SCRIPT_PATH,
-                    content=startup.render(settings.flavour),
+                    content=startup.render(settings.flavour, node_of.discovery if node_of else None),
                     owner=str(REDIS_UID),
                     group=str(REDIS_GID),
                     permissions="0500",
@@ -177,6 +238,11 @@ class RedisService(pulumi.ComponentResource):
                 # Another instance's container, created (and healthy: wait) before this one is
                 # created or replaced, so that a change to both takes them down one at a time.
                 depends_on=after,
+                hooks=(
+                    pulumi.ResourceHookBinding(before_delete=[node_of.handover])
+                    if node_of is not None and node_of.handover is not None
+                    else None
+                ),
                 # The name is fixed, so the old container must go before the new one.
                 delete_before_replace=True,
                 # The provider ignores edits of these after creation: force a new container.

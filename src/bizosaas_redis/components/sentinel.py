@@ -1,0 +1,116 @@
+"""RedisSentinel: one Redis Sentinel of the sentinel topology, hardened as the nodes are."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pulumi
+import pulumi_docker as docker
+
+from .. import redis_conf, sentinel_conf, startup
+from ..constants import LABEL_PREFIX, REDIS_GID, REDIS_UID, REDIS_USER, SERVICE_SENTINEL
+from ..settings import Settings
+from ..topology import Placed
+from .hardening import hardened_container_args, label_args, ownership_labels, stack_label
+from .redis_service import HOST_NETWORK
+
+COMPONENT_TYPE = "bizosaas:redis:RedisSentinel"
+# Sentinel holds a few kilobytes of state; the limit only bounds a runaway.
+SENTINEL_MEMORY_MB = 64
+
+
+def sentinel_labels(settings: Settings, sentinel: Placed) -> dict[str, str]:
+    config_sha = hashlib.sha256(sentinel_conf.render_sentinel_config(settings, sentinel).encode()).hexdigest()
+    return {
+        **ownership_labels(settings, SERVICE_SENTINEL),
+        f"{LABEL_PREFIX}config-sha256": config_sha,
+        f"{LABEL_PREFIX}topology": settings.topology,
+        f"{LABEL_PREFIX}sentinel": str(sentinel.index),
+        **settings.labels,
+    }
+
+
+class RedisSentinel(pulumi.ComponentResource):
+    """Image, a small volume for the file Sentinel rewrites, and the Sentinel container on
+    its host's network."""
+
+    container: docker.Container
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        sentinel: Placed,
+        app_password: pulumi.Input[str] | None,
+        admin_password: pulumi.Input[str],
+        sentinel_password: pulumi.Input[str],
+        discovery: startup.Discovery,
+        after: list[pulumi.Resource] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(COMPONENT_TYPE, name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        image = docker.RemoteImage(f"{name}-image", name=settings.image, keep_locally=True, opts=child)
+        volume = docker.Volume(
+            f"{name}-data",
+            name=sentinel.volume_name,
+            labels=[docker.VolumeLabelArgs(**stack_label(settings))],
+            opts=child,
+        )
+        conf: pulumi.Output[str] = pulumi.Output.secret(
+            pulumi.Output.all(app_password, admin_password, sentinel_password).apply(
+                lambda pw: (
+                    sentinel_conf.render_sentinel_config(settings, sentinel)
+                    + sentinel_conf.render_sentinel_users(settings, pw[0], pw[1], pw[2])
+                )
+            )
+        )
+        self.container = docker.Container(
+            f"{name}-container",
+            name=sentinel.container_name,
+            image=image.image_id,
+            command=startup.SENTINEL_COMMAND,
+            user=REDIS_USER,
+            network_mode=HOST_NETWORK,
+            volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=redis_conf.DATA_DIR)],
+            tmpfs={"/tmp": "rw,noexec,nosuid,size=16m"},
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=redis_conf.healthcheck_command(settings, sentinel.port),
+                interval=f"{settings.healthcheck_interval}s",
+                timeout=f"{settings.healthcheck_timeout}s",
+                retries=settings.healthcheck_retries,
+                start_period=f"{settings.healthcheck_start_period}s",
+            ),
+            wait=True,
+            wait_timeout=settings.healthcheck_start_period
+            + settings.healthcheck_interval * (settings.healthcheck_retries + 1),
+            labels=label_args(sentinel_labels(settings, sentinel)),
+            uploads=[
+                docker.ContainerUploadArgs(
+                    file=startup.SENTINEL_CONFIG_PATH,
+                    content=conf,
+                    owner=str(REDIS_UID),
+                    group=str(REDIS_GID),
+                    permissions="0600",
+                ),
+                docker.ContainerUploadArgs(
+                    file=startup.SENTINEL_SCRIPT_PATH,
+                    content=startup.render_sentinel(settings.flavour, discovery, settings.sentinel_quorum),
+                    owner=str(REDIS_UID),
+                    group=str(REDIS_GID),
+                    permissions="0500",
+                ),
+            ],
+            stop_signal="SIGTERM",
+            stop_timeout=settings.stop_grace_period,
+            destroy_grace_seconds=settings.stop_grace_period,
+            must_run=True,
+            **hardened_container_args(settings, SENTINEL_MEMORY_MB),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=after,
+                delete_before_replace=True,
+                replace_on_changes=["healthcheck", "tmpfs"],
+            ),
+        )
+        self.register_outputs({"container_name": self.container.name})

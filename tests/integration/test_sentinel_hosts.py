@@ -1,0 +1,402 @@
+"""High availability, measured: the sentinel topology deployed across three Docker hosts.
+
+Each host is a network namespace with its own dockerd (tests/hosts.py). The staging stack
+runs under the tests' names with topology sentinel: node 0 (the first primary), two
+replicas and three Sentinels, one of each per host, deployed by `local up` through each
+host's Docker endpoint. Writers count acknowledged writes through Sentinel, as services
+do (bizosaas_redis_patterns.connect); each fault reports the longest time without a
+successful write and the acknowledged writes missing afterwards. The table is printed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import redis
+from hosts import DockerHost, docker_hosts
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from bizosaas_redis import topology
+from bizosaas_redis.settings import build_settings, read_stack_config, stack_file
+from bizosaas_redis_ops import local_apply, tables
+from bizosaas_redis_patterns import connect
+from conftest import TEST_PREFIX
+
+STACK = "staging"
+NAME = f"{TEST_PREFIX}-ha"
+DOWN_AFTER_MS = 1000
+MAX_LAG = 2
+RESULTS: dict[str, dict[str, str]] = {}
+
+
+def _overrides(hosts: list[DockerHost], image: str, **more: Any) -> dict[str, Any]:
+    names = [f"h{h.index}" for h in hosts]
+    return {
+        "containerName": NAME,
+        "volumeName": NAME,
+        "image": image,
+        "topology": "sentinel",
+        "dockerHosts": {f"h{h.index}": {"url": h.socket, "address": h.address} for h in hosts},
+        "placement": names,
+        "sentinelPlacement": names,
+        "hostPort": 6390,
+        "sentinelPort": 26390,
+        "downAfterMilliseconds": DOWN_AFTER_MS,
+        "failoverTimeout": 10_000,
+        "minReplicasToWrite": 1,
+        "minReplicasMaxLag": MAX_LAG,
+        "maxmemory": "64mb",
+        "healthcheckInterval": 1,
+        "healthcheckTimeout": 1,
+        "healthcheckStartPeriod": 0,
+        **more,
+    }
+
+
+@dataclass
+class Stack:
+    hosts: list[DockerHost]
+    image: str
+    overrides: dict[str, Any]
+
+    @property
+    def settings(self):  # type: ignore[no-untyped-def]
+        return build_settings({**read_stack_config(stack_file(STACK)), **self.overrides}, STACK)
+
+    def outputs(self) -> dict[str, Any]:
+        return local_apply.outputs(STACK, show_secrets=True)
+
+    def app_url(self) -> tuple[str, str]:
+        """The services' REDIS_URL (sentinel://, with the password) and the master name."""
+        out = self.outputs()
+        return out["consumer_secrets"]["REDIS_URL"], out["master_name"]
+
+    def app(self, where: tuple[str, str] | None = None) -> redis.Redis:
+        url, master = where or self.app_url()
+        return connect(url, master, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+
+    def node_admin(self, endpoint: str) -> redis.Redis:
+        out = self.outputs()
+        head, _, _ = out["redis_admin_url"].rpartition("@")
+        return redis.Redis.from_url(f"{head}@{endpoint}/0", socket_timeout=2, decode_responses=True)
+
+    def primary(self) -> str | None:
+        """The primary the first reachable Sentinel reports (a cut-off host's is not)."""
+        for sentinel in topology.sentinels(self.settings):
+            watcher = redis.Redis(
+                host=sentinel.host.address,
+                port=sentinel.port,
+                username="healthcheck",
+                password="healthcheck",
+                socket_timeout=0.5,
+                socket_connect_timeout=0.5,
+                decode_responses=True,
+            )
+            try:
+                found = watcher.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", NAME)
+                return f"{found[0]}:{found[1]}" if found else None
+            except redis.RedisError:
+                continue
+            finally:
+                watcher.close()
+        return None
+
+    def host_of(self, endpoint: str) -> DockerHost:
+        return next(h for h in self.hosts if endpoint.startswith(h.address + ":"))
+
+    def container_at(self, endpoint: str) -> str:
+        return next(n.container_name for n in topology.nodes(self.settings) if n.endpoint == endpoint)
+
+
+@pytest.fixture(scope="module")
+def stack(offline_image, docker_client, tmp_path_factory) -> Iterator[Stack]:
+    patch = pytest.MonkeyPatch()
+    patch.setenv("BIZOSAAS_LOCAL_STATE", str(tmp_path_factory.mktemp("ha-state")))
+    with docker_hosts(3) as hosts:
+        for host in hosts:
+            host.load_image(docker_client, offline_image)
+        deployed = Stack(hosts, offline_image, _overrides(hosts, offline_image))
+        local_apply.up(STACK, deployed.overrides)
+        try:
+            yield deployed
+        finally:
+            patch.undo()
+    if RESULTS:
+        print(
+            "\n"
+            + tables.render(["fault", *next(iter(RESULTS.values()))], [[k, *v.values()] for k, v in RESULTS.items()])
+        )
+
+
+@dataclass
+class Writer:
+    """SET w:<n> through Sentinel until stopped: acknowledged numbers and the longest gap."""
+
+    stack: Stack
+    prefix: str
+    acked: list[int] = field(default_factory=list)
+    longest_gap: float = 0.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        client: redis.Redis | None = None
+        last_ok = time.monotonic()
+        n = 0
+        while not self._stop.is_set():
+            try:
+                client = client or self.stack.app(self._where)
+                client.set(f"{self.prefix}{n}", n)
+            except (redis.RedisError, OSError):
+                client = None
+                time.sleep(0.05)
+                continue
+            now = time.monotonic()
+            self.longest_gap = max(self.longest_gap, now - last_ok)
+            last_ok = now
+            self.acked.append(n)
+            n += 1
+            time.sleep(0.005)
+
+    def __enter__(self) -> Writer:
+        self._where = self.stack.app_url()  # the program runs in the test's thread only
+        self._thread = threading.Thread(target=self.run, daemon=True)
+        self._thread.start()
+        time.sleep(1)
+        assert self.acked, "the writer wrote nothing before the fault"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        time.sleep(1)
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def lost(self) -> int:
+        client = self.stack.app()
+        present = client.exists(*[f"{self.prefix}{n}" for n in self.acked]) if self.acked else 0
+        return len(self.acked) - int(present)
+
+
+def _wait(condition, timeout: float = 60, what: str = "") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _settled(stack: Stack, replicas: int = 2) -> None:
+    """A primary Sentinel agrees on, with every replica connected to it."""
+
+    def ok() -> bool:
+        primary = stack.primary()
+        if primary is None:
+            return False
+        try:
+            info = stack.node_admin(primary).info("replication")
+        except redis.RedisError:
+            return False
+        up = [
+            k for k, v in info.items() if k.startswith("slave") and isinstance(v, dict) and v.get("state") == "online"
+        ]
+        return info.get("role") == "master" and len(up) == replicas
+
+    _wait(ok, 90, "the primary with every replica online")
+
+
+def test_deploys_across_hosts_with_node_0_primary(stack: Stack) -> None:
+    _settled(stack)
+    nodes = topology.nodes(stack.settings)
+    assert stack.primary() == nodes[0].endpoint
+    for node in nodes:
+        client = stack.hosts[node.index].client
+        assert client is not None
+        attrs = client.api.inspect_container(node.container_name)
+        assert attrs["HostConfig"]["NetworkMode"] == "host"
+        assert attrs["HostConfig"]["ReadonlyRootfs"] is True
+        assert attrs["Config"]["User"] == "999:1000"
+    sentinel = stack.node_admin(nodes[0].endpoint)
+    assert sentinel.info("replication")["connected_slaves"] == 2
+    password = stack.outputs()["redis_password"]
+    for host in stack.hosts:
+        assert host.client is not None
+        for container in host.client.containers.list():
+            assert password not in str(host.client.api.inspect_container(container.id))
+            assert password not in container.exec_run(["ps", "-ef"], user="999").output.decode(errors="replace")
+
+
+def _rejoins_as_replica(stack: Stack, endpoint: str) -> None:
+    """Sentinel turns a former primary into a replica of the new one once it reaches it."""
+
+    def replica() -> bool:
+        try:
+            return stack.node_admin(endpoint).info("replication")["role"] == "slave"
+        except redis.RedisError:
+            return False
+
+    _wait(replica, 60, f"{endpoint} to rejoin as a replica")
+    _settled(stack)
+
+
+def _writes_resume(writer: Writer, timeout: float = 60) -> None:
+    count = len(writer.acked)
+    _wait(lambda: len(writer.acked) > count + 10, timeout, "writes to succeed again")
+
+
+def test_killed_primary_process_restarted_by_docker(stack: Stack) -> None:
+    """SIGKILL to the primary's Redis (as the OOM killer sends): Docker restarts it at once,
+    before Sentinel's down-after; its start script asks Sentinel and it stays the primary."""
+    _settled(stack)
+    before = stack.primary()
+    assert before is not None
+    host = stack.host_of(before)
+    assert host.client is not None
+    pid = host.client.api.inspect_container(stack.container_at(before))["State"]["Pid"]
+    with Writer(stack, "crash:") as writer:
+        os.kill(pid, 9)
+        time.sleep(0.5)
+        _writes_resume(writer)
+    _settled(stack)
+    RESULTS["primary's Redis killed, Docker restarts it"] = {
+        "longest time without a successful write": f"{writer.longest_gap:.1f} s",
+        "acknowledged writes": str(len(writer.acked)),
+        "acknowledged writes lost": str(writer.lost()),
+        "primary afterwards": "the same node" if stack.primary() == before else "a replica, promoted",
+    }
+
+
+def test_killed_primary_that_stays_down_fails_over(stack: Stack) -> None:
+    """The primary's container killed and not restarted: a replica is promoted."""
+    _settled(stack)
+    before = stack.primary()
+    assert before is not None
+    host = stack.host_of(before)
+    assert host.client is not None
+    container = host.client.containers.get(stack.container_at(before))
+    with Writer(stack, "kill:") as writer:
+        container.kill()  # SIGKILL; a killed container stays down
+        _wait(lambda: stack.primary() not in (None, before), 60, "a new primary")
+        _writes_resume(writer)
+    RESULTS["primary's Redis killed, stays down"] = {
+        "longest time without a successful write": f"{writer.longest_gap:.1f} s",
+        "acknowledged writes": str(len(writer.acked)),
+        "acknowledged writes lost": str(writer.lost()),
+        "primary afterwards": "a replica, promoted",
+    }
+    # Started again, its start script asks Sentinel: it rejoins as a replica, not a second primary.
+    container.start()
+    _settled(stack)
+    _rejoins_as_replica(stack, before)
+
+
+def test_primary_host_stopped(stack: Stack) -> None:
+    _settled(stack)
+    before = stack.primary()
+    assert before is not None
+    host = stack.host_of(before)
+    assert host.client is not None
+    stopped = host.client.containers.list()
+    with Writer(stack, "host:") as writer:
+        host.cut_off()  # the machine goes silent, then its processes are gone
+        for container in stopped:
+            container.kill()
+        _wait(lambda: stack.primary() not in (None, before), 60, "a new primary")
+        _writes_resume(writer)
+    RESULTS["primary's host stopped (link down, every container killed)"] = {
+        "longest time without a successful write": f"{writer.longest_gap:.1f} s",
+        "acknowledged writes": str(len(writer.acked)),
+        "acknowledged writes lost": str(writer.lost()),
+        "primary afterwards": "a replica, promoted",
+    }
+    host.reconnect()
+    for container in stopped:
+        container.start()
+    _settled(stack)
+    _rejoins_as_replica(stack, before)
+
+
+WRITE_INSIDE = textwrap.dedent(
+    """
+    import sys, time, redis
+    url, prefix, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+    acked, refused, n, end = [], 0, 0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            client.set(prefix + str(n), n)
+            acked.append(n)
+        except redis.RedisError:
+            refused += 1
+            time.sleep(0.05)
+        n += 1
+        time.sleep(0.005)
+    print(refused, *acked)
+    """
+)
+
+
+def test_partitioned_primary_stops_taking_writes(stack: Stack) -> None:
+    """A client on the primary's side of a partition keeps writing to it directly: with
+    minReplicasToWrite 1 it refuses writes once its replicas' acknowledgements are older
+    than minReplicasMaxLag; what it took before that is lost when it rejoins."""
+    _settled(stack)
+    before = stack.primary()
+    assert before is not None
+    host = stack.host_of(before)
+    out = stack.outputs()
+    head, _, _ = out["redis_url"].rpartition("@")
+    url = f"{head}@{before}/0"
+    seconds = DOWN_AFTER_MS / 1000 + MAX_LAG + 6
+    writer = subprocess.Popen(
+        ["ip", "netns", "exec", host.name, sys.executable, "-c", WRITE_INSIDE, url, "part:", str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1)
+    host.cut_off()
+    cut_at = time.monotonic()
+    _wait(lambda: stack.primary() not in (None, before), 60, "a new primary on the majority side")
+    elected = time.monotonic() - cut_at
+    stdout, _ = writer.communicate(timeout=seconds + 30)
+    refused, *acked = (int(x) for x in stdout.split())
+    host.reconnect()
+    _settled(stack)
+    _rejoins_as_replica(stack, before)
+    client = stack.app()
+    present = int(client.exists(*[f"part:{n}" for n in acked]))
+    lost = len(acked) - present
+    RESULTS["primary partitioned from the rest (its client writes to it)"] = {
+        "longest time without a successful write": f"new primary after {elected:.1f} s",
+        "acknowledged writes": str(len(acked)),
+        "acknowledged writes lost": f"{lost} (then {refused} refused: NOREPLICAS)",
+        "primary afterwards": "a replica, promoted",
+    }
+    assert refused > 0, "the isolated primary never refused a write (minReplicasToWrite)"
+
+
+def test_planned_change_hands_the_primary_over(stack: Stack) -> None:
+    _settled(stack)
+    with Writer(stack, "planned:") as writer:
+        result = local_apply.up(STACK, {**stack.overrides, "loglevel": "verbose"})
+    nodes = {n.container_name for n in topology.nodes(stack.settings)}
+    assert {result.actions[name] for name in nodes} == {"replaced"}  # Sentinels: loglevel is not theirs
+    lost = writer.lost()
+    RESULTS["planned change replacing every node and Sentinel (local up)"] = {
+        "longest time without a successful write": f"{writer.longest_gap:.1f} s",
+        "acknowledged writes": str(len(writer.acked)),
+        "acknowledged writes lost": str(lost),
+        "primary afterwards": "handed over (SENTINEL FAILOVER)",
+    }
+    _settled(stack)
+    assert lost == 0
+    assert writer.longest_gap < 5
