@@ -78,7 +78,8 @@ def sentinel_url(settings: Settings, password: str | None, db: int) -> str:
 
 def transport_options(settings: Settings, password: str | None) -> dict[str, object]:
     """Celery's broker/result transport options for a topology sentinel instance."""
-    kwargs: dict[str, object] = {"username": settings.app_username}
+    # Timeouts: a Sentinel on a silent host must not hold the client for TCP's own timeout.
+    kwargs: dict[str, object] = {"username": settings.app_username, "socket_timeout": 1, "socket_connect_timeout": 1}
     if password:
         kwargs["password"] = password
     return {"master_name": topology.master_name(settings), "sentinel_kwargs": kwargs}

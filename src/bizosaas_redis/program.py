@@ -106,6 +106,7 @@ def deploy_instance(
         export("master_name", topology.master_name(settings))
         export("sentinels", [s.endpoint for s in topology.sentinels(settings)])
         export("nodes", [n.endpoint for n in topology.nodes(settings)])
+        export("node_containers", [n.container_name for n in topology.nodes(settings)])
     export("container_name", service.container.name)
     export("host", settings.url_host)
     export("port", settings.host_port)

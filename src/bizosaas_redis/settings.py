@@ -742,7 +742,9 @@ def _known_keys() -> list[str]:
 def _describe(error: ErrorDetails) -> list[str]:
     loc = [str(p) for p in error["loc"]]
     key = f"{NAMESPACE}:{to_camel(loc[0])}" if loc else NAMESPACE
-    where = key + "".join(f"[{p}]" for p in loc[1:] if p.isdigit())
+    # List items by index; a dockerHosts entry by host name and field.
+    nested = bool(loc) and loc[0] == "docker_hosts"
+    where = key + "".join(f"[{p}]" if p.isdigit() else f".{p}" if nested else "" for p in loc[1:])
     value = error.get("input")
     kind = error["type"]
     if kind == "extra_forbidden":

@@ -551,20 +551,27 @@ def _plan_containers(engines: Engines, cap: capture.Capture, state: State) -> li
     return planned
 
 
-def _handover(settings: Settings, item: _Planned, admin_password: str) -> None:
+def _handover(settings: Settings, item: _Planned, admin_password: str) -> str | None:
     """What the node container's before-delete hook does under `pulumi up`: if the node
-    about to go is the primary, Sentinel first moves the role to a replica."""
-    labels = item.existing.labels
-    index = labels.get(f"{LABEL_PREFIX}node")
+    about to go is the primary, Sentinel first moves the role to a replica. A note when it did."""
+    index = item.existing.labels.get(f"{LABEL_PREFIX}node")
     if index is None:
-        return
+        return None
     for one in instances(settings):
         for node in topology.nodes(one) if one.topology == "sentinel" else []:
             if node.container_name == item.name and str(node.index) == index:
-                handover.move_primary_away(one, node, admin_password)
+                started = time.monotonic()
+                if handover.move_primary_away(one, node, admin_password):
+                    now = handover.current_primary(one, admin_password)
+                    where = f"{now[0]}:{now[1]}" if now else "a replica"
+                    return (
+                        f"{item.name} was the primary: Sentinel handed the role to {where} "
+                        f"({time.monotonic() - started:.1f} s) before it was replaced"
+                    )
+    return None
 
 
-def _apply(item: _Planned, state: State, settings: Settings, admin_passwords: dict[str, str]) -> str:
+def _apply(item: _Planned, state: State, settings: Settings, admin_passwords: dict[str, str], notes: list[str]) -> str:
     client = item.client
     existing = item.existing
     if item.unchanged(state):
@@ -577,8 +584,8 @@ def _apply(item: _Planned, state: State, settings: Settings, admin_passwords: di
         if existing.status == "running":
             role = existing.labels.get(LABEL_ROLE, "shared")
             password = admin_passwords.get("durable" if role == "durable" else "cache")
-            if password:
-                _handover(settings, item, password)
+            note = _handover(settings, item, password) if password else None
+            notes += [note] if note else []
         # Fixed name: delete before create, as the program's delete_before_replace says.
         existing.stop(timeout=state.grace(item.name))
         existing.remove()
@@ -621,7 +628,7 @@ def up(stack: str, overrides: dict[str, Any] | None = None, client: docker.Docke
     # One at a time, in the program's order: each container is healthy before the next one
     # is touched (replicas before their primary, nodes before Sentinels).
     for item in planned:
-        actions[item.name] = _apply(item, state, new, admin_passwords)
+        actions[item.name] = _apply(item, state, new, admin_passwords, notes)
         state.containers[item.name] = Applied(item.digest, item.spec.destroy_grace_seconds)
         state.save()
         if item.spec.wait:

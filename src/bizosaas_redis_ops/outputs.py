@@ -8,7 +8,9 @@ Scripts (verify, smoke, monitor, backup) use this one function, so they work aft
 from __future__ import annotations
 
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
+from bizosaas_redis import handover
 from bizosaas_redis.connection import instance_names
 from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.settings import Settings, build_settings
@@ -57,11 +59,45 @@ def load(stack: str, source: Source = "auto", instance: Instance = "cache") -> d
 
 def for_instance(values: dict[str, Any], instance: Instance, stack: str) -> dict[str, Any]:
     if instance == "cache":
-        return values
+        return follow_primary(values)
     prefix = instance_names("durable").output_prefix
     if f"{prefix}container_name" not in values:
         raise OutputsError(f"stack {stack} has layout {values.get('layout', 'single')}: it has no durable instance")
-    return {**values, **{k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)}}
+    return follow_primary({**values, **{k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)}})
+
+
+def follow_primary(values: dict[str, Any]) -> dict[str, Any]:
+    """With topology sentinel: the URLs, host, port and container of the node Sentinel
+    reports as the primary now (the outputs name node 0, the first one), so that tools
+    work on the primary after a failover. Unchanged when no Sentinel answers."""
+    if values.get("topology") != "sentinel":
+        return values
+    admin = urlsplit(str(values["redis_admin_url"]))
+    found = handover.primary_at(
+        list(values["sentinels"]),
+        str(values["master_name"]),
+        unquote(admin.username) if admin.username else None,
+        unquote(admin.password) if admin.password else None,
+    )
+    if found is None:
+        return values
+    endpoint = f"{found[0]}:{found[1]}"
+    index = list(values["nodes"]).index(endpoint) if endpoint in values["nodes"] else None
+    if index is None:
+        return values
+    first = values["nodes"][0]
+
+    def moved(url: str) -> str:
+        return url.replace(f"@{first}/", f"@{endpoint}/").replace(f"//{first}/", f"//{endpoint}/")
+
+    return {
+        **values,
+        "redis_url": moved(str(values["redis_url"])),
+        "redis_admin_url": moved(str(values["redis_admin_url"])),
+        "host": found[0],
+        "port": found[1],
+        "container_name": values["node_containers"][index],
+    }
 
 
 def show(stack: str, source: Source = "auto", show_secrets: bool = False) -> dict[str, Any]:

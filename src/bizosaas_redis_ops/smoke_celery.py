@@ -1,13 +1,15 @@
 """The Celery app of the smoke suite: broker and results in the stack's databases.
 
 Configured from the environment (never the command line, which process lists show):
-SMOKE_BROKER_URL, SMOKE_RESULT_URL, SMOKE_PREFIX, SMOKE_QUEUE. Every key Celery and
+SMOKE_BROKER_URL, SMOKE_RESULT_URL, SMOKE_PREFIX, SMOKE_QUEUE, and with topology sentinel
+SMOKE_TRANSPORT_OPTIONS (the stack's CELERY_BROKER_TRANSPORT_OPTIONS). Every key Celery and
 kombu write carries SMOKE_PREFIX (kombu's `global_keyprefix`), so the suite can remove
 exactly what it made.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -30,12 +32,16 @@ BROKER_KEYS = (
 )
 
 
-def make_app(broker_url: str, result_url: str, prefix: str, queue: str) -> Celery:
+def make_app(
+    broker_url: str, result_url: str, prefix: str, queue: str, transport: dict[str, object] | None = None
+) -> Celery:
+    """`transport`: more transport options (with topology sentinel: master_name, sentinel_kwargs)."""
     app = Celery("bizosaas_smoke", broker=broker_url, backend=result_url)
+    options = {"global_keyprefix": prefix, **(transport or {})}
     app.conf.update(
         task_default_queue=queue,
-        broker_transport_options={"global_keyprefix": prefix},
-        result_backend_transport_options={"global_keyprefix": prefix},
+        broker_transport_options=options,
+        result_backend_transport_options=options,
         result_expires=300,
         worker_enable_remote_control=False,  # no pidbox keys
         worker_send_task_events=False,
@@ -59,7 +65,9 @@ def result_key(prefix: str, task_id: str) -> str:
     return f"{prefix}celery-task-meta-{task_id}"
 
 
-def start_worker(broker_url: str, result_url: str, prefix: str, queue: str) -> subprocess.Popen[str]:
+def start_worker(
+    broker_url: str, result_url: str, prefix: str, queue: str, transport: dict[str, object] | None = None
+) -> subprocess.Popen[str]:
     """A real Celery worker (solo pool) on `queue`, configured through its environment."""
     env = {
         **os.environ,
@@ -67,6 +75,7 @@ def start_worker(broker_url: str, result_url: str, prefix: str, queue: str) -> s
         "SMOKE_RESULT_URL": result_url,
         "SMOKE_PREFIX": prefix,
         "SMOKE_QUEUE": queue,
+        "SMOKE_TRANSPORT_OPTIONS": json.dumps(transport or {}),
         "PYTHONPATH": os.pathsep.join([str(PACKAGE_PARENT), os.environ.get("PYTHONPATH", "")]),
     }
     return subprocess.Popen(
@@ -98,4 +107,5 @@ if "SMOKE_BROKER_URL" in os.environ:
         os.environ["SMOKE_RESULT_URL"],
         os.environ["SMOKE_PREFIX"],
         os.environ["SMOKE_QUEUE"],
+        json.loads(os.environ.get("SMOKE_TRANSPORT_OPTIONS") or "{}"),
     )

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 DEFAULT_CACHE_TTL = 3600
 DEFAULT_SESSION_TTL = 86400
+# Seconds a Sentinel gets to answer where the primary is.
+SENTINEL_TIMEOUT = 1.0
 
 
 def connect(url: str, master_name: str | None = None, **kwargs: Any) -> redis.Redis:
@@ -50,9 +52,13 @@ def connect(url: str, master_name: str | None = None, **kwargs: Any) -> redis.Re
     }
     db = int(first.path.strip("/") or 0)
     sentinels = [(str(p.hostname), int(p.port or 26379)) for p in parts]
-    watcher = Sentinel(
-        sentinels, sentinel_kwargs={k: v for k, v in auth.items() if v}, socket_timeout=kwargs.get("socket_timeout", 2)
-    )
+    # redis-py gives Sentinel connections sentinel_kwargs only: without timeouts of their own,
+    # asking a Sentinel on a silent host would wait for TCP to give up (a minute or more).
+    timeouts = {
+        "socket_timeout": kwargs.get("socket_timeout") or SENTINEL_TIMEOUT,
+        "socket_connect_timeout": kwargs.get("socket_connect_timeout") or SENTINEL_TIMEOUT,
+    }
+    watcher = Sentinel(sentinels, sentinel_kwargs={**{k: v for k, v in auth.items() if v}, **timeouts})
     return watcher.master_for(master_name, db=db, **auth, **kwargs)
 
 

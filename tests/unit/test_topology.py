@@ -1,0 +1,181 @@
+"""Topology sentinel under the mock runtime: settings, placement, rendered files, the
+program's resources and what consumers get. The failover itself is proven for real in
+tests/integration/test_sentinel_hosts.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from bizosaas_redis import redis_conf, sentinel_conf, startup, topology
+from bizosaas_redis.constants import CONTAINER, DOCKER_PROVIDER
+from bizosaas_redis.settings import SettingsError, build_settings
+from bizosaas_redis_ops import capture
+
+HOSTS = {
+    "a": {"url": "ssh://deploy@10.0.0.11", "address": "10.0.0.11"},
+    "b": {"url": "ssh://deploy@10.0.0.12", "address": "10.0.0.12"},
+    "c": {"url": "unix:///var/run/docker.sock", "address": "10.0.0.13"},
+}
+BASE = {"topology": "sentinel", "dockerHosts": HOSTS}
+PASSWORDS = {"password": "app-pw-7", "adminPassword": "admin-pw-7"}
+
+
+def _settings(**more):  # type: ignore[no-untyped-def]
+    return build_settings({**BASE, **more}, "staging")
+
+
+def _problems(**values) -> str:  # type: ignore[no-untyped-def]
+    with pytest.raises(SettingsError) as caught:
+        build_settings(values, "staging")
+    return str(caught.value)
+
+
+def test_defaults_and_placement_spread_over_the_hosts():
+    s = _settings()
+    assert (s.replicas, s.sentinels, s.sentinel_quorum, s.min_replicas_to_write) == (2, 3, 2, 0)
+    nodes, sentinels = topology.nodes(s), topology.sentinels(s)
+    assert [n.endpoint for n in nodes] == ["10.0.0.11:6380", "10.0.0.12:6381", "10.0.0.13:6382"]
+    assert [n.container_name for n in nodes] == [s.name, f"{s.name}-1", f"{s.name}-2"]
+    assert [n.volume_name for n in nodes] == ["redis_data", "redis_data_1", "redis_data_2"]
+    assert [x.endpoint for x in sentinels] == ["10.0.0.11:26380", "10.0.0.12:26381", "10.0.0.13:26382"]
+
+
+def test_production_refuses_writes_a_failover_would_drop():
+    s = build_settings({**BASE, "environment": "production"}, "production")
+    assert s.min_replicas_to_write == 1
+    assert _settings(environment="staging").min_replicas_to_write == 0
+
+
+def test_one_host_by_default_at_the_advertised_address():
+    s = build_settings({"topology": "sentinel", "advertisedHost": "172.17.0.1"}, "staging")
+    assert {n.host.address for n in [*topology.nodes(s), *topology.sentinels(s)]} == {"172.17.0.1"}
+    assert "dockerHosts = {}: must be set" in _problems(topology="sentinel", advertisedHost="redis.example")
+
+
+def test_each_bad_topology_setting_is_one_line():
+    text = _problems(
+        **BASE,
+        sentinels=4,
+        sentinelQuorum=5,
+        minReplicasToWrite=3,
+        placement=["a", "z"],
+        sentinelPort=6381,
+        exporterEnabled=True,
+    )
+    for line in (
+        "redis:sentinels = 4: must be odd",
+        "redis:sentinelQuorum = 5: must not exceed sentinels (4)",
+        "redis:minReplicasToWrite = 3: must not exceed replicas (2)",
+        'redis:placement = ["a", "z"]: must name 3 hosts',
+        "names unknown host(s) z",
+        "redis:sentinelPort = 6381: overlaps the nodes' ports 6380-6382",
+        "redis:exporterEnabled = true: cannot be true with topology sentinel",
+    ):
+        assert line in text
+    assert "redis:dockerHosts.a.address" in _problems(
+        topology="sentinel", dockerHosts={"a": {"address": "0.0.0.0"}}
+    ) or ("wildcard" in _problems(topology="sentinel", dockerHosts={"a": {"address": "0.0.0.0"}}))
+
+
+def test_node_config_replicates_from_node_0_and_announces_its_host():
+    s = _settings(minReplicasToWrite=1)
+    first, second = topology.nodes(s)[:2]
+    assert "replicaof" not in sentinel_conf.render_node_config(s, first)
+    text = sentinel_conf.render_node_config(s, second)
+    for line in (
+        "bind 10.0.0.12 127.0.0.1",
+        "port 6381",
+        "replicaof 10.0.0.11 6380",
+        "replica-announce-ip 10.0.0.12",
+        "replica-announce-port 6381",
+        "masteruser replication",
+        "min-replicas-to-write 1",
+    ):
+        assert line in text.splitlines()
+    assert "masterauth" not in text  # the exported part holds no secret
+    whole = sentinel_conf.render_node(s, second, ("app-pw", "admin-pw", None, "repl-pw", "sent-pw"))
+    assert "masterauth repl-pw" in whole
+    assert "app-pw" not in whole and "admin-pw" not in whole  # hashes only
+    assert redis_conf.expected_config(s, second)["port"] == "6381"
+
+
+def test_sentinel_config_keeps_its_id_and_hashes_client_passwords():
+    s = _settings()
+    one = topology.sentinels(s)[0]
+    text = sentinel_conf.render_sentinel_config(s, one)
+    assert f"sentinel monitor {s.name} 10.0.0.11 6380 2" in text
+    assert f"sentinel myid {topology.sentinel_id(s, one)}" in text
+    assert "sentinel announce-ip 10.0.0.11" in text and "port 26380" in text
+    users = sentinel_conf.render_sentinel_users(s, "app-pw", "admin-pw", "sent-pw")
+    assert "app-pw" not in users and "admin-pw" not in users
+    assert f"sentinel auth-pass {s.name} sent-pw" in users
+    assert topology.sentinel_id(s, one) == topology.sentinel_id(_settings(), one)  # stable
+
+
+@pytest.mark.parametrize("discovery", [None, startup.Discovery("m", [("10.0.0.1", 26380)], ("10.0.0.2", 6381))])
+def test_start_scripts_parse_as_posix_shell(discovery, tmp_path):
+    script = tmp_path / "start.sh"
+    script.write_text(startup.render("redis", discovery))
+    subprocess.run(["sh", "-n", str(script)], check=True)
+    sentinel = tmp_path / "sentinel.sh"
+    sentinel.write_text(startup.render_sentinel("redis", startup.Discovery("m", [("10.0.0.1", 26380)]), 2))
+    subprocess.run(["sh", "-n", str(sentinel)], check=True)
+
+
+def test_a_node_asks_sentinel_and_follows_the_primary_it_reports():
+    text = startup.render("redis", startup.Discovery("m", [("10.0.0.1", 26380)], ("10.0.0.2", 6381)))
+    assert "--user healthcheck --pass healthcheck" in text  # the public PING-only user
+    assert 'if [ "$primary" = "10.0.0.2 6381" ]; then' in text
+    assert text.rstrip().endswith("exec redis-server /data/redis.conf $role")
+
+
+def test_the_program_places_each_container_on_its_hosts_engine():
+    cap = capture.run_program(
+        "staging", values={**BASE, "containerName": "x", "volumeName": "x"}, secrets_config=PASSWORDS
+    )
+    providers = {r.name: r.plain["host"] for r in cap.of_type(DOCKER_PROVIDER)}
+    assert providers == {
+        "redis-docker-a": HOSTS["a"]["url"],
+        "redis-docker-b": HOSTS["b"]["url"],
+        "redis-docker-c": HOSTS["c"]["url"],
+    }
+    containers = {r.plain["name"]: r for r in cap.of_type(CONTAINER)}
+    assert set(containers) == {"x", "x-1", "x-2", "x-sentinel-1", "x-sentinel-2", "x-sentinel-3"}
+    for name, host in (("x", "a"), ("x-1", "b"), ("x-2", "c"), ("x-sentinel-2", "b")):
+        assert f"::redis-docker-{host}::" in containers[name].options["provider"]
+        assert containers[name].plain["networkMode"] == "host"
+        assert "ports" not in containers[name].plain
+    # Replicas before node 0 (it depends on them), Sentinels after every node.
+    order = [r.plain["name"] for r in cap.of_type(CONTAINER)]
+    assert order.index("x-2") < order.index("x-1") < order.index("x") < order.index("x-sentinel-1")
+    for r in cap.of_type(CONTAINER):
+        text = json.dumps(r.plain)
+        assert "app-pw-7" not in text and "admin-pw-7" not in text
+
+
+def test_consumers_get_sentinel_urls_and_transport_options():
+    cap = capture.run_program("staging", values=BASE, secrets_config=PASSWORDS)
+    env = cap.outputs["consumer_env"].value
+    assert env["REDIS_TOPOLOGY"] == "sentinel"
+    assert env["REDIS_SENTINELS"] == "10.0.0.11:26380,10.0.0.12:26381,10.0.0.13:26382"
+    assert env["REDIS_MASTER_NAME"] == "bizosaas-redis-staging"
+    assert env["CELERY_BROKER_URL"] == ";".join(f"sentinel://10.0.0.1{i}:2638{i - 1}/1" for i in (1, 2, 3))
+    assert json.loads(env["CELERY_BROKER_TRANSPORT_OPTIONS"])["master_name"] == "bizosaas-redis-staging"
+    assert "app-pw-7" not in json.dumps(env)
+    secret = cap.outputs["consumer_secrets"]
+    assert secret.secret
+    assert json.loads(secret.value["CELERY_BROKER_TRANSPORT_OPTIONS"])["sentinel_kwargs"]["password"] == "app-pw-7"
+    assert secret.value["REDIS_URL"].startswith("sentinel://default:app-pw-7@10.0.0.11:26380/0;")
+    assert cap.outputs["sentinels"].value == env["REDIS_SENTINELS"].split(",")
+
+
+def test_standalone_is_unchanged_by_the_topology_code():
+    cap = capture.run_program("staging", values={}, secrets_config=PASSWORDS)
+    assert not cap.of_type(DOCKER_PROVIDER)
+    (container,) = cap.of_type(CONTAINER)
+    assert container.plain["command"] == startup.COMMAND
+    assert "networkMode" not in container.plain
+    assert "REDIS_SENTINELS" not in cap.outputs["consumer_env"].value
