@@ -22,8 +22,10 @@ from .topology import Placed, master_name, sentinels
 # Bounds of one handover: Sentinel's failover takes a few seconds when replicas are in sync.
 HANDOVER_TIMEOUT = 60.0
 POLL = 0.2
-# Seconds before asking again when a failover did not move the role (Sentinel aborted it).
-RETRY_AFTER = 5.0
+# Seconds one failover attempt may take (writes wait meanwhile) before it is tried again.
+ATTEMPT = 5.0
+# How recent Sentinel's last INFO of a replica must be for it to count (ms).
+FRESH_INFO_MS = 2000
 
 
 class HandoverError(BizosaasRedisError):
@@ -78,14 +80,20 @@ def current_primary(settings: Settings, admin_password: str) -> tuple[str, int] 
 
 
 def _good_replica(client: redis.Redis, name: str) -> bool:
-    """Sentinel sees a replica it would promote: up, linked to the primary."""
+    """Sentinel sees a replica it would promote now: up, linked to the primary, its link
+    never down since Sentinel's last look, and that look recent."""
     try:
         replicas = client.execute_command("SENTINEL", "REPLICAS", name)
     except redis.RedisError:
         return False
     for replica in replicas:
         fields = dict(zip(replica[::2], replica[1::2], strict=False)) if isinstance(replica, list) else replica
-        if fields.get("flags") == "slave" and fields.get("master-link-status") == "ok":
+        if (
+            fields.get("flags") == "slave"
+            and fields.get("master-link-status") == "ok"
+            and int(fields.get("master-link-down-time", 1)) == 0
+            and int(fields.get("info-refresh", FRESH_INFO_MS + 1)) <= FRESH_INFO_MS
+        ):
             return True
     return False
 
@@ -93,41 +101,45 @@ def _good_replica(client: redis.Redis, name: str) -> bool:
 def move_primary_away(settings: Settings, node: Placed, admin_password: str, timeout: float = HANDOVER_TIMEOUT) -> bool:
     """If `node` is the primary, hand the role to a replica; True when it did.
 
-    Sentinel's failover promotes a replica but leaves the old primary a primary until it
-    reconfigures it, and clients still connected to it keep writing there: writes that
-    the replacement would then drop (measured: 321 of 647 in one run). So, as Redis's own
-    FAILOVER command does: writes on the old primary are paused first (`CLIENT PAUSE
-    WRITE`: they wait, nothing is refused), Sentinel fails over once a replica has
-    everything, the old primary is made a replica of the new one at once, and the pause
-    ends: the writes that waited get READONLY and their clients ask Sentinel again.
-
-    A replica replaced a moment ago is not yet one Sentinel promotes (it aborts with
-    no-good-slave), so the failover is asked for once Sentinel sees a good replica, and
-    again while the role has not moved."""
+    As Redis's own FAILOVER command does: once Sentinel sees a replica it would promote,
+    writes on the old primary are paused (`CLIENT PAUSE WRITE`: they wait, none is
+    refused), Sentinel fails over, the old primary becomes a replica of the new one at once
+    and the pause ends; the writes that waited get READONLY and their clients ask Sentinel
+    again. Without the pause, clients still connected to the old primary would write there
+    until Sentinel demotes it, and those writes would go with the container. An attempt
+    Sentinel aborts (a replica replaced a moment ago is not one it promotes) ends the pause
+    and is tried again, so writes wait at most one attempt."""
     if current_primary(settings, admin_password) != node.address:
         return False
     name = master_name(settings)
     old = _node_client(settings, node.address, admin_password)
     clients = _sentinel_clients(settings, admin_password)
     deadline = time.monotonic() + timeout
-    asked_at = 0.0
     try:
-        old.execute_command("CLIENT", "PAUSE", int(timeout * 1000), "WRITE")
         while time.monotonic() < deadline:
-            now = current_primary(settings, admin_password)
-            if now is not None and now != node.address and _takes_writes(settings, now, admin_password):
-                old.execute_command("REPLICAOF", now[0], now[1])
-                return True
-            if now == node.address and time.monotonic() - asked_at > RETRY_AFTER:
-                for client in clients:
-                    if _good_replica(client, name):
-                        try:
-                            client.execute_command("SENTINEL", "FAILOVER", name)
-                            asked_at = time.monotonic()
-                            break
-                        except redis.RedisError:
-                            continue  # INPROG, or this Sentinel is cut off: ask another
-            time.sleep(POLL)
+            ready = next((c for c in clients if _good_replica(c, name)), None)
+            if ready is None:
+                time.sleep(POLL)
+                continue
+            old.execute_command("CLIENT", "PAUSE", int(ATTEMPT * 1000), "WRITE")
+            try:
+                ready.execute_command("SENTINEL", "FAILOVER", name)
+            except redis.RedisError:
+                old.execute_command("CLIENT", "UNPAUSE")
+                time.sleep(POLL)
+                continue  # INPROG: a failover is under way; look again
+            until = min(deadline, time.monotonic() + ATTEMPT)
+            while time.monotonic() < until:
+                now = current_primary(settings, admin_password)
+                if now is not None and now != node.address and _takes_writes(settings, now, admin_password):
+                    # A replica now, it refuses writes (READONLY) itself: the pause can end,
+                    # and must, since a paused replica does not apply the new primary's stream.
+                    old.execute_command("REPLICAOF", now[0], now[1])
+                    old.execute_command("CLIENT", "UNPAUSE")
+                    _wait_for_every_sentinel(settings, now, admin_password, deadline)
+                    return True
+                time.sleep(POLL)
+            old.execute_command("CLIENT", "UNPAUSE")
     finally:
         with contextlib.suppress(redis.RedisError):
             old.execute_command("CLIENT", "UNPAUSE")
@@ -135,6 +147,39 @@ def move_primary_away(settings: Settings, node: Placed, admin_password: str, tim
         for client in clients:
             client.close()
     raise HandoverError(f"{node.container_name} is still the primary after {timeout:.0f} s; not replacing it")
+
+
+def _wait_for_every_sentinel(
+    settings: Settings, primary: tuple[str, int], admin_password: str, deadline: float
+) -> None:
+    """Until every Sentinel that answers has switched to the new primary. `GET-MASTER-
+    ADDR-BY-NAME` names the promoted replica at once, but `SENTINEL MASTER` (what redis-py,
+    Kombu and Celery ask) names the old primary until the failover ends (+switch-master):
+    a client sent back to the old node, or the replaced node's start script, would find a
+    replica, or a second primary whose writes are then dropped."""
+    name = master_name(settings)
+    clients = _sentinel_clients(settings, admin_password)
+    try:
+        while time.monotonic() < deadline:
+            if all(_reports(client, name) in (None, primary) for client in clients):
+                return
+            time.sleep(POLL)
+    finally:
+        for client in clients:
+            client.close()
+
+
+def _reports(client: redis.Redis, name: str) -> tuple[str, int] | None:
+    """The primary one Sentinel reports by both commands; None when it does not answer,
+    ("", 0) while the two disagree (a failover under way)."""
+    try:
+        by_name = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", name)
+        state = client.execute_command("SENTINEL", "MASTER", name)
+    except redis.RedisError:
+        return None
+    fields = state if isinstance(state, dict) else dict(zip(state[::2], state[1::2], strict=False))
+    first = (str(by_name[0]), int(by_name[1]))
+    return first if first == (str(fields.get("ip")), int(fields.get("port", 0))) else ("", 0)
 
 
 def _node_client(settings: Settings, address: tuple[str, int], admin_password: str) -> redis.Redis:

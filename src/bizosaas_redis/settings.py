@@ -317,7 +317,13 @@ class Settings(BaseModel):
         "failovers on short network hiccups.",
     )
     failover_timeout: int = Field(
-        60_000, ge=1000, le=3_600_000, description="Sentinel's failover-timeout (ms): retry and reconfiguration bound."
+        10_000,
+        ge=1000,
+        le=3_600_000,
+        description="Sentinel's failover-timeout (ms). A Sentinel that lost an election (two Sentinels split "
+        "the vote) tries again only after it, so it bounds the unlucky failover (measured: 10 s to a new "
+        "primary at 10 000); Redis's own default, 180 000, would make that three minutes. It also bounds "
+        "the reconfiguration of the other replicas after a promotion.",
     )
     min_replicas_to_write: int | None = Field(
         None,

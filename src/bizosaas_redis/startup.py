@@ -57,15 +57,22 @@ class Discovery:
 
 
 def _ask_sentinels(flavour: str, discovery: Discovery) -> str:
-    """Shell lines that set $primary to "host port" as the first Sentinel answering says."""
+    """Shell lines that set $primary to "host port" as the Sentinels say. A node asks every
+    Sentinel until one names another node: a Sentinel that has not yet heard of a failover
+    away from this node still names it, and starting as a second primary loses writes."""
     endpoints = " ".join(f"{host}:{port}" for host, port in discovery.sentinels)
+    me = f"{discovery.me[0]} {discovery.me[1]}" if discovery.me else ""
+    stop = f'if [ "$primary" != "{me}" ]; then break; fi' if me else "break"
     return f"""primary=""
 for sentinel in {endpoints}; do
     answer=$(timeout {ASK_TIMEOUT} {flavour}-cli -h "${{sentinel%:*}}" -p "${{sentinel##*:}}" --no-auth-warning \\
         --user {HEALTHCHECK_USER} --pass {HEALTHCHECK_PASSWORD} \\
         SENTINEL get-master-addr-by-name {discovery.master_name} 2>/dev/null | tr '\\n' ' ') || continue
     set -- $answer
-    if [ $# -eq 2 ] && [ "$2" -gt 0 ] 2>/dev/null; then primary="$1 $2"; break; fi
+    if [ $# -eq 2 ] && [ "$2" -gt 0 ] 2>/dev/null; then
+        primary="$1 $2"
+        {stop}
+    fi
 done
 """
 

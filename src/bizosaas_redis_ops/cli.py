@@ -418,9 +418,12 @@ def monitor(
 
     if stack and url and url != os.environ.get("REDIS_URL"):
         raise click.UsageError("give --stack or --url, not both")
+    sentinel = None
     if stack:
         settings = stack_outputs.settings(stack, outputs_source, instance)
-        url = stack_outputs.load(stack, outputs_source, instance)["redis_admin_url"]
+        values = stack_outputs.load(stack, outputs_source, instance)
+        url = values["redis_admin_url"]
+        sentinel = stack_outputs.sentinel_client(values)
     elif url:
         settings = Settings()
     else:
@@ -429,7 +432,7 @@ def monitor(
     client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5)
     while True:
         try:
-            metrics = health.collect(client, settings, interval)
+            metrics = health.collect(client, settings, interval, sentinel)
         except (redis.RedisError, OSError) as exc:
             raise health.MonitorError(suite.explain(exc, target)) from None
         if watch:

@@ -12,6 +12,7 @@ from typing import Any
 
 import redis
 
+from bizosaas_redis import topology
 from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.settings import Settings
 
@@ -52,9 +53,15 @@ def _grade_low(value: float, warn: float, crit: float) -> str:
 
 
 def evaluate(
-    first: dict[str, Any], second: dict[str, Any], seconds: float, settings: Settings, now: float | None = None
+    first: dict[str, Any],
+    second: dict[str, Any],
+    seconds: float,
+    settings: Settings,
+    now: float | None = None,
+    sentinel: tuple[dict[str, Any], dict[str, Any]] | None = None,
 ) -> list[Metric]:
-    """Metrics from two INFO samples `seconds` apart (second is the newer)."""
+    """Metrics from two INFO samples `seconds` apart (second is the newer); with topology
+    sentinel, also from two `SENTINEL MASTER` samples of a Sentinel."""
     now = time.time() if now is None else now
     seconds = max(seconds, 1e-6)
     metrics = []
@@ -200,9 +207,73 @@ def evaluate(
         )
     )
 
+    if settings.topology == "sentinel":
+        metrics += _replication(second, settings)
+        if sentinel is not None:
+            metrics += _sentinel_view(*sentinel, settings)
+
     uptime = float(second.get("uptime_in_seconds", 0))
     metrics.append(Metric("uptime", f"{uptime / 3600:.1f} h" if uptime >= 3600 else f"{uptime:.0f} s", "—", OK, uptime))
     return metrics
+
+
+def _replication(info: dict[str, Any], settings: Settings) -> list[Metric]:
+    """The primary's replicas: how many are online, and how far behind the furthest is."""
+    replicas = [v for k, v in info.items() if k.startswith("slave") and k[5:].isdigit() and isinstance(v, dict)]
+    online = [r for r in replicas if r.get("state") == "online"]
+    floor = settings.min_replicas_to_write or 0
+    status = CRIT if len(online) < max(floor, 1) else WARN if len(online) < settings.replicas else OK
+    lag = max((float(r.get("lag", 0)) for r in online), default=0.0)
+    bound = settings.min_replicas_max_lag
+    return [
+        Metric(
+            "replicas online",
+            f"{len(online)} of {settings.replicas}",
+            f"< {settings.replicas} / < {max(floor, 1)}" + (" (writes refused)" if floor else ""),
+            status,
+            float(len(online)),
+        ),
+        Metric(
+            "replication lag",
+            f"{lag:.0f} s (furthest replica)",
+            f"> {bound / 2:g} s / > {bound} s (minReplicasMaxLag)",
+            _grade_high(lag, bound / 2, bound),
+            lag,
+        ),
+    ]
+
+
+def _sentinel_view(first: dict[str, Any], second: dict[str, Any], settings: Settings) -> list[Metric]:
+    """What a Sentinel says of the primary, and whether a failover happened in the window
+    (each one raises the master's config epoch)."""
+    flags = str(second.get("flags", ""))
+    sentinels = int(second.get("num-other-sentinels", 0)) + 1
+    down = "s_down" in flags or "o_down" in flags
+    failovers = int(second.get("config-epoch", 0)) - int(first.get("config-epoch", 0))
+    return [
+        Metric(
+            "Sentinel's view",
+            f"primary {second.get('ip')}:{second.get('port')}, {flags}, {sentinels} of {settings.sentinels} Sentinels",
+            f"primary down / fewer than {settings.sentinels} Sentinels",
+            CRIT if down or sentinels < settings.sentinel_quorum else WARN if sentinels < settings.sentinels else OK,
+            float(sentinels),
+        ),
+        Metric(
+            "failovers",
+            f"{failovers} in the window (config epoch {second.get('config-epoch', 0)})",
+            "> 0",
+            WARN if failovers > 0 else OK,
+            float(failovers),
+        ),
+    ]
+
+
+def sentinel_sample(client: redis.Redis, name: str) -> dict[str, Any]:
+    """`SENTINEL MASTER <name>` as a mapping."""
+    found = client.execute_command("SENTINEL", "MASTER", name)
+    if isinstance(found, dict):
+        return found
+    return dict(zip(found[::2], found[1::2], strict=False))
 
 
 def _oom_errors(info: dict[str, Any]) -> int:
@@ -215,12 +286,17 @@ def sample(client: redis.Redis) -> dict[str, Any]:
     return {**client.info(), **client.info("errorstats")}
 
 
-def collect(client: redis.Redis, settings: Settings, interval: float = 1.0) -> list[Metric]:
-    """Two INFO samples `interval` apart, evaluated."""
+def collect(
+    client: redis.Redis, settings: Settings, interval: float = 1.0, sentinel: redis.Redis | None = None
+) -> list[Metric]:
+    """Two INFO samples `interval` apart, evaluated; and a Sentinel's view, if given."""
+    name = topology.master_name(settings)
     first, start = sample(client), time.monotonic()
+    watched = sentinel_sample(sentinel, name) if sentinel is not None else None
     time.sleep(interval)
     second, end = sample(client), time.monotonic()
-    return evaluate(first, second, end - start, settings)
+    pair = (watched, sentinel_sample(sentinel, name)) if sentinel is not None and watched is not None else None
+    return evaluate(first, second, end - start, settings, sentinel=pair)
 
 
 def worst(metrics: list[Metric]) -> str:

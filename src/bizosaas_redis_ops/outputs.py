@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
+import redis
+
 from bizosaas_redis import handover
 from bizosaas_redis.connection import instance_names
 from bizosaas_redis.errors import BizosaasRedisError
@@ -64,6 +66,30 @@ def for_instance(values: dict[str, Any], instance: Instance, stack: str) -> dict
     if f"{prefix}container_name" not in values:
         raise OutputsError(f"stack {stack} has layout {values.get('layout', 'single')}: it has no durable instance")
     return follow_primary({**values, **{k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)}})
+
+
+def sentinel_client(values: dict[str, Any]) -> redis.Redis | None:
+    """An admin client of the first Sentinel that answers (topology sentinel), else None."""
+    if values.get("topology") != "sentinel":
+        return None
+    admin = urlsplit(str(values["redis_admin_url"]))
+    for endpoint in values["sentinels"]:
+        host, _, port = str(endpoint).rpartition(":")
+        client = redis.Redis(
+            host=host,
+            port=int(port),
+            username=unquote(admin.username) if admin.username else None,
+            password=unquote(admin.password) if admin.password else None,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+            decode_responses=True,
+        )
+        try:
+            client.ping()
+            return client
+        except redis.RedisError:
+            client.close()
+    return None
 
 
 def follow_primary(values: dict[str, Any]) -> dict[str, Any]:

@@ -126,3 +126,57 @@ def test_the_durable_instance_has_its_own_memory_rows(changes, first, metric, ex
     statuses = status_of(changes, first, settings=DURABLE)
     assert statuses[metric] == expected
     assert "memory used" not in statuses, "the cache's row is not shown for the durable instance"
+
+
+SENTINEL_SETTINGS = build_settings(
+    {"topology": "sentinel", "minReplicasToWrite": 1, "minReplicasMaxLag": 10}, "staging"
+)
+
+
+def _replica(state: str = "online", lag: int = 0) -> dict:
+    return {"ip": "10.0.0.12", "port": 6381, "state": state, "offset": 100, "lag": lag}
+
+
+def _sentinel(epoch: int = 0, flags: str = "master", others: int = 2) -> dict:
+    return {"ip": "10.0.0.11", "port": 6380, "flags": flags, "num-other-sentinels": others, "config-epoch": epoch}
+
+
+def _topology_status(info: dict, first_view: dict | None = None, view: dict | None = None) -> dict[str, str]:
+    pair = (first_view or _sentinel(), view or _sentinel())
+    metrics = monitor.evaluate(BASE, {**BASE, **info}, 1.0, SENTINEL_SETTINGS, now=1_000_100, sentinel=pair)
+    return {m.name: m.status for m in metrics}
+
+
+@pytest.mark.parametrize(
+    ("info", "metric", "expected"),
+    [
+        ({"slave0": _replica(), "slave1": _replica()}, "replicas online", "OK"),
+        ({"slave0": _replica(), "slave1": _replica("wait_bgsave")}, "replicas online", "WARN"),
+        ({}, "replicas online", "CRIT"),  # minReplicasToWrite 1: every write is refused
+        ({"slave0": _replica(lag=4), "slave1": _replica()}, "replication lag", "OK"),
+        ({"slave0": _replica(lag=6), "slave1": _replica()}, "replication lag", "WARN"),
+        ({"slave0": _replica(lag=11), "slave1": _replica()}, "replication lag", "CRIT"),
+    ],
+)
+def test_replication_rows_of_the_sentinel_topology(info, metric, expected):
+    assert _topology_status(info)[metric] == expected
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "metric", "expected"),
+    [
+        (_sentinel(), _sentinel(), "Sentinel's view", "OK"),
+        (_sentinel(), _sentinel(others=1), "Sentinel's view", "WARN"),
+        (_sentinel(), _sentinel(others=0), "Sentinel's view", "CRIT"),
+        (_sentinel(), _sentinel(flags="master,s_down"), "Sentinel's view", "CRIT"),
+        (_sentinel(epoch=3), _sentinel(epoch=3), "failovers", "OK"),
+        (_sentinel(epoch=3), _sentinel(epoch=4), "failovers", "WARN"),
+    ],
+)
+def test_sentinels_view_and_failovers(first, second, metric, expected):
+    replicas = {"slave0": _replica(), "slave1": _replica()}
+    assert _topology_status(replicas, first, second)[metric] == expected
+
+
+def test_standalone_has_no_replication_rows():
+    assert "replicas online" not in status_of({})

@@ -7,6 +7,7 @@ testinfra's docker backend, `docker inspect` from the host, and Redis itself.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +18,9 @@ import testinfra
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from bizosaas_redis import topology
 from bizosaas_redis.connection import instance_names
-from bizosaas_redis.constants import LABEL_ROLE, LABEL_STACK, REMOTE_IMAGE
+from bizosaas_redis.constants import CONTAINER, LABEL_ROLE, LABEL_STACK, REMOTE_IMAGE
 from bizosaas_redis.settings import NoDurableInstance, Settings, build_settings
 from bizosaas_redis.settings import instance as instance_of
 from bizosaas_redis_ops import capture, local_apply, outputs
@@ -46,10 +48,12 @@ class Deployment:
     outputs: dict[str, Any]  # secrets included: never print
     inspect: dict[str, Any]
     docker: docker.DockerClient
+    name: str  # the container checked: with topology sentinel, the primary's
+    node: topology.Placed | None = None  # that node, with topology sentinel
 
     @property
-    def name(self) -> str:
-        return self.settings.name
+    def volume_name(self) -> str:
+        return self.node.volume_name if self.node else self.settings.volume_name
 
     def client(self, url_key: str = "redis_url", **kwargs: Any) -> redis.Redis:
         kwargs.setdefault("retry", Retry(NoBackoff(), 0))
@@ -88,24 +92,39 @@ def deployment(request: pytest.FixtureRequest) -> Deployment:
         settings = instance_of(build_settings(values, stack), instance)
     except NoDurableInstance as exc:
         pytest.exit(str(exc), 2)
-    name = container_name or settings.name
+    found_outputs = outputs.load(stack, request.config.getoption("--outputs-source"), instance)
+    node = None
+    if settings.topology == "sentinel":
+        # The primary Sentinel reports (outputs.load follows it), on its host's engine.
+        node = next(n for n in topology.nodes(settings) if n.container_name == found_outputs["container_name"])
+        if node.host.url:
+            client = docker.DockerClient(base_url=node.host.url)
+            os.environ["DOCKER_HOST"] = node.host.url  # testinfra's docker backend runs the docker CLI
+    name = container_name or (node.container_name if node else settings.name)
     try:
         inspect = client.api.inspect_container(name)
     except docker.errors.NotFound:
         pytest.exit(f"container {name} of stack {stack} does not exist: deploy the stack first", 2)
     cap = capture.run_program(stack, values=values)
+    declared = (
+        next(r for r in cap.of_type(CONTAINER) if r.plain["name"] == name)
+        if node
+        else cap.container(durable=instance == "durable")
+    )
     return Deployment(
         stack=stack,
         settings=settings,
-        declared=cap.container(durable=instance == "durable").plain,
+        declared=declared.plain,
         image_name=next(
             r.plain["name"]
             for r in cap.of_type(REMOTE_IMAGE)
             if r.name == f"{instance_names(settings.role).resource}-image"
         ),
-        outputs=outputs.load(stack, request.config.getoption("--outputs-source"), instance),
+        outputs=found_outputs,
         inspect=inspect,
         docker=client,
+        name=name,
+        node=node,
     )
 
 

@@ -46,6 +46,9 @@ def test_command_is_redis_server_with_the_rendered_config(deployment, host, admi
 
 
 def test_attached_to_the_network_with_its_aliases(deployment):
+    if deployment.node is not None:  # topology sentinel: the host's network, no port mapping
+        assert deployment.inspect["HostConfig"]["NetworkMode"] == "host"
+        return
     networks = deployment.inspect["NetworkSettings"]["Networks"]
     declared = deployment.declared["networksAdvanced"][0]
     assert declared["name"] in networks, f"attached to {list(networks)}"
@@ -55,6 +58,12 @@ def test_attached_to_the_network_with_its_aliases(deployment):
 
 
 def test_port_published_only_on_the_declared_address_and_listening(deployment, host):
+    if deployment.node is not None:  # listens on its host's address and its own port
+        assert not deployment.inspect["HostConfig"]["PortBindings"]
+        assert host.socket(f"tcp://{deployment.node.endpoint}").is_listening
+        with socket.create_connection(deployment.node.address, timeout=5):
+            pass
+        return
     declared = deployment.declared["ports"][0]
     bindings = deployment.inspect["HostConfig"]["PortBindings"]
     assert bindings == {"6379/tcp": [{"HostIp": declared["ip"], "HostPort": str(int(declared["external"]))}]}
@@ -67,7 +76,7 @@ def test_port_published_only_on_the_declared_address_and_listening(deployment, h
 def test_data_is_the_named_volume_and_writable(deployment, host):
     mounts = [m for m in deployment.inspect["Mounts"] if m["Destination"] == "/data"]
     assert len(mounts) == 1
-    assert mounts[0]["Type"] == "volume" and mounts[0]["Name"] == deployment.settings.volume_name
+    assert mounts[0]["Type"] == "volume" and mounts[0]["Name"] == deployment.volume_name
     assert mounts[0]["RW"]
     probe = "/data/.verify-write-probe"
     assert host.run(f"touch {probe} && rm {probe}").rc == 0
@@ -117,7 +126,7 @@ def test_healthcheck_is_as_declared(deployment):
 
 
 def test_config_get_matches_every_setting(deployment, admin):
-    for key, value in redis_conf.expected_config(deployment.settings).items():
+    for key, value in redis_conf.expected_config(deployment.settings, deployment.node).items():
         assert admin.config_get(key) == {key: value}, key
 
 
