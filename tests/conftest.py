@@ -67,16 +67,8 @@ def unavailable(reason: str) -> None:
 class RedisProcess:
     """A redis-server started with a given config on a free loopback port."""
 
-    def __init__(
-        self,
-        conf_text: str,
-        workdir: Path,
-        tls: bool = False,
-        command: list[str] | None = None,
-        sentinel: bool = False,
-        port: int | None = None,
-    ):
-        self.port = port or free_port()
+    def __init__(self, conf_text: str, workdir: Path, tls: bool = False, command: list[str] | None = None):
+        self.port = free_port()
         self.workdir = workdir
         self.conf = workdir / "redis.conf"
         # redis-server changes to `dir` while reading the file, before the command line.
@@ -89,7 +81,6 @@ class RedisProcess:
             [
                 *(command or ["redis-server"]),
                 str(self.conf),
-                *(["--sentinel"] if sentinel else []),
                 *ports,
                 "--bind",
                 "127.0.0.1",
