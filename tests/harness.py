@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Self
 
 import pytest
 import redis
@@ -19,19 +20,18 @@ FAST = ("healthcheckInterval=1", "healthcheckTimeout=1", "healthcheckStartPeriod
 WRITER_LIMIT = 50_000  # writes, at most, per use
 
 
-@dataclass
-class Writer:
-    """Acknowledged writes (SET w:<n>) in a thread until stopped; follows the port it is given."""
+class CountingWriter:
+    """Acknowledged writes (SET <prefix><n>) in a thread until stopped, and the longest time
+    between two of them. Subclasses say how to connect; a failed write reconnects."""
 
-    password_url: str  # the admin URL; its port is replaced by `port`
-    port: int
-    acked: list[int] = field(default_factory=list)
-    longest_gap: float = 0.0
-    _stop: threading.Event = field(default_factory=threading.Event)
+    def __init__(self, prefix: str = "w:") -> None:
+        self.prefix = prefix
+        self.acked: list[int] = []
+        self.longest_gap = 0.0
+        self._stop = threading.Event()
 
-    def url(self) -> str:
-        head, _, tail = self.password_url.rpartition(":")
-        return f"{head}:{self.port}/{tail.split('/', 1)[1]}"
+    def connect(self) -> redis.Redis:
+        raise NotImplementedError
 
     def run(self) -> None:
         client: redis.Redis | None = None
@@ -39,11 +39,8 @@ class Writer:
         n = 0
         while not self._stop.is_set() and n < WRITER_LIMIT:
             try:
-                if client is None:
-                    client = redis.Redis.from_url(
-                        self.url(), socket_timeout=2, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
-                    )
-                client.set(f"w:{n}", n)
+                client = client or self.connect()
+                client.set(f"{self.prefix}{n}", n)
             except (redis.RedisError, OSError):
                 client = None
                 time.sleep(0.02)
@@ -55,16 +52,36 @@ class Writer:
             n += 1
             time.sleep(0.002)
 
-    def __enter__(self) -> Writer:
+    def __enter__(self) -> Self:
         self._thread = threading.Thread(target=self.run, daemon=True)
         self._thread.start()
         time.sleep(0.5)  # writing before the change starts
+        assert self.acked, "the writer wrote nothing before the change"
         return self
 
     def __exit__(self, *exc: object) -> None:
         time.sleep(0.5)  # and after it is done
         self._stop.set()
         self._thread.join(timeout=30)
+
+
+class Writer(CountingWriter):
+    """Writes through a URL (the admin one); follows the port it is given."""
+
+    def __init__(self, password_url: str, port: int) -> None:
+        super().__init__()
+        self.password_url = password_url
+        self.port = port
+
+    def __repr__(self) -> str:  # the URL holds a password
+        return f"Writer(port={self.port}, acked={len(self.acked)})"
+
+    def url(self) -> str:
+        head, _, tail = self.password_url.rpartition(":")
+        return f"{head}:{self.port}/{tail.split('/', 1)[1]}"
+
+    def connect(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url(), socket_timeout=2, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
 
 
 @dataclass

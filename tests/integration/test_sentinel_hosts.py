@@ -16,10 +16,9 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -33,6 +32,7 @@ from bizosaas_redis.settings import build_settings, read_stack_config, stack_fil
 from bizosaas_redis_ops import local_apply, smoke_celery, tables
 from bizosaas_redis_patterns import EventStream, KeySpace, connect
 from conftest import TEST_PREFIX, cli
+from harness import CountingWriter
 
 STACK = "staging"
 NAME = f"{TEST_PREFIX}-ha"
@@ -140,47 +140,20 @@ def stack(offline_image, docker_client, tmp_path_factory) -> Iterator[Stack]:
         )
 
 
-@dataclass
-class Writer:
-    """SET w:<n> through Sentinel until stopped: acknowledged numbers and the longest gap."""
+class Writer(CountingWriter):
+    """Writes through Sentinel, as services do (the URL resolved once, in the test's thread:
+    the program runs there only)."""
 
-    stack: Stack
-    prefix: str
-    acked: list[int] = field(default_factory=list)
-    longest_gap: float = 0.0
-    _stop: threading.Event = field(default_factory=threading.Event)
+    def __init__(self, stack: Stack, prefix: str) -> None:
+        super().__init__(prefix)
+        self.stack = stack
+        self._where = stack.app_url()
 
-    def run(self) -> None:
-        client: redis.Redis | None = None
-        last_ok = time.monotonic()
-        n = 0
-        while not self._stop.is_set():
-            try:
-                client = client or self.stack.app(self._where)
-                client.set(f"{self.prefix}{n}", n)
-            except (redis.RedisError, OSError):
-                client = None
-                time.sleep(0.05)
-                continue
-            now = time.monotonic()
-            self.longest_gap = max(self.longest_gap, now - last_ok)
-            last_ok = now
-            self.acked.append(n)
-            n += 1
-            time.sleep(0.005)
+    def __repr__(self) -> str:  # the URL holds a password
+        return f"Writer(prefix={self.prefix!r}, acked={len(self.acked)})"
 
-    def __enter__(self) -> Writer:
-        self._where = self.stack.app_url()  # the program runs in the test's thread only
-        self._thread = threading.Thread(target=self.run, daemon=True)
-        self._thread.start()
-        time.sleep(1)
-        assert self.acked, "the writer wrote nothing before the fault"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        time.sleep(1)
-        self._stop.set()
-        self._thread.join(timeout=30)
+    def connect(self) -> redis.Redis:
+        return self.stack.app(self._where)
 
     def lost(self, replicas: int = 2) -> int:
         """Acknowledged writes missing on the primary, once `replicas` replicas follow it
@@ -247,6 +220,25 @@ def test_deploys_across_hosts_with_node_0_primary(stack: Stack) -> None:
             assert password not in container.exec_run(["ps", "-ef"], user="999").output.decode(errors="replace")
 
 
+def _settled_primary(stack: Stack) -> tuple[str, DockerHost]:
+    """The primary once settled, and the host it runs on."""
+    _settled(stack)
+    primary = stack.primary()
+    assert primary is not None
+    host = stack.host_of(primary)
+    assert host.client is not None
+    return primary, host
+
+
+def _record(fault: str, writer: Writer, lost: int, afterwards: str) -> None:
+    RESULTS[fault] = {
+        "longest time without a successful write": f"{writer.longest_gap:.1f} s",
+        "acknowledged writes": str(len(writer.acked)),
+        "acknowledged writes lost": str(lost),
+        "primary afterwards": afterwards,
+    }
+
+
 def _rejoins_as_replica(stack: Stack, endpoint: str) -> None:
     """Sentinel turns a former primary into a replica of the new one once it reaches it."""
 
@@ -284,55 +276,37 @@ def test_verify_monitor_and_smoke_work_through_sentinel(stack: Stack) -> None:
 def test_killed_primary_process_restarted_by_docker(stack: Stack) -> None:
     """SIGKILL to the primary's Redis (as the OOM killer sends): Docker restarts it at once,
     before Sentinel's down-after; its start script asks Sentinel and it stays the primary."""
-    _settled(stack)
-    before = stack.primary()
-    assert before is not None
-    host = stack.host_of(before)
-    assert host.client is not None
+    before, host = _settled_primary(stack)
     pid = host.client.api.inspect_container(stack.container_at(before))["State"]["Pid"]
     with Writer(stack, "crash:") as writer:
         os.kill(pid, 9)
         time.sleep(0.5)
         _writes_resume(writer)
-    _settled(stack)
-    RESULTS["primary's Redis killed, Docker restarts it"] = {
-        "longest time without a successful write": f"{writer.longest_gap:.1f} s",
-        "acknowledged writes": str(len(writer.acked)),
-        "acknowledged writes lost": str(writer.lost()),
-        "primary afterwards": "the same node" if stack.primary() == before else "a replica, promoted",
-    }
+    lost = writer.lost()
+    _record(
+        "primary's Redis killed, Docker restarts it",
+        writer,
+        lost,
+        "the same node" if stack.primary() == before else "a replica, promoted",
+    )
 
 
 def test_killed_primary_that_stays_down_fails_over(stack: Stack) -> None:
     """The primary's container killed and not restarted: a replica is promoted."""
-    _settled(stack)
-    before = stack.primary()
-    assert before is not None
-    host = stack.host_of(before)
-    assert host.client is not None
+    before, host = _settled_primary(stack)
     container = host.client.containers.get(stack.container_at(before))
     with Writer(stack, "kill:") as writer:
         container.kill()  # SIGKILL; a killed container stays down
         _wait(lambda: stack.primary() not in (None, before), 60, "a new primary")
         _writes_resume(writer)
-    RESULTS["primary's Redis killed, stays down"] = {
-        "longest time without a successful write": f"{writer.longest_gap:.1f} s",
-        "acknowledged writes": str(len(writer.acked)),
-        "acknowledged writes lost": str(writer.lost(replicas=1)),
-        "primary afterwards": "a replica, promoted",
-    }
+    _record("primary's Redis killed, stays down", writer, writer.lost(replicas=1), "a replica, promoted")
     # Started again, its start script asks Sentinel: it rejoins as a replica, not a second primary.
     container.start()
-    _settled(stack)
     _rejoins_as_replica(stack, before)
 
 
 def test_primary_host_stopped(stack: Stack) -> None:
-    _settled(stack)
-    before = stack.primary()
-    assert before is not None
-    host = stack.host_of(before)
-    assert host.client is not None
+    before, host = _settled_primary(stack)
     stopped = host.client.containers.list()
     with Writer(stack, "host:") as writer:
         host.cut_off()  # the machine goes silent, then its processes are gone
@@ -340,16 +314,15 @@ def test_primary_host_stopped(stack: Stack) -> None:
             container.kill()
         _wait(lambda: stack.primary() not in (None, before), 60, "a new primary")
         _writes_resume(writer)
-    RESULTS["primary's host stopped (link down, every container killed)"] = {
-        "longest time without a successful write": f"{writer.longest_gap:.1f} s",
-        "acknowledged writes": str(len(writer.acked)),
-        "acknowledged writes lost": str(writer.lost(replicas=1)),
-        "primary afterwards": "a replica, promoted",
-    }
+    _record(
+        "primary's host stopped (link down, every container killed)",
+        writer,
+        writer.lost(replicas=1),
+        "a replica, promoted",
+    )
     host.reconnect()
     for container in stopped:
         container.start()
-    _settled(stack)
     _rejoins_as_replica(stack, before)
 
 
@@ -419,13 +392,12 @@ def test_planned_change_hands_the_primary_over(stack: Stack) -> None:
     handed = [note for note in result.notes if "handed the role" in note]
     assert handed, result.notes  # the primary's replacement went through a handover
     lost = writer.lost()
-    RESULTS["planned change replacing every node and Sentinel (local up)"] = {
-        "longest time without a successful write": f"{writer.longest_gap:.1f} s",
-        "acknowledged writes": str(len(writer.acked)),
-        "acknowledged writes lost": str(lost),
-        "primary afterwards": f"handed over {len(handed)} time(s) (SENTINEL FAILOVER)",
-    }
-    _settled(stack)
+    _record(
+        "planned change replacing every node (local up)",
+        writer,
+        lost,
+        f"handed over {len(handed)} time(s) (SENTINEL FAILOVER)",
+    )
     assert lost == 0
     assert writer.longest_gap < 10, "the handover took as long as an outage"
 

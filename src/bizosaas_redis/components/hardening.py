@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pulumi
 import pulumi_docker as docker
 
-from ..constants import LABEL_ENVIRONMENT, LABEL_ROLE, LABEL_SERVICE, LABEL_STACK
+from ..constants import LABEL_ENVIRONMENT, LABEL_ROLE, LABEL_SERVICE, LABEL_STACK, REDIS_GID, REDIS_UID
 from ..settings import Settings
 
 
@@ -41,4 +42,38 @@ def hardened_container_args(settings: Settings, memory_mb: int) -> dict[str, Any
         "restart": settings.restart_policy,
         "log_driver": "json-file",
         "log_opts": {"max-size": settings.log_max_size, "max-file": str(settings.log_max_files)},
+    }
+
+
+def lifecycle_args(
+    settings: Settings, health_tests: list[str], config: tuple[str, pulumi.Input[str]], script: tuple[str, str]
+) -> dict[str, Any]:
+    """What every Redis server container (a node or a Sentinel) shares beyond hardening:
+    its healthcheck and `wait` for it, its config file and start script uploaded onto its
+    volume, owned by Redis's user (uploads must land on a writable mount), and a graceful
+    stop."""
+    return {
+        "healthcheck": docker.ContainerHealthcheckArgs(
+            tests=health_tests,
+            interval=f"{settings.healthcheck_interval}s",
+            timeout=f"{settings.healthcheck_timeout}s",
+            retries=settings.healthcheck_retries,
+            start_period=f"{settings.healthcheck_start_period}s",
+        ),
+        # `pulumi up` returns only once the healthcheck passes.
+        "wait": True,
+        "wait_timeout": settings.healthcheck_start_period
+        + settings.healthcheck_interval * (settings.healthcheck_retries + 1),
+        "uploads": [
+            docker.ContainerUploadArgs(
+                file=path, content=content, owner=str(REDIS_UID), group=str(REDIS_GID), permissions=mode
+            )
+            for (path, content), mode in ((config, "0600"), (script, "0500"))
+        ],
+        # Redis writes its snapshot on SIGTERM; give it time before SIGKILL: docker stop
+        # uses stop_timeout, the provider's delete and replace destroy_grace_seconds.
+        "stop_signal": "SIGTERM",
+        "stop_timeout": settings.stop_grace_period,
+        "destroy_grace_seconds": settings.stop_grace_period,
+        "must_run": True,
     }

@@ -15,7 +15,7 @@ from ..constants import LABEL_PREFIX, REDIS_GID, REDIS_UID, REDIS_USER, SERVICE_
 from ..settings import Settings
 from ..topology import Placed
 from .exporter import RedisExporter
-from .hardening import hardened_container_args, label_args, ownership_labels, stack_label
+from .hardening import hardened_container_args, label_args, lifecycle_args, ownership_labels, stack_label
 
 COMPONENT_TYPE = "bizosaas:redis:RedisService"
 HOST_NETWORK = "host"
@@ -197,41 +197,13 @@ class RedisService(pulumi.ComponentResource):
             mounts=mounts or None,
             # redis-cli and the shell need a writable /tmp; everything else is read-only.
             tmpfs={"/tmp": "rw,noexec,nosuid,size=64m"},
-            healthcheck=docker.ContainerHealthcheckArgs(
-                tests=redis_conf.healthcheck_command(settings, node.port if node else None),
-                interval=f"{settings.healthcheck_interval}s",
-                timeout=f"{settings.healthcheck_timeout}s",
-                retries=settings.healthcheck_retries,
-                start_period=f"{settings.healthcheck_start_period}s",
-            ),
-            # `pulumi up` returns only once the healthcheck passes.
-            wait=True,
-            wait_timeout=settings.healthcheck_start_period
-            + settings.healthcheck_interval * (settings.healthcheck_retries + 1),
             labels=label_args(labels(settings, node)),
-            # Uploads must land on a writable mount: /data is the volume.
-            uploads=[
-                docker.ContainerUploadArgs(
-                    file=redis_conf.CONFIG_PATH,
-                    content=conf,
-                    owner=str(REDIS_UID),
-                    group=str(REDIS_GID),
-                    permissions="0600",
-                ),
-                docker.ContainerUploadArgs(
-                    file=startup.START_SCRIPT_PATH,
-                    content=startup.render(settings.flavour, node_of.discovery if node_of else None),
-                    owner=str(REDIS_UID),
-                    group=str(REDIS_GID),
-                    permissions="0500",
-                ),
-            ],
-            # Redis writes its snapshot on SIGTERM; give it time before SIGKILL: docker stop
-            # uses stop_timeout, the provider's delete and replace destroy_grace_seconds.
-            stop_signal="SIGTERM",
-            stop_timeout=settings.stop_grace_period,
-            destroy_grace_seconds=settings.stop_grace_period,
-            must_run=True,
+            **lifecycle_args(
+                settings,
+                redis_conf.healthcheck_command(settings, node.port if node else None),
+                (redis_conf.CONFIG_PATH, conf),
+                (startup.START_SCRIPT_PATH, startup.render(settings.flavour, node_of.discovery if node_of else None)),
+            ),
             **hardened_container_args(settings, settings.memory_limit_mb),
             opts=pulumi.ResourceOptions(
                 parent=self,

@@ -8,10 +8,10 @@ import pulumi
 import pulumi_docker as docker
 
 from .. import redis_conf, sentinel_conf, startup
-from ..constants import LABEL_PREFIX, REDIS_GID, REDIS_UID, REDIS_USER, SERVICE_SENTINEL
+from ..constants import LABEL_PREFIX, REDIS_USER, SERVICE_SENTINEL
 from ..settings import Settings
 from ..topology import Placed
-from .hardening import hardened_container_args, label_args, ownership_labels, stack_label
+from .hardening import hardened_container_args, label_args, lifecycle_args, ownership_labels, stack_label
 from .redis_service import HOST_NETWORK
 
 COMPONENT_TYPE = "bizosaas:redis:RedisSentinel"
@@ -74,37 +74,16 @@ class RedisSentinel(pulumi.ComponentResource):
             network_mode=HOST_NETWORK,
             volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=redis_conf.DATA_DIR)],
             tmpfs={"/tmp": "rw,noexec,nosuid,size=16m"},
-            healthcheck=docker.ContainerHealthcheckArgs(
-                tests=redis_conf.healthcheck_command(settings, sentinel.port),
-                interval=f"{settings.healthcheck_interval}s",
-                timeout=f"{settings.healthcheck_timeout}s",
-                retries=settings.healthcheck_retries,
-                start_period=f"{settings.healthcheck_start_period}s",
-            ),
-            wait=True,
-            wait_timeout=settings.healthcheck_start_period
-            + settings.healthcheck_interval * (settings.healthcheck_retries + 1),
             labels=label_args(sentinel_labels(settings, sentinel)),
-            uploads=[
-                docker.ContainerUploadArgs(
-                    file=startup.SENTINEL_CONFIG_PATH,
-                    content=conf,
-                    owner=str(REDIS_UID),
-                    group=str(REDIS_GID),
-                    permissions="0600",
+            **lifecycle_args(
+                settings,
+                redis_conf.healthcheck_command(settings, sentinel.port),
+                (startup.SENTINEL_CONFIG_PATH, conf),
+                (
+                    startup.SENTINEL_SCRIPT_PATH,
+                    startup.render_sentinel(settings.flavour, discovery, settings.sentinel_quorum),
                 ),
-                docker.ContainerUploadArgs(
-                    file=startup.SENTINEL_SCRIPT_PATH,
-                    content=startup.render_sentinel(settings.flavour, discovery, settings.sentinel_quorum),
-                    owner=str(REDIS_UID),
-                    group=str(REDIS_GID),
-                    permissions="0500",
-                ),
-            ],
-            stop_signal="SIGTERM",
-            stop_timeout=settings.stop_grace_period,
-            destroy_grace_seconds=settings.stop_grace_period,
-            must_run=True,
+            ),
             **hardened_container_args(settings, SENTINEL_MEMORY_MB),
             opts=pulumi.ResourceOptions(
                 parent=self,
