@@ -32,19 +32,21 @@ class HandoverError(BizosaasRedisError):
     """The primary could not be moved away; the node was left as it was."""
 
 
+def client_at(address: tuple[str, int], username: str | None, password: str | None) -> redis.Redis:
+    """A client of one node or Sentinel, with short timeouts: a silent host must not hold it."""
+    return redis.Redis(
+        host=address[0],
+        port=address[1],
+        username=username,
+        password=password,
+        socket_timeout=2,
+        socket_connect_timeout=2,
+        decode_responses=True,
+    )
+
+
 def _sentinel_clients(settings: Settings, admin_password: str) -> list[redis.Redis]:
-    return [
-        redis.Redis(
-            host=s.host.address,
-            port=s.port,
-            username=settings.admin_username,
-            password=admin_password,
-            socket_timeout=2,
-            socket_connect_timeout=2,
-            decode_responses=True,
-        )
-        for s in sentinels(settings)
-    ]
+    return [client_at(s.address, settings.admin_username, admin_password) for s in sentinels(settings)]
 
 
 def primary_at(
@@ -54,15 +56,7 @@ def primary_at(
     when none answers."""
     for endpoint in sentinel_endpoints:
         host, _, port = endpoint.rpartition(":")
-        client = redis.Redis(
-            host=host,
-            port=int(port),
-            username=username,
-            password=password,
-            socket_timeout=2,
-            socket_connect_timeout=2,
-            decode_responses=True,
-        )
+        client = client_at((host, int(port)), username, password)
         try:
             found = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", name)
         except redis.RedisError:
@@ -183,15 +177,7 @@ def _reports(client: redis.Redis, name: str) -> tuple[str, int] | None:
 
 
 def _node_client(settings: Settings, address: tuple[str, int], admin_password: str) -> redis.Redis:
-    return redis.Redis(
-        host=address[0],
-        port=address[1],
-        username=settings.admin_username,
-        password=admin_password,
-        socket_timeout=2,
-        socket_connect_timeout=2,
-        decode_responses=True,
-    )
+    return client_at(address, settings.admin_username, admin_password)
 
 
 def _takes_writes(settings: Settings, address: tuple[str, int], admin_password: str) -> bool:

@@ -61,7 +61,7 @@ def listen(node: Placed | None) -> tuple[str, int]:
     the sentinel topology on its host's network: the host's address and its own port."""
     if node is None:
         return "* -::*", CONTAINER_PORT
-    return " ".join(dict.fromkeys([node.host.address, "127.0.0.1"])), node.port
+    return " ".join(node.listen_addresses), node.port
 
 
 def expected_config(settings: Settings, node: Placed | None = None) -> dict[str, str]:

@@ -39,6 +39,11 @@ class Placed:
     def endpoint(self) -> str:
         return f"{self.host.address}:{self.port}"
 
+    @property
+    def listen_addresses(self) -> list[str]:
+        """What it binds: the host's address, and loopback for the healthcheck."""
+        return list(dict.fromkeys([self.host.address, "127.0.0.1"]))
+
 
 def master_name(settings: Settings) -> str:
     """The name Sentinels monitor the instance under (and clients ask them for)."""

@@ -75,14 +75,10 @@ def sentinel_client(values: dict[str, Any]) -> redis.Redis | None:
     admin = urlsplit(str(values["redis_admin_url"]))
     for endpoint in values["sentinels"]:
         host, _, port = str(endpoint).rpartition(":")
-        client = redis.Redis(
-            host=host,
-            port=int(port),
-            username=unquote(admin.username) if admin.username else None,
-            password=unquote(admin.password) if admin.password else None,
-            socket_timeout=2,
-            socket_connect_timeout=2,
-            decode_responses=True,
+        client = handover.client_at(
+            (host, int(port)),
+            unquote(admin.username) if admin.username else None,
+            unquote(admin.password) if admin.password else None,
         )
         try:
             client.ping()
