@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from . import redis_conf, topology
 from .settings import DURABLE_PREFIX, Role, Settings
@@ -60,6 +60,15 @@ def redis_url(settings: Settings, username: str | None, password: str | None, db
 def network_url(settings: Settings, password: str | None, db: int) -> str:
     """The URL a service on the Docker network uses: the container by name, Redis's own port."""
     return _url(settings, settings.name, redis_conf.CONTAINER_PORT, settings.app_username, password, db)
+
+
+def credentials(url: str) -> tuple[str | None, str | None]:
+    """The user name and password of a URL `_url` built (unquoted), each None when absent."""
+    parts = urlsplit(url)
+    return (
+        unquote(parts.username) if parts.username else None,
+        unquote(parts.password) if parts.password else None,
+    )
 
 
 def _url(settings: Settings, host: str, port: int, username: str | None, password: str | None, db: int) -> str:

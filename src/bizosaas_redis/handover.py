@@ -92,8 +92,11 @@ def _good_replica(client: redis.Redis, name: str) -> bool:
     return False
 
 
-def move_primary_away(settings: Settings, node: Placed, admin_password: str, timeout: float = HANDOVER_TIMEOUT) -> bool:
-    """If `node` is the primary, hand the role to a replica; True when it did.
+def move_primary_away(
+    settings: Settings, node: Placed, admin_password: str, timeout: float = HANDOVER_TIMEOUT
+) -> tuple[str, int] | None:
+    """If `node` is the primary, hand the role to a replica: the new primary, or None when
+    `node` was not the primary.
 
     As Redis's own FAILOVER command does: once Sentinel sees a replica it would promote,
     writes on the old primary are paused (`CLIENT PAUSE WRITE`: they wait, none is
@@ -104,7 +107,7 @@ def move_primary_away(settings: Settings, node: Placed, admin_password: str, tim
     Sentinel aborts (a replica replaced a moment ago is not one it promotes) ends the pause
     and is tried again, so writes wait at most one attempt."""
     if current_primary(settings, admin_password) != node.address:
-        return False
+        return None
     name = master_name(settings)
     old = _node_client(settings, node.address, admin_password)
     clients = _sentinel_clients(settings, admin_password)
@@ -131,7 +134,7 @@ def move_primary_away(settings: Settings, node: Placed, admin_password: str, tim
                     old.execute_command("REPLICAOF", now[0], now[1])
                     old.execute_command("CLIENT", "UNPAUSE")
                     _wait_for_every_sentinel(settings, now, admin_password, deadline)
-                    return True
+                    return now
                 time.sleep(POLL)
             old.execute_command("CLIENT", "UNPAUSE")
     finally:

@@ -22,7 +22,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import docker
 from docker.types import LogConfig, Mount
@@ -30,7 +29,7 @@ from docker.types import LogConfig, Mount
 from bizosaas_redis import handover, topology
 from bizosaas_redis.components import exporter, redis_service
 from bizosaas_redis.components.sentinel import COMPONENT_TYPE as SENTINEL_COMPONENT
-from bizosaas_redis.connection import instance_names
+from bizosaas_redis.connection import credentials, instance_names
 from bizosaas_redis.constants import (
     CONTAINER,
     DOCKER_PROVIDER,
@@ -356,10 +355,9 @@ def _admin_passwords(cap: capture.Capture) -> dict[str, str]:
     roles: tuple[Role, ...] = ("cache", "durable")
     for which in roles:
         out = cap.outputs.get(instance_names(which).output_prefix + "redis_admin_url")
-        if out is not None:
-            password = urlsplit(str(out.value)).password
-            if password:
-                found[which] = unquote(password)
+        password = credentials(str(out.value))[1] if out is not None else None
+        if password:
+            found[which] = password
     return found
 
 
@@ -554,20 +552,19 @@ def _plan_containers(engines: Engines, cap: capture.Capture, state: State) -> li
 def _handover(settings: Settings, item: _Planned, admin_password: str) -> str | None:
     """What the node container's before-delete hook does under `pulumi up`: if the node
     about to go is the primary, Sentinel first moves the role to a replica. A note when it did."""
-    index = item.existing.labels.get(f"{LABEL_PREFIX}node")
-    if index is None:
-        return None
+    if f"{LABEL_PREFIX}node" not in item.existing.labels:
+        return None  # not a node of the sentinel topology (yet): nothing to hand over
     for one in instances(settings):
         for node in topology.nodes(one) if one.topology == "sentinel" else []:
-            if node.container_name == item.name and str(node.index) == index:
+            if node.container_name == item.name:
                 started = time.monotonic()
-                if handover.move_primary_away(one, node, admin_password):
-                    now = handover.current_primary(one, admin_password)
-                    where = f"{now[0]}:{now[1]}" if now else "a replica"
-                    return (
-                        f"{item.name} was the primary: Sentinel handed the role to {where} "
-                        f"({time.monotonic() - started:.1f} s) before it was replaced"
-                    )
+                now = handover.move_primary_away(one, node, admin_password)
+                if now is None:
+                    return None
+                return (
+                    f"{item.name} was the primary: Sentinel handed the role to {now[0]}:{now[1]} "
+                    f"({time.monotonic() - started:.1f} s) before it was replaced"
+                )
     return None
 
 

@@ -8,12 +8,11 @@ Scripts (verify, smoke, monitor, backup) use this one function, so they work aft
 from __future__ import annotations
 
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
 
 import redis
 
 from bizosaas_redis import handover
-from bizosaas_redis.connection import instance_names
+from bizosaas_redis.connection import credentials, instance_names
 from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.settings import Settings, build_settings
 from bizosaas_redis.settings import instance as instance_of
@@ -72,14 +71,10 @@ def sentinel_client(values: dict[str, Any]) -> redis.Redis | None:
     """An admin client of the first Sentinel that answers (topology sentinel), else None."""
     if values.get("topology") != "sentinel":
         return None
-    admin = urlsplit(str(values["redis_admin_url"]))
+    username, password = credentials(str(values["redis_admin_url"]))
     for endpoint in values["sentinels"]:
         host, _, port = str(endpoint).rpartition(":")
-        client = handover.client_at(
-            (host, int(port)),
-            unquote(admin.username) if admin.username else None,
-            unquote(admin.password) if admin.password else None,
-        )
+        client = handover.client_at((host, int(port)), username, password)
         try:
             client.ping()
             return client
@@ -94,19 +89,15 @@ def follow_primary(values: dict[str, Any]) -> dict[str, Any]:
     work on the primary after a failover. Unchanged when no Sentinel answers."""
     if values.get("topology") != "sentinel":
         return values
-    admin = urlsplit(str(values["redis_admin_url"]))
     found = handover.primary_at(
-        list(values["sentinels"]),
-        str(values["master_name"]),
-        unquote(admin.username) if admin.username else None,
-        unquote(admin.password) if admin.password else None,
+        list(values["sentinels"]), str(values["master_name"]), *credentials(str(values["redis_admin_url"]))
     )
     if found is None:
         return values
     endpoint = f"{found[0]}:{found[1]}"
-    index = list(values["nodes"]).index(endpoint) if endpoint in values["nodes"] else None
-    if index is None:
+    if endpoint not in values["nodes"]:
         return values
+    index = list(values["nodes"]).index(endpoint)
     first = values["nodes"][0]
 
     def moved(url: str) -> str:
