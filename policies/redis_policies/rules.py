@@ -66,6 +66,10 @@ class Rule:
     resource_types: frozenset[str]
     check: Callable[[ResourceValidationArgs], list[str]]
     redis_only: bool = True  # only the Redis container, not sidecars
+    # About the container's running process: not checked on a container created with
+    # start=false, as the files containers are (they only carry files onto a volume and
+    # never run, which is why their root may be writable: README, "Files containers").
+    runtime: bool = False
 
 
 def labels(props: Mapping[str, Any]) -> dict[str, str]:
@@ -331,6 +335,7 @@ RULES: list[Rule] = [
         _C,
         _restart_policy_set,
         redis_only=False,
+        runtime=True,
     ),
     Rule(
         "redis-persistence-configured",
@@ -370,6 +375,7 @@ RULES: list[Rule] = [
         _C,
         _non_root_user,
         redis_only=False,
+        runtime=True,
     ),
     Rule(
         "redis-read-only-root",
@@ -378,6 +384,7 @@ RULES: list[Rule] = [
         _C,
         _read_only_root,
         redis_only=False,
+        runtime=True,
     ),
     Rule(
         "redis-memory-limit-set",
@@ -386,6 +393,7 @@ RULES: list[Rule] = [
         _C,
         _memory_limit_set,
         redis_only=False,
+        runtime=True,
     ),
     Rule(
         "redis-log-rotation",
@@ -394,6 +402,7 @@ RULES: list[Rule] = [
         _C,
         _log_rotation,
         redis_only=False,
+        runtime=True,
     ),
     Rule(
         "redis-no-plaintext-secrets",
@@ -427,6 +436,8 @@ def validator(rule: Rule) -> Callable[[ResourceValidationArgs, ReportViolation],
         if args.resource_type not in rule.resource_types:
             return
         if rule.redis_only and not is_redis(args.props):
+            return
+        if rule.runtime and args.props.get("start") is False:
             return
         for problem in rule.check(args):
             report_violation(f"{problem}. To fix: {rule.remediation}.", args.urn)

@@ -21,6 +21,8 @@ LABEL_ENVIRONMENT = "com.bizosaas.environment"
 # eviction policy; tools tell a split stack's two instances apart by it.
 LABEL_ROLE = "com.bizosaas.role"
 LABEL_PREFIX = "com.bizosaas.redis."
+# A files container (components/files.py) names the container it writes files for.
+LABEL_FILES_FOR = "com.bizosaas.files-for"
 SERVICE_REDIS = "redis"
 SERVICE_EXPORTER = "redis-exporter"
 SERVICE_SENTINEL = "redis-sentinel"

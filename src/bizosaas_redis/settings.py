@@ -12,6 +12,7 @@ import difflib
 import ipaddress
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -54,6 +55,14 @@ SECRET_KEYS = (
     *(DURABLE_PREFIX + key[0].upper() + key[1:] for key in INSTANCE_SECRET_KEYS),
 )
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# The Pulumi project folder (Pulumi.yaml and the stack files) when it is not the checkout:
+# the tests deploy the real stack files' settings under their own names from such a copy.
+PROJECT_DIR_VARIABLE = "BIZOSAAS_PROJECT_DIR"
+
+
+def project_dir() -> Path:
+    return Path(os.environ.get(PROJECT_DIR_VARIABLE) or PROJECT_ROOT)
+
 
 MAXMEMORY_POLICIES = (
     "noeviction",
@@ -862,8 +871,8 @@ def instance(settings: Settings, which: Literal["cache", "durable"]) -> Settings
     return running[1]
 
 
-def stack_file(stack: str, root: Path = PROJECT_ROOT) -> Path:
-    return root / f"Pulumi.{stack}.yaml"
+def stack_file(stack: str, root: Path | None = None) -> Path:
+    return (root or project_dir()) / f"Pulumi.{stack}.yaml"
 
 
 class _Yaml12Loader(yaml.SafeLoader):
@@ -906,11 +915,11 @@ def read_stack_config(path: Path) -> dict[str, Any]:
     return values
 
 
-def load_stack_file(stack: str, root: Path = PROJECT_ROOT) -> Settings:
+def load_stack_file(stack: str, root: Path | None = None) -> Settings:
     """Settings of `Pulumi.<stack>.yaml`, validated with no Pulumi engine."""
     path = stack_file(stack, root)
     return build_settings(read_stack_config(path), stack, source=path.name)
 
 
-def available_stacks(root: Path = PROJECT_ROOT) -> list[str]:
-    return sorted(p.name.split(".")[1] for p in root.glob("Pulumi.*.yaml"))
+def available_stacks(root: Path | None = None) -> list[str]:
+    return sorted(p.name.split(".")[1] for p in (root or project_dir()).glob("Pulumi.*.yaml"))

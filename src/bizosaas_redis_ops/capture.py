@@ -25,6 +25,7 @@ from bizosaas_redis import program
 from bizosaas_redis.constants import (
     CONTAINER,
     GET_NETWORK,
+    LABEL_FILES_FOR,
     LABEL_ROLE,
     LABEL_SERVICE,
     RANDOM_PASSWORD,
@@ -96,6 +97,14 @@ class Capture:
                 return resource
         raise AssertionError(f"no container for service {service}" + (" (durable)" if durable else ""))
 
+    def files_of(self, container: Resource) -> Resource:
+        """The files container (components/files.py) that writes `container`'s files."""
+        name = container.plain["name"]
+        for resource in self.of_type(CONTAINER):
+            if label_dict(resource.plain.get("labels")).get(LABEL_FILES_FOR) == name:
+                return resource
+        raise AssertionError(f"no files container for {name}")
+
     def one(self, typ: str) -> Resource:
         found = self.of_type(typ)
         if len(found) != 1:
@@ -131,6 +140,14 @@ class _Mocks(pulumi.runtime.Mocks):
         return {}, []
 
 
+class _HookRegistry:
+    """The mock runtime has no callback server, where resource hooks (the sentinel
+    handover) register; under mocks a hook is only declared, never called."""
+
+    def register_resource_hook(self, hook: pulumi.ResourceHook) -> None:
+        return None
+
+
 class _Monitor(MockMonitor):
     """Also records the resource options of each registration, which mocks do not see."""
 
@@ -142,6 +159,7 @@ class _Monitor(MockMonitor):
         self.options[(request.type, request.name)] = {
             "deleteBeforeReplace": request.deleteBeforeReplace,
             "replaceOnChanges": list(request.replaceOnChanges),
+            "replaceWith": list(request.replace_with),
             "retainOnDelete": request.retainOnDelete,
             "protect": request.protect,
             "parent": request.parent,
@@ -193,6 +211,7 @@ def run_program(
     runtime_settings.ROOT.set(None)  # a fresh stack per run, even in one process
     monitor = _Monitor(_Mocks(capture, passwords if passwords is not None else {}))
     pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    runtime_settings.SETTINGS.callbacks = _HookRegistry()  # type: ignore[assignment]
     root_stack = runtime_settings.get_root_resource()
 
     async def _run() -> None:

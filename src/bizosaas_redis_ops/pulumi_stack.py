@@ -1,8 +1,9 @@
 """Preview, update, destroy and read a stack with Pulumi's Automation API.
 
-The backend is the local file backend under `.pulumi-state/` unless PULUMI_BACKEND_URL,
-a Pulumi Cloud token, or an existing `pulumi login` says otherwise. Previews and updates
-run the policy pack with the stack's pack config.
+The CLI is the one scripts/install-pulumi linked into the venv (else the one on PATH).
+The backend is the local file backend under `.pulumi-state/` of the project folder unless
+PULUMI_BACKEND_URL, a Pulumi Cloud token, or an existing `pulumi login` says otherwise.
+Previews and updates run the policy pack with the stack's pack config.
 """
 
 from __future__ import annotations
@@ -16,33 +17,43 @@ from pathlib import Path
 from typing import Any
 
 from bizosaas_redis.errors import BizosaasRedisError
-from bizosaas_redis.settings import PROJECT_ROOT, Settings
+from bizosaas_redis.settings import PROJECT_ROOT, Settings, project_dir
 
-STATE_DIR = PROJECT_ROOT / ".pulumi-state"
+STATE_DIR_NAME = ".pulumi-state"
 POLICY_PACK = PROJECT_ROOT / "policies"
-INSTALL_HINT = "install it: curl -fsSL https://get.pulumi.com | sh (https://www.pulumi.com/docs/install/)"
+# Where scripts/install-pulumi links the CLI and its language host.
+VENV_BIN = Path(sys.executable).parent
+INSTALL_HINT = "run scripts/install-pulumi (README, \"Installing the Pulumi engine\")"
+# No registry is asked: no update check, no plugin download (the plugins are installed).
+OFFLINE = {"PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true"}
 
 
 class PulumiStackError(BizosaasRedisError):
     pass
 
 
+def search_path(environ: Mapping[str, str] | None = None) -> str:
+    """PATH with the venv's bin first: the CLI finds its language host there."""
+    path = (os.environ if environ is None else environ).get("PATH", os.defpath)
+    return os.pathsep.join([str(VENV_BIN), path])
+
+
 def require_cli() -> str:
-    found = shutil.which("pulumi")
+    found = shutil.which("pulumi", path=search_path())
     if found is None:
         raise PulumiStackError(f"the Pulumi CLI is not installed; {INSTALL_HINT}")
     return found
 
 
 def backend_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment for the Pulumi CLI: the file backend by default, a passphrase for it."""
+    """Environment for the Pulumi CLI: offline, the file backend by default, a passphrase for it."""
     environ = dict(os.environ if environ is None else environ)
-    env: dict[str, str] = {}
+    env: dict[str, str] = {**OFFLINE, "PATH": search_path(environ)}
     credentials = Path(environ.get("PULUMI_HOME", Path.home() / ".pulumi")) / "credentials.json"
     current = json.loads(credentials.read_text() or "{}").get("current") if credentials.exists() else None
     backend = environ.get("PULUMI_BACKEND_URL") or current
     if not backend and not environ.get("PULUMI_ACCESS_TOKEN"):
-        backend = f"file://{STATE_DIR}"
+        backend = f"file://{project_dir() / STATE_DIR_NAME}"
         env["PULUMI_BACKEND_URL"] = backend
     # Every self-managed backend (file://, s3://, gs://, azblob://) encrypts with a passphrase.
     self_managed = bool(backend) and not str(backend).startswith("https://")
@@ -71,13 +82,15 @@ def select_stack(stack: str, create: bool = True) -> Any:
     """The stack in the chosen backend; created on first use unless `create` is False."""
     from pulumi import automation as auto
 
-    require_cli()
+    cli = require_cli()
     env = backend_env()
-    if env.get("PULUMI_BACKEND_URL") == f"file://{STATE_DIR}":
-        STATE_DIR.mkdir(exist_ok=True)
-    opts = auto.LocalWorkspaceOptions(work_dir=str(PROJECT_ROOT), env_vars=env)
+    folder = project_dir()
+    if env.get("PULUMI_BACKEND_URL") == f"file://{folder / STATE_DIR_NAME}":
+        (folder / STATE_DIR_NAME).mkdir(exist_ok=True)
+    command = auto.PulumiCommand(root=str(Path(cli).parent.parent))  # root/bin/pulumi
+    opts = auto.LocalWorkspaceOptions(work_dir=str(folder), env_vars=env, pulumi_command=command)
     select = auto.create_or_select_stack if create else auto.select_stack
-    return select(stack_name=stack, work_dir=str(PROJECT_ROOT), opts=opts)
+    return select(stack_name=stack, work_dir=str(folder), opts=opts)
 
 
 def stack_outputs(stack: str) -> dict[str, Any]:

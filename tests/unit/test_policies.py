@@ -209,8 +209,22 @@ def test_every_rule_has_a_violating_case():
 
 def test_the_exporter_sidecar_passes_every_rule():
     cap = _production({"exporterEnabled": True})
-    assert len(cap.of_type(rules.CONTAINER)) == 4  # both instances, each with its exporter
+    # Both instances and their exporters, each with its files container.
+    assert len(cap.of_type(rules.CONTAINER)) == 8
     assert violations(cap, policy_config("production")) == []
+
+
+def test_a_files_container_is_exempt_from_the_runtime_rules_only_while_it_never_starts():
+    cap = capture.run_program("production")
+    files = deserialize_properties(cap.files_of(cap.container()).inputs)
+    assert files["start"] is False and not files.get("readOnly")
+    assert violations(cap, policy_config("production")) == []
+    started = capture.Capture(
+        stack="production", resources=[capture.Resource(rules.CONTAINER, "f", {**files, "start": True})]
+    )
+    assert {v[0] for v in violations(started, policy_config("production"))} == {
+        name for name, rule in rules.RULES_BY_NAME.items() if rule.runtime
+    }
 
 
 def test_unsafe_fixture_is_rejected_with_exactly_the_expected_violations():

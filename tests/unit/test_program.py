@@ -38,6 +38,11 @@ def container(capture) -> dict:
     return capture.container().plain
 
 
+def files(capture, service: str = "redis", durable: bool = False) -> dict:
+    """The files container writing the Redis container's (or the exporter's) files."""
+    return capture.files_of(capture.container(service, durable)).plain
+
+
 def test_staging_container_is_todays_service(captures):
     cap, _ = captures["staging"]
     c = container(cap)
@@ -57,7 +62,7 @@ def test_staging_container_is_todays_service(captures):
         "retries": 5.0,
         "startPeriod": "10s",
     }
-    conf = c["uploads"][0]["content"]
+    conf = files(cap)["uploads"][0]["content"]
     for line in (
         "maxmemory 2gb",
         "maxmemory-policy allkeys-lru",
@@ -89,11 +94,17 @@ def test_container_is_hardened(captures, stack):
     # Stopped, replaced or destroyed: 30 s to write the snapshot, never SIGKILL at once.
     assert c["stopTimeout"] == 30 and c["destroyGraceSeconds"] == 30 and c["stopSignal"] == "SIGTERM"
     assert c["wait"] is True and c["waitTimeout"] > settings.healthcheck_interval
-    assert [(u["file"], u["owner"], u["group"], u["permissions"]) for u in c["uploads"]] == [
+    assert "uploads" not in c, "Docker refuses uploads into a read-only root: the files container writes them"
+    written = files(captures[stack][0])
+    assert [(u["file"], u["owner"], u["group"], u["permissions"]) for u in written["uploads"]] == [
         ("/data/redis.conf", "999", "1000", "0600"),
         ("/data/start-redis.sh", "999", "1000", "0500"),
     ]
-    assert c["uploads"][1]["content"].endswith("exec redis-server /data/redis.conf\n")
+    assert written["uploads"][1]["content"].endswith("exec redis-server /data/redis.conf\n")
+    # Never started, so nothing runs with its writable root; it mounts the same volume.
+    assert (written["start"], written["mustRun"], written["networkMode"]) == (False, False, "none")
+    assert "user" not in written, "Docker keeps the upload's owner only when the container names no user"
+    assert written["volumes"] == c["volumes"][:1]
     labels = label_dict(c["labels"])
     assert labels["com.bizosaas.stack"] == stack and labels["com.bizosaas.environment"] == settings.environment
 
@@ -104,8 +115,13 @@ def test_provider_quirks_are_designed_for(captures, stack):
     for declared in cap.of_type(CONTAINER):
         options = declared.options
         assert options["deleteBeforeReplace"] is True  # fixed container name
-        assert set(options["replaceOnChanges"]) == {"healthcheck", "tmpfs"}  # ignored by the provider after create
         assert "RedisService" in options["parent"]
+        if "uploads" not in declared.inputs:  # the service container, not its files container
+            assert set(options["replaceOnChanges"]) == {"healthcheck", "tmpfs"}  # ignored by the provider after create
+            # New files mean a new container, stopped before they are written.
+            written = cap.files_of(declared)
+            [files_urn] = options["replaceWith"]
+            assert files_urn.endswith(f"::{written.name}") and files_urn in options["dependencies"]
     volumes = cap.of_type(VOLUME)
     assert volumes and all(volume.options["retainOnDelete"] is True for volume in volumes)
 
@@ -117,7 +133,8 @@ def test_production_differs_where_production_should(captures):
     image = images.pop()
     assert image != "redis:7-alpine" and image.startswith("redis:7.") and image.count(".") == 2
     assert prod["ports"][0]["ip"] == "127.0.0.1" and staging["ports"][0]["ip"] == "0.0.0.0"
-    app_line = next(x for x in prod["uploads"][0]["content"].splitlines() if x.startswith("user default "))
+    prod_conf = files(captures["production"][0])["uploads"][0]["content"]
+    app_line = next(x for x in prod_conf.splitlines() if x.startswith("user default "))
     for command in DEFAULT_DENIED_COMMANDS:
         assert f"-{command.lower()}" in app_line
     assert prod["volumes"][0]["volumeName"] != staging["volumes"][0]["volumeName"]
@@ -129,7 +146,7 @@ def test_dev_is_loopback_without_auth_on_its_own_network(captures):
     assert c["ports"][0]["ip"] == "127.0.0.1"
     assert cap.one(NETWORK).plain["name"] == "bizosaas-dev"
     assert not [i for i in cap.invokes if i[0] == GET_NETWORK]
-    assert "user default reset on nopass" in c["uploads"][0]["content"]
+    assert "user default reset on nopass" in files(cap)["uploads"][0]["content"]
     assert list(passwords) == ["redis-admin-password"]
     assert cap.outputs["redis_url"].value == "redis://127.0.0.1:6382/0"
 
@@ -155,9 +172,9 @@ def test_passwords_are_secret_everywhere(captures, stack):
             for password in passwords.values():
                 assert password not in json.dumps(out.value), f"output {name} holds a password"
     for declared in cap.of_type(CONTAINER):
-        uploads = declared.inputs["uploads"]
-        assert is_secret(uploads), "the uploaded redis.conf (password hashes) is a secret input"
-    content = unwrap(cap.container().inputs["uploads"])[0]["content"]
+        if "uploads" in declared.inputs:
+            assert is_secret(declared.inputs["uploads"]), "the uploaded redis.conf (password hashes) is a secret input"
+    content = unwrap(cap.files_of(cap.container()).inputs["uploads"])[0]["content"]
     assert app not in content and redis_conf.password_hash(app) in content
 
 
@@ -165,7 +182,7 @@ def test_password_from_secret_config_is_used():
     cap = run_program("staging", secrets_config={"password": "from-config-Pw-9"})
     assert not [r for r in cap.resources if r.name == "redis-password"]
     assert cap.outputs["redis_url"].value.startswith("redis://default:from-config-Pw-9@")
-    assert redis_conf.password_hash("from-config-Pw-9") in container(cap)["uploads"][0]["content"]
+    assert redis_conf.password_hash("from-config-Pw-9") in files(cap)["uploads"][0]["content"]
 
 
 def test_outputs_consumers_need(captures):
@@ -210,13 +227,14 @@ def test_exporter_sidecar_reads_its_password_from_a_file():
     assert "REDIS_PASSWORD_FILE=/secrets/password.json" in plain["envs"]
     secret = passwords["redis-exporter-password"]
     assert not [e for e in plain["envs"] if secret in e], "no password in the environment"
-    assert is_secret(exporter.inputs["uploads"])
-    upload = plain["uploads"][0]
+    written = cap.files_of(exporter)
+    assert is_secret(written.inputs["uploads"])
+    upload = written.plain["uploads"][0]
     assert json.loads(upload["content"]) == {"redis://bizosaas-redis-production:6379": secret}
     assert (upload["owner"], upload["permissions"]) == ("59000", "0400")
     assert plain["readOnly"] and plain["capabilities"] == {"drops": ["ALL"]} and plain["user"] == "59000:59000"
     assert plain["ports"] == [{"internal": 9121.0, "external": 9121.0, "ip": "127.0.0.1", "protocol": "tcp"}]
-    conf = container(cap)["uploads"][0]["content"]
+    conf = files(cap)["uploads"][0]["content"]
     assert f"user exporter reset on #{redis_conf.password_hash(secret)} -@all +@connection +info" in conf
     assert cap.outputs["exporter_url"].value == "http://127.0.0.1:9121/metrics"
     assert "exporter_url" not in run_program("production").outputs
@@ -226,7 +244,7 @@ def test_the_valkey_flavour_runs_valkeys_own_programs():
     cap = run_program("staging", values={"flavour": "valkey", "image": "valkey/valkey:8.1.4-alpine"})
     c = container(cap)
     assert c["healthcheck"]["tests"][1].startswith("valkey-cli --no-auth-warning --user healthcheck")
-    assert c["uploads"][1]["content"].endswith("exec valkey-server /data/redis.conf\n")
+    assert files(cap)["uploads"][1]["content"].endswith("exec valkey-server /data/redis.conf\n")
     labels = label_dict(c["labels"])
     assert labels["com.bizosaas.redis.flavour"] == "valkey" and labels["com.bizosaas.redis.licence"] == "BSD-3-Clause"
 
@@ -247,14 +265,14 @@ def test_unix_socket_lives_in_an_in_memory_volume_of_its_own():
         {"volumeName": "redis_data", "containerPath": "/data"},
         {"volumeName": "bizosaas-redis-staging-socket", "containerPath": "/run/redis"},
     ]
-    conf = c["uploads"][0]["content"]
+    conf = files(cap)["uploads"][0]["content"]
     assert "unixsocket /run/redis/redis.sock\nunixsocketperm 770\n" in conf
     env = cap.outputs["consumer_env"].value
     assert env["REDIS_SOCKET_PATH"] == "/run/redis/redis.sock"
     assert env["REDIS_SOCKET_VOLUME"] == "bizosaas-redis-staging-socket"
     assert cap.outputs["socket_volume"].value == "bizosaas-redis-staging-socket"
     without = run_program("staging")
-    assert "unixsocket" not in container(without)["uploads"][0]["content"]
+    assert "unixsocket" not in files(without)["uploads"][0]["content"]
     assert "socket_volume" not in without.outputs and len(without.of_type(VOLUME)) == 1
 
 
@@ -271,9 +289,9 @@ def test_a_split_stack_declares_two_instances_and_says_which_serves_what(capture
     assert any(urn.endswith("::redis-container") for urn in durable.options["dependencies"])
     assert not any("durable" in urn for urn in cache.options["dependencies"])
     assert label_dict(durable.plain["labels"])["com.bizosaas.redis.maxmemory-policy"] == "noeviction"
-    assert "maxmemory-policy noeviction" in durable.plain["uploads"][0]["content"]
-    assert "appendonly yes" in durable.plain["uploads"][0]["content"]
-    assert "appendonly no" in cache.plain["uploads"][0]["content"]
+    assert "maxmemory-policy noeviction" in files(cap, durable=True)["uploads"][0]["content"]
+    assert "appendonly yes" in files(cap, durable=True)["uploads"][0]["content"]
+    assert "appendonly no" in files(cap)["uploads"][0]["content"]
     assert {v.plain["name"] for v in cap.of_type(VOLUME)} == {"redis_data_production", "redis_data_production_durable"}
     values = {k: v.value for k, v in cap.outputs.items()}
     assert values["layout"] == "split" and values["durable_port"] == 6391

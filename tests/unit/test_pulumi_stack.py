@@ -52,11 +52,18 @@ def test_bad_arguments_are_usage_errors(argv, message):
     assert [line for line in result.stderr.splitlines() if line.startswith("Error:")] == [message]
 
 
-def test_missing_pulumi_cli_is_one_line(tmp_path):
-    result = run_script("preview", "--stack", "dev", path=str(tmp_path))  # a PATH with no pulumi
-    assert result.returncode == 1
-    hint = pulumi_stack.INSTALL_HINT
-    assert result.stderr.strip() == f"bizosaas-redis preview: the Pulumi CLI is not installed; {hint}"
+def test_missing_pulumi_cli_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(pulumi_stack, "VENV_BIN", tmp_path)  # no linked CLI, and a PATH with none
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(pulumi_stack.PulumiStackError) as raised:
+        pulumi_stack.require_cli()
+    assert str(raised.value) == f"the Pulumi CLI is not installed; {pulumi_stack.INSTALL_HINT}"
+
+
+def test_the_cli_linked_into_the_venv_comes_first_and_nothing_asks_a_registry(tmp_path):
+    env = pulumi_stack.backend_env({"PULUMI_HOME": str(tmp_path), "PULUMI_ACCESS_TOKEN": "x", "PATH": "/usr/bin"})
+    assert env["PATH"] == f"{pulumi_stack.VENV_BIN}:/usr/bin"
+    assert env["PULUMI_SKIP_UPDATE_CHECK"] == env["PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION"] == "true"
 
 
 def test_production_up_without_yes_refuses_before_anything(tmp_path):
@@ -78,7 +85,7 @@ def test_file_backend_by_default_and_it_needs_a_passphrase(tmp_path):
     home = {"PULUMI_HOME": str(tmp_path)}
     state_existed = (ROOT / ".pulumi-state").exists()
     env = pulumi_stack.backend_env({**home, "PULUMI_CONFIG_PASSPHRASE": "x"})
-    assert env == {"PULUMI_BACKEND_URL": f"file://{ROOT / '.pulumi-state'}"}
+    assert env["PULUMI_BACKEND_URL"] == f"file://{ROOT / '.pulumi-state'}"
     assert (ROOT / ".pulumi-state").exists() == state_existed  # choosing a backend makes no folder
     with pytest.raises(pulumi_stack.PulumiStackError, match="PULUMI_CONFIG_PASSPHRASE"):
         pulumi_stack.backend_env(home)
@@ -87,9 +94,9 @@ def test_file_backend_by_default_and_it_needs_a_passphrase(tmp_path):
 
 
 def test_pulumi_cloud_when_a_token_or_login_says_so(tmp_path):
-    assert pulumi_stack.backend_env({"PULUMI_HOME": str(tmp_path), "PULUMI_ACCESS_TOKEN": "pul-x"}) == {}
+    assert "PULUMI_BACKEND_URL" not in pulumi_stack.backend_env({"PULUMI_HOME": str(tmp_path), "PULUMI_ACCESS_TOKEN": "p"})
     (tmp_path / "credentials.json").write_text('{"current": "https://api.pulumi.com"}')
-    assert pulumi_stack.backend_env({"PULUMI_HOME": str(tmp_path)}) == {}
+    assert "PULUMI_BACKEND_URL" not in pulumi_stack.backend_env({"PULUMI_HOME": str(tmp_path)})
 
 
 def test_previews_and_updates_run_the_policy_pack_with_the_stack_config():

@@ -10,6 +10,7 @@ import pulumi_docker as docker
 from .. import redis_conf
 from ..constants import SERVICE_EXPORTER
 from ..settings import Settings
+from .files import File, files_container
 from .hardening import hardened_container_args, label_args, ownership_labels, stack_label
 
 COMPONENT_TYPE = "bizosaas:redis:RedisExporter"
@@ -23,7 +24,8 @@ EXPORTER_MEMORY_MB = 64
 
 class RedisExporter(pulumi.ComponentResource):
     """The exporter container, reading its password from a file on its own volume
-    (a plain environment variable would show in `docker inspect`)."""
+    (a plain environment variable would show in `docker inspect`). `files_image`: the
+    image of the container that writes that file (Redis's: it names no user)."""
 
     container: docker.Container
 
@@ -33,6 +35,7 @@ class RedisExporter(pulumi.ComponentResource):
         settings: Settings,
         password: pulumi.Input[str],
         network_name: pulumi.Input[str],
+        files_image: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(COMPONENT_TYPE, name, None, opts)
@@ -49,9 +52,22 @@ class RedisExporter(pulumi.ComponentResource):
         password_file: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.from_input(password).apply(lambda pw: json.dumps({address: pw}))
         )
+        secrets = docker.ContainerVolumeArgs(
+            volume_name=secrets_volume.name, container_path=EXPORTER_SECRETS_DIR, read_only=False
+        )
+        container_name = f"{settings.name}-exporter"
+        files = files_container(
+            f"{name}-files",
+            container_name,
+            settings.stack,
+            files_image,
+            secrets,
+            [File(f"{EXPORTER_SECRETS_DIR}/password.json", password_file, "0400", EXPORTER_UID, EXPORTER_UID)],
+            moved,
+        )
         self.container = docker.Container(
             name,
-            name=f"{settings.name}-exporter",
+            name=container_name,
             image=image.image_id,
             envs=[
                 f"REDIS_ADDR={address}",
@@ -65,22 +81,11 @@ class RedisExporter(pulumi.ComponentResource):
                 )
             ],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network_name)],
-            volumes=[
-                docker.ContainerVolumeArgs(
-                    volume_name=secrets_volume.name, container_path=EXPORTER_SECRETS_DIR, read_only=False
-                )
-            ],
+            volumes=[secrets],
             labels=label_args(ownership_labels(settings, SERVICE_EXPORTER)),
-            uploads=[
-                docker.ContainerUploadArgs(
-                    file=f"{EXPORTER_SECRETS_DIR}/password.json",
-                    content=password_file,
-                    owner=str(EXPORTER_UID),
-                    group=str(EXPORTER_UID),
-                    permissions="0400",
-                )
-            ],
             **hardened_container_args(settings, EXPORTER_MEMORY_MB),
-            opts=pulumi.ResourceOptions.merge(moved, pulumi.ResourceOptions(delete_before_replace=True)),
+            opts=pulumi.ResourceOptions.merge(
+                moved, pulumi.ResourceOptions(delete_before_replace=True, depends_on=[files], replace_with=[files])
+            ),
         )
         self.register_outputs({"container_name": self.container.name})

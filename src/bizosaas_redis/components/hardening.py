@@ -3,12 +3,13 @@ capabilities, no privilege gain, no swap, rotated logs, labels saying whose it i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
 import pulumi_docker as docker
 
-from ..constants import LABEL_ENVIRONMENT, LABEL_ROLE, LABEL_SERVICE, LABEL_STACK, REDIS_GID, REDIS_UID
+from ..constants import LABEL_ENVIRONMENT, LABEL_ROLE, LABEL_SERVICE, LABEL_STACK
 from ..settings import Settings
 
 
@@ -21,7 +22,7 @@ def ownership_labels(settings: Settings, service: str) -> dict[str, str]:
     }
 
 
-def label_args(labels: dict[str, str]) -> list[docker.ContainerLabelArgs]:
+def label_args(labels: Mapping[str, pulumi.Input[str]]) -> list[docker.ContainerLabelArgs]:
     return [docker.ContainerLabelArgs(label=k, value=v) for k, v in labels.items()]
 
 
@@ -45,13 +46,10 @@ def hardened_container_args(settings: Settings, memory_mb: int) -> dict[str, Any
     }
 
 
-def lifecycle_args(
-    settings: Settings, health_tests: list[str], config: tuple[str, pulumi.Input[str]], script: tuple[str, str]
-) -> dict[str, Any]:
+def lifecycle_args(settings: Settings, health_tests: list[str]) -> dict[str, Any]:
     """What every Redis server container (a node or a Sentinel) shares beyond hardening:
-    its healthcheck and `wait` for it, its config file and start script uploaded onto its
-    volume, owned by Redis's user (uploads must land on a writable mount), and a graceful
-    stop."""
+    its healthcheck and `wait` for it, and a graceful stop. (Its config file and start
+    script reach its volume through its files container: components/files.py.)"""
     return {
         "healthcheck": docker.ContainerHealthcheckArgs(
             tests=health_tests,
@@ -64,12 +62,6 @@ def lifecycle_args(
         "wait": True,
         "wait_timeout": settings.healthcheck_start_period
         + settings.healthcheck_interval * (settings.healthcheck_retries + 1),
-        "uploads": [
-            docker.ContainerUploadArgs(
-                file=path, content=content, owner=str(REDIS_UID), group=str(REDIS_GID), permissions=mode
-            )
-            for (path, content), mode in ((config, "0600"), (script, "0500"))
-        ],
         # Redis writes its snapshot on SIGTERM; give it time before SIGKILL: docker stop
         # uses stop_timeout, the provider's delete and replace destroy_grace_seconds.
         "stop_signal": "SIGTERM",

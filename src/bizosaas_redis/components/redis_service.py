@@ -15,6 +15,7 @@ from ..constants import LABEL_PREFIX, REDIS_GID, REDIS_UID, REDIS_USER, SERVICE_
 from ..settings import Settings
 from ..topology import Placed
 from .exporter import RedisExporter
+from .files import files_container, server_files
 from .hardening import hardened_container_args, label_args, lifecycle_args, ownership_labels, stack_label
 
 COMPONENT_TYPE = "bizosaas:redis:RedisService"
@@ -122,7 +123,8 @@ class RedisService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=settings.retain_data_on_destroy),
         )
 
-        volumes = [docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=redis_conf.DATA_DIR)]
+        data = docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=redis_conf.DATA_DIR)
+        volumes = [data]
         self.socket_volume: docker.Volume | None = None
         if settings.unix_socket:
             # In memory, owned by Redis's user and group: a socket needs no disk, and
@@ -178,6 +180,18 @@ class RedisService(pulumi.ComponentResource):
                 ],
             }
         )
+        files = files_container(
+            f"{name}-files",
+            settings.name,
+            settings.stack,
+            image.image_id,
+            data,
+            server_files(
+                (redis_conf.CONFIG_PATH, conf),
+                (startup.START_SCRIPT_PATH, startup.render(settings.flavour, node_of.discovery if node_of else None)),
+            ),
+            child,
+        )
         mounts = []
         if settings.tls_enabled:
             mounts.append(
@@ -198,18 +212,15 @@ class RedisService(pulumi.ComponentResource):
             # redis-cli and the shell need a writable /tmp; everything else is read-only.
             tmpfs={"/tmp": "rw,noexec,nosuid,size=64m"},
             labels=label_args(labels(settings, node)),
-            **lifecycle_args(
-                settings,
-                redis_conf.healthcheck_command(settings, node.port if node else None),
-                (redis_conf.CONFIG_PATH, conf),
-                (startup.START_SCRIPT_PATH, startup.render(settings.flavour, node_of.discovery if node_of else None)),
-            ),
+            **lifecycle_args(settings, redis_conf.healthcheck_command(settings, node.port if node else None)),
             **hardened_container_args(settings, settings.memory_limit_mb),
             opts=pulumi.ResourceOptions(
                 parent=self,
                 # Another instance's container, created (and healthy: wait) before this one is
                 # created or replaced, so that a change to both takes them down one at a time.
-                depends_on=after,
+                depends_on=[files, *(after or [])],
+                # New files (config, script, password) mean a new container: stopped first, started after.
+                replace_with=[files],
                 hooks=(
                     pulumi.ResourceHookBinding(before_delete=[node_of.handover])
                     if node_of is not None and node_of.handover is not None
@@ -231,6 +242,7 @@ class RedisService(pulumi.ComponentResource):
                 settings,
                 exporter_password,
                 self.network_name,
+                image.image_id,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container]),
             )
 

@@ -11,6 +11,7 @@ from .. import redis_conf, sentinel_conf, startup
 from ..constants import LABEL_PREFIX, REDIS_USER, SERVICE_SENTINEL
 from ..settings import Settings
 from ..topology import Placed
+from .files import files_container, server_files
 from .hardening import hardened_container_args, label_args, lifecycle_args, ownership_labels, stack_label
 from .redis_service import HOST_NETWORK
 
@@ -65,6 +66,22 @@ class RedisSentinel(pulumi.ComponentResource):
                 )
             )
         )
+        data = docker.ContainerVolumeArgs(volume_name=volume.name, container_path=redis_conf.DATA_DIR)
+        files = files_container(
+            f"{name}-files",
+            sentinel.container_name,
+            settings.stack,
+            image.image_id,
+            data,
+            server_files(
+                (startup.SENTINEL_CONFIG_PATH, conf),
+                (
+                    startup.SENTINEL_SCRIPT_PATH,
+                    startup.render_sentinel(settings.flavour, discovery, settings.sentinel_quorum),
+                ),
+            ),
+            child,
+        )
         self.container = docker.Container(
             f"{name}-container",
             name=sentinel.container_name,
@@ -72,22 +89,16 @@ class RedisSentinel(pulumi.ComponentResource):
             command=startup.SENTINEL_COMMAND,
             user=REDIS_USER,
             network_mode=HOST_NETWORK,
-            volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=redis_conf.DATA_DIR)],
+            volumes=[data],
             tmpfs={"/tmp": "rw,noexec,nosuid,size=16m"},
             labels=label_args(sentinel_labels(settings, sentinel)),
-            **lifecycle_args(
-                settings,
-                redis_conf.healthcheck_command(settings, sentinel.port),
-                (startup.SENTINEL_CONFIG_PATH, conf),
-                (
-                    startup.SENTINEL_SCRIPT_PATH,
-                    startup.render_sentinel(settings.flavour, discovery, settings.sentinel_quorum),
-                ),
-            ),
+            **lifecycle_args(settings, redis_conf.healthcheck_command(settings, sentinel.port)),
             **hardened_container_args(settings, SENTINEL_MEMORY_MB),
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=after,
+                depends_on=[files, *(after or [])],
+                # New files (config, script, password) mean a new container: stopped first, started after.
+                replace_with=[files],
                 delete_before_replace=True,
                 replace_on_changes=["healthcheck", "tmpfs"],
             ),
