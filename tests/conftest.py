@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 import shutil
 import socket
 import subprocess
@@ -33,15 +32,14 @@ from bizosaas_redis.settings import (
     read_stack_config,
     stack_file,
 )
-from bizosaas_redis_ops import local_apply
+from bizosaas_redis_ops import pulumi_stack
 from bizosaas_redis_ops.docker_engine import free_port
+from bizosaas_redis_ops.sandbox import Project, Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 # The testinfra checks ship in bizosaas_redis_ops.checks; `bizosaas-redis verify` runs them,
 # and the integration tests call it for each deployed stack.
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-# The local deployer encrypts the passwords it generates with this, as Pulumi does.
-os.environ.setdefault("PULUMI_CONFIG_PASSPHRASE", f"tests-{secrets.token_hex(12)}")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -164,8 +162,10 @@ def offline_image(docker_client) -> str:
 
 # --- the three stacks deployed once per session (integration tests) -------------------
 # Each runs from its real stack file under the tests' own names (container, volume,
-# network, port), so a test can never touch a deployment named like a real stack's.
-# Tests that change a deployment put it back as they found it.
+# network, port), through `bizosaas-redis up` and the real Pulumi engine, from a project
+# folder of the tests' own (sandbox.py), so a test can never touch a deployment named like
+# a real stack's, nor the checkout's stack files and state. Tests that change a deployment
+# put it back as they found it.
 
 STACKS = ["dev", "staging", "production"]
 TEST_PREFIX = "bizosaas-test"
@@ -204,7 +204,7 @@ CLI = Path(sys.executable).parent / "bizosaas-redis"
 
 
 def cli(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run `bizosaas-redis ARGS` as a user would."""
+    """Run `bizosaas-redis ARGS` as a user would (on the tests' project folder)."""
     result = subprocess.run(
         [str(CLI), *args],
         capture_output=True,
@@ -218,7 +218,8 @@ def cli(*args: str, check: bool = True, env: dict[str, str] | None = None) -> su
 
 
 def outputs(stack: str) -> dict:
-    return local_apply.outputs(stack, show_secrets=True)
+    """A deployed test stack's outputs, secrets in clear (never print them)."""
+    return pulumi_stack.stack_outputs(stack)
 
 
 def app_client(stack: str) -> redis.Redis:
@@ -226,19 +227,19 @@ def app_client(stack: str) -> redis.Redis:
 
 
 def admin_client(stack: str, db: int = 0, decode: bool = True) -> redis.Redis:
-    from bizosaas_redis_ops.smoke import with_db
+    from bizosaas_redis.connection import with_db
 
     return redis.Redis.from_url(with_db(outputs(stack)["redis_admin_url"], db), decode_responses=decode)
 
 
-def _remove(client: docker.DockerClient, stack: str) -> None:
-    """Remove a test deployment's containers and volumes (only ever the tests' own names)."""
-    for settings in instances(own_settings(stack)):
-        assert settings.name.startswith(TEST_PREFIX) and settings.volume_name.startswith(TEST_PREFIX)
-        with contextlib.suppress(docker.errors.NotFound):
-            client.containers.get(settings.name).remove(force=True)
-        with contextlib.suppress(docker.errors.NotFound):
-            client.volumes.get(settings.volume_name).remove(force=True)
+def remove_leftovers(client: docker.DockerClient) -> None:
+    """Containers and volumes of an interrupted run (only ever the tests' own names)."""
+    for container in client.containers.list(all=True, filters={"name": f"^/{TEST_PREFIX}-"}):
+        container.remove(force=True)
+    for volume in client.volumes.list():
+        if volume.name.startswith(f"{TEST_PREFIX}-"):
+            with contextlib.suppress(docker.errors.APIError):
+                volume.remove(force=True)
 
 
 def _refuse_an_engine_with_real_stacks(client: docker.DockerClient) -> None:
@@ -253,48 +254,49 @@ def _refuse_an_engine_with_real_stacks(client: docker.DockerClient) -> None:
 
 
 @pytest.fixture(scope="session")
-def engine(docker_client, offline_image, tmp_path_factory):
-    """A clean engine for the test stacks: state in a temp folder, their "Dokploy" network present."""
-    _refuse_an_engine_with_real_stacks(docker_client)
-    previous_state = os.environ.get("BIZOSAAS_LOCAL_STATE")
-    os.environ["BIZOSAAS_LOCAL_STATE"] = str(tmp_path_factory.mktemp("local-deploy-state"))
-    if not docker_client.networks.list(names=[TEST_EXTERNAL_NETWORK]):
-        docker_client.networks.create(TEST_EXTERNAL_NETWORK, driver="bridge")  # as Dokploy does
-    for stack in STACKS:  # leftovers of an interrupted run
-        _remove(docker_client, stack)
-    yield docker_client
-    for stack in STACKS:
-        cli("local", "down", "--stack", stack, "--delete-data", check=False)
-        _remove(docker_client, stack)
-    for net in docker_client.networks.list(names=[TEST_EXTERNAL_NETWORK]):
-        net.remove()
-    if previous_state is None:
-        os.environ.pop("BIZOSAAS_LOCAL_STATE", None)
-    else:
-        os.environ["BIZOSAAS_LOCAL_STATE"] = previous_state
-
-
-def local_up(
-    stack: str,
-    port: int,
-    image: str,
-    *settings: str,
-    names: dict[str, str] | None = None,
-    env: dict[str, str] | None = None,
-    check: bool = True,
-) -> subprocess.CompletedProcess:
-    """`bizosaas-redis local up` of a stack under its test names; `settings`: more KEY=VALUE."""
-    sets = [f"{k}={v}" for k, v in (names or own_names(stack)).items()] + list(settings)
-    args = ["local", "up", "--stack", stack, "--image", image, "--port", str(port)]
-    return cli(*args, *[item for pair in (("--set", s) for s in sets) for item in pair], env=env, check=check)
+def project() -> Iterator[Project]:
+    """The tests' Pulumi project folder; this process and `cli()` work on it."""
+    made = Project()
+    saved = {key: os.environ.get(key) for key in made.env()}
+    os.environ.update(made.env())
+    yield made
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    made.remove()
 
 
 @pytest.fixture(scope="session")
-def deployed(engine, offline_image) -> dict[str, int]:
-    """All three stacks up; stack -> published port (tests that move a port update it)."""
-    ports = {}
+def engine(docker_client, offline_image, project):
+    """A clean engine for the test stacks, their "Dokploy" network present."""
+    _refuse_an_engine_with_real_stacks(docker_client)
+    remove_leftovers(docker_client)
+    if not docker_client.networks.list(names=[TEST_EXTERNAL_NETWORK]):
+        docker_client.networks.create(TEST_EXTERNAL_NETWORK, driver="bridge")  # as Dokploy does
+    yield docker_client
+    remove_leftovers(docker_client)
+    for net in docker_client.networks.list(names=[TEST_EXTERNAL_NETWORK]):
+        net.remove()
+
+
+def sandbox_of(stack: str, image: str, *settings: str, names: dict[str, str] | None = None) -> Sandbox:
+    """A sandbox of `stack` under the tests' names (or `names`), the image and a free port."""
+    from bizosaas_redis_ops.sandbox import parse_assignments
+
+    overrides = {**(names or own_names(stack)), "image": image, "hostPort": free_port(), **parse_assignments(settings)}
+    return Sandbox(stack, overrides)
+
+
+@pytest.fixture(scope="session")
+def deployed(engine, offline_image, project) -> Iterator[dict[str, Sandbox]]:
+    """All three stacks up through `bizosaas-redis up`; stack -> its sandbox (tests that
+    move a port update it)."""
+    stacks = {}
     for stack in STACKS:
-        ports[stack] = free_port()
-        result = local_up(stack, ports[stack], offline_image)
-        assert "container created" in result.stdout and "healthy" in result.stdout
-    return ports
+        stacks[stack] = Sandbox(stack, {**own_names(stack), "image": offline_image, "hostPort": free_port()}, project)
+        stacks[stack].up()
+    yield stacks
+    for sandbox in stacks.values():
+        sandbox.close(engine)

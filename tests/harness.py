@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self
 
-import pytest
+import docker
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from bizosaas_redis_ops import local_apply
-from conftest import local_up
+from bizosaas_redis_ops.docker_engine import free_port
+from bizosaas_redis_ops.sandbox import Sandbox, parse_assignments
 
 # A 1 s healthcheck keeps the tests short; the windows measured are Redis's, not Docker's.
 FAST = ("healthcheckInterval=1", "healthcheckTimeout=1", "healthcheckStartPeriod=0")
@@ -84,28 +83,31 @@ class Writer(CountingWriter):
         return redis.Redis.from_url(self.url(), socket_timeout=2, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
 
 
-@dataclass
 class Deployment:
-    """One stack file deployed under `names`, with its own local state (env)."""
+    """One stack file deployed under `names` with `bizosaas-redis up` (the real engine),
+    from a project folder and state of its own, with a fast healthcheck."""
 
-    stack: str
-    names: dict[str, str]
-    env: dict[str, str]
-    image: str
-    port: int
-    settings: list[str]
+    def __init__(self, stack: str, names: dict[str, str], image: str, settings: list[str] | tuple[str, ...] = ()):
+        overrides: dict[str, Any] = {**names, "image": image, "hostPort": free_port()}
+        self.sandbox = Sandbox(stack, {**overrides, **parse_assignments([*FAST, *settings])})
+        self.stack = stack
+        self.names = names
+
+    @property
+    def port(self) -> int:
+        return self.sandbox.port
 
     def up(self, *changes: str, port: int | None = None) -> str:
-        self.port = port or self.port
-        self.settings = [*self.settings, *changes]
-        result = local_up(self.stack, self.port, self.image, *FAST, *self.settings, names=self.names, env=self.env)
-        return result.stdout + result.stderr
+        """`bizosaas-redis up` with `changes` (KEY=VALUE) and a new port if given; its output."""
+        return self.sandbox.up(*changes, *([f"hostPort={port}"] if port else []))
 
     def admin(self, decode: bool = False) -> redis.Redis:
         url = self.outputs()["redis_admin_url"]
         return redis.Redis.from_url(url, decode_responses=decode, retry=Retry(NoBackoff(), 0))
 
     def outputs(self) -> dict:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("BIZOSAAS_LOCAL_STATE", self.env["BIZOSAAS_LOCAL_STATE"])
-            return local_apply.outputs(self.stack, show_secrets=True)
+        return self.sandbox.outputs()
+
+    def close(self, client: docker.DockerClient) -> None:
+        self.sandbox.close(client)
+        self.sandbox.project.remove()

@@ -211,7 +211,7 @@ def run_program(
     runtime_settings.ROOT.set(None)  # a fresh stack per run, even in one process
     monitor = _Monitor(_Mocks(capture, passwords if passwords is not None else {}))
     pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
-    runtime_settings.SETTINGS.callbacks = _HookRegistry()  # type: ignore[assignment]
+    runtime_settings.SETTINGS.callbacks = _HookRegistry()
     root_stack = runtime_settings.get_root_resource()
 
     async def _run() -> None:

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from bizosaas_redis.errors import BizosaasRedisError
-from bizosaas_redis.settings import PROJECT_ROOT, Settings, available_stacks, load_stack_file, load_yaml
+from bizosaas_redis.settings import PROJECT_ROOT, Settings, available_stacks, load_stack_file
 from bizosaas_redis_ops.bench import NAME_PREFIX
 
 if TYPE_CHECKING:
-    from .outputs import Instance, Source
+    from .outputs import Instance
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,13 +42,6 @@ def stack_option(
     return click.option("--stack", type=click.Choice(available_stacks()), help=help, **defaults)
 
 
-outputs_source_option = click.option(
-    "--outputs-source",
-    type=click.Choice(["auto", "local", "pulumi"]),
-    default="auto",
-    show_default=True,
-    help="where stack outputs come from: the local applier's state, Pulumi, or auto (local state if any)",
-)
 instance_option = click.option(
     "--instance",
     type=click.Choice(["cache", "durable"]),
@@ -130,20 +123,31 @@ def preview(stack: str) -> None:
 @yes_option
 @click.option("--no-verify", is_flag=True, help="skip verify and smoke after the update")
 def up(stack: str, yes: bool, no_verify: bool) -> None:
-    """pulumi up with the policy pack, then verify and smoke (production asks first)."""
-    from . import pulumi_stack
+    """pulumi up with the policy pack, then verify and smoke (production asks first).
+
+    Before anything changes, the running data is checked against the new settings
+    (maxmemory, RDB format, port): a change that would make it unusable is refused."""
+    from . import outputs as stack_outputs
+    from . import preflight, pulumi_stack
+    from .docker_engine import EngineError, ensure_engine
 
     settings = load_stack_file(stack)
+    running = stack_outputs.running_instances(stack)
+    try:
+        client = ensure_engine(start=False) if running else None
+    except EngineError:
+        client = None  # a remote host: the data format is checked only on the local engine
+    for note in preflight.before_update(settings, running, client):
+        click.echo(f"note: {note}", err=True)
     pulumi_stack.run("up", settings, yes=yes)
     if settings.layout == "split":
         from . import layout_move
-        from . import outputs as stack_outputs
 
-        note = layout_move.leftover_note(stack_outputs.load(stack, "pulumi")["redis_admin_url"], settings)
-        if note:
-            click.echo(f"note: {note}", err=True)
+        leftover = layout_move.leftover_note(stack_outputs.load(stack)["redis_admin_url"], settings)
+        if leftover:
+            click.echo(f"note: {leftover}", err=True)
     if not no_verify:
-        _verify_and_smoke(stack, "pulumi")
+        _verify_and_smoke(stack)
 
 
 @main.command()
@@ -158,13 +162,12 @@ def destroy(stack: str, yes: bool) -> None:
 
 @main.command()
 @stack_option()
-@outputs_source_option
 @click.option("--show-secrets", is_flag=True, help="print secrets in clear")
-def outputs(stack: str, outputs_source: Source, show_secrets: bool) -> None:
+def outputs(stack: str, show_secrets: bool) -> None:
     """The stack outputs as JSON (secrets masked unless --show-secrets)."""
     from . import outputs as stack_outputs
 
-    click.echo(json.dumps(stack_outputs.show(stack, outputs_source, show_secrets), indent=2))
+    click.echo(json.dumps(stack_outputs.show(stack, show_secrets), indent=2))
 
 
 @main.command()
@@ -179,15 +182,15 @@ def doctor(stack: str) -> None:
         raise CommandError("a prerequisite is missing (FAIL above)")
 
 
-def _verify_and_smoke(stack: str, source: Source) -> None:
+def _verify_and_smoke(stack: str) -> None:
     from . import smoke as suite
     from . import verify as checks
 
-    targets = _smoke_targets(stack, source)
+    targets = _smoke_targets(stack)
     failed = False
     split = targets["durable"].role == "durable"
     for instance in ["cache", "durable"] if split else ["cache"]:
-        code, found = checks.run(stack, outputs_source=source, instance=instance)
+        code, found = checks.run(stack, instance=instance)
         click.echo(f"verify {instance}:\n" + (checks.table(found) if found else "could not run the checks"))
         failed = failed or code != 0
     _, results = suite.run_stack(targets)
@@ -196,88 +199,17 @@ def _verify_and_smoke(stack: str, source: Source) -> None:
         raise CommandError("the deployment is up but a check failed (above)")
 
 
-def _smoke_targets(stack: str, source: Source) -> dict[str, Any]:
+def _smoke_targets(stack: str) -> dict[str, Any]:
     """The instance serving each use (cache, durable), as services reach them."""
     from . import outputs as stack_outputs
     from . import smoke as suite
 
-    values = stack_outputs.load(stack, source)
+    values = stack_outputs.load(stack)
     durable: Instance = "durable" if values.get("layout") == "split" else "cache"
     return {
         "cache": suite.Target.from_outputs(values),
         "durable": suite.Target.from_outputs(stack_outputs.for_instance(values, durable, stack)),
     }
-
-
-# --- local: the program's resources applied to the local engine without Pulumi --------
-
-
-@main.group()
-def local() -> None:
-    """Apply a stack to the local Docker engine without the Pulumi engine (dev and CI)."""
-
-
-@local.command("up")
-@stack_option()
-@click.option("--image", help="run this image instead of the stack's (e.g. the offline stand-in)")
-@click.option("--port", type=click.IntRange(1, 65535), help="publish on this host port instead of the stack's")
-@click.option(
-    "--set",
-    "assignments",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="override a setting for this run (YAML value, validated like the stack file); repeatable",
-)
-def local_up(stack: str, image: str | None, port: int | None, assignments: tuple[str, ...]) -> None:
-    """Create or update the stack's resources (idempotent) and wait until healthy."""
-    from . import local_apply
-
-    overrides: dict[str, Any] = {}
-    for item in assignments:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"takes KEY=VALUE, got {item!r}", param_hint="--set")
-        overrides[key.removeprefix("redis:")] = load_yaml(value)
-    if image:
-        overrides["image"] = image
-    if port:
-        overrides["hostPort"] = port
-    result = local_apply.up(stack, overrides=overrides)
-    for note in result.notes:
-        click.echo(f"note: {note}", err=True)
-    for name, action in result.actions.items():
-        click.echo(f"{stack}: container {action} ({name}), healthy")
-    _print_outputs(local_apply.outputs(stack))
-
-
-@local.command("down")
-@stack_option()
-@click.option("--delete-data", is_flag=True, help="also delete the data volume")
-def local_down(stack: str, delete_data: bool) -> None:
-    """Remove the stack's container (and network); the data volume stays unless --delete-data."""
-    from . import local_apply
-
-    removed = local_apply.down(stack, delete_data=delete_data)
-    kept = "" if delete_data else " (data volume kept; --delete-data removes it)"
-    click.echo(f"{stack}: removed {', '.join(removed) or 'nothing'}{kept}")
-
-
-@local.command("status")
-@stack_option()
-def local_status(stack: str) -> None:
-    """The state of the stack's containers as JSON."""
-    from . import local_apply
-
-    click.echo(json.dumps(local_apply.status(stack), indent=2))
-
-
-def _print_outputs(values: dict[str, Any]) -> None:
-    width = max(len(k) for k in values)
-    for key, value in values.items():
-        if key.endswith("redis_conf") or key == "settings":
-            continue  # long; `outputs --show-secrets` has them
-        shown = json.dumps(value) if isinstance(value, dict) else value
-        click.echo(f"  {key.ljust(width)}  {shown}")
 
 
 # --- checks on a deployment ---------------------------------------------------------------
@@ -287,14 +219,12 @@ def _print_outputs(values: dict[str, Any]) -> None:
 @stack_option(required=False, help="stack to verify")
 @click.option("--container", help="container to verify; its stack and instance come from its labels")
 @instance_option
-@outputs_source_option
 @click.option("--junit-xml", type=click.Path(dir_okay=False, path_type=Path), help="also write a JUnit XML report")
 @click.option("-v", "--verbose", is_flag=True, help="also show pytest's own report")
 def verify(
     stack: str | None,
     container: str | None,
     instance: Instance,
-    outputs_source: Source,
     junit_xml: Path | None,
     verbose: bool,
 ) -> None:
@@ -304,7 +234,7 @@ def verify(
     if bool(stack) == bool(container):
         raise click.UsageError("give exactly one of --stack and --container")
     code, found = checks.run(
-        stack, container, outputs_source, quiet=not verbose, junit_xml=junit_xml, instance=instance
+        stack, container, quiet=not verbose, junit_xml=junit_xml, instance=instance
     )
     if found:
         click.echo(checks.table(found))
@@ -315,7 +245,6 @@ def verify(
 @main.command()
 @stack_option(required=False, help="read the URL and databases from the stack's outputs")
 @url_option
-@outputs_source_option
 @click.option("--broker-db", type=click.IntRange(0), help="with --url: Celery broker database [default: 1]")
 @click.option("--result-db", type=click.IntRange(0), help="with --url: Celery result database [default: 2]")
 @click.option("--tls-ca", type=click.Path(exists=True, dir_okay=False), help="CA certificate of a rediss:// server")
@@ -326,7 +255,6 @@ def verify(
 def smoke(
     stack: str | None,
     url: str | None,
-    outputs_source: Source,
     broker_db: int | None,
     result_db: int | None,
     tls_ca: str | None,
@@ -343,7 +271,7 @@ def smoke(
     """
     from . import smoke as suite
 
-    targets = _smoke_target(stack, url, outputs_source, broker_db, result_db)
+    targets = _smoke_target(stack, url, broker_db, result_db)
     for one in targets.values():
         one.ssl_ca_certs, one.ssl_certfile, one.ssl_keyfile = tls_ca, tls_cert, tls_key
     unknown = set(only) - {name for name, _ in suite.SCENARIOS}
@@ -366,7 +294,7 @@ def smoke(
 
 
 def _smoke_target(
-    stack: str | None, url: str | None, outputs_source: Source, broker_db: int | None, result_db: int | None
+    stack: str | None, url: str | None, broker_db: int | None, result_db: int | None
 ) -> dict[str, Any]:
     """The target of each use (cache, durable): a stack's instances, or the one URL for both."""
     from . import smoke as suite
@@ -376,7 +304,7 @@ def _smoke_target(
     if stack:
         if broker_db is not None or result_db is not None:
             raise click.UsageError("--broker-db and --result-db go with --url; a stack's outputs name its databases")
-        return _smoke_targets(stack, outputs_source)
+        return _smoke_targets(stack)
     if not url:
         raise click.UsageError("give --stack, or --url / REDIS_URL")
     target = suite.Target.for_url(url, broker_db=broker_db, result_db=result_db)
@@ -386,7 +314,6 @@ def _smoke_target(
 @main.command()
 @stack_option(required=False, help="a deployed stack (thresholds from its settings)")
 @url_option
-@outputs_source_option
 @click.option(
     "--interval",
     type=click.FloatRange(0.1, 3600),
@@ -400,7 +327,6 @@ def _smoke_target(
 def monitor(
     stack: str | None,
     url: str | None,
-    outputs_source: Source,
     interval: float,
     as_json: bool,
     watch: float | None,
@@ -420,8 +346,8 @@ def monitor(
         raise click.UsageError("give --stack or --url, not both")
     sentinel = None
     if stack:
-        settings = stack_outputs.settings(stack, outputs_source, instance)
-        values = stack_outputs.load(stack, outputs_source, instance)
+        values = stack_outputs.load(stack, instance)
+        settings = stack_outputs.settings(stack, instance, values)
         url = values["redis_admin_url"]
         sentinel = stack_outputs.sentinel_client(values)
     elif url:
@@ -453,10 +379,9 @@ def benchmark() -> None:
 
 @benchmark.command("smoke")
 @stack_option()
-@outputs_source_option
 @click.option("--runs", type=click.IntRange(1), default=3, show_default=True, help="repetitions")
 @click.option("--no-throughput", is_flag=True, help="skip redis-benchmark")
-def benchmark_smoke(stack: str, outputs_source: Source, runs: int, no_throughput: bool) -> None:
+def benchmark_smoke(stack: str, runs: int, no_throughput: bool) -> None:
     """Smoke scenario timings and redis-benchmark throughput of a deployed stack (min / median / max).
 
     redis-benchmark runs only on stacks without a password (it takes one only on its
@@ -466,7 +391,7 @@ def benchmark_smoke(stack: str, outputs_source: Source, runs: int, no_throughput
     from . import smoke as suite
     from .bench import smoke_timings as bench
 
-    found = stack_outputs.load(stack, outputs_source)
+    found = stack_outputs.load(stack)
     rows = bench.smoke_timings(suite.Target.from_outputs(found), runs)
     if not no_throughput:
         for pipeline in (1, 16):
@@ -586,13 +511,12 @@ def _sizes(value: str) -> list[int]:
 
 @main.command()
 @stack_option()
-@outputs_source_option
 @click.option(
     "--dest", type=click.Path(file_okay=False, path_type=Path), help="folder for backups [default: backups/<stack>/]"
 )
 @click.option("--keep", type=click.IntRange(1), default=7, show_default=True, help="backups of this instance to keep")
 @instance_option
-def backup(stack: str, outputs_source: Source, dest: Path | None, keep: int, instance: Instance) -> None:
+def backup(stack: str, dest: Path | None, keep: int, instance: Instance) -> None:
     """BGSAVE, wait, copy dump.rdb out with its SHA-256; keep the newest --keep backups."""
     import redis
 
@@ -600,19 +524,18 @@ def backup(stack: str, outputs_source: Source, dest: Path | None, keep: int, ins
     from . import outputs as stack_outputs
     from .docker_engine import ensure_engine
 
-    settings = stack_outputs.settings(stack, outputs_source, instance)
-    admin = redis.Redis.from_url(stack_outputs.load(stack, outputs_source, instance)["redis_admin_url"])
+    settings = stack_outputs.settings(stack, instance)
+    admin = redis.Redis.from_url(stack_outputs.load(stack, instance)["redis_admin_url"])
     made = data.backup(ensure_engine(start=False), admin, settings, dest or PROJECT_ROOT / "backups" / stack, keep=keep)
     click.echo(f"{made.path}  {made.size} bytes  sha256 {made.sha256}")
 
 
 @main.command()
 @stack_option()
-@outputs_source_option
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @yes_option
 @instance_option
-def restore(stack: str, outputs_source: Source, file: Path, yes: bool, instance: Instance) -> None:
+def restore(stack: str, file: Path, yes: bool, instance: Instance) -> None:
     """Restore FILE (made by backup; its .sha256 beside it) into the stack's container.
 
     The file is checked first, by the target image's own redis-check-rdb; the current
@@ -623,7 +546,7 @@ def restore(stack: str, outputs_source: Source, file: Path, yes: bool, instance:
     from .docker_engine import ensure_engine
 
     data.verify_file(file)  # checksum and header: a bad file is refused before anything else
-    settings = stack_outputs.settings(stack, outputs_source, instance)
+    settings = stack_outputs.settings(stack, instance)
     client = ensure_engine(start=False)
     container = data.container_of(client, settings)
     if settings.environment == "production" and container.status == "running" and not yes:
@@ -637,7 +560,6 @@ def restore(stack: str, outputs_source: Source, file: Path, yes: bool, instance:
 
 @main.command("layout-move")
 @stack_option()
-@outputs_source_option
 @click.option(
     "--pattern",
     "patterns",
@@ -647,7 +569,7 @@ def restore(stack: str, outputs_source: Source, file: Path, yes: bool, instance:
     "[default: the consumer library's *session:* and *jwt-revoked:*]",
 )
 @click.option("--dry-run", is_flag=True, help="only count what would move")
-def layout_move(stack: str, outputs_source: Source, patterns: tuple[str, ...], dry_run: bool) -> None:
+def layout_move(stack: str, patterns: tuple[str, ...], dry_run: bool) -> None:
     """After switching a stack to layout split: move the broker and result databases, streams,
     sessions and JWT blacklist entries from the cache instance to the durable one.
 
@@ -657,9 +579,9 @@ def layout_move(stack: str, outputs_source: Source, patterns: tuple[str, ...], d
     from . import layout_move as mover
     from . import outputs as stack_outputs
 
-    settings = stack_outputs.settings(stack, outputs_source, "durable")
-    cache = stack_outputs.load(stack, outputs_source)["redis_admin_url"]
-    durable = stack_outputs.load(stack, outputs_source, "durable")["redis_admin_url"]
+    settings = stack_outputs.settings(stack, "durable")
+    cache = stack_outputs.load(stack)["redis_admin_url"]
+    durable = stack_outputs.load(stack, "durable")["redis_admin_url"]
     done = mover.move(cache, durable, settings, patterns or mover.DEFAULT_PATTERNS, dry_run=dry_run)
     verb = "would move" if dry_run else "moved"
     for db in done.found:

@@ -110,3 +110,25 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_healthy(client: docker.DockerClient, name: str, timeout: float, poll: float = 0.3) -> None:
+    """Until the container's healthcheck passes; EngineError with its last probe and log if not."""
+    deadline = time.monotonic() + timeout
+    status = "unknown"
+    while time.monotonic() < deadline:
+        state = client.api.inspect_container(name)["State"]
+        status = state.get("Health", {}).get("Status", "none")
+        if status == "healthy":
+            return
+        if not state["Running"] and state["Status"] in ("exited", "dead"):
+            break
+        time.sleep(poll)
+    attrs = client.api.inspect_container(name)
+    probes = attrs["State"].get("Health", {}).get("Log", [])
+    last = probes[-1]["Output"].strip() if probes else "no probe ran"
+    logs = client.api.logs(name, tail=15).decode(errors="replace")
+    raise EngineError(
+        f"container {name} is not healthy after {timeout:.0f}s (status {status}, "
+        f"state {attrs['State']['Status']}); last probe: {last}\n--- container log ---\n{logs}"
+    )

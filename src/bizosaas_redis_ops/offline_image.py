@@ -17,15 +17,18 @@ never changed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
+import re
 import shutil
 import subprocess
 import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import docker
 
@@ -359,7 +362,9 @@ def build(
     force: bool = False,
     server: str = DEFAULT_SERVER,
 ) -> str:
-    """Build the image unless one with the same fingerprint exists; returns the tag."""
+    """Build the image unless one with the same fingerprint exists. Returns its exact-version
+    tag (`localhost/redis-offline:7.0.15`, beside the minor one), pinned as the policy pack
+    asks of every production image."""
     if server not in SERVERS:
         raise OfflineImageError(f"--server {server}: known servers are {', '.join(SERVERS)}")
     spec = SERVERS[server]
@@ -368,19 +373,29 @@ def build(
     if not Path("/bin/busybox").exists():
         _ensure_host_packages(SERVERS[DEFAULT_SERVER])
     stamp = fingerprint(spec)
+    image = None
     if not force:
-        try:
-            if client.images.get(tag).labels.get("com.bizosaas.offline-fingerprint") == stamp:
-                return tag
-        except docker.errors.ImageNotFound:
-            pass
-    description = spec.description
-    with tempfile.TemporaryDirectory() as tmp:
-        build_rootfs(Path(tmp) / "rootfs.tar", spec)
-        (Path(tmp) / "Dockerfile").write_text(
-            DOCKERFILE
-            + f'LABEL com.bizosaas.offline-fingerprint="{stamp}" '
-            + f'org.opencontainers.image.description="{description}"\n'
-        )
-        client.images.build(path=tmp, tag=tag, rm=True, forcerm=True)
-    return tag
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            image = client.images.get(tag)
+    if image is None or image.labels.get("com.bizosaas.offline-fingerprint") != stamp:
+        description = spec.description
+        with tempfile.TemporaryDirectory() as tmp:
+            build_rootfs(Path(tmp) / "rootfs.tar", spec)
+            (Path(tmp) / "Dockerfile").write_text(
+                DOCKERFILE
+                + f'LABEL com.bizosaas.offline-fingerprint="{stamp}" '
+                + f'org.opencontainers.image.description="{description}"\n'
+            )
+            image, _ = client.images.build(path=tmp, tag=tag, rm=True, forcerm=True)
+    return _tag_exact_version(client, image, tag, spec)
+
+
+def _tag_exact_version(client: docker.DockerClient, image: Any, tag: str, spec: Server) -> str:
+    """Tag the image with the server's own version (`redis-server --version`: v=7.0.15)."""
+    out = client.containers.run(image.id, [f"{spec.flavour}-server", "--version"], remove=True, user="999:1000")
+    found = re.search(rb"v=(\d+\.\d+\.\d+)", out)
+    if found is None:
+        raise OfflineImageError(f"{tag}: {spec.flavour}-server --version said {out[:80]!r}")
+    repository = tag.rsplit(":", 1)[0]
+    image.tag(repository, found.group(1).decode())
+    return f"{repository}:{found.group(1).decode()}"

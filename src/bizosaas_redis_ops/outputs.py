@@ -1,8 +1,7 @@
-"""A deployed stack's outputs, secrets included, wherever the stack was deployed from.
+"""A deployed stack's outputs, secrets included, as Pulumi's state holds them.
 
-`pulumi up` deployments answer through Pulumi's Automation API, with the same backend
-choice as bizosaas-redis; local deployments (bizosaas-redis local) through their state.
-Scripts (verify, smoke, monitor, backup) use this one function, so they work after either.
+They are read through Pulumi's Automation API with the same backend choice as
+bizosaas-redis up; the tools (verify, smoke, monitor, backup, ...) use these functions.
 """
 
 from __future__ import annotations
@@ -17,9 +16,8 @@ from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.settings import Settings, build_settings
 from bizosaas_redis.settings import instance as instance_of
 
-from . import local_apply
+from . import pulumi_stack
 
-Source = Literal["auto", "local", "pulumi"]
 # Which instance of a stack a tool works on: a split stack's cache or durable instance
 # (a single stack's one instance answers to `cache`).
 Instance = Literal["cache", "durable"]
@@ -30,32 +28,23 @@ class OutputsError(BizosaasRedisError):
 
 
 def _from_pulumi(stack: str) -> dict[str, Any]:
-    # The same backend choice as bizosaas-redis (file backend unless told otherwise).
-    from . import pulumi_stack
-
     try:
         return pulumi_stack.stack_outputs(stack)
     except pulumi_stack.PulumiStackError as exc:
-        raise OutputsError(f"{exc}; for a local deployment run: bizosaas-redis local up --stack {stack}") from None
+        raise OutputsError(str(exc)) from None
     except Exception as exc:  # the Automation API's errors carry the CLI's message
         if type(exc).__module__.startswith("pulumi.automation"):
+            last = str(exc).strip().splitlines()[-1]
             raise OutputsError(
-                f"cannot read the outputs of stack {stack}: {str(exc).strip().splitlines()[-1]}"
+                f"cannot read the outputs of stack {stack}: {last} (deploy it first: bizosaas-redis up --stack {stack})"
             ) from None
         raise
 
 
-def load(stack: str, source: Source = "auto", instance: Instance = "cache") -> dict[str, Any]:
+def load(stack: str, instance: Instance = "cache") -> dict[str, Any]:
     """All outputs of the stack with secrets in clear, the instance's under the unprefixed
     keys (`redis_admin_url`, `container_name`, ...). Never print the result."""
-    if source == "local" or (source == "auto" and local_apply.State.exists(stack)):
-        try:
-            values = local_apply.outputs(stack, show_secrets=True)
-        except local_apply.LocalApplyError as exc:
-            raise OutputsError(str(exc)) from None
-    else:
-        values = _from_pulumi(stack)
-    return for_instance(values, instance, stack)
+    return for_instance(_from_pulumi(stack), instance, stack)
 
 
 def for_instance(values: dict[str, Any], instance: Instance, stack: str) -> dict[str, Any]:
@@ -65,6 +54,17 @@ def for_instance(values: dict[str, Any], instance: Instance, stack: str) -> dict
     if f"{prefix}container_name" not in values:
         raise OutputsError(f"stack {stack} has layout {values.get('layout', 'single')}: it has no durable instance")
     return follow_primary({**values, **{k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)}})
+
+
+def running_instances(stack: str) -> dict[str, dict[str, Any]]:
+    """The outputs of each instance the stack runs now (cache, durable), none before its first `up`."""
+    values = pulumi_stack.existing_outputs(stack)
+    if not values:
+        return {}
+    found = {"cache": for_instance(values, "cache", stack)}
+    if f"{instance_names('durable').output_prefix}container_name" in values:
+        found["durable"] = for_instance(values, "durable", stack)
+    return found
 
 
 def sentinel_client(values: dict[str, Any]) -> redis.Redis | None:
@@ -113,26 +113,16 @@ def follow_primary(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def show(stack: str, source: Source = "auto", show_secrets: bool = False) -> dict[str, Any]:
+def show(stack: str, show_secrets: bool = False) -> dict[str, Any]:
     """The outputs for people: secrets masked unless asked for."""
-    if source == "local" or (source == "auto" and local_apply.State.exists(stack)):
-        try:
-            return local_apply.outputs(stack, show_secrets=show_secrets)
-        except local_apply.LocalApplyError as exc:
-            raise OutputsError(str(exc)) from None
-    from . import pulumi_stack
-
     return pulumi_stack.masked_outputs(stack, show_secrets)
 
 
-def settings(stack: str, source: Source = "auto", instance: Instance = "cache") -> Settings:
-    """The settings the deployment runs with: the stack file plus a local run's overrides,
-    or the `settings` output of a Pulumi deployment (which already holds them); those of
-    the durable instance when asked."""
-    if source == "local" or (source == "auto" and local_apply.State.exists(stack)):
-        state = local_apply.State.load(stack)
-        found = build_settings(local_apply.stack_values(stack, state.overrides), stack)
-    else:
-        values = {k: v for k, v in _from_pulumi(stack)["settings"].items() if k != "stack"}
-        found = build_settings(values, stack, source=f"the settings output of stack {stack}")
+def settings(stack: str, instance: Instance = "cache", values: dict[str, Any] | None = None) -> Settings:
+    """The settings the deployment runs with (its `settings` output), those of the durable
+    instance when asked; `values`: the outputs when already read."""
+    given = (values if values is not None else _from_pulumi(stack))["settings"]
+    found = build_settings(
+        {k: v for k, v in given.items() if k != "stack"}, stack, source=f"the settings output of stack {stack}"
+    )
     return instance_of(found, instance)

@@ -1,14 +1,20 @@
-"""Checks on the running Redis before a change replaces it: what the change would do to its data."""
+"""Checks on the running Redis before a change replaces it: what the change would do to its
+data. `bizosaas-redis up` runs them (`before_update`) before `pulumi up` touches anything:
+the provider replaces a container delete-before-replace, so a new one that cannot start,
+or starts on data it cannot read, would leave no Redis at all."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
 from typing import Any
 
+import docker
 import redis
 
 from bizosaas_redis.errors import BizosaasRedisError
-from bizosaas_redis.settings import Settings
+from bizosaas_redis.settings import Settings, instances
 
 
 class PreflightError(BizosaasRedisError):
@@ -92,3 +98,41 @@ def data_format(container: Any, new_image: str) -> None:
             f"{max(versions)} (written by a newer server): it would not load it. Keep a server that reads it, "
             "or copy the keys logically into a fresh deployment (SCAN and rewrite each key); nothing was changed"
         )
+
+
+def port_free(new: Settings, held: int | None) -> None:
+    """The host port the new container publishes is free, or held by the container it replaces."""
+    if new.topology != "standalone" or new.host_port == held:
+        return
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((new.publish_address, new.host_port))
+        except OSError as exc:
+            raise PreflightError(
+                f"redis:hostPort = {new.host_port}: {new.publish_address}:{new.host_port} is taken ({exc.strerror}); "
+                "choose a free port or stop what holds it; nothing was changed"
+            ) from None
+
+
+def before_update(new: Settings, running: dict[str, dict[str, Any]], client: docker.DockerClient | None) -> list[str]:
+    """Notes on what the update does to the running data (maxmemory below what an instance
+    holds, on a policy that evicts), or PreflightError when it would make the data unusable
+    (maxmemory on a policy that refuses writes, an RDB format the new image cannot read, a
+    port that is taken). `running`: the outputs of each instance deployed now (cache,
+    durable), empty before the first deployment."""
+    notes = []
+    for settings in instances(new):
+        found = running.get("durable" if settings.role == "durable" else "cache")
+        if found is None:
+            port_free(settings, None)
+            continue
+        note = maxmemory_change(settings, used_memory(str(found["redis_admin_url"])))
+        notes += [note] if note else []
+        port_free(settings, int(found["port"]))
+        if client is not None and settings.topology == "standalone":
+            container = None
+            with contextlib.suppress(docker.errors.NotFound):
+                container = client.containers.get(str(found["container_name"]))
+            data_format(container, settings.image)
+    return notes

@@ -98,6 +98,22 @@ def stack_outputs(stack: str) -> dict[str, Any]:
     return {k: v.value for k, v in select_stack(stack, create=False).outputs().items()}
 
 
+def existing_outputs(stack: str) -> dict[str, Any] | None:
+    """The outputs of a stack that exists in the backend, or None before its first `up`."""
+    from pulumi import automation as auto
+
+    try:
+        return stack_outputs(stack)
+    except auto.StackNotFoundError:
+        return None
+
+
+def stack_resources(stack: str) -> list[dict[str, Any]]:
+    """The stack's resources as its state holds them (type, urn, parent, inputs, outputs);
+    secret values stay encrypted."""
+    return list(select_stack(stack, create=False).export_stack().deployment.get("resources") or [])
+
+
 def policy_args(stack: str) -> dict[str, list[str]]:
     config = POLICY_PACK / "config" / f"{stack}.json"
     return {"policy_packs": [str(POLICY_PACK)], "policy_pack_configs": [str(config)] if config.exists() else []}

@@ -58,12 +58,11 @@ def _first_line(report: pytest.TestReport) -> str:
 def run(
     stack: str | None = None,
     container: str | None = None,
-    outputs_source: str = "auto",
     quiet: bool = True,
     junit_xml: Path | None = None,
     instance: str = "cache",
 ) -> tuple[int, list[Check]]:
-    args = [str(SUITE), "--confcutdir", str(SUITE), "-p", "no:cacheprovider", "--outputs-source", outputs_source]
+    args = [str(SUITE), "--confcutdir", str(SUITE), "-p", "no:cacheprovider"]
     args += ["--instance", instance]
     if stack:
         args += ["--stack", stack]

@@ -9,7 +9,7 @@ two acknowledged writes is the unavailability window. The table is printed.
 from __future__ import annotations
 
 import contextlib
-import os
+import re
 import time
 from collections.abc import Iterator
 
@@ -17,9 +17,9 @@ import docker
 import pytest
 
 from bizosaas_redis_ops import smoke
-from conftest import TEST_EXTERNAL_NETWORK, TEST_PREFIX, free_port, local_up
+from conftest import TEST_EXTERNAL_NETWORK, TEST_PREFIX, free_port
 from dataset import differences, snapshot, write_every_type
-from harness import FAST, Deployment, Writer
+from harness import Deployment, Writer
 
 STACK = "staging"
 NAMES = {
@@ -33,21 +33,20 @@ RESULTS: list[tuple[str, int, int, int, float]] = []
 
 
 @pytest.fixture(scope="module")
-def safety(engine, offline_image, tmp_path_factory) -> Iterator[Deployment]:
-    env = {**os.environ, "BIZOSAAS_LOCAL_STATE": str(tmp_path_factory.mktemp("safety-state"))}
-    deployment = Deployment(STACK, NAMES, env, offline_image, free_port(), ["appendonly=false"])
+def safety(engine, offline_image) -> Iterator[Deployment]:
+    deployment = Deployment(STACK, NAMES, offline_image, ["appendonly=false"])
     deployment.up()
     yield deployment
-    with contextlib.suppress(docker.errors.NotFound):
-        engine.containers.get(NAMES["containerName"]).remove(force=True)
-    with contextlib.suppress(docker.errors.NotFound):
-        engine.volumes.get(NAMES["volumeName"]).remove(force=True)
+    deployment.close(engine)
     with contextlib.suppress(docker.errors.ImageNotFound):
         engine.images.remove(f"{offline_image}-retagged")
 
 
-def _change(deployment: Deployment, label: str, *changes: str, port: int | None = None) -> str:
-    """Apply one change under a writer; assert nothing was lost; record the measurement."""
+def _change(
+    deployment: Deployment, label: str, *changes: str, port: int | None = None, expect: str | None = "replaced"
+) -> str:
+    """Apply one change under a writer; assert nothing was lost; record the measurement.
+    `expect`: what Pulumi does to the container (replaced, updated in place, None: nothing)."""
     prefix = f"ds:{len(RESULTS)}"
     keys = write_every_type(deployment.admin(), prefix, count=100)
     before = snapshot(deployment.admin(), prefix)
@@ -65,7 +64,10 @@ def _change(deployment: Deployment, label: str, *changes: str, port: int | None 
     missing = [n for n, there in zip(writer.acked, pipe.execute(), strict=True) if not there]
     client.delete(*[f"w:{n}" for n in writer.acked] or ["w:none"])
     RESULTS.append((label, keys, len(problems), len(missing), writer.longest_gap))
-    assert "container replaced" in output, output
+    if expect is None:
+        assert not re.search(r"Container redis-container (replac|updat|creat|delet)", output), output
+    else:
+        assert f"redis-container {expect}" in output, output
     assert problems == [], problems[:5]
     assert missing == [], f"{len(missing)} of {len(writer.acked)} acknowledged writes lost"
     assert len(writer.acked) > 20, "the writer did not run"
@@ -79,9 +81,10 @@ def test_every_change_path_keeps_every_key_and_every_acknowledged_write(safety, 
     _change(safety, "AOF off -> on again (stale AOF kept aside)", "appendonly=true")
     _change(safety, "RDB rules changed", 'save=["60 1", "300 10"]')
     _change(safety, "published port changed", port=free_port())
-    _change(safety, "memory limit changed", "memoryLimit=5gb")
-    safety.image = _retagged(safety.image)
-    _change(safety, "image tag changed (same Redis)")
+    _change(safety, "memory limit changed (updated in place)", "memoryLimit=5gb", expect="updated")
+    # Another tag of the same image: Pulumi replaces the image resource, not the container.
+    retagged = _retagged(safety.sandbox.overrides["image"])
+    _change(safety, "image tag changed (same image: container kept)", f"image={retagged}", expect=None)
     _change(safety, "RDB and AOF off, keys only in memory", "save=[]", "appendonly=false")
     _change(safety, "... then replaced (port)", port=free_port())
     with capsys.disabled():
@@ -96,12 +99,9 @@ def test_maxmemory_below_the_data_is_refused_or_announced_before_anything_change
     pipe.execute()
     before = engine.containers.get(NAMES["containerName"]).id
     # Under noeviction every write would be refused: refused, nothing changed.
-    refused = local_up(
-        STACK, safety.port, safety.image, *FAST, *safety.settings, "maxmemoryPolicy=noeviction", "maxmemory=1mb",
-        names=NAMES, env=safety.env, check=False,
-    )  # fmt: skip
+    refused = safety.sandbox.attempt("maxmemoryPolicy=noeviction", "maxmemory=1mb")
     assert refused.returncode == 1
-    assert refused.stderr.startswith("bizosaas-redis local up: redis:maxmemory = 1.0mb is below the ")
+    assert refused.stderr.startswith("bizosaas-redis up: redis:maxmemory = 1.0mb is below the ")
     assert "in use under maxmemory-policy noeviction: writes would be refused" in refused.stderr
     assert engine.containers.get(NAMES["containerName"]).id == before
     # On an allkeys-lru cache it is what the policy is for: announced, applied, evicting.

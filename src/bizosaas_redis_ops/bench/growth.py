@@ -20,7 +20,7 @@ from bizosaas_redis import redis_conf
 from bizosaas_redis.constants import REDIS_GID, REDIS_UID
 from bizosaas_redis.settings import Settings
 
-from .. import local_apply, tables
+from .. import docker_engine, tables
 from .lab import Lab, wait_for
 from .probes import PeakRss, Probe
 from .runner import CLIENTS, BenchmarkError
@@ -173,7 +173,7 @@ def measure(lab: Lab, size_mb: int, progress: Callable[[str], None] = lambda _: 
     container.start()
     wait_for(socket_client(), timeout=600)
     first_command_s = time.monotonic() - started
-    local_apply.wait_healthy(engine, lab.container_name, timeout=600, poll=0.02)
+    docker_engine.wait_healthy(engine, lab.container_name, timeout=600, poll=0.02)
     healthy_s = time.monotonic() - started
     logged = _LOADED.findall(container.logs(since=since).decode(errors="replace"))
     redis_load_s = float(logged[-1]) if logged else float("nan")

@@ -1,8 +1,9 @@
 """testinfra suite of a deployed stack: `bizosaas-redis verify --stack NAME` (or --container NAME).
 
-Expectations come from the program itself (run under Pulumi's mock runtime for the
-stack) and the settings model; facts come from the running container through
-testinfra's docker backend, `docker inspect` from the host, and Redis itself.
+Expectations come from the stack's Pulumi state (the container's inputs as the program
+declared them, its `settings` output) and the settings model; facts come from the running
+container through testinfra's docker backend, `docker inspect` from the host, and Redis
+itself.
 """
 
 from __future__ import annotations
@@ -19,11 +20,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from bizosaas_redis import topology
-from bizosaas_redis.connection import instance_names
 from bizosaas_redis.constants import CONTAINER, LABEL_ROLE, LABEL_STACK, REMOTE_IMAGE
-from bizosaas_redis.settings import NoDurableInstance, Settings, build_settings
-from bizosaas_redis.settings import instance as instance_of
-from bizosaas_redis_ops import capture, local_apply, outputs
+from bizosaas_redis.settings import NoDurableInstance, Settings
+from bizosaas_redis_ops import outputs, pulumi_stack
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -31,19 +30,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--stack", help="stack whose deployment to verify")
     group.addoption("--container", help="container to verify (its stack and instance come from its labels)")
     group.addoption("--instance", default="cache", choices=["cache", "durable"], help="with layout split")
-    group.addoption(
-        "--outputs-source",
-        default="auto",
-        choices=["auto", "local", "pulumi"],
-        help="where stack outputs come from (default: local deploy state, else pulumi)",
-    )
 
 
 @dataclass
 class Deployment:
     stack: str
     settings: Settings
-    declared: dict[str, Any]  # the container's inputs as the program declares them
+    declared: dict[str, Any]  # the container's inputs as the program declared them (Pulumi state)
     image_name: str
     outputs: dict[str, Any]  # secrets included: never print
     inspect: dict[str, Any]
@@ -85,14 +78,11 @@ def deployment(request: pytest.FixtureRequest) -> Deployment:
             pytest.exit(f"container {container_name} has no {LABEL_STACK} label: pass --stack", 2)
     if not stack:
         pytest.exit("pass --stack NAME or --container NAME", 2)
-    # A local deploy may have overridden settings (image, port, ...): expectations follow what ran.
-    state = local_apply.State.load(stack)
-    values = local_apply.stack_values(stack, state.overrides)
     try:
-        settings = instance_of(build_settings(values, stack), instance)
+        found_outputs = outputs.load(stack, instance)
+        settings = outputs.settings(stack, instance, found_outputs)
     except NoDurableInstance as exc:
         pytest.exit(str(exc), 2)
-    found_outputs = outputs.load(stack, request.config.getoption("--outputs-source"), instance)
     node = None
     if settings.topology == "sentinel":
         # The primary Sentinel reports (outputs.load follows it), on its host's engine.
@@ -105,21 +95,18 @@ def deployment(request: pytest.FixtureRequest) -> Deployment:
         inspect = client.api.inspect_container(name)
     except docker.errors.NotFound:
         pytest.exit(f"container {name} of stack {stack} does not exist: deploy the stack first", 2)
-    cap = capture.run_program(stack, values=values)
-    declared = (
-        next(r for r in cap.of_type(CONTAINER) if r.plain["name"] == name)
-        if node
-        else cap.container(durable=instance == "durable")
+    resources = pulumi_stack.stack_resources(stack)
+    declared = next(
+        (r for r in resources if r["type"] == CONTAINER and r.get("outputs", {}).get("name") == name), None
     )
+    if declared is None:
+        pytest.exit(f"stack {stack} declares no container {name}", 2)
+    image = next(r for r in resources if r["type"] == REMOTE_IMAGE and r.get("parent") == declared.get("parent"))
     return Deployment(
         stack=stack,
         settings=settings,
-        declared=declared.plain,
-        image_name=next(
-            r.plain["name"]
-            for r in cap.of_type(REMOTE_IMAGE)
-            if r.name == f"{instance_names(settings.role).resource}-image"
-        ),
+        declared=declared["inputs"],
+        image_name=image["inputs"]["name"],
         outputs=found_outputs,
         inspect=inspect,
         docker=client,
