@@ -32,7 +32,6 @@ from bizosaas_redis.settings import (
     read_stack_config,
     stack_file,
 )
-from bizosaas_redis_ops import pulumi_stack
 from bizosaas_redis_ops.docker_engine import free_port
 from bizosaas_redis_ops.sandbox import Project, Sandbox
 
@@ -177,7 +176,7 @@ SHARE_ENGINE_VARIABLE = "BIZOSAAS_TESTS_SHARE_ENGINE"
 
 def own_names(stack: str) -> dict[str, str]:
     """The settings that give a stack's test deployment its own names."""
-    external = load_stack_file(stack).network_external
+    external = load_stack_file(stack, ROOT).network_external
     return {
         "containerName": f"{TEST_PREFIX}-{stack}",
         "volumeName": f"{TEST_PREFIX}-{stack}-data",
@@ -187,14 +186,14 @@ def own_names(stack: str) -> dict[str, str]:
 
 def own_settings(stack: str) -> Settings:
     """The stack's settings as its test deployment runs them."""
-    return build_settings({**read_stack_config(stack_file(stack)), **own_names(stack)}, stack)
+    return build_settings({**read_stack_config(stack_file(stack, ROOT)), **own_names(stack)}, stack)
 
 
 def real_names() -> set[str]:
     """Containers and volumes the real stacks use (both instances of a split stack)."""
     names: set[str] = set()
-    for stack in available_stacks():
-        for settings in instances(load_stack_file(stack)):
+    for stack in available_stacks(ROOT):
+        for settings in instances(load_stack_file(stack, ROOT)):
             names |= {settings.name, settings.volume_name}
     return names
 
@@ -203,8 +202,15 @@ def real_names() -> set[str]:
 CLI = Path(sys.executable).parent / "bizosaas-redis"
 
 
+# The session's three deployed stacks (the `deployed` fixture), for the helpers below.
+DEPLOYED: dict[str, Sandbox] = {}
+
+
 def cli(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run `bizosaas-redis ARGS` as a user would (on the tests' project folder)."""
+    """Run `bizosaas-redis ARGS` as a user would, on the deployed stacks' project folder."""
+    if env is None:
+        project_env = next(iter(DEPLOYED.values())).env() if DEPLOYED else {}
+        env = {**os.environ, **project_env}
     result = subprocess.run(
         [str(CLI), *args],
         capture_output=True,
@@ -219,7 +225,7 @@ def cli(*args: str, check: bool = True, env: dict[str, str] | None = None) -> su
 
 def outputs(stack: str) -> dict:
     """A deployed test stack's outputs, secrets in clear (never print them)."""
-    return pulumi_stack.stack_outputs(stack)
+    return DEPLOYED[stack].outputs()
 
 
 def app_client(stack: str) -> redis.Redis:
@@ -255,21 +261,14 @@ def _refuse_an_engine_with_real_stacks(client: docker.DockerClient) -> None:
 
 @pytest.fixture(scope="session")
 def project() -> Iterator[Project]:
-    """The tests' Pulumi project folder; this process and `cli()` work on it."""
+    """The Pulumi project folder of the deployed stacks (the checkout's stay untouched)."""
     made = Project()
-    saved = {key: os.environ.get(key) for key in made.env()}
-    os.environ.update(made.env())
     yield made
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
     made.remove()
 
 
 @pytest.fixture(scope="session")
-def engine(docker_client, offline_image, project):
+def engine(docker_client, offline_image):
     """A clean engine for the test stacks, their "Dokploy" network present."""
     _refuse_an_engine_with_real_stacks(docker_client)
     remove_leftovers(docker_client)
@@ -293,10 +292,10 @@ def sandbox_of(stack: str, image: str, *settings: str, names: dict[str, str] | N
 def deployed(engine, offline_image, project) -> Iterator[dict[str, Sandbox]]:
     """All three stacks up through `bizosaas-redis up`; stack -> its sandbox (tests that
     move a port update it)."""
-    stacks = {}
     for stack in STACKS:
-        stacks[stack] = Sandbox(stack, {**own_names(stack), "image": offline_image, "hostPort": free_port()}, project)
-        stacks[stack].up()
-    yield stacks
-    for sandbox in stacks.values():
+        DEPLOYED[stack] = Sandbox(stack, {**own_names(stack), "image": offline_image, "hostPort": free_port()}, project)
+        DEPLOYED[stack].up()
+    yield DEPLOYED
+    for sandbox in DEPLOYED.values():
         sandbox.close(engine)
+    DEPLOYED.clear()

@@ -111,11 +111,12 @@ def main() -> None:
 
 @main.command()
 @stack_option()
-def preview(stack: str) -> None:
+@click.option("--expect-no-changes", is_flag=True, help="fail when the preview finds any change (drift check)")
+def preview(stack: str, expect_no_changes: bool) -> None:
     """pulumi preview with the policy pack (policies/config/<stack>.json)."""
     from . import pulumi_stack
 
-    pulumi_stack.run("preview", load_stack_file(stack))
+    pulumi_stack.run("preview", load_stack_file(stack), expect_no_changes=expect_no_changes)
 
 
 @main.command()
@@ -134,9 +135,9 @@ def up(stack: str, yes: bool, no_verify: bool) -> None:
     settings = load_stack_file(stack)
     running = stack_outputs.running_instances(stack)
     try:
-        client = ensure_engine(start=False) if running else None
+        client = ensure_engine(start=False)
     except EngineError:
-        client = None  # a remote host: the data format is checked only on the local engine
+        client = None  # no engine here (a remote host): those checks are the engine's at `pulumi up`
     for note in preflight.before_update(settings, running, client):
         click.echo(f"note: {note}", err=True)
     pulumi_stack.run("up", settings, yes=yes)

@@ -115,13 +115,27 @@ def port_free(new: Settings, held: int | None) -> None:
             ) from None
 
 
+def network_exists(new: Settings, client: docker.DockerClient) -> None:
+    """An external network (Dokploy's) is looked up, never created: it must be there."""
+    if new.topology != "standalone" or not new.network_external:
+        return
+    if not [n for n in client.networks.list(names=[new.network_name]) if n.name == new.network_name]:
+        raise PreflightError(
+            f"redis:networkName = {new.network_name}: the network is external (redis:networkExternal: true) and "
+            f"does not exist on the Docker host; create it (docker network create {new.network_name}) or set "
+            "redis:networkExternal to false; nothing was changed"
+        )
+
+
 def before_update(new: Settings, running: dict[str, dict[str, Any]], client: docker.DockerClient | None) -> list[str]:
     """Notes on what the update does to the running data (maxmemory below what an instance
     holds, on a policy that evicts), or PreflightError when it would make the data unusable
     (maxmemory on a policy that refuses writes, an RDB format the new image cannot read, a
-    port that is taken). `running`: the outputs of each instance deployed now (cache,
-    durable), empty before the first deployment."""
+    port that is taken, an external network that is missing). `running`: the outputs of
+    each instance deployed now (cache, durable), empty before the first deployment."""
     notes = []
+    if client is not None:
+        network_exists(new, client)
     for settings in instances(new):
         found = running.get("durable" if settings.role == "durable" else "cache")
         if found is None:

@@ -24,6 +24,8 @@ POLICY_PACK = PROJECT_ROOT / "policies"
 # Where scripts/install-pulumi links the CLI and its language host.
 VENV_BIN = Path(sys.executable).parent
 INSTALL_HINT = "run scripts/install-pulumi (README, \"Installing the Pulumi engine\")"
+# Chosen by the caller's environment and kept by each workspace made from it.
+CARRIED = ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
 # No registry is asked: no update check, no plugin download (the plugins are installed).
 OFFLINE = {"PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true"}
 
@@ -46,9 +48,12 @@ def require_cli() -> str:
 
 
 def backend_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment for the Pulumi CLI: offline, the file backend by default, a passphrase for it."""
+    """Environment for the Pulumi CLI: offline, the file backend by default, a passphrase for
+    it. It carries the backend and passphrase chosen now, so that a workspace made with it
+    keeps them."""
     environ = dict(os.environ if environ is None else environ)
     env: dict[str, str] = {**OFFLINE, "PATH": search_path(environ)}
+    env |= {key: environ[key] for key in CARRIED if environ.get(key)}
     credentials = Path(environ.get("PULUMI_HOME", Path.home() / ".pulumi")) / "credentials.json"
     current = json.loads(credentials.read_text() or "{}").get("current") if credentials.exists() else None
     backend = environ.get("PULUMI_BACKEND_URL") or current
@@ -125,13 +130,17 @@ def run(
     yes: bool = False,
     show_secrets: bool = False,
     on_output: Callable[[str], Any] = print,
+    expect_no_changes: bool = False,
 ) -> dict[str, Any] | None:
-    """preview, up, destroy or outputs for the stack; outputs are returned (masked unless asked)."""
+    """preview, up, destroy or outputs for the stack; outputs are returned (masked unless asked).
+    `expect_no_changes`: a preview that finds changes fails (drift checks)."""
     if action in ("up", "destroy"):
         confirm_production(settings, action, yes, sys.stdin.isatty())
     stack = select_stack(settings.stack, create=action in ("preview", "up"))
     if action == "preview":
-        stack.preview(on_output=on_output, diff=True, **policy_args(settings.stack))
+        stack.preview(
+            on_output=on_output, diff=True, expect_no_changes=expect_no_changes, **policy_args(settings.stack)
+        )
         return None
     if action == "up":
         stack.up(on_output=on_output, **policy_args(settings.stack))

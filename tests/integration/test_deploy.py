@@ -1,0 +1,335 @@
+"""Deploy dev, staging and production with `bizosaas-redis up` and the real Pulumi engine,
+verify them with the testinfra suite, and prove the deployment's promises: no drift after
+`up`, data kept across replacement and destroy/up, secrets kept out of sight, bad input
+refused before anything changes.
+
+The stacks run under the tests' own names (conftest.own_names) from the tests' own Pulumi
+project folder and backend (sandbox.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+import redis
+
+from bizosaas_redis.constants import REDIS_GID, REDIS_UID
+from bizosaas_redis_ops import pulumi_stack
+from bizosaas_redis_ops.sandbox import Sandbox
+from conftest import CLI, STACKS, TEST_PREFIX, app_client, cli, free_port, outputs, own_names
+
+
+@pytest.mark.parametrize(("stack", "instance"), [*((stack, "cache") for stack in STACKS), ("production", "durable")])
+def test_verify_passes_on_each_deployed_stack(deployed, stack, instance):
+    result = cli("verify", "--stack", stack, "--instance", instance, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines()[2:-1] if line.strip()]
+    assert len(rows) >= 16 and all("  PASS  " in f"{row}  " for row in rows), result.stdout
+    assert result.stdout.splitlines()[-1] == f"{len(rows)} passed, 0 failed"
+
+
+def test_verify_fails_when_the_deployment_drifts(deployed, engine):
+    """The suite can fail: a container changed behind the program's back is caught."""
+    admin = redis.Redis.from_url(outputs("staging")["redis_admin_url"])
+    admin.config_set("maxmemory-policy", "noeviction")
+    try:
+        result = cli("verify", "--stack", "staging", check=False)
+        assert result.returncode == 1
+        failing = [line for line in result.stdout.splitlines() if "  FAIL  " in line]
+        assert len(failing) == 1 and failing[0].startswith("config get matches every setting"), result.stdout
+    finally:
+        admin.config_set("maxmemory-policy", "allkeys-lru")
+
+
+def test_the_three_stacks_run_side_by_side(deployed, engine):
+    for stack, sandbox in deployed.items():
+        container = engine.containers.get(f"{TEST_PREFIX}-{stack}")
+        assert container.status == "running" and container.attrs["State"]["Health"]["Status"] == "healthy"
+        assert container.attrs["HostConfig"]["PortBindings"]["6379/tcp"][0]["HostPort"] == str(sandbox.port)
+        assert container.attrs["HostConfig"]["ReadonlyRootfs"] is True
+        assert container.attrs["Config"]["User"] == f"{REDIS_UID}:{REDIS_GID}"
+        files = engine.containers.get(f"{TEST_PREFIX}-{stack}-files")
+        assert files.status == "created", "the files container never runs"
+        assert app_client(stack).ping()
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_drift_after_up(deployed, engine, stack):
+    """`preview --expect-no-changes` passes, a second `up` changes nothing, `refresh` finds nothing."""
+    sandbox = deployed[stack]
+    before = engine.containers.get(f"{TEST_PREFIX}-{stack}").id
+    result = sandbox.run("preview", "--stack", stack, "--expect-no-changes", check=False)
+    assert result.returncode == 0, sandbox.last_output[-3000:]
+    output = sandbox.up()
+    assert "created" not in output and "replaced" not in output and "updated" not in output, output[-3000:]
+    sandbox.workspace_stack().refresh(expect_no_changes=True)
+    assert engine.containers.get(f"{TEST_PREFIX}-{stack}").id == before
+
+
+def test_preview_with_drift_fails_expect_no_changes(deployed, engine):
+    """The drift check can fail: a container removed behind Pulumi's back is a change."""
+    sandbox = deployed["dev"]
+    client = app_client("dev")
+    client.set("kept:across-drift", "yes")
+    engine.containers.get(f"{TEST_PREFIX}-dev").stop(timeout=30)  # writes its snapshot first
+    engine.containers.get(f"{TEST_PREFIX}-dev").remove()
+    try:
+        sandbox.workspace_stack().refresh()
+        result = sandbox.run("preview", "--stack", "dev", "--expect-no-changes", check=False)
+        assert result.returncode == 1 and "redis-container" in sandbox.last_output
+    finally:
+        sandbox.up()
+    assert app_client("dev").get("kept:across-drift") == "yes"
+
+
+def test_replacement_keeps_the_data(deployed, engine):
+    client = app_client("production")
+    client.set("kept:across-replacement", "yes")
+    client.hset("kept:hash", mapping={"a": "1"})
+    before = engine.containers.get("bizosaas-test-production").id
+    output = deployed["production"].up(f"hostPort={free_port()}")
+    assert "redis-container replaced" in output
+    assert engine.containers.get("bizosaas-test-production").id != before
+    client = app_client("production")
+    assert client.get("kept:across-replacement") == "yes" and client.hgetall("kept:hash") == {"a": "1"}
+
+
+def test_destroy_keeps_the_data_volumes_and_up_brings_the_data_back(deployed, engine):
+    sandbox = deployed["production"]
+    app_client("production").set("kept:across-destroy", "yes")
+    sandbox.destroy()
+    assert not engine.containers.list(all=True, filters={"name": f"^/{TEST_PREFIX}-production"})
+    volumes = {v.name for v in engine.volumes.list()}
+    assert {own_names("production")["volumeName"], own_names("production")["volumeName"] + "_durable"} <= volumes
+    sandbox.up()
+    assert app_client("production").get("kept:across-destroy") == "yes"
+
+
+def test_dev_destroy_removes_the_network_it_created(deployed, engine):
+    sandbox = deployed["dev"]
+    sandbox.destroy()
+    assert not engine.networks.list(names=[own_names("dev")["networkName"]])
+    assert engine.volumes.get(own_names("dev")["volumeName"]), "retainDataOnDestroy keeps the volume"
+    sandbox.up()
+    assert app_client("dev").ping()
+
+
+def test_outputs_mask_secrets_unless_asked(deployed):
+    port = deployed["staging"].port
+    masked = cli("outputs", "--stack", "staging").stdout
+    clear = json.loads(cli("outputs", "--stack", "staging", "--show-secrets").stdout)
+    password = clear["redis_password"]
+    assert password not in masked and "[secret]" in masked
+    assert clear["redis_url"] == f"redis://default:{password}@127.0.0.1:{port}/0"
+    assert clear["port"] == port
+
+
+def _passwords() -> list[str]:
+    found = []
+    for stack in STACKS:
+        values = outputs(stack)
+        for key, value in values.items():
+            if key.endswith("redis_password"):
+                found.append(value)
+            if key.endswith("redis_admin_url"):
+                found.append(value.rsplit("@", 1)[0].rsplit(":", 1)[1])
+    return found
+
+
+def test_no_password_in_state_inspect_process_list_or_logs(deployed, engine, project):
+    passwords = _passwords()
+    assert len(passwords) == 7  # staging 2, production 2 + 2 (durable), dev 1 (admin)
+    cmdlines = []
+    for pid in Path("/proc").iterdir():
+        if pid.name.isdigit():
+            try:
+                cmdlines.append((pid / "cmdline").read_bytes().decode(errors="replace"))
+            except OSError:
+                continue
+    containers = engine.containers.list(all=True, filters={"name": f"^/{TEST_PREFIX}-"})
+    assert len(containers) >= 8  # 4 Redis containers, each with its files container
+    inspected = json.dumps([engine.api.inspect_container(c.id) for c in containers])
+    logs = "".join(c.logs().decode(errors="replace") for c in containers)
+    # `pulumi stack export` as an operator runs it (the Automation API's export shows secrets).
+    exported = "".join(
+        subprocess.run(
+            [pulumi_stack.require_cli(), "stack", "export", "--stack", stack],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=project.folder,
+            env={**os.environ, **sandbox.env()},
+        ).stdout
+        for stack, sandbox in deployed.items()
+    )
+    backend = "".join(
+        path.read_text(errors="replace")
+        for path in (project.folder / pulumi_stack.STATE_DIR_NAME).rglob("*")
+        if path.is_file()
+    )
+    assert '"ciphertext"' in exported and '"ciphertext"' in backend, "secrets are encrypted in the state"
+    for password in passwords:
+        assert not [c for c in cmdlines if password in c]
+        for place, text in (("inspect", inspected), ("logs", logs), ("export", exported), ("backend", backend)):
+            assert password not in text, f"a password in clear in {place}"
+
+
+def test_without_a_passphrase_nothing_is_deployed(engine, offline_image):
+    """The state holds the generated passwords, encrypted: no passphrase, no container."""
+    own = f"{TEST_PREFIX}-nopass"
+    sandbox = Sandbox("dev", {"containerName": own, "networkName": own, "volumeName": f"{own}-data"})
+    sandbox.overrides |= {"image": offline_image, "hostPort": free_port()}
+    sandbox.write()
+    env = {k: v for k, v in {**os.environ, **sandbox.env()}.items() if not k.startswith("PULUMI_CONFIG_PASSPHRASE")}
+    try:
+        result = subprocess.run(
+            [str(CLI), "up", "--stack", "dev", "--no-verify"], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines() == [
+            "bizosaas-redis up: the local file backend encrypts secrets with a passphrase: set "
+            "PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE), or log in to Pulumi Cloud (pulumi login)"
+        ]
+        assert not engine.containers.list(all=True, filters={"name": own})
+        assert not engine.networks.list(names=[own]) and not engine.volumes.list(filters={"name": own})
+    finally:
+        sandbox.project.remove()
+
+
+def test_a_missing_external_network_is_one_line_before_anything_changes(engine, offline_image):
+    own = f"{TEST_PREFIX}-nonet"
+    names = {"containerName": own, "networkName": f"{own}-missing", "volumeName": f"{own}-data"}
+    sandbox = Sandbox("staging", {**names, "image": offline_image, "hostPort": free_port()})
+    try:
+        result = sandbox.attempt()
+        assert result.returncode == 1
+        assert result.stderr.strip() == (
+            f"bizosaas-redis up: redis:networkName = {own}-missing: the network is external "
+            "(redis:networkExternal: true) and does not exist on the Docker host; create it "
+            f"(docker network create {own}-missing) or set redis:networkExternal to false; nothing was changed"
+        )
+        assert not engine.containers.list(all=True, filters={"name": own})
+    finally:
+        sandbox.project.remove()
+
+
+def test_a_tls_stack_is_healthy_and_serves_only_tls(deployed, engine, tmp_path):
+    """TLS on the dev stack, with certificates Redis can read."""
+    from test_redis_conf_server import _make_certs
+
+    from bizosaas_redis_ops import doctor
+
+    certs = tmp_path / "certs"
+    certs.mkdir(mode=0o755)
+    _make_certs(certs)
+    assert doctor.tls_files_check(certs).status == "FAIL"  # root-owned key: Redis could not read it
+    for name in ("tls.crt", "tls.key", "ca.crt"):
+        os.chown(certs / name, REDIS_UID, REDIS_GID)
+    (certs / "tls.key").chmod(0o600)
+    assert doctor.tls_files_check(certs).status == "OK"
+
+    sandbox = deployed["dev"]
+    port = free_port()
+    output = sandbox.up("tlsEnabled=true", f"tlsCertsDir={certs}", "tlsAuthClients=no", f"hostPort={port}")
+    assert "redis-container replaced" in output  # created healthy: the healthcheck speaks TLS
+    try:
+        url = outputs("dev")["redis_url"]
+        assert url.startswith("rediss://127.0.0.1:")
+        secure = redis.Redis.from_url(url, ssl_ca_certs=str(certs / "ca.crt"), ssl_check_hostname=False)
+        assert secure.ping()
+        with pytest.raises(redis.ConnectionError):
+            redis.Redis(host="127.0.0.1", port=port, socket_timeout=3).ping()
+        mounts = engine.containers.get("bizosaas-test-dev").attrs["Mounts"]
+        assert {"Type": "bind", "Destination": "/tls", "RW": False} in [
+            {k: m[k] for k in ("Type", "Destination", "RW")} for m in mounts
+        ]
+    finally:
+        for key in ("tlsEnabled", "tlsCertsDir", "tlsAuthClients"):
+            sandbox.overrides.pop(key, None)
+        sandbox.up()
+    assert app_client("dev").ping()
+
+
+def test_bad_values_are_refused_before_deploying(deployed, engine):
+    before = engine.containers.get("bizosaas-test-dev").id
+    result = deployed["dev"].attempt("maxmemoryPolicy=lru", "maxclients=0")
+    assert result.returncode == 1
+    assert "Pulumi.dev.yaml: 2 invalid setting(s)" in result.stderr
+    assert "redis:maxmemoryPolicy" in result.stderr and "redis:maxclients" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert engine.containers.get("bizosaas-test-dev").id == before
+
+
+def test_verify_of_a_missing_container_is_one_line(engine):
+    result = cli("verify", "--container", "bizosaas-test-no-such-container", check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "bizosaas-redis verify: no container named bizosaas-test-no-such-container"
+
+
+def test_a_taken_port_is_refused_before_the_running_container_is_touched(deployed, engine):
+    before = engine.containers.get(f"{TEST_PREFIX}-dev")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        result = deployed["dev"].attempt(f"hostPort={taken}")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"bizosaas-redis up: redis:hostPort = {taken}: 127.0.0.1:{taken} is taken (Address already in use); "
+        "choose a free port or stop what holds it; nothing was changed"
+    )
+    after = engine.containers.get(f"{TEST_PREFIX}-dev")
+    assert after.id == before.id and after.status == "running"
+
+
+def test_the_unix_socket_serves_consumers_with_the_group_and_no_one_else(deployed, engine, offline_image):
+    """unixSocket: consumer containers that mount the volume with group 1000 connect; others cannot."""
+    from bizosaas_redis import redis_conf
+    from bizosaas_redis_ops.docker_engine import run_to_completion
+
+    sandbox = deployed["staging"]
+    output = sandbox.up("unixSocket=true")
+    assert "redis-container replaced" in output
+    volume = f"{TEST_PREFIX}-staging-socket"
+    try:
+        env = outputs("staging")["consumer_env"]
+        assert (env["REDIS_SOCKET_VOLUME"], env["REDIS_SOCKET_PATH"]) == (volume, redis_conf.SOCKET_PATH)
+
+        def consumer(user: str) -> str:
+            # The healthcheck user's password is public (it may only PING).
+            command = ["redis-cli", "-s", redis_conf.SOCKET_PATH, "--user", redis_conf.HEALTHCHECK_USER]
+            command += ["--pass", redis_conf.HEALTHCHECK_PASSWORD, "--no-auth-warning", "ping"]
+            _code, out = run_to_completion(
+                engine,
+                offline_image,
+                command,
+                user=user,
+                volumes={volume: {"bind": redis_conf.SOCKET_DIR, "mode": "rw"}},
+                network_mode="none",
+            )
+            return out.strip()
+
+        assert consumer(f"{REDIS_UID + 1000}:{REDIS_GID}") == "PONG"  # another user, Redis's group
+        assert "Permission denied" in consumer("4242:4242")
+        # Host-side tools reach it through the volume's mount point.
+        mountpoint = Path(engine.volumes.get(volume).attrs["Mountpoint"])
+        over_tcp = redis.Redis.from_url(outputs("staging")["redis_url"], decode_responses=True)
+        over_socket = redis.Redis(
+            unix_socket_path=str(mountpoint / "redis.sock"),
+            username=over_tcp.connection_pool.connection_kwargs["username"],
+            password=over_tcp.connection_pool.connection_kwargs["password"],
+            decode_responses=True,
+        )
+        over_socket.set("socket:written", "yes")
+        assert over_tcp.get("socket:written") == "yes"
+        assert over_tcp.config_get("unixsocket*") == {"unixsocket": redis_conf.SOCKET_PATH, "unixsocketperm": "770"}
+    finally:
+        sandbox.overrides.pop("unixSocket")
+        sandbox.up()
+        assert volume not in [v.name for v in engine.volumes.list()], "the socket volume outlives the setting"
+    assert app_client("staging").ping()
