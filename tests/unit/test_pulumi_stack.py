@@ -94,7 +94,8 @@ def test_file_backend_by_default_and_it_needs_a_passphrase(tmp_path):
 
 
 def test_pulumi_cloud_when_a_token_or_login_says_so(tmp_path):
-    assert "PULUMI_BACKEND_URL" not in pulumi_stack.backend_env({"PULUMI_HOME": str(tmp_path), "PULUMI_ACCESS_TOKEN": "p"})
+    token = {"PULUMI_HOME": str(tmp_path), "PULUMI_ACCESS_TOKEN": "pul-x"}
+    assert "PULUMI_BACKEND_URL" not in pulumi_stack.backend_env(token)
     (tmp_path / "credentials.json").write_text('{"current": "https://api.pulumi.com"}')
     assert "PULUMI_BACKEND_URL" not in pulumi_stack.backend_env({"PULUMI_HOME": str(tmp_path)})
 
