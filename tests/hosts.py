@@ -111,7 +111,7 @@ class DockerHost:
     def load_image(self, source: docker.DockerClient, tag: str) -> None:
         """Copy an image from another engine (`docker save | docker load`): no registry needed."""
         assert self.client is not None
-        data = b"".join(source.images.get(tag).save(named=True))
+        data = b"".join(source.api.get_image(tag))  # saved under this tag, not the image's first
         self.client.images.load(data)
 
     def cut_off(self) -> None:

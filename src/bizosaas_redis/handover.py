@@ -4,8 +4,7 @@ A planned replacement of the primary's container (a config or image change) woul
 clients an outage of `downAfterMilliseconds` plus the failover. Asking Sentinel for a
 failover first costs them a reconnect: `SENTINEL FAILOVER` promotes an up-to-date replica
 and turns the old primary into its replica, so no acknowledged write is dropped. `pulumi
-up` runs this as the node container's before-delete hook; the local deployer calls it
-before it stops a node.
+up` runs this as the node container's before-delete hook.
 """
 
 from __future__ import annotations

@@ -146,7 +146,10 @@ def _handover_hook(settings: Settings, node: topology.Placed, resource: str, adm
 
     def before_delete(args: pulumi.ResourceHookArgs) -> None:
         if "admin" in known:
-            handover.move_primary_away(settings, node, known["admin"])
+            moved_to = handover.move_primary_away(settings, node, known["admin"])
+            if moved_to is not None:
+                # In `pulumi up`'s output: operators see that a planned change moved the primary.
+                pulumi.log.info(f"{node.container_name} handed the primary role to {moved_to[0]}:{moved_to[1]}")
 
     return pulumi.ResourceHook(f"{resource}-handover", before_delete)
 

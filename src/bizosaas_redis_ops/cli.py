@@ -128,19 +128,30 @@ def up(stack: str, yes: bool, no_verify: bool) -> None:
 
     Before anything changes, the running data is checked against the new settings
     (maxmemory, RDB format, port): a change that would make it unusable is refused."""
+    from . import offline_image, preflight, pulumi_stack
     from . import outputs as stack_outputs
-    from . import preflight, pulumi_stack
     from .docker_engine import EngineError, ensure_engine
 
     settings = load_stack_file(stack)
+    pulumi_stack.confirm_production(settings, "up", yes, sys.stdin.isatty())
     running = stack_outputs.running_instances(stack)
     try:
         client = ensure_engine(start=False)
     except EngineError:
         client = None  # no engine here (a remote host): those checks are the engine's at `pulumi up`
+    stand_in = offline_image.dev_fallback(settings, client) if client is not None else None
+    if stand_in is not None:
+        pulumi_stack.set_config(stack, "redis:image", stand_in)
+        click.echo(
+            f"note: redis:image = {settings.image} cannot be pulled here (no registry answers): the dev stack now "
+            f"runs {stand_in}, built from Debian's packages, set in Pulumi.{stack}.yaml "
+            f"(`pulumi config rm redis:image --stack {stack}` goes back to the stack's default)",
+            err=True,
+        )
+        settings = load_stack_file(stack)
     for note in preflight.before_update(settings, running, client):
         click.echo(f"note: {note}", err=True)
-    pulumi_stack.run("up", settings, yes=yes)
+    pulumi_stack.run("up", settings, yes=True)  # confirmed above
     if settings.layout == "split":
         from . import layout_move
 

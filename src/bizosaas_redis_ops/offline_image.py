@@ -34,6 +34,7 @@ import docker
 
 from bizosaas_redis.constants import REDIS_GID, REDIS_UID
 from bizosaas_redis.errors import BizosaasRedisError
+from bizosaas_redis.settings import Settings
 
 from .docker_engine import ensure_engine
 
@@ -399,3 +400,20 @@ def _tag_exact_version(client: docker.DockerClient, image: Any, tag: str, spec: 
     repository = tag.rsplit(":", 1)[0]
     image.tag(repository, found.group(1).decode())
     return f"{repository}:{found.group(1).decode()}"
+
+
+def dev_fallback(settings: Settings, client: docker.DockerClient) -> str | None:
+    """On a machine that reaches no registry, the dev stack runs the offline stand-in: its
+    tag (built when missing) when the stack's image is neither here nor pullable; None
+    otherwise, and always for staging and production, which run only what they name."""
+    if settings.environment != "dev":
+        return None
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        client.images.get(settings.image)
+        return None
+    try:
+        client.images.pull(settings.image)
+        return None
+    except docker.errors.APIError:
+        server = next((name for name, s in SERVERS.items() if s.flavour == settings.flavour), DEFAULT_SERVER)
+        return build(client, server=server)

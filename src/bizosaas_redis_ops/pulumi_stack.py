@@ -103,6 +103,13 @@ def stack_outputs(stack: str) -> dict[str, Any]:
     return {k: v.value for k, v in select_stack(stack, create=False).outputs().items()}
 
 
+def set_config(stack: str, key: str, value: str) -> None:
+    """`pulumi config set KEY VALUE --stack STACK`: written into the stack file."""
+    from pulumi import automation as auto
+
+    select_stack(stack).set_config(key, auto.ConfigValue(value=value))
+
+
 def existing_outputs(stack: str) -> dict[str, Any] | None:
     """The outputs of a stack that exists in the backend, or None before its first `up`."""
     from pulumi import automation as auto

@@ -110,4 +110,4 @@ def test_the_compose_service_is_adopted_with_every_key(engine, adopting, capsys)
     assert drift.returncode == 0, "the adopted volume is the stack's, with no drift:\n" + adopting.last_output[-3000:]
     assert outage < MAX_OUTAGE_SECONDS
     with capsys.disabled():
-        print(f"\nadoption: {keys} keys kept, 0 lost; Redis unavailable {outage:.1f} s (stop, remove, bizosaas-redis up)")
+        print(f"\nadoption: {keys} keys kept, 0 lost; Redis unavailable {outage:.1f} s (stop, rm, up)")

@@ -1,4 +1,4 @@
-"""Backup and restore on a locally deployed stack: every key, value and TTL comes back."""
+"""Backup and restore on a stack deployed with `bizosaas-redis up`: every key, value and TTL comes back."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from bizosaas_redis_ops import backup, outputs
-from conftest import TEST_PREFIX, admin_client, cli, local_up
+from conftest import TEST_PREFIX, admin_client, cli, own_names
 from dataset import snapshot, write_every_type
 
 STACK = "staging"
@@ -43,9 +43,10 @@ def test_backup_destroy_restore_brings_every_key_back(deployed, engine, offline_
     assert backup_file.stat().st_mode & 0o777 == 0o600
     assert (tmp_path / f"{backup_file.name}.sha256").stat().st_mode & 0o777 == 0o600
 
-    # Lose everything: container and data volume gone, a fresh empty deployment.
-    cli("local", "down", "--stack", STACK, "--delete-data")
-    local_up(STACK, deployed[STACK], offline_image)
+    # Lose everything: the stack destroyed, its retained data volume deleted, a fresh empty deployment.
+    deployed[STACK].destroy()
+    engine.volumes.get(own_names(STACK)["volumeName"]).remove()
+    deployed[STACK].up()
     assert _snapshot() == {}
 
     result = cli("restore", "--stack", STACK, str(backup_file))
@@ -68,10 +69,14 @@ def test_backup_destroy_restore_brings_every_key_back(deployed, engine, offline_
 
 
 def _wait_for_ping(timeout: float = 30) -> None:
+    _wait_for_ping_on(STACK, timeout)
+
+
+def _wait_for_ping_on(stack: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if admin_client(STACK).ping():
+            if admin_client(stack).ping():
                 return
         except redis.RedisError:
             if time.monotonic() > deadline:
@@ -136,7 +141,7 @@ def test_backup_of_a_stopped_container_is_one_line(deployed, engine):
         assert result.stderr.startswith("bizosaas-redis backup: Redis refused: Error 111 connecting to 127.0.0.1:")
     finally:
         engine.containers.get(f"{TEST_PREFIX}-dev").start()
-        local_up("dev", deployed["dev"], "localhost/redis-offline:7.0")
+        _wait_for_ping_on("dev")
 
 
 def test_a_restore_that_fails_half_way_leaves_redis_running_on_its_data(deployed, engine, tmp_path, monkeypatch):
@@ -145,7 +150,9 @@ def test_a_restore_that_fails_half_way_leaves_redis_running_on_its_data(deployed
     # Placing fails after the current data went aside: the worst moment.
     monkeypatch.setattr(backup, "_place_command", lambda aof: "false")
     with pytest.raises(backup.BackupError) as caught:
-        backup.restore(engine, outputs.settings(STACK, "local"), made)
+        with deployed[STACK].active():
+            settings = outputs.settings(STACK)
+        backup.restore(engine, settings, made)
     assert str(caught.value) == "restore failed: placing the backup failed; the previous data is back in place"
     assert engine.containers.get(f"{TEST_PREFIX}-{STACK}").status == "running"
     assert admin_client(STACK).get("bk:0:before-failed-restore") == "kept"
@@ -153,9 +160,9 @@ def test_a_restore_that_fails_half_way_leaves_redis_running_on_its_data(deployed
 
 def test_a_split_stacks_durable_instance_is_backed_up_and_restored_on_its_own(deployed, tmp_path):
     """Production splits: its queues live on the durable instance, backed up apart from the cache."""
-    durable = redis.Redis.from_url(
-        outputs.load("production", "local", "durable")["redis_admin_url"].rsplit("/", 1)[0] + "/1"
-    )
+    with deployed["production"].active():
+        durable_url = outputs.load("production", "durable")["redis_admin_url"]
+    durable = redis.Redis.from_url(durable_url.rsplit("/", 1)[0] + "/1")
     durable.rpush("bk:queue", *range(100))
     cached = cli("backup", "--stack", "production", "--dest", str(tmp_path), "--keep", "1")
     made = cli("backup", "--stack", "production", "--instance", "durable", "--dest", str(tmp_path), "--keep", "1")

@@ -23,7 +23,7 @@ from redis.retry import Retry
 from bizosaas_redis.constants import REDIS_GID, REDIS_UID, REDIS_USER
 from bizosaas_redis_ops import smoke, tables
 from bizosaas_redis_ops.bench.probes import PeakRss
-from conftest import TEST_EXTERNAL_NETWORK, TEST_PREFIX, free_port, unavailable
+from conftest import TEST_EXTERNAL_NETWORK, TEST_PREFIX, unavailable
 from dataset import differences, snapshot, write_every_type
 from harness import Deployment, Writer
 
@@ -40,23 +40,19 @@ def _names(label: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def deploy(engine, offline_image, tmp_path) -> Iterator:
+def deploy(engine, offline_image) -> Iterator:
     """Deploy the staging stack file under a fault's own names; removed afterwards."""
     made: list[Deployment] = []
 
     def _deploy(label: str, *settings: str) -> Deployment:
-        env = {**os.environ, "BIZOSAAS_LOCAL_STATE": str(tmp_path / f"state-{label}")}
-        deployment = Deployment(STACK, _names(label), env, offline_image, free_port(), list(settings))
+        deployment = Deployment(STACK, _names(label), offline_image, settings)
         made.append(deployment)
         deployment.up()
         return deployment
 
     yield _deploy
     for deployment in made:
-        with contextlib.suppress(docker.errors.NotFound):
-            engine.containers.get(deployment.names["containerName"]).remove(force=True)
-        with contextlib.suppress(docker.errors.NotFound):
-            engine.volumes.get(deployment.names["volumeName"]).remove(force=True)
+        deployment.close(engine)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -2,9 +2,10 @@
 
 Each host is a network namespace with its own dockerd (tests/hosts.py). The staging stack
 runs under the tests' names with topology sentinel: node 0 (the first primary), two
-replicas and three Sentinels, one of each per host, deployed by `local up` through each
-host's Docker endpoint. Writers count acknowledged writes through Sentinel, as services
-do (bizosaas_redis_patterns.connect); each fault reports the longest time without a
+replicas and three Sentinels, one of each per host, deployed by `bizosaas-redis up` (the
+real engine, a docker provider per host) through each host's Docker endpoint. Writers
+count acknowledged writes through Sentinel, as services do
+(bizosaas_redis_patterns.connect); each fault reports the longest time without a
 successful write and the acknowledged writes missing afterwards. The table is printed.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -28,8 +30,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from bizosaas_redis import topology
-from bizosaas_redis.settings import build_settings, read_stack_config, stack_file
-from bizosaas_redis_ops import local_apply, smoke_celery, tables
+from bizosaas_redis_ops import smoke_celery, tables
+from bizosaas_redis_ops.sandbox import Sandbox
 from bizosaas_redis_patterns import EventStream, KeySpace, connect
 from conftest import TEST_PREFIX, cli
 from harness import CountingWriter
@@ -69,14 +71,17 @@ def _overrides(hosts: list[DockerHost], image: str, **more: Any) -> dict[str, An
 class Stack:
     hosts: list[DockerHost]
     image: str
-    overrides: dict[str, Any]
+    sandbox: Sandbox
 
     @property
     def settings(self):  # type: ignore[no-untyped-def]
-        return build_settings({**read_stack_config(stack_file(STACK)), **self.overrides}, STACK)
+        return self.sandbox.settings()
 
     def outputs(self) -> dict[str, Any]:
-        return local_apply.outputs(STACK, show_secrets=True)
+        return self.sandbox.outputs()
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return cli(*args, env={**os.environ, **self.sandbox.env()}, check=False)
 
     def app_url(self) -> tuple[str, str]:
         """The services' REDIS_URL (sentinel://, with the password) and the master name."""
@@ -121,18 +126,17 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(offline_image, docker_client, tmp_path_factory) -> Iterator[Stack]:
-    patch = pytest.MonkeyPatch()
-    patch.setenv("BIZOSAAS_LOCAL_STATE", str(tmp_path_factory.mktemp("ha-state")))
+def stack(offline_image, docker_client) -> Iterator[Stack]:
     with docker_hosts(3) as hosts:
         for host in hosts:
             host.load_image(docker_client, offline_image)
-        deployed = Stack(hosts, offline_image, _overrides(hosts, offline_image))
-        local_apply.up(STACK, deployed.overrides)
+        deployed = Stack(hosts, offline_image, Sandbox(STACK, _overrides(hosts, offline_image)))
         try:
+            deployed.sandbox.up()
             yield deployed
         finally:
-            patch.undo()
+            # The hosts go with their dockerd and everything on them; the state with the folder.
+            deployed.sandbox.project.remove()
     if RESULTS:
         print(
             "\n"
@@ -261,15 +265,15 @@ def test_verify_monitor_and_smoke_work_through_sentinel(stack: Stack) -> None:
     """The tools find the primary through Sentinel (the outputs name node 0): verify checks
     its container on its host's engine, monitor shows the replication rows."""
     _settled(stack)
-    checked = cli("verify", "--stack", STACK, check=False)
+    checked = stack.cli("verify", "--stack", STACK)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    found = cli("monitor", "--stack", STACK, "--json", check=False)
+    found = stack.cli("monitor", "--stack", STACK, "--json")
     assert found.returncode in (0, 1), found.stderr
     rows = {m["name"]: m for m in json.loads(found.stdout)["metrics"]}
     assert rows["replicas online"]["value"] == "2 of 2"
     assert rows["Sentinel's view"]["status"] == "OK", rows["Sentinel's view"]
     assert rows["failovers"]["status"] == "OK"
-    smoke = cli("smoke", "--stack", STACK, check=False)
+    smoke = stack.cli("smoke", "--stack", STACK)
     assert smoke.returncode == 0, smoke.stdout + smoke.stderr
 
 
@@ -386,14 +390,15 @@ def test_partitioned_primary_stops_taking_writes(stack: Stack) -> None:
 def test_planned_change_hands_the_primary_over(stack: Stack) -> None:
     _settled(stack)
     with Writer(stack, "planned:") as writer:
-        result = local_apply.up(STACK, {**stack.overrides, "loglevel": "verbose"})
-    nodes = {n.container_name for n in topology.nodes(stack.settings)}
-    assert {result.actions[name] for name in nodes} == {"replaced"}  # Sentinels: loglevel is not theirs
-    handed = [note for note in result.notes if "handed the role" in note]
-    assert handed, result.notes  # the primary's replacement went through a handover
+        output = stack.sandbox.up("loglevel=verbose")
+    # Every node's container is replaced; the Sentinels' are not (loglevel is not theirs).
+    replaced = set(re.findall(r"Container (\S+)-container replaced", output))
+    assert len(replaced) == len(topology.nodes(stack.settings)) and not any("sentinel" in r for r in replaced), output
+    handed = re.findall(r"handed the primary role to \S+", output)
+    assert handed, output[-4000:]  # the primary's replacement went through a handover
     lost = writer.lost()
     _record(
-        "planned change replacing every node (local up)",
+        "planned change replacing every node (pulumi up)",
         writer,
         lost,
         f"handed over {len(handed)} time(s) (SENTINEL FAILOVER)",

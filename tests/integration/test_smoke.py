@@ -115,7 +115,7 @@ def _target_for(port: int, password: str | None = None, user: str = "default", s
 
 
 def test_wrong_password_is_one_clear_line(deployed):
-    port = deployed["staging"]
+    port = deployed["staging"].port
     result = cli("smoke", "--url", _target_for(port, "not-the-password"), check=False)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("bizosaas-redis smoke: authentication failed at 127.0.0.1:")

@@ -8,19 +8,20 @@ volume is refused before anything changes.
 
 from __future__ import annotations
 
-import contextlib
 import os
+import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-import docker
 import pytest
 import redis
 
 from bizosaas_redis import redis_conf
 from bizosaas_redis.settings import available_stacks, load_stack_file
 from bizosaas_redis_ops import offline_image, smoke
-from conftest import TEST_PREFIX, cli, free_port, local_up
+from bizosaas_redis_ops.sandbox import Sandbox
+from conftest import ROOT, TEST_PREFIX, cli, free_port
 from dataset import differences, snapshot, write_every_type
 from harness import Deployment, Writer
 
@@ -32,9 +33,9 @@ VERSIONS = {"redis-7.0": "7.0.", "redis-8.0": "8.0.", "valkey-8.1": "7.2."}
 
 
 @pytest.mark.parametrize("server", SERVERS)
-@pytest.mark.parametrize("stack", available_stacks())
+@pytest.mark.parametrize("stack", available_stacks(ROOT))
 def test_the_rendered_config_means_the_same_on_every_server(start_redis, server, stack):
-    settings = load_stack_file(stack)
+    settings = load_stack_file(stack, ROOT)
     conf = redis_conf.render(settings, APP if settings.auth_enabled else None, ADMIN)
     process = start_redis(conf, server_name=server)
     admin = process.client(username="admin", password=ADMIN)
@@ -46,7 +47,7 @@ def test_the_rendered_config_means_the_same_on_every_server(start_redis, server,
 
 @pytest.mark.parametrize("server", SERVERS)
 def test_acl_users_behave_the_same_on_every_server(start_redis, server):
-    process = start_redis(redis_conf.render(load_stack_file("production"), APP, ADMIN), server_name=server)
+    process = start_redis(redis_conf.render(load_stack_file("production", ROOT), APP, ADMIN), server_name=server)
     app = process.client(password=APP)
     assert app.set("k", "v") and app.eval("return 1", 0) == 1
     for command in ("FLUSHALL", "FLUSHDB", "KEYS *", "CONFIG GET maxmemory", "SHUTDOWN", "ACL LIST"):
@@ -60,7 +61,7 @@ def test_acl_users_behave_the_same_on_every_server(start_redis, server):
 
 @pytest.mark.parametrize("server", SERVERS)
 def test_the_smoke_suite_passes_on_every_server(start_redis, server):
-    conf = redis_conf.render(load_stack_file("staging"), APP, ADMIN)
+    conf = redis_conf.render(load_stack_file("staging", ROOT), APP, ADMIN)
     process = start_redis(conf, server_name=server)
     env = {**os.environ, "REDIS_URL": f"redis://default:{APP}@127.0.0.1:{process.port}/0"}
     result = cli("smoke", env=env, check=False)
@@ -77,83 +78,84 @@ def images(docker_client) -> dict[str, str]:
     return {name: offline_image.build(docker_client, server=name) for name in SERVERS}
 
 
+@dataclass
+class Versioned:
+    """The dev stack file under this module's own names, deployed on one server or another."""
+
+    sandbox: Sandbox
+    images: dict[str, str]
+
+    def up(self, server: str) -> None:
+        self.sandbox.up(f"image={self.images[server]}", _flavour(server))
+
+    def attempt(self, server: str) -> subprocess.CompletedProcess:
+        return self.sandbox.attempt(f"image={self.images[server]}", _flavour(server))
+
+    def admin(self) -> redis.Redis:
+        return redis.Redis.from_url(self.sandbox.outputs()["redis_admin_url"])
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return cli(*args, env={**os.environ, **self.sandbox.env()})
+
+
 @pytest.fixture
-def versioned(engine, images, tmp_path) -> Iterator:
-    """Deploy the dev stack file on a given image under this module's own names."""
+def versioned(engine, images) -> Iterator[Versioned]:
     names = {
         "containerName": f"{TEST_PREFIX}-versions",
         "volumeName": f"{TEST_PREFIX}-versions-data",
         "networkName": f"{TEST_PREFIX}-versions-net",
     }
-    env = {**os.environ, "BIZOSAAS_LOCAL_STATE": str(tmp_path / "state")}
-    port = free_port()
-
-    def up(server: str, check: bool = True):
-        settings = ("appendonly=true", "healthcheckInterval=1", "healthcheckTimeout=1", _flavour(server))
-        return local_up("dev", port, images[server], *settings, names=names, env=env, check=check)
-
-    yield up, env, names
-    cli("local", "down", "--stack", "dev", "--delete-data", env=env, check=False)
-    with contextlib.suppress(docker.errors.NotFound):
-        engine.containers.get(names["containerName"]).remove(force=True)
-    with contextlib.suppress(docker.errors.NotFound):
-        engine.volumes.get(names["volumeName"]).remove(force=True)
-
-
-def _admin(env: dict[str, str]) -> redis.Redis:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("BIZOSAAS_LOCAL_STATE", env["BIZOSAAS_LOCAL_STATE"])
-        from bizosaas_redis_ops import local_apply
-
-        return redis.Redis.from_url(local_apply.outputs("dev", show_secrets=True)["redis_admin_url"])
+    settings = {"appendonly": True, "healthcheckInterval": 1, "healthcheckTimeout": 1, "hostPort": free_port()}
+    made = Versioned(Sandbox("dev", {**names, **settings}), images)
+    yield made
+    made.sandbox.close(engine)
+    made.sandbox.project.remove()
 
 
 def test_an_upgrade_keeps_the_data_and_a_redis_8_backup_is_verified_and_restored(versioned, engine, tmp_path):
-    up, env, _ = versioned
-    up("redis-7.0")
-    _admin(env).set("from-7.0", "kept")
-    up("redis-8.0")  # 7.0 -> 8.0: reads the older format
-    admin = _admin(env)
+    versioned.up("redis-7.0")
+    versioned.admin().set("from-7.0", "kept")
+    versioned.up("redis-8.0")  # 7.0 -> 8.0: reads the older format
+    admin = versioned.admin()
     assert admin.get("from-7.0") == b"kept" and admin.info("server")["redis_version"].startswith("8.0.")
     admin.set("from-8.0", "kept")
-    made = Path(cli("backup", "--stack", "dev", "--dest", str(tmp_path / "b"), env=env).stdout.split()[0])
+    made = Path(versioned.cli("backup", "--stack", "dev", "--dest", str(tmp_path / "b")).stdout.split()[0])
     assert made.read_bytes()[:9] == b"REDIS0012"  # Redis 7.0's checker would call this corrupt
     admin.set("after-backup", "goes aside")
-    result = cli("restore", "--stack", "dev", str(made), env=env)
+    result = versioned.cli("restore", "--stack", "dev", str(made))
     assert "restored" in result.stdout
-    admin = _admin(env)
+    admin = versioned.admin()
     assert admin.get("from-8.0") == b"kept" and admin.get("after-backup") is None
 
 
 def test_a_switch_to_a_server_that_cannot_read_the_data_is_refused(versioned, engine):
-    up, env, names = versioned
-    up("redis-8.0")
-    admin = _admin(env)
+    versioned.up("redis-8.0")
+    admin = versioned.admin()
     admin.set("precious", "1")
     admin.bgrewriteaof()  # the AOF base and snapshot are now format 12
     admin.save()
-    before = engine.containers.get(names["containerName"]).id
-    refused = up("valkey-8.1", check=False)
+    name = versioned.sandbox.settings().name
+    before = engine.containers.get(name).id
+    refused = versioned.attempt("valkey-8.1")
     assert refused.returncode == 1
     assert refused.stderr.strip() == (
-        "bizosaas-redis local up: redis:image = localhost/valkey-offline:8.1 reads RDB format up to 11, but the "
+        f"bizosaas-redis up: redis:image = {versioned.images['valkey-8.1']} reads RDB format up to 11, but the "
         "data on the volume is format 12 (written by a newer server): it would not load it. Keep a server that "
         "reads it, or copy the keys logically into a fresh deployment (SCAN and rewrite each key); nothing was "
         "changed"
     )
-    assert engine.containers.get(names["containerName"]).id == before
-    assert _admin(env).get("precious") == b"1"
+    assert engine.containers.get(name).id == before
+    assert versioned.admin().get("precious") == b"1"
 
 
 @pytest.mark.parametrize("server", SERVERS)
-def test_switching_aof_keeps_every_key_and_write_on_every_server(engine, images, tmp_path, server):
+def test_switching_aof_keeps_every_key_and_write_on_every_server(engine, images, server):
     names = {
         "containerName": f"{TEST_PREFIX}-aof-{server}",
         "volumeName": f"{TEST_PREFIX}-aof-{server}-data",
         "networkName": f"{TEST_PREFIX}-aof-{server}-net",
     }
-    env = {**os.environ, "BIZOSAAS_LOCAL_STATE": str(tmp_path / "state")}
-    deployment = Deployment("dev", names, env, images[server], free_port(), ["appendonly=false", _flavour(server)])
+    deployment = Deployment("dev", names, images[server], ["appendonly=false", _flavour(server)])
     try:
         deployment.up()
         for label, change in (("off -> on", "appendonly=true"), ("on -> off", "appendonly=false")):
@@ -161,32 +163,30 @@ def test_switching_aof_keeps_every_key_and_write_on_every_server(engine, images,
             before = snapshot(deployment.admin(), f"aof:{label}")
             with Writer(smoke.with_db(deployment.outputs()["redis_admin_url"], 0), deployment.port) as writer:
                 output = deployment.up(change)
-            assert "container replaced" in output
+            assert "redis-container replaced" in output
             assert differences(before, snapshot(deployment.admin(), f"aof:{label}"), 60_000) == [], (server, label)
             client = deployment.admin()
             assert all(client.exists(f"w:{n}") for n in writer.acked), (server, label)
             assert len(before) == keys and len(writer.acked) > 20
     finally:
-        cli("local", "down", "--stack", "dev", "--delete-data", env=env, check=False)
+        deployment.close(engine)
 
 
 @pytest.mark.parametrize("server", ["redis-8.0", "valkey-8.1"])
 def test_verify_passes_on_a_deployment_of_each_newer_server(versioned, server):
-    up, env, _ = versioned
-    up(server)
-    result = cli("verify", "--stack", "dev", env=env, check=False)
+    versioned.up(server)
+    result = cli("verify", "--stack", "dev", env={**os.environ, **versioned.sandbox.env()}, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[-1].endswith("passed, 0 failed")
 
 
 def test_a_valkey_backup_is_verified_by_valkeys_checker_and_restored(versioned, tmp_path):
-    up, env, _ = versioned
-    up("valkey-8.1")
-    admin = _admin(env)
+    versioned.up("valkey-8.1")
+    admin = versioned.admin()
     admin.set("from-valkey", "kept")
-    made = Path(cli("backup", "--stack", "dev", "--dest", str(tmp_path / "b"), env=env).stdout.split()[0])
+    made = Path(versioned.cli("backup", "--stack", "dev", "--dest", str(tmp_path / "b")).stdout.split()[0])
     assert made.read_bytes()[:9] == b"REDIS0011"
     admin.set("after-backup", "goes aside")
-    assert "restored" in cli("restore", "--stack", "dev", str(made), env=env).stdout
-    admin = _admin(env)
+    assert "restored" in versioned.cli("restore", "--stack", "dev", str(made)).stdout
+    admin = versioned.admin()
     assert admin.get("from-valkey") == b"kept" and admin.get("after-backup") is None

@@ -7,11 +7,12 @@ import subprocess
 
 import pytest
 
+from bizosaas_redis_ops.sandbox import Project, Sandbox, parse_assignments
 from conftest import CLI
 
 SUBCOMMANDS = [
-    "preview", "up", "destroy", "outputs", "doctor", "local", "verify", "smoke", "monitor",
-    "benchmark", "backup", "restore", "alert-rules", "docs", "offline-image",
+    "preview", "up", "destroy", "outputs", "doctor", "verify", "smoke", "monitor",
+    "benchmark", "backup", "restore", "layout-move", "alert-rules", "docs", "offline-image",
 ]  # fmt: skip
 
 
@@ -27,8 +28,7 @@ def test_help_lists_every_subcommand_and_each_has_its_own():
         assert f"\n  {name} " in listed, name
         result = run(name, "--help")
         assert result.returncode == 0 and result.stdout.startswith(f"Usage: bizosaas-redis {name} "), name
-    for name in ("up", "down", "status"):
-        assert run("local", name, "--help").returncode == 0
+    assert "\n  local " not in listed, "one way to deploy: bizosaas-redis up (pulumi up)"
 
 
 @pytest.mark.parametrize(
@@ -60,11 +60,6 @@ def test_help_lists_every_subcommand_and_each_has_its_own():
             "bizosaas-redis restore: pyproject.toml.sha256 is missing: cannot tell whether pyproject.toml is intact",
         ),
         (
-            ["local", "up", "--stack", "dev", "--set", "maxclients=0"],
-            1,
-            "bizosaas-redis local up: Pulumi.dev.yaml with local overrides: 1 invalid setting(s):",
-        ),
-        (
             ["monitor", "--url", "redis://127.0.0.1:1/0"],
             2,
             "bizosaas-redis monitor: cannot connect to 127.0.0.1:1: connection refused; "
@@ -78,9 +73,8 @@ def test_help_lists_every_subcommand_and_each_has_its_own():
         ),
     ],
 )
-def test_bad_input_is_one_line(args, code, line, tmp_path):
-    env = {**os.environ, "PULUMI_CONFIG_PASSPHRASE": "x", "BIZOSAAS_LOCAL_STATE": str(tmp_path)}
-    result = run(*args, env=env)
+def test_bad_input_is_one_line(args, code, line):
+    result = run(*args, env={**os.environ, "PULUMI_CONFIG_PASSPHRASE": "x"})
     assert result.returncode == code
     assert result.stderr.splitlines()[0] == line
     assert "Traceback" not in result.stderr
@@ -98,11 +92,7 @@ def test_bad_input_is_one_line(args, code, line, tmp_path):
         (["smoke", "--stack", "dev", "--broker-db", "3"], "Error: --broker-db and --result-db go with --url"),
         (["monitor"], "Error: give --stack, or --url / REDIS_URL"),
         (["backup", "--stack", "dev", "--keep", "0"], "Error: Invalid value for '--keep': 0 is not in the range x>=1."),
-        (
-            ["local", "up", "--stack", "dev", "--set", "maxclients"],
-            "Error: Invalid value for --set: takes KEY=VALUE, got 'maxclients'",
-        ),
-        (["outputs", "--stack", "dev", "--outputs-source", "nowhere"], "Error: Invalid value for '--outputs-source':"),
+        (["outputs", "--stack", "dev", "--outputs-source", "local"], "Error: No such option '--outputs-source'."),
         (["monitor", "--url", "redis://h/0", "--interval", "0"], "Error: Invalid value for '--interval': 0.0 is not"),
         (["monitor", "--url", "redis://h/0", "--watch", "0.1"], "Error: Invalid value for '--watch': 0.1 is not"),
         (["benchmark", "smoke", "--stack", "dev", "--runs", "0"], "Error: Invalid value for '--runs': 0 is not in"),
@@ -117,12 +107,7 @@ def test_bad_input_is_one_line(args, code, line, tmp_path):
         (["alert-rules", "--stack", "dev", "--all"], "Error: give exactly one of --stack and --all"),
         (["verify", "--stack", "dev", "--container", "x"], "Error: give exactly one of --stack and --container"),
         (["docs", "--bogus"], "Error: No such option '--bogus'."),
-        (["local", "up", "--stack", "dev", "--port", "0"], "Error: Invalid value for '--port': 0 is not in the range"),
-        (["local", "launch"], "Error: No such command 'launch'."),
-        (
-            ["local", "up", "--stack", "dev", "--port", "70000"],
-            "Error: Invalid value for '--port': 70000 is not in the range 1<=x<=65535.",
-        ),
+        (["local", "up", "--stack", "dev"], "Error: No such command 'local'."),
     ],
 )
 def test_usage_errors_name_the_argument(args, message):
@@ -146,10 +131,13 @@ SETTING_ERRORS = [
 
 @pytest.mark.parametrize(("assignment", "problem"), SETTING_ERRORS, ids=[a for a, _ in SETTING_ERRORS])
 def test_a_bad_setting_names_itself_before_anything_is_deployed(assignment, problem, tmp_path):
-    env = {**os.environ, "PULUMI_CONFIG_PASSPHRASE": "x", "BIZOSAAS_LOCAL_STATE": str(tmp_path)}
-    result = run("local", "up", "--stack", "dev", "--set", assignment, env=env)
+    """The dev stack file with one bad setting, in a project folder of its own: `up` says
+    what is wrong in one line per problem before Pulumi runs (no state is made)."""
+    sandbox = Sandbox("dev", parse_assignments([assignment]), Project(folder=tmp_path))
+    sandbox.write()
+    result = run("up", "--stack", "dev", "--no-verify", env={**os.environ, **sandbox.env()})
     assert result.returncode == 1 and "Traceback" not in result.stderr
     lines = result.stderr.splitlines()
-    assert lines[0] == "bizosaas-redis local up: Pulumi.dev.yaml with local overrides: 1 invalid setting(s):"
+    assert lines[0] == "bizosaas-redis up: Pulumi.dev.yaml: 1 invalid setting(s):"
     assert lines[1].startswith(f"  - {problem}"), lines[1]
-    assert not list(tmp_path.iterdir())  # nothing deployed, no state written
+    assert not (tmp_path / ".pulumi-state").exists() or not any((tmp_path / ".pulumi-state").iterdir())

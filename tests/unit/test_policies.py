@@ -12,8 +12,8 @@ from pulumi_policy import ResourceValidationArgs
 from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
+import capture
 from bizosaas_redis.settings import available_stacks, read_stack_config, stack_file
-from bizosaas_redis_ops import capture
 from bizosaas_redis_ops.docs import policy_config
 from conftest import ROOT
 from redis_policies import rules

@@ -14,7 +14,7 @@ from bizosaas_redis.settings import (
     read_stack_config,
     stack_file,
 )
-from bizosaas_redis_ops.capture import is_secret, label_dict, run_program, unwrap
+from capture import is_secret, label_dict, run_program, unwrap
 
 CONTAINER = "docker:index/container:Container"
 IMAGE = "docker:index/remoteImage:RemoteImage"

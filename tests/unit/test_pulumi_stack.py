@@ -106,10 +106,10 @@ def test_previews_and_updates_run_the_policy_pack_with_the_stack_config():
     assert args["policy_pack_configs"] == [str(ROOT / "policies" / "config" / "staging.json")]
 
 
-def test_outputs_without_pulumi_or_local_state_say_what_to_do(tmp_path, monkeypatch):
+def test_outputs_without_a_pulumi_cli_say_how_to_install_it(tmp_path, monkeypatch):
     from bizosaas_redis_ops import outputs
 
+    monkeypatch.setattr(pulumi_stack, "VENV_BIN", tmp_path)
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setenv("BIZOSAAS_LOCAL_STATE", str(tmp_path))
-    with pytest.raises(outputs.OutputsError, match=r"Pulumi CLI is not installed.*bizosaas-redis local up --stack dev"):
+    with pytest.raises(outputs.OutputsError, match=r"the Pulumi CLI is not installed; run scripts/install-pulumi"):
         outputs.load("dev")

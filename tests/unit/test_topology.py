@@ -9,10 +9,10 @@ import subprocess
 
 import pytest
 
+import capture
 from bizosaas_redis import redis_conf, sentinel_conf, startup, topology
 from bizosaas_redis.constants import CONTAINER, DOCKER_PROVIDER
 from bizosaas_redis.settings import SettingsError, build_settings
-from bizosaas_redis_ops import capture
 
 HOSTS = {
     "a": {"url": "ssh://deploy@10.0.0.11", "address": "10.0.0.11"},

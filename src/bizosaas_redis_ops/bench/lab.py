@@ -1,7 +1,8 @@
 """The benchmark's own servers, under `bizosaas-bench-*` names, removed afterwards.
 
-- `deployment`: the stack deployed by the local applier under its own names, network and
-  port, with the unix socket on (the stack's settings otherwise);
+- `deployment`: the stack deployed with `bizosaas-redis up` (the real engine) from a
+  project folder of its own (sandbox.py), under its own names, network and port, with the
+  unix socket on (the stack's settings otherwise);
 - `seed`: the compose container as the seed runs it (`redis-server --maxmemory 2gb
   --maxmemory-policy allkeys-lru`, no password, no AOF) on the same network;
 - `limit`: a bare redis-server of the same image on the host's loopback (host network:
@@ -11,9 +12,7 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,11 +23,11 @@ import docker
 import redis
 
 from bizosaas_redis import redis_conf
-from bizosaas_redis.settings import Settings, build_settings, load_yaml, read_stack_config, stack_file
+from bizosaas_redis.connection import with_db
+from bizosaas_redis.settings import Settings
 
-from .. import local_apply
 from ..docker_engine import free_port
-from ..smoke import with_db
+from ..sandbox import Sandbox, parse_assignments
 from . import NAME_PREFIX
 from .runner import BenchmarkError
 
@@ -57,9 +56,8 @@ class Lab:
     settings: list[str] = field(default_factory=list)  # more KEY=VALUE for the deployment
     prefix: str = NAME_PREFIX
     port: int = field(default_factory=free_port)
-    _state: tempfile.TemporaryDirectory[str] = field(default_factory=tempfile.TemporaryDirectory)
-    _made: list[str] = field(default_factory=list)  # containers started outside the applier
-    _admin_url: str | None = None  # read from the applier's state once per deployment
+    _sandbox: Sandbox | None = None  # made by the first deploy
+    _made: list[str] = field(default_factory=list)  # containers started outside the stack
 
     # --- the deployment ------------------------------------------------------------------
 
@@ -91,44 +89,31 @@ class Lab:
         }
         if self.image:
             found["image"] = self.image
-        for item in [*self.settings, *more]:
-            key, _, value = item.partition("=")
-            found[key] = load_yaml(value)
-        return found
+        return found | parse_assignments([*self.settings, *more])
 
-    @contextlib.contextmanager
-    def _local_state(self) -> Iterator[None]:
-        """The applier's state in a folder of the lab's, with a passphrase of its own."""
-        saved = {k: os.environ.get(k) for k in ("BIZOSAAS_LOCAL_STATE", "PULUMI_CONFIG_PASSPHRASE")}
-        os.environ["BIZOSAAS_LOCAL_STATE"] = self._state.name
-        os.environ["PULUMI_CONFIG_PASSPHRASE"] = saved["PULUMI_CONFIG_PASSPHRASE"] or "bizosaas-bench"
-        try:
-            yield
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+    @property
+    def sandbox(self) -> Sandbox:
+        if self._sandbox is None:
+            self._sandbox = Sandbox(self.stack, self.overrides())
+        return self._sandbox
 
-    def deploy(self, *more: str) -> local_apply.Result:
-        self._admin_url = None
-        with self._local_state():
-            return local_apply.up(self.stack, self.overrides(*more), client=self.engine)
+    def deploy(self, *more: str) -> str:
+        """`bizosaas-redis up` of the stack with the lab's settings and `more`; its output."""
+        self.sandbox.overrides = self.overrides(*more)
+        return self.sandbox.up()
 
     def remove_deployment(self) -> None:
-        with self._local_state(), contextlib.suppress(local_apply.LocalApplyError):
-            local_apply.down(self.stack, delete_data=True, client=self.engine)
+        if self._sandbox is not None:
+            self._sandbox.close(self.engine)
+            self._sandbox.project.remove()
+            self._sandbox = None
 
     def deployed_settings(self) -> Settings:
-        return build_settings({**read_stack_config(stack_file(self.stack)), **self.overrides()}, self.stack)
+        return self.sandbox.settings()
 
     def admin(self) -> redis.Redis:
-        if self._admin_url is None:
-            # The outputs come from running the program under mocks: once, not per client.
-            with self._local_state():
-                self._admin_url = with_db(local_apply.outputs(self.stack, show_secrets=True)["redis_admin_url"], 0)
-        return redis.Redis.from_url(self._admin_url, socket_timeout=30)
+        # The outputs are read once per deployment (each read runs the Pulumi CLI).
+        return redis.Redis.from_url(with_db(self.sandbox.outputs()["redis_admin_url"], 0), socket_timeout=30)
 
     def deployment_image(self) -> str:
         return str(self.engine.containers.get(self.container_name).attrs["Config"]["Image"])
@@ -186,7 +171,6 @@ class Lab:
                 self.engine.containers.get(name).remove(force=True, v=True)
         self._made.clear()
         self.remove_deployment()
-        self._state.cleanup()
 
     def __enter__(self) -> Lab:
         return self

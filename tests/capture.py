@@ -1,9 +1,9 @@
-"""Run the Pulumi program under Pulumi's mock runtime and capture what it declares.
+"""Run the Pulumi program under Pulumi's mock runtime and capture what it declares (unit tests).
 
-No Pulumi engine runs here, so this is how tests, the policy pack's tests and the local
-deployer see the program: every registered resource with its inputs (camelCase keys,
-numbers as floats, secrets wrapped, exactly as the engine would receive them) and every
-stack output with its secrecy.
+Fast feedback without an engine: every registered resource with its inputs (camelCase
+keys, numbers as floats, secrets wrapped, as the engine would receive them), its resource
+options, and every stack output with its secrecy. What deploys is proven by the
+integration tests, through `pulumi up`.
 """
 
 from __future__ import annotations
