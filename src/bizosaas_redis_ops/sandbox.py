@@ -150,9 +150,9 @@ class Sandbox:
         )
         self.last_output = result.stdout + result.stderr
         if check and result.returncode != 0:
-            raise SandboxError(
-                f"bizosaas-redis {' '.join(args)} failed ({result.returncode}):\n{self.last_output[-6000:]}"
-            )
+            # Pulumi's own account of what failed, else the end of the output.
+            shown = self.last_output.partition("Diagnostics:")[2].partition("\nOutputs:")[0] or self.last_output
+            raise SandboxError(f"bizosaas-redis {' '.join(args)} failed ({result.returncode}):\n{shown[-6000:]}")
         return result
 
     def up(self, *changes: str, **kwargs: Any) -> str:

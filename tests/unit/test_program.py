@@ -287,6 +287,8 @@ def test_a_split_stack_declares_two_instances_and_says_which_serves_what(capture
     assert (cache.name, durable.name) == ("redis-container", "redis-durable-container")
     # The durable container waits for the cache's: a change to both takes one down at a time.
     assert any(urn.endswith("::redis-container") for urn in durable.options["dependencies"])
+    # Its files container waits too: replacing it deletes the durable container first.
+    assert any(urn.endswith("::redis-container") for urn in cap.files_of(durable).options["dependencies"])
     assert not any("durable" in urn for urn in cache.options["dependencies"])
     assert label_dict(durable.plain["labels"])["com.bizosaas.redis.maxmemory-policy"] == "noeviction"
     assert "maxmemory-policy noeviction" in files(cap, durable=True)["uploads"][0]["content"]

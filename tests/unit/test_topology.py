@@ -142,16 +142,20 @@ def test_the_program_places_each_container_on_its_hosts_engine():
         "redis-docker-b": HOSTS["b"]["url"],
         "redis-docker-c": HOSTS["c"]["url"],
     }
-    containers = {r.plain["name"]: r for r in cap.of_type(CONTAINER)}
+    everything = {r.plain["name"]: r for r in cap.of_type(CONTAINER)}
+    containers = {name: r for name, r in everything.items() if r.plain.get("start") is not False}
     assert set(containers) == {"x", "x-1", "x-2", "x-sentinel-1", "x-sentinel-2", "x-sentinel-3"}
+    assert set(everything) - set(containers) == {f"{name}-files" for name in containers}
     for name, host in (("x", "a"), ("x-1", "b"), ("x-2", "c"), ("x-sentinel-2", "b")):
         assert f"::redis-docker-{host}::" in containers[name].options["provider"]
+        # Its files land on its volume, on its host.
+        assert f"::redis-docker-{host}::" in everything[f"{name}-files"].options["provider"]
         assert containers[name].plain["networkMode"] == "host"
         assert "ports" not in containers[name].plain
     # Replicas before node 0 (it depends on them), Sentinels after every node.
-    order = [r.plain["name"] for r in cap.of_type(CONTAINER)]
+    order = [r.plain["name"] for r in containers.values()]
     assert order.index("x-2") < order.index("x-1") < order.index("x") < order.index("x-sentinel-1")
-    for r in cap.of_type(CONTAINER):
+    for r in containers.values():  # the files containers' uploads are secrets
         text = json.dumps(r.plain)
         assert "app-pw-7" not in text and "admin-pw-7" not in text
 
@@ -175,7 +179,8 @@ def test_consumers_get_sentinel_urls_and_transport_options():
 def test_standalone_is_unchanged_by_the_topology_code():
     cap = capture.run_program("staging", values={}, secrets_config=PASSWORDS)
     assert not cap.of_type(DOCKER_PROVIDER)
-    (container,) = cap.of_type(CONTAINER)
+    container = cap.container()
+    assert len(cap.of_type(CONTAINER)) == 2  # with its files container
     assert container.plain["command"] == startup.COMMAND
     assert "networkMode" not in container.plain
     assert "REDIS_SENTINELS" not in cap.outputs["consumer_env"].value

@@ -190,7 +190,9 @@ class RedisService(pulumi.ComponentResource):
                 (redis_conf.CONFIG_PATH, conf),
                 (startup.START_SCRIPT_PATH, startup.render(settings.flavour, node_of.discovery if node_of else None)),
             ),
-            child,
+            # In the same order as the containers: a files container replaced deletes its
+            # container first, so it must wait for the containers this one waits for.
+            pulumi.ResourceOptions(parent=self, depends_on=after),
         )
         mounts = []
         if settings.tls_enabled:

@@ -80,7 +80,9 @@ class RedisSentinel(pulumi.ComponentResource):
                     startup.render_sentinel(settings.flavour, discovery, settings.sentinel_quorum),
                 ),
             ),
-            child,
+            # In the same order as the containers: a files container replaced deletes its
+            # container first, so it must wait for the containers this one waits for.
+            pulumi.ResourceOptions(parent=self, depends_on=after),
         )
         self.container = docker.Container(
             f"{name}-container",
