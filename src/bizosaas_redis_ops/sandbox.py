@@ -95,12 +95,14 @@ class Project:
 
 @dataclass
 class Sandbox:
-    """`stack` (a real stack file's name) with `overrides`, in a project folder of its own
-    unless one is shared (the tests' three stacks share one)."""
+    """`stack` (a real stack file's name, or `source`, another stack file) with
+    `overrides`, in a project folder of its own unless one is shared (the tests' three
+    stacks share one)."""
 
     stack: str
     overrides: dict[str, Any] = field(default_factory=dict)
     project: Project = field(default_factory=Project)
+    source: Path | None = None
     last_output: str = ""
     _outputs: dict[str, Any] | None = None  # read once per update
 
@@ -110,7 +112,7 @@ class Sandbox:
 
     @property
     def values(self) -> dict[str, Any]:
-        return {**read_stack_config(stack_file(self.stack, PROJECT_ROOT)), **self.overrides}
+        return {**read_stack_config(self.source or stack_file(self.stack, PROJECT_ROOT)), **self.overrides}
 
     def settings(self) -> Settings:
         return build_settings(self.values, self.stack)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 from pathlib import Path
@@ -333,3 +334,35 @@ def test_the_unix_socket_serves_consumers_with_the_group_and_no_one_else(deploye
         sandbox.up()
         assert volume not in [v.name for v in engine.volumes.list()], "the socket volume outlives the setting"
     assert app_client("staging").ping()
+
+
+def test_the_policy_pack_runs_through_the_engine(engine, offline_image):
+    """`preview` loads the pack from the project venv: the unsafe fixture stack is refused
+    with exactly its mandatory violations; dev's findings are advisory and only warn."""
+    from conftest import ROOT, TEST_EXTERNAL_NETWORK
+
+    own = f"{TEST_PREFIX}-unsafe"
+    names = {"containerName": own, "volumeName": f"{own}-data", "networkName": TEST_EXTERNAL_NETWORK}
+    unsafe = Sandbox("unsafe", names, source=ROOT / "tests" / "fixtures" / "Pulumi.unsafe.yaml")
+    try:
+        refused = unsafe.run("preview", "--stack", "unsafe", check=False)
+        assert refused.returncode == 1, unsafe.last_output[-3000:]
+        mandatory = set(re.findall(r"\[mandatory\]\s+(redis-[a-z-]+)", unsafe.last_output))
+        assert mandatory == {
+            "redis-dangerous-commands-denied",
+            "redis-durable-data-not-evicted",
+            "redis-image-pinned",
+            "redis-persistence-configured",
+            "redis-port-not-public",
+            "redis-restart-policy-set",
+        }, unsafe.last_output[-3000:]
+        assert not engine.containers.list(all=True, filters={"name": own})
+    finally:
+        unsafe.project.remove()
+    dev = Sandbox("dev", {**own_names("dev"), "containerName": f"{own}-dev", "image": offline_image})
+    try:
+        warned = dev.run("preview", "--stack", "dev", check=False)
+        assert warned.returncode == 0, dev.last_output[-3000:]
+        assert "[advisory]  redis-auth-required" in dev.last_output and "[mandatory]" not in dev.last_output
+    finally:
+        dev.project.remove()
