@@ -411,21 +411,25 @@ def benchmark_smoke(stack: str, runs: int, no_throughput: bool) -> None:
     click.echo(bench.table(rows))
 
 
+image_option = click.option("--image", help="the server image [default: the stack's]; e.g. the offline stand-in")
+name_prefix_option = click.option(
+    "--name-prefix",
+    default=NAME_PREFIX,
+    show_default=True,
+    help="the benchmark's containers, volumes and networks are named <prefix>-*",
+)
+
+
 def lab_options(command: Callable[..., None]) -> Callable[..., None]:
     """What `benchmark paths` and `benchmark growth` share: the stack, image, settings and chart."""
     for option in reversed(
         [
             stack_option(default="staging"),
-            click.option("--image", help="the server image [default: the stack's]; e.g. the offline stand-in"),
+            image_option,
             click.option(
                 "--set", "assignments", multiple=True, metavar="KEY=VALUE", help="override a setting; repeatable"
             ),
-            click.option(
-                "--name-prefix",
-                default=NAME_PREFIX,
-                show_default=True,
-                help="the benchmark's containers, volume and network are named <prefix>-*",
-            ),
+            name_prefix_option,
             click.option(
                 "--chart",
                 type=click.Path(dir_okay=False, path_type=Path),
@@ -506,6 +510,27 @@ def benchmark_growth(
             found.append(growth.measure(lab, size, progress=lambda line: click.echo(f"  {line}", err=True)))
     click.echo(growth.table(found))
     click.echo(f"chart: {charts.growth_chart(found, _chart_path(chart, 'growth'))}")
+
+
+@benchmark.command("deploy")
+@image_option
+@name_prefix_option
+def benchmark_deploy(image: str | None, name_prefix: str) -> None:
+    """How long `up`, `preview`, a no-change `up`, `refresh` and `destroy` take per stack.
+
+    Deploys each stack file under <prefix>-<stack> names with the real Pulumi engine (from
+    a project folder of its own, external networks made for the run), times each step and
+    removes everything; prints one row per stack.
+    """
+    from .bench import deploy_times
+    from .docker_engine import ensure_engine
+
+    engine = ensure_engine()
+    found = [
+        deploy_times.measure(engine, stack, image, name_prefix, lambda line: click.echo(f"  {line}", err=True))
+        for stack in available_stacks()
+    ]
+    click.echo(deploy_times.table(found))
 
 
 def _sizes(value: str) -> list[int]:

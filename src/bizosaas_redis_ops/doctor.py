@@ -13,7 +13,7 @@ from bizosaas_redis.settings import Settings, instances
 
 from . import tables
 from .docker_engine import EngineError, ensure_engine
-from .pulumi_stack import INSTALL_HINT
+from .pulumi_stack import INSTALL_HINT, search_path
 
 
 @dataclass
@@ -106,7 +106,7 @@ def doctor(settings: Settings) -> list[Check]:
     if "DOCKER_HOST" not in os.environ:
         checks.append(userland_proxy_check(_read(DAEMON_JSON), _dockerd_cmdline(), settings.unix_socket))
 
-    pulumi = shutil.which("pulumi")
+    pulumi = shutil.which("pulumi", path=search_path())  # the venv's first, as bizosaas-redis runs it
     checks.append(Check("pulumi CLI", "OK" if pulumi else "WARN", pulumi or f"missing; {INSTALL_HINT}"))
     return checks
 

@@ -60,6 +60,11 @@ def parse_assignments(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return found
 
 
+def settings_of(stack: str, overrides: dict[str, Any], source: Path | None = None) -> Settings:
+    """The settings of a real stack file (or `source`) with `overrides`."""
+    return build_settings({**read_stack_config(source or stack_file(stack, PROJECT_ROOT)), **overrides}, stack)
+
+
 @dataclass
 class Project:
     """A Pulumi project folder running the checkout's program, with its own file backend."""
@@ -115,7 +120,7 @@ class Sandbox:
         return {**read_stack_config(self.source or stack_file(self.stack, PROJECT_ROOT)), **self.overrides}
 
     def settings(self) -> Settings:
-        return build_settings(self.values, self.stack)
+        return settings_of(self.stack, self.overrides, self.source)
 
     def env(self) -> dict[str, str]:
         return self.project.env()

@@ -90,8 +90,11 @@ def test_the_compose_service_is_adopted_with_every_key(engine, adopting, capsys)
     taken = time.monotonic()
     assert len(before) == keys
 
-    # 2. The README's path: stop the compose service (Redis saves on SIGTERM), remove its
-    # container (the volume stays), `bizosaas-redis up`.
+    # 2. The README's path: preview (nothing changes yet), stop the compose service (Redis
+    # saves on SIGTERM), remove its container (the volume stays), `bizosaas-redis up`.
+    previewed = adopting.run("preview", "--stack", "staging", check=False)
+    assert previewed.returncode == 0 and "redis-container create" in adopting.last_output
+    assert seed.reload() is None and seed.status == "running"
     with Probe(port) as probe:
         seed.stop(timeout=30)
         seed.remove()

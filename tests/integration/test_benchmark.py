@@ -68,3 +68,13 @@ def test_growth_measures_each_size_and_cleans_up(engine, offline_image, tmp_path
     assert 0 < peak < limit
     assert chart.read_bytes().startswith(PNG)
     _nothing_left(engine, dangling)
+
+
+def test_deploy_times_every_stack_and_cleans_up(engine, offline_image):
+    dangling = _dangling_volumes(engine)
+    result = cli("benchmark", "deploy", "--image", offline_image, "--name-prefix", PREFIX)
+    rows = [re.split(r"\s{2,}", line.strip()) for line in result.stdout.splitlines()[2:] if line.strip()]
+    assert [row[0] for row in rows] == ["dev", "production", "staging"]
+    for row in rows:
+        assert len(row) == 6 and all(cell.endswith(" s") and float(cell[:-2]) > 0 for cell in row[1:]), row
+    _nothing_left(engine, dangling)

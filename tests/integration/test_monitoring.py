@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -293,7 +294,7 @@ def test_promtool_test_can_fail(promtool, tmp_path):
 def test_doctor_checks_the_host(deployed, engine):
     # The real staging stack's network: checked as it is on this engine (a Dokploy host has it).
     present = bool(engine.networks.list(names=["dokploy-network"]))
-    result = cli("doctor", "--stack", "staging", check=False)
+    result = cli("doctor", "--stack", "staging", check=False, env=dict(os.environ))  # the checkout's stack file
     rows = {line.split("  ")[0].strip(): line for line in result.stdout.splitlines()[2:]}
     for name in (
         "docker engine",
@@ -304,7 +305,7 @@ def test_doctor_checks_the_host(deployed, engine):
         "pulumi CLI",
     ):
         assert name in rows, result.stdout
-    assert "  OK  " in rows["docker engine"] + "  "
+    assert "  OK  " in rows["docker engine"] + "  " and "  OK  " in rows["pulumi CLI"] + "  "
     if present:
         assert "  OK  " in rows["network dokploy-network"] + "  " and result.returncode == 0
     else:

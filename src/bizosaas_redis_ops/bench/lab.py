@@ -27,7 +27,7 @@ from bizosaas_redis.connection import with_db
 from bizosaas_redis.settings import Settings
 
 from ..docker_engine import free_port
-from ..sandbox import Sandbox, parse_assignments
+from ..sandbox import Sandbox, parse_assignments, settings_of
 from . import NAME_PREFIX
 from .runner import BenchmarkError
 
@@ -109,7 +109,7 @@ class Lab:
             self._sandbox = None
 
     def deployed_settings(self) -> Settings:
-        return self.sandbox.settings()
+        return settings_of(self.stack, self.overrides())
 
     def admin(self) -> redis.Redis:
         # The outputs are read once per deployment (each read runs the Pulumi CLI).
