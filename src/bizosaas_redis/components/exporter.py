@@ -10,7 +10,7 @@ import pulumi_docker as docker
 from .. import redis_conf
 from ..constants import SERVICE_EXPORTER
 from ..settings import Settings
-from .files import File, files_container
+from .files import File, files_container, served_by
 from .hardening import hardened_container_args, label_args, ownership_labels, stack_label
 
 COMPONENT_TYPE = "bizosaas:redis:RedisExporter"
@@ -84,8 +84,6 @@ class RedisExporter(pulumi.ComponentResource):
             volumes=[secrets],
             labels=label_args(ownership_labels(settings, SERVICE_EXPORTER)),
             **hardened_container_args(settings, EXPORTER_MEMORY_MB),
-            opts=pulumi.ResourceOptions.merge(
-                moved, pulumi.ResourceOptions(delete_before_replace=True, depends_on=[files], replace_with=[files])
-            ),
+            opts=pulumi.ResourceOptions.merge(moved, served_by(files, None, self)),
         )
         self.register_outputs({"container_name": self.container.name})

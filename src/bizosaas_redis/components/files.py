@@ -83,3 +83,23 @@ def server_files(config: tuple[str, pulumi.Input[str]], script: tuple[str, str])
         File(config_path, config_text, "0600", REDIS_UID, REDIS_GID),
         File(script_path, script_text, "0500", REDIS_UID, REDIS_GID),
     ]
+
+
+def served_by(
+    files: docker.Container,
+    after: list[pulumi.Resource] | None,
+    parent: pulumi.Resource,
+    hooks: pulumi.ResourceHookBinding | None = None,
+) -> pulumi.ResourceOptions:
+    """The options of a container whose files `files` writes: created after it (and after
+    `after`, another instance's or node's container, healthy first: `wait`), replaced with
+    it (new files: stopped first, started after), delete-before-replace (its name is
+    fixed), and replaced on the edits the provider ignores after creation."""
+    return pulumi.ResourceOptions(
+        parent=parent,
+        depends_on=[files, *(after or [])],
+        replace_with=[files],
+        hooks=hooks,
+        delete_before_replace=True,
+        replace_on_changes=["healthcheck", "tmpfs"],
+    )

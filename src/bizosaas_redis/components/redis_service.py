@@ -15,7 +15,7 @@ from ..constants import LABEL_PREFIX, REDIS_GID, REDIS_UID, REDIS_USER, SERVICE_
 from ..settings import Settings
 from ..topology import Placed
 from .exporter import RedisExporter
-from .files import files_container, server_files
+from .files import files_container, served_by, server_files
 from .hardening import hardened_container_args, label_args, lifecycle_args, ownership_labels, stack_label
 
 COMPONENT_TYPE = "bizosaas:redis:RedisService"
@@ -216,22 +216,13 @@ class RedisService(pulumi.ComponentResource):
             labels=label_args(labels(settings, node)),
             **lifecycle_args(settings, redis_conf.healthcheck_command(settings, node.port if node else None)),
             **hardened_container_args(settings, settings.memory_limit_mb),
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                # Another instance's container, created (and healthy: wait) before this one is
-                # created or replaced, so that a change to both takes them down one at a time.
-                depends_on=[files, *(after or [])],
-                # New files (config, script, password) mean a new container: stopped first, started after.
-                replace_with=[files],
-                hooks=(
-                    pulumi.ResourceHookBinding(before_delete=[node_of.handover])
-                    if node_of is not None and node_of.handover is not None
-                    else None
-                ),
-                # The name is fixed, so the old container must go before the new one.
-                delete_before_replace=True,
-                # The provider ignores edits of these after creation: force a new container.
-                replace_on_changes=["healthcheck", "tmpfs"],
+            opts=served_by(
+                files,
+                after,
+                self,
+                pulumi.ResourceHookBinding(before_delete=[node_of.handover])
+                if node_of is not None and node_of.handover is not None
+                else None,
             ),
         )
 

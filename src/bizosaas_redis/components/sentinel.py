@@ -11,7 +11,7 @@ from .. import redis_conf, sentinel_conf, startup
 from ..constants import LABEL_PREFIX, REDIS_USER, SERVICE_SENTINEL
 from ..settings import Settings
 from ..topology import Placed
-from .files import files_container, server_files
+from .files import files_container, served_by, server_files
 from .hardening import hardened_container_args, label_args, lifecycle_args, ownership_labels, stack_label
 from .redis_service import HOST_NETWORK
 
@@ -96,13 +96,6 @@ class RedisSentinel(pulumi.ComponentResource):
             labels=label_args(sentinel_labels(settings, sentinel)),
             **lifecycle_args(settings, redis_conf.healthcheck_command(settings, sentinel.port)),
             **hardened_container_args(settings, SENTINEL_MEMORY_MB),
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[files, *(after or [])],
-                # New files (config, script, password) mean a new container: stopped first, started after.
-                replace_with=[files],
-                delete_before_replace=True,
-                replace_on_changes=["healthcheck", "tmpfs"],
-            ),
+            opts=served_by(files, after, self),
         )
         self.register_outputs({"container_name": self.container.name})
