@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -105,11 +106,25 @@ def run_to_completion(
         container.remove(force=True, v=True)
 
 
+# Below Linux's ephemeral range (32768-60999), where outgoing connections take their
+# source ports: a port the kernel hands out (bind to 0) can be taken by a client socket
+# before the container publishes it ("address already in use" at its start).
+PUBLISH_PORTS = range(20000, 32000)
+
+
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now, to publish a container on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port free on every address now, outside the ephemeral range, to publish a
+    container on (staging's publishes on 0.0.0.0)."""
+    start = random.randrange(len(PUBLISH_PORTS))
+    for offset in range(len(PUBLISH_PORTS)):
+        port = PUBLISH_PORTS[(start + offset) % len(PUBLISH_PORTS)]
+        with socket.socket() as sock:
+            try:
+                sock.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise EngineError(f"no free TCP port in {PUBLISH_PORTS.start}-{PUBLISH_PORTS.stop - 1}")
 
 
 def wait_healthy(client: docker.DockerClient, name: str, timeout: float, poll: float = 0.3) -> None:
