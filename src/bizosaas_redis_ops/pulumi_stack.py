@@ -121,8 +121,8 @@ def existing_outputs(stack: str) -> dict[str, Any] | None:
 
 
 def stack_resources(stack: str) -> list[dict[str, Any]]:
-    """The stack's resources as its state holds them (type, urn, parent, inputs, outputs);
-    secret values stay encrypted."""
+    """The stack's resources as its state holds them (type, urn, parent, inputs, outputs).
+    The Automation API exports with secrets decrypted: never print the result."""
     return list(select_stack(stack, create=False).export_stack().deployment.get("resources") or [])
 
 
