@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -154,9 +155,26 @@ def docker_client():
 
 @pytest.fixture(scope="session")
 def offline_image(docker_client) -> str:
+    from bizosaas_redis_ops import exporter_image
     from bizosaas_redis_ops import offline_image as builder
 
+    STAND_INS["exporterImage"] = exporter_image.build(docker_client)
     return builder.build(docker_client)
+
+
+# The exporter's stand-in (built with the Redis one), for every test deployment.
+STAND_INS: dict[str, str] = {}
+
+
+def stand_in_overrides(stack: str, image: str, names: dict[str, str] | None = None) -> dict[str, Any]:
+    """A test deployment's own names (or `names`), the Redis and exporter stand-ins, free ports."""
+    return {
+        **(names or own_names(stack)),
+        "image": image,
+        **STAND_INS,
+        "hostPort": free_port(),
+        "exporterPort": free_port(),
+    }
 
 
 # --- the three stacks deployed once per session (integration tests) -------------------
@@ -284,8 +302,7 @@ def sandbox_of(stack: str, image: str, *settings: str, names: dict[str, str] | N
     """A sandbox of `stack` under the tests' names (or `names`), the image and a free port."""
     from bizosaas_redis_ops.sandbox import parse_assignments
 
-    overrides = {**(names or own_names(stack)), "image": image, "hostPort": free_port(), **parse_assignments(settings)}
-    return Sandbox(stack, overrides)
+    return Sandbox(stack, {**stand_in_overrides(stack, image, names), **parse_assignments(settings)})
 
 
 @pytest.fixture(scope="session")
@@ -293,7 +310,7 @@ def deployed(engine, offline_image, project) -> Iterator[dict[str, Sandbox]]:
     """All three stacks up through `bizosaas-redis up`; stack -> its sandbox (tests that
     move a port update it)."""
     for stack in STACKS:
-        DEPLOYED[stack] = Sandbox(stack, {**own_names(stack), "image": offline_image, "hostPort": free_port()}, project)
+        DEPLOYED[stack] = Sandbox(stack, stand_in_overrides(stack, offline_image), project)
         DEPLOYED[stack].up()
     yield DEPLOYED
     for sandbox in DEPLOYED.values():

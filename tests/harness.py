@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Self
+from typing import Self
 
 import docker
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from bizosaas_redis_ops.docker_engine import free_port
 from bizosaas_redis_ops.sandbox import Sandbox, parse_assignments
+from conftest import stand_in_overrides
 
 # A 1 s healthcheck keeps the tests short; the windows measured are Redis's, not Docker's.
 FAST = ("healthcheckInterval=1", "healthcheckTimeout=1", "healthcheckStartPeriod=0")
@@ -88,7 +88,7 @@ class Deployment:
     from a project folder and state of its own, with a fast healthcheck."""
 
     def __init__(self, stack: str, names: dict[str, str], image: str, settings: list[str] | tuple[str, ...] = ()):
-        overrides: dict[str, Any] = {**names, "image": image, "hostPort": free_port()}
+        overrides = stand_in_overrides(stack, image, names)
         self.sandbox = Sandbox(stack, {**overrides, **parse_assignments([*FAST, *settings])})
         self.stack = stack
         self.names = names

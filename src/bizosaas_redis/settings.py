@@ -570,11 +570,12 @@ class Settings(BaseModel):
             add("tls_certs_dir", "is required when tlsEnabled is true", "tls_enabled")
         if self.flavour not in self.image.split("@")[0].rsplit("/", 1)[-1]:
             add("image", f"is not a {self.flavour} image (flavour {self.flavour})", "flavour")
-        if self.tls_enabled and self.exporter_enabled:
+        if self.tls_enabled and self.exporter_enabled and self.tls_auth_clients == "yes":
             add(
+                "tls_auth_clients",
+                "cannot be yes with exporterEnabled: redis_exporter verifies Redis with ca.crt but has no client "
+                "certificate of its own; use optional (clients that present one are still verified)",
                 "exporter_enabled",
-                "cannot be true with tlsEnabled: redis_exporter would speak plain TCP to a TLS-only port; "
-                "turn one of them off",
                 "tls_enabled",
             )
         for warn, crit in (

@@ -181,7 +181,7 @@ def _ensure_host_packages(server: Server) -> None:
         )
 
 
-def _apt(suite: str, *args: str, cwd: Path | None = None) -> str:
+def apt(suite: str, *args: str, cwd: Path | None = None) -> str:
     """apt-get/apt-cache with a configuration of its own for `suite`: the host's sources,
     lists and package state are never read or changed."""
     home = CACHE / f"debian-{suite}"
@@ -214,8 +214,8 @@ def server_root(server: Server) -> Path:
     root = home / f"root-{server.name}"
     if (root / ".complete").exists():
         return root
-    _apt(server.suite, "update", "-qq")
-    closure = _apt(
+    apt(server.suite, "update", "-qq")
+    closure = apt(
         server.suite, "depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts",
         "--no-breaks", "--no-replaces", "--no-enhances", *server.packages,
     )  # fmt: skip
@@ -225,7 +225,7 @@ def server_root(server: Server) -> Path:
     )
     debs = home / "debs"
     debs.mkdir(exist_ok=True)
-    _apt(server.suite, "download", *wanted, cwd=debs)
+    apt(server.suite, "download", *wanted, cwd=debs)
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir()
     for deb in sorted(debs.glob("*.deb")):
@@ -240,7 +240,7 @@ def _needed(path: Path) -> list[str]:
     return [line.split("[", 1)[1].rstrip("]") for line in out.splitlines() if "(NEEDED)" in line]
 
 
-def _libraries(root: Path, binaries: tuple[str, ...]) -> set[str]:
+def libraries(root: Path, binaries: tuple[str, ...]) -> set[str]:
     """Every shared library the binaries need, transitively, as paths inside `root`."""
     found: set[str] = set()
     todo = [root / b.lstrip("/") for b in binaries]
@@ -274,7 +274,7 @@ def host_command(server: Server, binary: str) -> list[str]:
     return [str(loader), "--library-path", str(loader.parent), str(path)]
 
 
-def _add_file(tar: tarfile.TarFile, path: str, arcname: str | None = None, mode: int | None = None) -> None:
+def add_file(tar: tarfile.TarFile, path: str, arcname: str | None = None, mode: int | None = None) -> None:
     real = os.path.realpath(path)
     info = tar.gettarinfo(real, arcname=(arcname or path).lstrip("/"))
     info.uid = info.gid = 0
@@ -285,20 +285,20 @@ def _add_file(tar: tarfile.TarFile, path: str, arcname: str | None = None, mode:
         tar.addfile(info, handle)
 
 
-def _add_text(tar: tarfile.TarFile, path: str, text: str, mode: int = 0o644) -> None:
+def add_text(tar: tarfile.TarFile, path: str, text: str, mode: int = 0o644) -> None:
     data = text.encode()
     info = tarfile.TarInfo(path.lstrip("/"))
     info.size, info.mode, info.mtime = len(data), mode, 0
     tar.addfile(info, io.BytesIO(data))
 
 
-def _add_dir(tar: tarfile.TarFile, path: str, uid: int = 0, gid: int = 0, mode: int = 0o755) -> None:
+def add_dir(tar: tarfile.TarFile, path: str, uid: int = 0, gid: int = 0, mode: int = 0o755) -> None:
     info = tarfile.TarInfo(path.lstrip("/"))
     info.type, info.uid, info.gid, info.mode, info.mtime = tarfile.DIRTYPE, uid, gid, mode, 0
     tar.addfile(info)
 
 
-def _add_link(tar: tarfile.TarFile, path: str, target: str) -> None:
+def add_link(tar: tarfile.TarFile, path: str, target: str) -> None:
     info = tarfile.TarInfo(path.lstrip("/"))
     info.type, info.linkname, info.mtime = tarfile.SYMTYPE, target, 0
     tar.addfile(info)
@@ -307,7 +307,7 @@ def _add_link(tar: tarfile.TarFile, path: str, target: str) -> None:
 def build_rootfs(dest: Path, server: Server) -> None:
     """Write rootfs.tar with numeric owners (the only way /data keeps its owner)."""
     root = server_root(server)
-    files = set(server.binaries) | _libraries(root, server.binaries)
+    files = set(server.binaries) | libraries(root, server.binaries)
     with tarfile.open(dest, "w", format=tarfile.GNU_FORMAT) as tar:
         for directory in [
             "/bin",
@@ -325,26 +325,26 @@ def build_rootfs(dest: Path, server: Server) -> None:
             "/sys",
             "/dev",
         ]:
-            _add_dir(tar, directory)
-        _add_dir(tar, "/tmp", mode=0o1777)
-        _add_dir(tar, "/data", uid=REDIS_UID, gid=REDIS_GID, mode=0o755)
+            add_dir(tar, directory)
+        add_dir(tar, "/tmp", mode=0o1777)
+        add_dir(tar, "/data", uid=REDIS_UID, gid=REDIS_GID, mode=0o755)
         for path in sorted(files):
-            _add_file(tar, str(root / path.lstrip("/")), arcname=path)
+            add_file(tar, str(root / path.lstrip("/")), arcname=path)
         # The loader where every binary looks for it.
         loader = next(f for f in files if f.endswith("/ld-linux-x86-64.so.2"))
         if loader != LOADER:
-            _add_link(tar, LOADER, loader)
-        _add_file(tar, "/bin/busybox", mode=0o755)
+            add_link(tar, LOADER, loader)
+        add_file(tar, "/bin/busybox", mode=0o755)
         for applet in APPLETS:
-            _add_link(tar, f"/bin/{applet}", "busybox")
+            add_link(tar, f"/bin/{applet}", "busybox")
         # Debian's servers are links to their check-rdb program; the name picks the mode.
         for path, target in server.links:
-            _add_link(tar, path, target)
-        _add_text(tar, "/usr/local/bin/docker-entrypoint.sh", ENTRYPOINT, mode=0o755)
+            add_link(tar, path, target)
+        add_text(tar, "/usr/local/bin/docker-entrypoint.sh", ENTRYPOINT, mode=0o755)
         redis_user = f"redis:x:{REDIS_UID}:{REDIS_GID}:redis:/data:/bin/sh"
-        _add_text(tar, "/etc/passwd", f"root:x:0:0:root:/root:/bin/sh\n{redis_user}\n")
-        _add_text(tar, "/etc/group", f"root:x:0:\nredis:x:{REDIS_GID}:\n")
-        _add_text(tar, "/etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files dns\n")
+        add_text(tar, "/etc/passwd", f"root:x:0:0:root:/root:/bin/sh\n{redis_user}\n")
+        add_text(tar, "/etc/group", f"root:x:0:\nredis:x:{REDIS_GID}:\n")
+        add_text(tar, "/etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files dns\n")
 
 
 def fingerprint(server: Server) -> str:

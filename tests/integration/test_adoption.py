@@ -14,7 +14,7 @@ import redis
 
 from bizosaas_redis_ops.bench.lab import SEED_COMMAND, wait_for
 from bizosaas_redis_ops.sandbox import Sandbox
-from conftest import TEST_EXTERNAL_NETWORK, TEST_PREFIX, free_port
+from conftest import TEST_EXTERNAL_NETWORK, TEST_PREFIX, stand_in_overrides
 from dataset import differences, snapshot, write_every_type
 
 NAMES = {
@@ -64,7 +64,7 @@ class Probe:
 
 @pytest.fixture
 def adopting(engine, offline_image):
-    sandbox = Sandbox("staging", {**NAMES, "image": offline_image, "hostPort": free_port()})
+    sandbox = Sandbox("staging", stand_in_overrides("staging", offline_image, NAMES))
     yield sandbox
     with contextlib.suppress(docker.errors.NotFound):  # the compose container, if the test stopped early
         engine.containers.get(NAMES["containerName"]).remove(force=True)

@@ -22,7 +22,7 @@ import redis
 from bizosaas_redis.constants import REDIS_GID, REDIS_UID
 from bizosaas_redis_ops import pulumi_stack
 from bizosaas_redis_ops.sandbox import Sandbox
-from conftest import CLI, STACKS, TEST_PREFIX, app_client, cli, free_port, outputs, own_names
+from conftest import CLI, STACKS, TEST_PREFIX, app_client, cli, free_port, outputs, own_names, stand_in_overrides
 
 
 @pytest.mark.parametrize(("stack", "instance"), [*((stack, "cache") for stack in STACKS), ("production", "durable")])
@@ -205,7 +205,7 @@ def test_without_a_passphrase_nothing_is_deployed(engine, offline_image):
 def test_a_missing_external_network_is_one_line_before_anything_changes(engine, offline_image):
     own = f"{TEST_PREFIX}-nonet"
     names = {"containerName": own, "networkName": f"{own}-missing", "volumeName": f"{own}-data"}
-    sandbox = Sandbox("staging", {**names, "image": offline_image, "hostPort": free_port()})
+    sandbox = Sandbox("staging", stand_in_overrides("staging", offline_image, names))
     try:
         result = sandbox.attempt()
         assert result.returncode == 1

@@ -47,7 +47,10 @@ def test_staging_container_is_todays_service(captures):
     cap, _ = captures["staging"]
     c = container(cap)
     assert c["name"] == "bizosaas-redis-staging"
-    assert cap.one(IMAGE).plain == {"name": "redis:7-alpine", "keepLocally": True}
+    assert [i.plain for i in cap.of_type(IMAGE)] == [
+        {"name": "redis:7-alpine", "keepLocally": True},
+        {"name": "oliver006/redis_exporter:v1.62.0", "keepLocally": True},
+    ]
     assert c["ports"] == [{"internal": 6379.0, "external": 6380.0, "ip": "0.0.0.0", "protocol": "tcp"}]
     assert c["networksAdvanced"] == [{"name": "dokploy-network", "aliases": ["redis-staging"]}]
     assert c["volumes"] == [{"volumeName": "redis_data", "containerPath": "/data"}]
@@ -122,13 +125,14 @@ def test_provider_quirks_are_designed_for(captures, stack):
             written = cap.files_of(declared)
             [files_urn] = options["replaceWith"]
             assert files_urn.endswith(f"::{written.name}") and files_urn in options["dependencies"]
-    volumes = cap.of_type(VOLUME)
-    assert volumes and all(volume.options["retainOnDelete"] is True for volume in volumes)
+    # Data volumes outlive a destroy; the exporter's holds only its password file.
+    data = [v for v in cap.of_type(VOLUME) if not v.plain["name"].endswith("_exporter")]
+    assert data and all(volume.options["retainOnDelete"] is True for volume in data)
 
 
 def test_production_differs_where_production_should(captures):
     prod, staging = container(captures["production"][0]), container(captures["staging"][0])
-    images = {declared.plain["name"] for declared in captures["production"][0].of_type(IMAGE)}
+    images = {d.plain["name"] for d in captures["production"][0].of_type(IMAGE) if "exporter" not in d.name}
     assert len(images) == 1, "both instances of production run the same image"
     image = images.pop()
     assert image != "redis:7-alpine" and image.startswith("redis:7.") and image.count(".") == 2
@@ -154,8 +158,9 @@ def test_dev_is_loopback_without_auth_on_its_own_network(captures):
 @pytest.mark.parametrize("stack", ["staging", "production"])
 def test_passwords_are_secret_everywhere(captures, stack):
     cap, passwords = captures[stack]
-    durable = {"redis-durable-password", "redis-durable-admin-password"} if stack == "production" else set()
-    assert set(passwords) == {"redis-password", "redis-admin-password"} | durable
+    each = {"password", "admin-password", "exporter-password"}
+    durable = {f"redis-durable-{p}" for p in each} if stack == "production" else set()
+    assert set(passwords) == {f"redis-{p}" for p in each} | durable
     app = passwords["redis-password"]
     assert cap.outputs["redis_url"].secret and cap.outputs["redis_admin_url"].secret
     assert cap.outputs["redis_password"].secret
@@ -218,9 +223,8 @@ def test_preview_keeps_the_urls_secret():
 
 
 def test_exporter_sidecar_reads_its_password_from_a_file():
-    values = {**read_stack_config(stack_file("production")), "exporterEnabled": True}
     passwords: dict[str, str] = {}
-    cap = run_program("production", values=values, passwords=passwords)
+    cap = run_program("production", passwords=passwords)
     exporter = cap.container("redis-exporter")
     plain = exporter.plain
     assert plain["name"] == "bizosaas-redis-production-exporter"
@@ -237,7 +241,21 @@ def test_exporter_sidecar_reads_its_password_from_a_file():
     conf = files(cap)["uploads"][0]["content"]
     assert f"user exporter reset on #{redis_conf.password_hash(secret)} -@all +@connection +info" in conf
     assert cap.outputs["exporter_url"].value == "http://127.0.0.1:9121/metrics"
-    assert "exporter_url" not in run_program("production").outputs
+    assert cap.outputs["durable_exporter_url"].value == "http://127.0.0.1:9131/metrics"
+    assert "exporter_url" not in run_program("dev").outputs
+
+
+def test_the_exporter_speaks_tls_to_a_tls_only_redis():
+    values = {**read_stack_config(stack_file("staging")), "tlsEnabled": True, "tlsCertsDir": "/etc/redis-tls"}
+    passwords: dict[str, str] = {}
+    cap = run_program("staging", values=values, passwords=passwords)
+    plain = cap.container("redis-exporter").plain
+    assert "REDIS_ADDR=rediss://bizosaas-redis-staging:6379" in plain["envs"]
+    assert "REDIS_EXPORTER_TLS_CA_CERT_FILE=/tls/ca.crt" in plain["envs"]
+    assert plain["mounts"] == [{"type": "bind", "source": "/etc/redis-tls", "target": "/tls", "readOnly": True}]
+    assert plain["groupAdds"] == ["1000"]
+    upload = cap.files_of(cap.container("redis-exporter")).plain["uploads"][0]
+    assert list(json.loads(upload["content"])) == ["rediss://bizosaas-redis-staging:6379"]
 
 
 def test_the_valkey_flavour_runs_valkeys_own_programs():
@@ -273,7 +291,8 @@ def test_unix_socket_lives_in_an_in_memory_volume_of_its_own():
     assert cap.outputs["socket_volume"].value == "bizosaas-redis-staging-socket"
     without = run_program("staging")
     assert "unixsocket" not in files(without)["uploads"][0]["content"]
-    assert "socket_volume" not in without.outputs and len(without.of_type(VOLUME)) == 1
+    assert "socket_volume" not in without.outputs
+    assert [v.plain["name"] for v in without.of_type(VOLUME)] == ["redis_data", "redis_data_exporter"]
 
 
 def test_a_split_stack_declares_two_instances_and_says_which_serves_what(captures):
@@ -294,7 +313,12 @@ def test_a_split_stack_declares_two_instances_and_says_which_serves_what(capture
     assert "maxmemory-policy noeviction" in files(cap, durable=True)["uploads"][0]["content"]
     assert "appendonly yes" in files(cap, durable=True)["uploads"][0]["content"]
     assert "appendonly no" in files(cap)["uploads"][0]["content"]
-    assert {v.plain["name"] for v in cap.of_type(VOLUME)} == {"redis_data_production", "redis_data_production_durable"}
+    assert {v.plain["name"] for v in cap.of_type(VOLUME)} == {
+        "redis_data_production",
+        "redis_data_production_durable",
+        "redis_data_production_exporter",
+        "redis_data_production_durable_exporter",
+    }
     values = {k: v.value for k, v in cap.outputs.items()}
     assert values["layout"] == "split" and values["durable_port"] == 6391
     assert (values["role"], values["durable_role"]) == ("cache", "durable")

@@ -261,12 +261,14 @@ def test_a_rule_reading_an_invalid_setting_is_not_guessed():
     assert [p.split(" = ")[0] for p in caught.value.problems] == ["redis:maxmemory"]
 
 
-def test_the_exporter_cannot_reach_a_tls_only_redis():
+def test_the_exporter_reaches_a_tls_only_redis_but_has_no_client_certificate():
+    tls = {"exporterEnabled": True, "tlsEnabled": True, "tlsCertsDir": "/etc/redis-tls"}
+    assert build_settings(tls, "dev").tls_auth_clients == "optional"
     with pytest.raises(SettingsError) as caught:
-        build_settings({"exporterEnabled": True, "tlsEnabled": True, "tlsCertsDir": "/etc/redis-tls"}, "dev")
+        build_settings({**tls, "tlsAuthClients": "yes"}, "dev")
     assert caught.value.problems == [
-        "redis:exporterEnabled = true: cannot be true with tlsEnabled: redis_exporter would speak plain TCP "
-        "to a TLS-only port; turn one of them off"
+        'redis:tlsAuthClients = "yes": cannot be yes with exporterEnabled: redis_exporter verifies Redis with ca.crt '
+        "but has no client certificate of its own; use optional (clients that present one are still verified)"
     ]
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pulumi
 import pulumi_docker as docker
 
 from .. import redis_conf
-from ..constants import SERVICE_EXPORTER
+from ..constants import REDIS_GID, SERVICE_EXPORTER
 from ..settings import Settings
 from .files import File, files_container, served_by
 from .hardening import hardened_container_args, label_args, ownership_labels, stack_label
@@ -20,6 +21,25 @@ EXPORTER_USER = f"{EXPORTER_UID}:{EXPORTER_UID}"
 EXPORTER_SECRETS_DIR = "/secrets"
 EXPORTER_PORT = 9121
 EXPORTER_MEMORY_MB = 64
+
+
+def exporter_address(settings: Settings) -> str:
+    """Redis as the exporter reaches it: by container name on the stack's network, over
+    TLS when Redis serves only TLS (the certificate must name the container)."""
+    scheme = "rediss" if settings.tls_enabled else "redis"
+    return f"{scheme}://{settings.name}:{redis_conf.CONTAINER_PORT}"
+
+
+def exporter_env(settings: Settings) -> list[str]:
+    """redis_exporter's settings (its environment variables): no secret among them."""
+    env = [
+        f"REDIS_ADDR={exporter_address(settings)}",
+        f"REDIS_USER={redis_conf.EXPORTER_USER}",
+        f"REDIS_PASSWORD_FILE={EXPORTER_SECRETS_DIR}/password.json",
+    ]
+    if settings.tls_enabled:
+        env.append(f"REDIS_EXPORTER_TLS_CA_CERT_FILE={redis_conf.TLS_DIR}/ca.crt")
+    return env
 
 
 class RedisExporter(pulumi.ComponentResource):
@@ -48,7 +68,7 @@ class RedisExporter(pulumi.ComponentResource):
             labels=[docker.VolumeLabelArgs(**stack_label(settings))],
             opts=moved,
         )
-        address = f"redis://{settings.name}:{redis_conf.CONTAINER_PORT}"
+        address = exporter_address(settings)
         password_file: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.from_input(password).apply(lambda pw: json.dumps({address: pw}))
         )
@@ -65,16 +85,24 @@ class RedisExporter(pulumi.ComponentResource):
             [File(f"{EXPORTER_SECRETS_DIR}/password.json", password_file, "0400", EXPORTER_UID, EXPORTER_UID)],
             moved,
         )
+        tls: dict[str, Any] = {}
+        if settings.tls_enabled:
+            # Redis's group reads the CA file, as Redis's own files are owned (999:1000).
+            tls = {
+                "mounts": [
+                    docker.ContainerMountArgs(
+                        type="bind", source=settings.tls_certs_dir, target=redis_conf.TLS_DIR, read_only=True
+                    )
+                ],
+                "group_adds": [str(REDIS_GID)],
+            }
         self.container = docker.Container(
             name,
             name=container_name,
             image=image.image_id,
-            envs=[
-                f"REDIS_ADDR={address}",
-                f"REDIS_USER={redis_conf.EXPORTER_USER}",
-                f"REDIS_PASSWORD_FILE={EXPORTER_SECRETS_DIR}/password.json",
-            ],
+            envs=exporter_env(settings),
             user=EXPORTER_USER,
+            **tls,
             ports=[
                 docker.ContainerPortArgs(
                     internal=EXPORTER_PORT, external=settings.exporter_port, ip=settings.publish_address, protocol="tcp"
