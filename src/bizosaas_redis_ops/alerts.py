@@ -45,6 +45,7 @@ def rules(settings: Settings) -> list[dict[str, Any]]:
         }
 
     if s.role == "durable":
+        oom = f'redis_errors_total{{{sel},err="OOM"}}'
         # Full means refused writes (noeviction): lost Celery tasks, sessions, stream events.
         memory_rules = [
             rule(
@@ -57,7 +58,9 @@ def rules(settings: Settings) -> list[dict[str, Any]]:
             ),
             rule(
                 "RedisDurableWritesRefused",
-                f'increase(redis_errors_total{{{sel},err="OOM"}}[5m]) > 0',
+                # The exporter has no OOM series until the first refusal, which then appears
+                # already above 0: increase() alone misses it.
+                f"increase({oom}[5m]) > 0 or ({oom} unless {oom} offset 5m)",
                 "critical",
                 "0m",
                 "The durable Redis refused writes: maxmemory reached (OOM)",
@@ -159,6 +162,15 @@ def _memory_and_eviction_rules(
             "2m",
             f"More than {s.alert_evictions_critical_per_second} evictions per second",
         ),
+    ]
+
+
+def scrape_configs(settings: Settings) -> list[dict[str, Any]]:
+    """Prometheus scrape jobs for the stack's exporters, named as the rules select them."""
+    return [
+        {"job_name": job(instance), "static_configs": [{"targets": [f"{instance.url_host}:{instance.exporter_port}"]}]}
+        for instance in instances(settings)
+        if instance.exporter_enabled
     ]
 
 

@@ -632,30 +632,57 @@ def layout_move(stack: str, patterns: tuple[str, ...], dry_run: bool) -> None:
 # --- generated files -------------------------------------------------------------------------
 
 
-@main.command("alert-rules")
-@stack_option(required=False, help="one stack")
-@click.option("--all", "all_stacks", is_flag=True, help="write monitoring/<stack>.rules.yml for every stack")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="with --stack: write here")
-def alert_rules(stack: str | None, all_stacks: bool, output: Path | None) -> None:
-    """Prometheus alerting rules for redis_exporter metrics, from the stack's thresholds."""
-    from . import alerts
-
+def _write_generated(
+    stack: str | None, all_stacks: bool, output: Path | None, suffix: str, render: Callable[[Settings], str]
+) -> None:
+    """One stack's file to stdout (or `output`), or monitoring/<stack><suffix> for every stack."""
     if bool(stack) == all_stacks:
         raise click.UsageError("give exactly one of --stack and --all")
     if all_stacks:
         folder = PROJECT_ROOT / "monitoring"
         folder.mkdir(exist_ok=True)
         for name in available_stacks():
-            path = folder / f"{name}.rules.yml"
-            path.write_text(alerts.render(load_stack_file(name)))
+            path = folder / f"{name}{suffix}"
+            path.write_text(render(load_stack_file(name)))
             click.echo(path.relative_to(PROJECT_ROOT))
         return
     assert stack is not None
-    text = alerts.render(load_stack_file(stack))
+    text = render(load_stack_file(stack))
     if output:
         output.write_text(text)
     else:
         click.echo(text, nl=False)
+
+
+generated_options = [
+    stack_option(required=False, help="one stack"),
+    click.option("--all", "all_stacks", is_flag=True, help="write monitoring/<stack>.* for every stack"),
+    click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="with --stack: write here"),
+]
+
+
+def with_generated_options(command: Callable[..., None]) -> Callable[..., None]:
+    for option in reversed(generated_options):
+        command = option(command)
+    return command
+
+
+@main.command("alert-rules")
+@with_generated_options
+def alert_rules(stack: str | None, all_stacks: bool, output: Path | None) -> None:
+    """Prometheus alerting rules for redis_exporter metrics, from the stack's thresholds."""
+    from . import alerts
+
+    _write_generated(stack, all_stacks, output, ".rules.yml", alerts.render)
+
+
+@main.command()
+@with_generated_options
+def dashboard(stack: str | None, all_stacks: bool, output: Path | None) -> None:
+    """A Grafana dashboard (JSON to import) of the stack's exporters, with its alert thresholds."""
+    from . import dashboard as grafana
+
+    _write_generated(stack, all_stacks, output, ".dashboard.json", grafana.render)
 
 
 @main.command()

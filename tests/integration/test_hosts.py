@@ -8,9 +8,10 @@ import time
 
 import pytest
 import redis
-from hosts import DockerHost, docker_hosts
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from hosts import DockerHost, docker_hosts
 
 
 def _ping(address: str) -> bool:

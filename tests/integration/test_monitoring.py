@@ -14,7 +14,7 @@ import yaml
 
 from bizosaas_redis import redis_conf
 from bizosaas_redis.settings import available_stacks, instances, load_stack_file
-from bizosaas_redis_ops import alerts
+from bizosaas_redis_ops import alerts, dashboard
 from conftest import ROOT, TEST_EXTERNAL_NETWORK, cli, own_settings, unavailable
 
 
@@ -82,6 +82,20 @@ def test_committed_rule_files_are_current():
         path = ROOT / "monitoring" / f"{stack}.rules.yml"
         fresh = alerts.render(load_stack_file(stack))
         assert path.read_text() == fresh, f"run bizosaas-redis alert-rules --all ({path})"
+
+
+def test_committed_dashboards_are_current_and_draw_the_alert_thresholds():
+    for stack in available_stacks():
+        path = ROOT / "monitoring" / f"{stack}.dashboard.json"
+        settings = load_stack_file(stack)
+        assert path.read_text() == dashboard.render(settings), f"run bizosaas-redis dashboard --all ({path})"
+        panels = {panel["title"]: panel for panel in json.loads(path.read_text())["panels"]}
+        memory = panels["Memory used, % of maxmemory"]["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        assert [step["value"] for step in memory] == [
+            None,
+            settings.alert_memory_percent,
+            settings.alert_memory_critical_percent,
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +216,8 @@ DURABLE_CASES = {
     ),
     'RedisDurableWritesRefused{err="OOM"}': (
         "5m",
-        {"redis_errors_total": "0 0 0 3 3 3 3"},
+        # As the exporter shows it: no series until the first refusal.
+        {"redis_errors_total": "_ _ _ 3 3 3 3"},
         {"redis_errors_total": "0x10"},
     ),
 }

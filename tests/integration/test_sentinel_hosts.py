@@ -25,7 +25,6 @@ from typing import Any
 
 import pytest
 import redis
-from hosts import DockerHost, docker_hosts
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -35,6 +34,7 @@ from bizosaas_redis_ops.sandbox import Sandbox
 from bizosaas_redis_patterns import EventStream, KeySpace, connect
 from conftest import TEST_PREFIX, cli
 from harness import CountingWriter
+from hosts import DockerHost, docker_hosts
 
 STACK = "staging"
 NAME = f"{TEST_PREFIX}-ha"
