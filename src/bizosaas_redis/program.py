@@ -85,7 +85,7 @@ def deploy_instance(
         else None
     )
     if settings.topology == "sentinel":
-        service = _deploy_topology(settings, names, app_password, admin_password, after)
+        service = _deploy_topology(settings, names, app_password, admin_password, exporter_password, after)
     else:
         service = RedisService(
             names.resource,
@@ -133,8 +133,11 @@ def deploy_instance(
     )
     if app_password is not None:
         export("redis_password", pulumi.Output.secret(app_password))
-    if service.exporter is not None:
-        export("exporter_url", f"http://{settings.url_host}:{settings.exporter_port}/metrics")
+    if settings.exporter_enabled:
+        urls = [f"http://{endpoint}/metrics" for endpoint in topology.exporter_endpoints(settings)]
+        export("exporter_url", urls[0])
+        if settings.topology == "sentinel":
+            export("exporter_urls", urls)
     return Instance(settings, service, app_password)
 
 
@@ -159,6 +162,7 @@ def _deploy_topology(
     names: InstanceNames,
     app_password: pulumi.Output[str] | None,
     admin_password: pulumi.Output[str],
+    exporter_password: pulumi.Output[str] | None,
     after: list[pulumi.Resource] | None,
 ) -> RedisService:
     """Nodes and Sentinels, each on its Docker host. Returns node 0 (the first primary):
@@ -196,7 +200,7 @@ def _deploy_topology(
                 settings,
                 app_password,
                 admin_password,
-                None,
+                exporter_password,
                 after=depends or None,
                 node_of=node_of,
                 opts=on_host(node.host_name),

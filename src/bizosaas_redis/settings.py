@@ -492,7 +492,11 @@ class Settings(BaseModel):
         pattern=r"^[a-z0-9][a-z0-9._/:-]*(@sha256:[a-f0-9]{64})?$",
         description="redis_exporter image.",
     )
-    exporter_port: Port = Field(9121, description="Host port of the exporter's /metrics (on publishAddress).")
+    exporter_port: Port = Field(
+        9121,
+        description="Host port of the exporter's /metrics (on publishAddress); with topology sentinel, node N's "
+        "exporter listens on its host's address at exporterPort + N.",
+    )
 
     # Not config keys: the stack the settings belong to, for names and messages, and what
     # this instance holds (set by build_settings).
@@ -657,9 +661,17 @@ class Settings(BaseModel):
             add("host_port", "leaves no room for every node's and Sentinel's port (each counts up)", "sentinel_port")
         elif set(nodes) & set(sentinel_ports):
             add("sentinel_port", f"overlaps the nodes' ports {nodes[0]}-{nodes[-1]}", "host_port", "replicas")
+        exporters = range(self.exporter_port, self.exporter_port + self.replicas + 1)
+        if self.exporter_enabled and (exporters[-1] > 65535 or set(exporters) & (set(nodes) | set(sentinel_ports))):
+            add(
+                "exporter_port",
+                "must leave room for one port per node, apart from the nodes' and Sentinels' ports "
+                "(node N's exporter listens on exporterPort + N)",
+                "host_port",
+                "sentinel_port",
+            )
         for key, reason in (
             ("tls_enabled", "TLS replication is not built yet"),
-            ("exporter_enabled", "one exporter per node is not built yet"),
             ("unix_socket", "clients must follow the primary from node to node through Sentinel"),
         ):
             if getattr(self, key):

@@ -88,6 +88,16 @@ def sentinels(settings: Settings) -> list[Placed]:
     ]
 
 
+def exporter_endpoints(settings: Settings) -> list[str]:
+    """host:port of each exporter's /metrics: beside the one container on publishAddress,
+    or beside each node on its host's address at exporterPort + its index."""
+    if not settings.exporter_enabled:
+        return []
+    if settings.topology != "sentinel":
+        return [f"{settings.url_host}:{settings.exporter_port}"]
+    return [f"{node.host.address}:{settings.exporter_port + node.index}" for node in nodes(settings)]
+
+
 def sentinel_id(settings: Settings, sentinel: Placed) -> str:
     """A Sentinel's fixed ID: a replaced Sentinel comes back as itself, not as one more
     voter the others would count for ever (Sentinels never forget a peer)."""

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from bizosaas_redis import topology
 from bizosaas_redis.settings import Settings, instances
 
 from .monitor import MIN_LOOKUPS_FOR_HIT_RATE
@@ -168,7 +169,7 @@ def _memory_and_eviction_rules(
 def scrape_configs(settings: Settings) -> list[dict[str, Any]]:
     """Prometheus scrape jobs for the stack's exporters, named as the rules select them."""
     return [
-        {"job_name": job(instance), "static_configs": [{"targets": [f"{instance.url_host}:{instance.exporter_port}"]}]}
+        {"job_name": job(instance), "static_configs": [{"targets": topology.exporter_endpoints(instance)}]}
         for instance in instances(settings)
         if instance.exporter_enabled
     ]

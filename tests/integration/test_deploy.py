@@ -47,6 +47,18 @@ def test_verify_fails_when_the_deployment_drifts(deployed, engine):
         admin.config_set("maxmemory-policy", "allkeys-lru")
 
 
+def test_verify_fails_when_the_exporter_is_down(deployed, engine):
+    exporter = engine.containers.get(f"{TEST_PREFIX}-staging-exporter")
+    exporter.stop(timeout=5)
+    try:
+        result = cli("verify", "--stack", "staging", check=False)
+        assert result.returncode == 1
+        failing = [line for line in result.stdout.splitlines() if "  FAIL  " in line]
+        assert len(failing) == 1 and failing[0].startswith("exporter is as declared"), result.stdout
+    finally:
+        exporter.start()
+
+
 def test_the_three_stacks_run_side_by_side(deployed, engine):
     for stack, sandbox in deployed.items():
         container = engine.containers.get(f"{TEST_PREFIX}-{stack}")

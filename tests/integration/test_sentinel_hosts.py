@@ -19,6 +19,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +33,7 @@ from bizosaas_redis import topology
 from bizosaas_redis_ops import smoke_celery, tables
 from bizosaas_redis_ops.sandbox import Sandbox
 from bizosaas_redis_patterns import EventStream, KeySpace, connect
-from conftest import TEST_PREFIX, cli
+from conftest import STAND_INS, TEST_PREFIX, cli
 from harness import CountingWriter
 from hosts import DockerHost, docker_hosts
 
@@ -55,6 +56,8 @@ def _overrides(hosts: list[DockerHost], image: str, **more: Any) -> dict[str, An
         "sentinelPlacement": names,
         "hostPort": 6390,
         "sentinelPort": 26390,
+        "exporterImage": STAND_INS["exporterImage"],
+        "exporterPort": 9390,
         "downAfterMilliseconds": DOWN_AFTER_MS,
         "failoverTimeout": 10_000,
         "minReplicasToWrite": 1,
@@ -130,6 +133,7 @@ def stack(offline_image, docker_client) -> Iterator[Stack]:
     with docker_hosts(3) as hosts:
         for host in hosts:
             host.load_image(docker_client, offline_image)
+            host.load_image(docker_client, STAND_INS["exporterImage"])
         deployed = Stack(hosts, offline_image, Sandbox(STACK, _overrides(hosts, offline_image)))
         try:
             deployed.sandbox.up()
@@ -222,6 +226,36 @@ def test_deploys_across_hosts_with_node_0_primary(stack: Stack) -> None:
         for container in host.client.containers.list():
             assert password not in str(host.client.api.inspect_container(container.id))
             assert password not in container.exec_run(["ps", "-ef"], user="999").output.decode(errors="replace")
+
+
+def _metrics(url: str) -> dict[str, float]:
+    """An exporter's samples: `name{labels}` -> value."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        lines = response.read().decode().splitlines()
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("redis_")}
+
+
+def test_each_node_has_an_exporter_on_its_host(stack: Stack) -> None:
+    """One exporter per node, on the node's host at exporterPort + N: the primary's reports
+    two replicas, each replica's its link to the primary up."""
+    _settled(stack)
+    urls = stack.outputs()["exporter_urls"]
+    nodes = topology.nodes(stack.settings)
+    assert urls == [f"http://{n.host.address}:{9390 + n.index}/metrics" for n in nodes]
+    for node, url in zip(nodes, urls, strict=True):
+        client = stack.hosts[node.index].client
+        assert client is not None
+        attrs = client.api.inspect_container(f"{node.container_name}-exporter")
+        assert attrs["HostConfig"]["ReadonlyRootfs"] is True and attrs["Config"]["User"] == "59000:59000"
+        samples = _metrics(url)
+        assert samples["redis_up"] == 1
+        role = "master" if node.endpoint == stack.primary() else "slave"
+        assert any(k.startswith("redis_instance_info{") and f'role="{role}"' in k for k in samples), role
+        if role == "master":
+            assert samples["redis_connected_slaves"] == 2
+        else:
+            [link] = [v for k, v in samples.items() if k.split("{")[0] == "redis_master_link_up"]
+            assert link == 1
 
 
 def _settled_primary(stack: Stack) -> tuple[str, DockerHost]:

@@ -64,6 +64,7 @@ def test_each_bad_topology_setting_is_one_line():
         placement=["a", "z"],
         sentinelPort=6381,
         exporterEnabled=True,
+        exporterPort=6379,
     )
     for line in (
         "redis:sentinels = 4: must be odd",
@@ -72,7 +73,7 @@ def test_each_bad_topology_setting_is_one_line():
         'redis:placement = ["a", "z"]: must name 3 hosts',
         "names unknown host(s) z",
         "redis:sentinelPort = 6381: overlaps the nodes' ports 6380-6382",
-        "redis:exporterEnabled = true: cannot be true with topology sentinel",
+        "redis:exporterPort = 6379: must leave room for one port per node, apart from the nodes' and Sentinels' ports",
     ):
         assert line in text
     assert "redis:dockerHosts.a.address" in _problems(
@@ -158,6 +159,33 @@ def test_the_program_places_each_container_on_its_hosts_engine():
     for r in containers.values():  # the files containers' uploads are secrets
         text = json.dumps(r.plain)
         assert "app-pw-7" not in text and "admin-pw-7" not in text
+
+
+def test_each_node_has_its_exporter_on_its_host():
+    values = {**BASE, "containerName": "x", "volumeName": "x", "exporterEnabled": True}
+    passwords: dict[str, str] = {}
+    cap = capture.run_program("staging", values=values, secrets_config=PASSWORDS, passwords=passwords)
+    exporters = {r.plain["name"]: r for r in cap.of_type(CONTAINER) if r.plain["name"].endswith("-exporter")}
+    assert set(exporters) == {"x-exporter", "x-1-exporter", "x-2-exporter"}
+    for name, host, port, listen in (("x", "a", 6380, 9121), ("x-1", "b", 6381, 9122), ("x-2", "c", 6382, 9123)):
+        exporter = exporters[f"{name}-exporter"]
+        assert f"::redis-docker-{host}::" in exporter.options["provider"]
+        assert exporter.plain["networkMode"] == "host" and "ports" not in exporter.plain
+        envs = exporter.plain["envs"]
+        assert f"REDIS_ADDR=redis://127.0.0.1:{port}" in envs
+        assert f"REDIS_EXPORTER_WEB_LISTEN_ADDRESS={HOSTS[host]['address']}:{listen}" in envs
+        written = cap.files_of(exporter).plain["uploads"][0]["content"]
+        assert json.loads(written) == {f"redis://127.0.0.1:{port}": passwords["redis-exporter-password"]}
+    urls = [f"http://10.0.0.1{i}:912{i}/metrics" for i in (1, 2, 3)]
+    assert cap.outputs["exporter_urls"].value == urls and cap.outputs["exporter_url"].value == urls[0]
+    # Every node's config has the exporter's ACL user (a failover moves the primary role).
+    for node in ("x", "x-1", "x-2"):
+        node_files = cap.files_of(next(r for r in cap.of_type(CONTAINER) if r.plain["name"] == node))
+        assert "user exporter reset on #" in node_files.plain["uploads"][0]["content"]
+    from bizosaas_redis_ops import alerts
+
+    [job] = alerts.scrape_configs(build_settings(values, "staging"))
+    assert job["static_configs"] == [{"targets": [u.removeprefix("http://").removesuffix("/metrics") for u in urls]}]
 
 
 def test_consumers_get_sentinel_urls_and_transport_options():

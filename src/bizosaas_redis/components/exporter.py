@@ -11,6 +11,7 @@ import pulumi_docker as docker
 from .. import redis_conf
 from ..constants import REDIS_GID, SERVICE_EXPORTER
 from ..settings import Settings
+from ..topology import Placed
 from .files import File, files_container, served_by
 from .hardening import hardened_container_args, label_args, ownership_labels, stack_label
 
@@ -23,29 +24,49 @@ EXPORTER_PORT = 9121
 EXPORTER_MEMORY_MB = 64
 
 
-def exporter_address(settings: Settings) -> str:
+def exporter_address(settings: Settings, node: Placed | None = None) -> str:
     """Redis as the exporter reaches it: by container name on the stack's network, over
-    TLS when Redis serves only TLS (the certificate must name the container)."""
+    TLS when Redis serves only TLS (the certificate must name the container); a node of
+    the sentinel topology on loopback, both on its host's network."""
+    if node is not None:
+        return f"redis://127.0.0.1:{node.port}"
     scheme = "rediss" if settings.tls_enabled else "redis"
     return f"{scheme}://{settings.name}:{redis_conf.CONTAINER_PORT}"
 
 
-def exporter_env(settings: Settings) -> list[str]:
+def exporter_env(settings: Settings, node: Placed | None = None) -> list[str]:
     """redis_exporter's settings (its environment variables): no secret among them."""
     env = [
-        f"REDIS_ADDR={exporter_address(settings)}",
+        f"REDIS_ADDR={exporter_address(settings, node)}",
         f"REDIS_USER={redis_conf.EXPORTER_USER}",
         f"REDIS_PASSWORD_FILE={EXPORTER_SECRETS_DIR}/password.json",
     ]
+    if node is not None:
+        # On the host's network: its own port on the host's address, as the node has.
+        env.append(f"REDIS_EXPORTER_WEB_LISTEN_ADDRESS={node.host.address}:{settings.exporter_port + node.index}")
     if settings.tls_enabled:
         env.append(f"REDIS_EXPORTER_TLS_CA_CERT_FILE={redis_conf.TLS_DIR}/ca.crt")
     return env
 
 
+def _placement(settings: Settings, network_name: pulumi.Input[str], node: Placed | None) -> dict[str, Any]:
+    if node is not None:
+        return {"network_mode": "host"}
+    return {
+        "ports": [
+            docker.ContainerPortArgs(
+                internal=EXPORTER_PORT, external=settings.exporter_port, ip=settings.publish_address, protocol="tcp"
+            )
+        ],
+        "networks_advanced": [docker.ContainerNetworksAdvancedArgs(name=network_name)],
+    }
+
+
 class RedisExporter(pulumi.ComponentResource):
     """The exporter container, reading its password from a file on its own volume
     (a plain environment variable would show in `docker inspect`). `files_image`: the
-    image of the container that writes that file (Redis's: it names no user)."""
+    image of the container that writes that file (Redis's: it names no user). `node`:
+    the node of the sentinel topology it watches, on that node's host."""
 
     container: docker.Container
 
@@ -56,6 +77,7 @@ class RedisExporter(pulumi.ComponentResource):
         password: pulumi.Input[str],
         network_name: pulumi.Input[str],
         files_image: pulumi.Input[str],
+        node: Placed | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(COMPONENT_TYPE, name, None, opts)
@@ -68,7 +90,7 @@ class RedisExporter(pulumi.ComponentResource):
             labels=[docker.VolumeLabelArgs(**stack_label(settings))],
             opts=moved,
         )
-        address = exporter_address(settings)
+        address = exporter_address(settings, node)
         password_file: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.from_input(password).apply(lambda pw: json.dumps({address: pw}))
         )
@@ -100,15 +122,10 @@ class RedisExporter(pulumi.ComponentResource):
             name,
             name=container_name,
             image=image.image_id,
-            envs=exporter_env(settings),
+            envs=exporter_env(settings, node),
             user=EXPORTER_USER,
             **tls,
-            ports=[
-                docker.ContainerPortArgs(
-                    internal=EXPORTER_PORT, external=settings.exporter_port, ip=settings.publish_address, protocol="tcp"
-                )
-            ],
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network_name)],
+            **_placement(settings, network_name, node),
             volumes=[secrets],
             labels=label_args(ownership_labels(settings, SERVICE_EXPORTER)),
             **hardened_container_args(settings, EXPORTER_MEMORY_MB),

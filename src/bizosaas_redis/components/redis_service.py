@@ -236,6 +236,7 @@ class RedisService(pulumi.ComponentResource):
                 exporter_password,
                 self.network_name,
                 image.image_id,
+                node,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container]),
             )
 

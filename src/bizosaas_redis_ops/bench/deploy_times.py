@@ -13,10 +13,11 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import docker
 
-from .. import tables
+from .. import exporter_image, tables
 from ..docker_engine import free_port
 from ..sandbox import Sandbox, settings_of
 
@@ -49,7 +50,11 @@ def measure(
     engine: docker.DockerClient, stack: str, image: str | None, prefix: str, progress: Callable[[str], None]
 ) -> Timing:
     external = settings_of(stack, {}).network_external
-    overrides = {**_names(prefix, stack, external), "hostPort": free_port(), **({"image": image} if image else {})}
+    overrides: dict[str, Any] = {**_names(prefix, stack, external), "hostPort": free_port()}
+    overrides["exporterPort"] = free_port()
+    if image:
+        # Where Redis is the stand-in, no registry serves the exporter's image either.
+        overrides |= {"image": image, "exporterImage": exporter_image.build(engine)}
     sandbox = Sandbox(stack, overrides)
     seconds: dict[str, float] = {}
 

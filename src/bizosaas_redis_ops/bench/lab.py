@@ -26,6 +26,7 @@ from bizosaas_redis import redis_conf
 from bizosaas_redis.connection import with_db
 from bizosaas_redis.settings import Settings
 
+from .. import exporter_image
 from ..docker_engine import free_port
 from ..sandbox import Sandbox, parse_assignments, settings_of
 from . import NAME_PREFIX
@@ -56,6 +57,7 @@ class Lab:
     settings: list[str] = field(default_factory=list)  # more KEY=VALUE for the deployment
     prefix: str = NAME_PREFIX
     port: int = field(default_factory=free_port)
+    exporter_port: int = field(default_factory=free_port)
     _sandbox: Sandbox | None = None  # made by the first deploy
     _made: list[str] = field(default_factory=list)  # containers started outside the stack
 
@@ -85,10 +87,13 @@ class Lab:
             "networkExternal": False,
             "publishAddress": "127.0.0.1",
             "hostPort": self.port,
+            "exporterPort": self.exporter_port,
             "unixSocket": True,
         }
         if self.image:
             found["image"] = self.image
+            # Where Redis is the stand-in, no registry serves the exporter's image either.
+            found["exporterImage"] = exporter_image.build(self.engine)
         return found | parse_assignments([*self.settings, *more])
 
     @property

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import urllib.request
 
 import pytest
 import redis
@@ -188,4 +189,29 @@ def test_no_password_in_docker_inspect(deployment):
     everything = json.dumps(deployment.inspect)
     for password in deployment.passwords:
         assert password not in exposed
+        assert password not in everything
+
+
+def test_exporter_is_as_declared_hardened_and_reading_redis(deployment):
+    """With exporterEnabled: its container beside Redis, hardened like it, its password in a
+    file (not the environment), and its /metrics reading this Redis; without, none."""
+    name = f"{deployment.name}-exporter"
+    if not deployment.settings.exporter_enabled:
+        assert not deployment.docker.containers.list(all=True, filters={"name": f"^/{name}$"})
+        return
+    inspect = deployment.docker.api.inspect_container(name)
+    assert inspect["State"]["Running"]
+    host_config = inspect["HostConfig"]
+    assert host_config["ReadonlyRootfs"] and host_config["CapDrop"] == ["ALL"]
+    assert "no-new-privileges:true" in host_config["SecurityOpt"]
+    assert inspect["Config"]["User"] not in ("", "0", "root")
+    env = dict(item.split("=", 1) for item in inspect["Config"]["Env"])
+    assert "REDIS_PASSWORD" not in env and env["REDIS_PASSWORD_FILE"]
+    urls = deployment.outputs.get("exporter_urls") or [deployment.outputs["exporter_url"]]
+    url = urls[deployment.node.index if deployment.node else 0]
+    with urllib.request.urlopen(url, timeout=10) as response:
+        samples = response.read().decode().splitlines()
+    assert "redis_up 1" in samples, f"{url}: Redis not read"
+    everything = json.dumps(inspect)
+    for password in deployment.passwords:
         assert password not in everything
