@@ -16,6 +16,35 @@ from bizosaas_redis.settings import Settings, instances
 
 from .monitor import MIN_LOOKUPS_FOR_HIT_RATE
 
+# What an operator does when the alert fires (the rules' `action` annotation, the README's table).
+ACTIONS = {
+    "RedisDown": "`docker logs` of the container and `bizosaas-redis doctor --stack <stack>`; "
+    "`bizosaas-redis up --stack <stack>` starts it again (the data is on its volume)",
+    "RedisMemoryHigh": "Eviction is near: look for keys without a TTL and for growth (`bizosaas-redis monitor`); "
+    "raise `maxmemory` and `memoryLimit` if the working set grew",
+    "RedisMemoryCritical": "The cache is evicting: raise `maxmemory` and `memoryLimit` with `bizosaas-redis up`, "
+    "or find the keys without a TTL",
+    "RedisHitRateLow": "Look at evictions (keys dropped too early), TTLs too short, and key names that changed "
+    "with a release",
+    "RedisHitRateCritical": "As RedisHitRateLow; the consumers now mostly miss and load their sources",
+    "RedisEvictionsHigh": "maxmemory is small for the working set: raise it; watch the hit rate",
+    "RedisEvictionsCritical": "maxmemory is far too small for the working set: raise it now",
+    "RedisClientsHigh": "A pool too large or a client leaking connections: `CLIENT LIST` names them; raise "
+    "`maxclients` only with the container's file limit",
+    "RedisClientsCritical": "As RedisClientsHigh, now: new connections are about to be refused (the exporter's "
+    "too, which then reports Redis down)",
+    "RedisRejectedConnections": "Connections were refused at maxclients: as RedisClientsHigh; resolves 5 minutes "
+    "after the last refusal",
+    "RedisPersistenceFailed": "Disk full or not writable: `docker logs` names the error; Redis refuses writes "
+    "while snapshots fail; free space, then `bizosaas-redis backup` to check a save works",
+    "RedisLastSaveTooOld": "Snapshots are not written: look for failed saves in `docker logs` and for disk "
+    "space; `bizosaas-redis backup` forces one",
+    "RedisDurableMemoryHigh": "When full it refuses writes: raise `durable.maxmemory`; look for a Celery backlog, "
+    "streams without MAXLEN, sessions without a TTL",
+    "RedisDurableWritesRefused": "Queues, sessions and streams are failing now: raise `durable.maxmemory` with "
+    "`bizosaas-redis up` at once, then find what grew; resolves 5 minutes after the last refusal",
+}
+
 
 def job(settings: Settings) -> str:
     """The scrape job of an instance: `bizosaas-redis-<stack>`, `-durable` for a split stack's durable one."""
@@ -42,6 +71,7 @@ def rules(settings: Settings) -> list[dict[str, Any]]:
             "annotations": {
                 "summary": summary,
                 "description": f"{summary} (stack {s.stack}, {{{{ $labels.instance }}}})",
+                "action": ACTIONS[name],
             },
         }
 

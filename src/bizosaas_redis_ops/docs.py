@@ -19,9 +19,12 @@ from bizosaas_redis.settings import (
     Settings,
     available_stacks,
     format_size,
+    instances,
     load_stack_file,
 )
 from redis_policies.rules import RULES, effective_level
+
+from . import alerts
 
 
 class DocsError(BizosaasRedisError):
@@ -109,7 +112,22 @@ def policy_table() -> str:
     return "\n".join(rows)
 
 
-BLOCKS = {"config-table": config_table, "policy-table": policy_table}
+def alert_table() -> str:
+    """Every alerting rule of the production stack (both instances), from the rules themselves."""
+    rows = [_row(["Alert", "Instance", "Severity", "For", "Fires when", "What to do"]), "|" + "---|" * 6]
+    seen: dict[str, list[str]] = {}
+    found: dict[str, dict[str, Any]] = {}
+    for instance in instances(load_stack_file("production")):
+        for rule in alerts.rules(instance):
+            seen.setdefault(rule["alert"], []).append(instance.role)
+            found.setdefault(rule["alert"], rule)
+    for name, rule in found.items():
+        cells = [f"`{name}`", " and ".join(seen[name]), rule["labels"]["severity"], rule["for"]]
+        rows.append(_row([*cells, rule["annotations"]["summary"], rule["annotations"]["action"]]))
+    return "\n".join(rows)
+
+
+BLOCKS = {"config-table": config_table, "policy-table": policy_table, "alert-table": alert_table}
 
 
 def _marker(name: str) -> tuple[str, str]:

@@ -254,7 +254,11 @@ def test_each_rule_fires_on_its_threshold_and_not_below(promtool, tmp_path, stac
             "instance": "redis:9121",
             **extra_labels,
         },
-        "exp_annotations": {"summary": summary, "description": f"{summary} (stack {stack}, redis:9121)"},
+        "exp_annotations": {
+            "summary": summary,
+            "description": f"{summary} (stack {stack}, redis:9121)",
+            "action": alerts.ACTIONS[alertname],
+        },
     }
 
     def case(series: dict[str, str], alerts_expected: list[dict]) -> dict:
