@@ -14,6 +14,8 @@ import os
 import re
 import socket
 import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -266,6 +268,41 @@ def test_a_tls_stack_is_healthy_and_serves_only_tls(deployed, engine, tmp_path):
             sandbox.overrides.pop(key, None)
         sandbox.up()
     assert app_client("dev").ping()
+
+
+def test_the_exporter_reads_a_tls_only_redis_over_tls(deployed, engine, tmp_path):
+    """Staging with TLS on: the exporter verifies Redis with the CA (readable through Redis's
+    group only) against the certificate's name for the container, and reads it."""
+    from test_redis_conf_server import _make_certs
+
+    certs = tmp_path / "certs"
+    certs.mkdir(mode=0o755)
+    _make_certs(certs, dns_names=(f"{TEST_PREFIX}-staging",))
+    for name in ("tls.crt", "tls.key", "ca.crt"):
+        os.chown(certs / name, REDIS_UID, REDIS_GID)
+    (certs / "tls.key").chmod(0o600)
+    (certs / "ca.crt").chmod(0o640)
+    sandbox = deployed["staging"]
+    sandbox.up("tlsEnabled=true", f"tlsCertsDir={certs}")
+    try:
+        env = engine.containers.get(f"{TEST_PREFIX}-staging-exporter").attrs["Config"]["Env"]
+        assert f"REDIS_ADDR=rediss://{TEST_PREFIX}-staging:6379" in env
+        url = outputs("staging")["exporter_url"]
+
+        def read() -> list[str]:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return response.read().decode().splitlines()
+
+        deadline = time.monotonic() + 30
+        while "redis_up 1" not in read():
+            assert time.monotonic() < deadline, "the exporter did not read Redis over TLS"
+            time.sleep(0.5)
+        assert any(line.startswith("redis_connected_clients ") for line in read())
+    finally:
+        for key in ("tlsEnabled", "tlsCertsDir"):
+            sandbox.overrides.pop(key, None)
+        sandbox.up()
+    assert app_client("staging").ping()
 
 
 def test_bad_values_are_refused_before_deploying(deployed, engine):

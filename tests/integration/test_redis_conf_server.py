@@ -71,7 +71,12 @@ def test_dev_without_auth_serves_password_less_clients(start_redis):
     assert client.ping() and client.flushall()  # dev allows flushing
 
 
-def _make_certs(folder: Path) -> None:
+def _make_certs(folder: Path, dns_names: tuple[str, ...] = ()) -> None:
+    """A CA and a server certificate it signed (CN localhost, plus `dns_names` as
+    subjectAltNames: clients that check the name, such as the exporter, need them)."""
+    san = ("-addext", "subjectAltName=" + ",".join(f"DNS:{name}" for name in dns_names)) if dns_names else ()
+    copy = ("-copy_extensions", "copy") if dns_names else ()
+
     def run(*args: str) -> None:
         subprocess.run(args, cwd=folder, check=True, capture_output=True)
 
@@ -99,6 +104,7 @@ def _make_certs(folder: Path) -> None:
         "-nodes",
         "-subj",
         "/CN=localhost",
+        *san,
         "-keyout",
         "tls.key",
         "-out",
@@ -115,6 +121,7 @@ def _make_certs(folder: Path) -> None:
         "-CAkey",
         "ca.key",
         "-CAcreateserial",
+        *copy,
         "-days",
         "1",
         "-out",
