@@ -12,9 +12,15 @@ from typing import Any
 import yaml
 
 from bizosaas_redis import topology
+from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.settings import Settings, instances
 
 from .monitor import MIN_LOOKUPS_FOR_HIT_RATE
+
+
+class AlertsError(BizosaasRedisError):
+    pass
+
 
 # What an operator does when the alert fires (the rules' `action` annotation, the README's table).
 ACTIONS = {
@@ -203,6 +209,13 @@ def scrape_configs(settings: Settings) -> list[dict[str, Any]]:
         for instance in instances(settings)
         if instance.exporter_enabled
     ]
+
+
+def render_scrape_configs(settings: Settings) -> str:
+    """The scrape jobs as Prometheus's configuration takes them (`scrape_configs:`)."""
+    if not settings.exporter_enabled:
+        raise AlertsError(f"stack {settings.stack}: exporterEnabled is false, nothing to scrape")
+    return yaml.safe_dump({"scrape_configs": scrape_configs(settings)}, sort_keys=False)
 
 
 def render(settings: Settings) -> str:

@@ -669,10 +669,16 @@ def with_generated_options(command: Callable[..., None]) -> Callable[..., None]:
 
 @main.command("alert-rules")
 @with_generated_options
-def alert_rules(stack: str | None, all_stacks: bool, output: Path | None) -> None:
+@click.option("--scrape-config", is_flag=True, help="with --stack: Prometheus's scrape jobs for it instead")
+def alert_rules(stack: str | None, all_stacks: bool, output: Path | None, scrape_config: bool) -> None:
     """Prometheus alerting rules for redis_exporter metrics, from the stack's thresholds."""
     from . import alerts
 
+    if scrape_config:
+        if not stack:
+            raise click.UsageError("--scrape-config needs --stack")
+        _write_generated(stack, False, output, "", alerts.render_scrape_configs)
+        return
     _write_generated(stack, all_stacks, output, ".rules.yml", alerts.render)
 
 

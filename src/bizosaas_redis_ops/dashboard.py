@@ -41,41 +41,61 @@ def _panel(title: str, unit: str, targets: list[tuple[str, str]], thresholds: di
     }
 
 
-def panels(s: Settings) -> list[dict[str, Any]]:
-    hits, misses = f"rate(redis_keyspace_hits_total{{{SEL}}}[5m])", f"rate(redis_keyspace_misses_total{{{SEL}}}[5m])"
-    high = (("orange", s.alert_memory_percent), ("red", s.alert_memory_critical_percent))
+def _metric(name: str, legend: str = "{{job}}", window: str | None = None) -> tuple[str, str]:
+    """A target: the metric of the selected jobs, as a rate over `window` when given."""
+    selected = f"{name}{{{SEL}}}"
+    return (f"rate({selected}[{window}])" if window else selected, legend)
+
+
+def _memory_panels(s: Settings) -> list[dict[str, Any]]:
+    used, limit = "redis_memory_used_bytes", "redis_memory_max_bytes"
     return [
-        _panel("Up", "none", [(f"redis_up{{{SEL}}}", "{{job}}")]),
         _panel(
             "Memory used, % of maxmemory",
             "percent",
-            [(f"100 * redis_memory_used_bytes{{{SEL}}} / (redis_memory_max_bytes{{{SEL}}} > 0)", "{{job}}")],
-            _steps(*high),
+            [(f"100 * {used}{{{SEL}}} / ({limit}{{{SEL}}} > 0)", "{{job}}")],
+            _steps(("orange", s.alert_memory_percent), ("red", s.alert_memory_critical_percent)),
         ),
         _panel(
             "Memory",
             "bytes",
             [
-                (f"redis_memory_used_bytes{{{SEL}}}", "{{job}} used"),
-                (f"redis_memory_max_bytes{{{SEL}}}", "{{job}} maxmemory"),
-                (f"redis_memory_used_rss_bytes{{{SEL}}}", "{{job}} RSS"),
+                _metric(used, "{{job}} used"),
+                _metric(limit, "{{job}} maxmemory"),
+                _metric("redis_memory_used_rss_bytes", "{{job}} RSS"),
             ],
         ),
+    ]
+
+
+def _traffic_panels(s: Settings) -> list[dict[str, Any]]:
+    hits, _ = _metric("redis_keyspace_hits_total", window="5m")
+    misses, _ = _metric("redis_keyspace_misses_total", window="5m")
+    # Red below the critical rate, orange up to the warning one.
+    low = [("red", None), ("orange", s.alert_hit_rate_critical_percent), ("green", s.alert_hit_rate_percent)]
+    return [
         _panel(
             "Keyspace hit rate",
             "percent",
             [(f"100 * {hits} / ({hits} + {misses})", "{{job}}")],
-            # Red below the critical rate, orange up to the warning one.
-            {
-                "mode": "absolute",
-                "steps": [
-                    {"color": "red", "value": None},
-                    {"color": "orange", "value": s.alert_hit_rate_critical_percent},
-                    {"color": "green", "value": s.alert_hit_rate_percent},
-                ],
-            },
+            {"mode": "absolute", "steps": [{"color": color, "value": value} for color, value in low]},
         ),
-        _panel("Commands per second", "ops", [(f"rate(redis_commands_processed_total{{{SEL}}}[1m])", "{{job}}")]),
+        _panel("Commands per second", "ops", [_metric("redis_commands_processed_total", window="1m")]),
+        _panel(
+            "Evictions and expirations per second",
+            "short",
+            [
+                _metric("redis_evicted_keys_total", "{{job}} evicted", "1m"),
+                _metric("redis_expired_keys_total", "{{job}} expired", "1m"),
+            ],
+            _steps(("orange", s.alert_evictions_per_second), ("red", s.alert_evictions_critical_per_second)),
+        ),
+        _panel("Keys", "short", [(f"sum by (job) (redis_db_keys{{{SEL}}})", "{{job}}")]),
+    ]
+
+
+def _client_panels(s: Settings) -> list[dict[str, Any]]:
+    return [
         _panel(
             "Clients, % of maxclients",
             "percent",
@@ -86,20 +106,16 @@ def panels(s: Settings) -> list[dict[str, Any]]:
             "Clients",
             "short",
             [
-                (f"redis_connected_clients{{{SEL}}}", "{{job}} connected"),
-                (f"redis_blocked_clients{{{SEL}}}", "{{job}} blocked"),
+                _metric("redis_connected_clients", "{{job}} connected"),
+                _metric("redis_blocked_clients", "{{job}} blocked"),
                 (f"increase(redis_rejected_connections_total{{{SEL}}}[5m])", "{{job}} refused in 5 min"),
             ],
         ),
-        _panel(
-            "Evictions and expirations per second",
-            "short",
-            [
-                (f"rate(redis_evicted_keys_total{{{SEL}}}[1m])", "{{job}} evicted"),
-                (f"rate(redis_expired_keys_total{{{SEL}}}[1m])", "{{job}} expired"),
-            ],
-            _steps(("orange", s.alert_evictions_per_second), ("red", s.alert_evictions_critical_per_second)),
-        ),
+    ]
+
+
+def _persistence_panels(s: Settings) -> list[dict[str, Any]]:
+    return [
         _panel(
             "Seconds since the last RDB save",
             "s",
@@ -110,21 +126,31 @@ def panels(s: Settings) -> list[dict[str, Any]]:
             "Persistence",
             "short",
             [
-                (f"redis_rdb_changes_since_last_save{{{SEL}}}", "{{job}} changes not saved"),
-                (f"redis_rdb_last_bgsave_status{{{SEL}}}", "{{job}} last RDB save ok"),
-                (f"redis_aof_last_write_status{{{SEL}}}", "{{job}} last AOF write ok"),
-                (f"redis_aof_rewrite_in_progress{{{SEL}}}", "{{job}} AOF rewrite running"),
+                _metric("redis_rdb_changes_since_last_save", "{{job}} changes not saved"),
+                _metric("redis_rdb_last_bgsave_status", "{{job}} last RDB save ok"),
+                _metric("redis_aof_last_write_status", "{{job}} last AOF write ok"),
+                _metric("redis_aof_rewrite_in_progress", "{{job}} AOF rewrite running"),
             ],
         ),
         _panel(
             "Replication",
             "short",
             [
-                (f"redis_connected_slaves{{{SEL}}}", "{{job}} replicas"),
-                (f"rate(redis_master_repl_offset{{{SEL}}}[1m])", "{{job}} replication bytes/s"),
+                _metric("redis_connected_slaves", "{{job}} replicas"),
+                _metric("redis_master_repl_offset", "{{job}} replication bytes/s", "1m"),
             ],
         ),
-        _panel("Keys", "short", [(f"sum by (job) (redis_db_keys{{{SEL}}})", "{{job}}")]),
+    ]
+
+
+def panels(s: Settings) -> list[dict[str, Any]]:
+    """Availability, memory, traffic, clients, persistence and replication, in that order."""
+    return [
+        _panel("Up", "none", [_metric("redis_up")]),
+        *_memory_panels(s),
+        *_traffic_panels(s),
+        *_client_panels(s),
+        *_persistence_panels(s),
     ]
 
 

@@ -6,19 +6,36 @@ import os
 import subprocess
 
 import pytest
+import yaml
 
 from bizosaas_redis_ops.sandbox import Project, Sandbox, parse_assignments
 from conftest import CLI
 
 SUBCOMMANDS = [
     "preview", "up", "destroy", "outputs", "doctor", "verify", "smoke", "monitor",
-    "benchmark", "backup", "restore", "layout-move", "alert-rules", "docs", "offline-image",
+    "benchmark", "backup", "restore", "layout-move", "alert-rules", "dashboard", "docs", "offline-image",
 ]  # fmt: skip
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(CLI), *args], capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL
+    )
+
+
+def test_alert_rules_print_the_scrape_jobs_the_rules_select():
+    result = run("alert-rules", "--stack", "production", "--scrape-config")
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(result.stdout) == {
+        "scrape_configs": [
+            {"job_name": "bizosaas-redis-production", "static_configs": [{"targets": ["127.0.0.1:9121"]}]},
+            {"job_name": "bizosaas-redis-production-durable", "static_configs": [{"targets": ["127.0.0.1:9131"]}]},
+        ]
+    }
+    refused = run("alert-rules", "--stack", "dev", "--scrape-config")
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        "bizosaas-redis alert-rules: stack dev: exporterEnabled is false, nothing to scrape"
     )
 
 

@@ -62,6 +62,17 @@ def _placement(settings: Settings, network_name: pulumi.Input[str], node: Placed
     }
 
 
+def _tls_access(settings: Settings) -> dict[str, Any]:
+    """With TLS, the certificates' folder read-only, and Redis's group, which reads the CA
+    file as Redis's own files are owned (999:1000)."""
+    if not settings.tls_enabled:
+        return {}
+    mount = docker.ContainerMountArgs(
+        type="bind", source=settings.tls_certs_dir, target=redis_conf.TLS_DIR, read_only=True
+    )
+    return {"mounts": [mount], "group_adds": [str(REDIS_GID)]}
+
+
 class RedisExporter(pulumi.ComponentResource):
     """The exporter container, reading its password from a file on its own volume
     (a plain environment variable would show in `docker inspect`). `files_image`: the
@@ -107,24 +118,13 @@ class RedisExporter(pulumi.ComponentResource):
             [File(f"{EXPORTER_SECRETS_DIR}/password.json", password_file, "0400", EXPORTER_UID, EXPORTER_UID)],
             moved,
         )
-        tls: dict[str, Any] = {}
-        if settings.tls_enabled:
-            # Redis's group reads the CA file, as Redis's own files are owned (999:1000).
-            tls = {
-                "mounts": [
-                    docker.ContainerMountArgs(
-                        type="bind", source=settings.tls_certs_dir, target=redis_conf.TLS_DIR, read_only=True
-                    )
-                ],
-                "group_adds": [str(REDIS_GID)],
-            }
         self.container = docker.Container(
             name,
             name=container_name,
             image=image.image_id,
             envs=exporter_env(settings, node),
             user=EXPORTER_USER,
-            **tls,
+            **_tls_access(settings),
             **_placement(settings, network_name, node),
             volumes=[secrets],
             labels=label_args(ownership_labels(settings, SERVICE_EXPORTER)),
