@@ -154,6 +154,9 @@ def consumer_env(serving: dict[Use, Settings]) -> dict[str, str]:
         "REDIS_CACHE_TTL": str(cache.cache_ttl),
         "REDIS_SESSION_TTL": str(durable.session_ttl),
         "REDIS_STREAM_MAXLEN": str(durable.stream_maxlen),
+        # Durable writes (bizosaas_redis_patterns.Durability.from_env): replicas that confirm each.
+        "REDIS_WAIT_REPLICAS": str(durable.durable_write_replicas),
+        "REDIS_WAIT_TIMEOUT_MS": str(durable.durable_write_timeout_ms),
         "CELERY_BROKER_DB": str(durable.celery_broker_db),
         "CELERY_RESULT_DB": str(durable.celery_result_db),
         "REDIS_MAX_CONNECTIONS": str(durable.maxclients),

@@ -345,6 +345,22 @@ class Settings(BaseModel):
     min_replicas_max_lag: int = Field(
         10, ge=1, le=3600, description="Seconds a replica may lag and still count for minReplicasToWrite."
     )
+    durable_write_replicas: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_REPLICAS,
+        description="Default 1 with topology sentinel, else 0. Replicas that must confirm each durable write "
+        "(sessions, the JWT blacklist, stream events) before the consumer library reports it done (`WAIT`; "
+        "consumers get it as REDIS_WAIT_REPLICAS): a failover then cannot lose a write a client was told "
+        "was stored.",
+    )
+    durable_write_timeout_ms: int = Field(
+        1000,
+        ge=10,
+        le=60_000,
+        description="How long a durable write waits for its replicas (ms) before it fails with NotDurable "
+        "(REDIS_WAIT_TIMEOUT_MS).",
+    )
     docker_hosts: Annotated[dict[DockerName, DockerHost], BeforeValidator(_json_dict)] = Field(
         default_factory=dict,
         description="Docker hosts by name, each `{url, address}`. Default: one host, the default Docker "
@@ -517,6 +533,8 @@ class Settings(BaseModel):
         if data.get("minReplicasToWrite", data.get("min_replicas_to_write")) is None:
             production = data.get("environment") == "production" and data.get("topology") == "sentinel"
             data = {**data, "minReplicasToWrite": 1 if production else 0}
+        if data.get("durableWriteReplicas", data.get("durable_write_replicas")) is None:
+            data = {**data, "durableWriteReplicas": 1 if data.get("topology") == "sentinel" else 0}
         return data
 
     @field_validator("publish_address")
@@ -606,6 +624,8 @@ class Settings(BaseModel):
             add("maxmemory_policy", "must be noeviction on the durable instance: it must refuse writes, never evict")
         if self.topology == "sentinel":
             problems.extend(self._topology_problems())
+        elif self.durable_write_replicas:
+            add("durable_write_replicas", "must be 0 with topology standalone: no replica confirms", "topology")
         if self.layout == "single" and self.durable:
             add("durable", "is only read with layout split", "layout")
         if self.role != "durable":
@@ -636,6 +656,13 @@ class Settings(BaseModel):
         assert self.min_replicas_to_write is not None
         if self.min_replicas_to_write > self.replicas:
             add("min_replicas_to_write", f"must not exceed replicas ({self.replicas}): no write would pass", "replicas")
+        assert self.durable_write_replicas is not None
+        if self.durable_write_replicas > self.replicas:
+            add(
+                "durable_write_replicas",
+                f"must not exceed replicas ({self.replicas}): no durable write would be confirmed",
+                "replicas",
+            )
         if not self.docker_hosts:
             try:
                 DockerHost(address=self.url_host)

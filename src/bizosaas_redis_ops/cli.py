@@ -411,6 +411,26 @@ def benchmark_smoke(stack: str, runs: int, no_throughput: bool) -> None:
     click.echo(bench.table(rows))
 
 
+@benchmark.command("durable")
+@stack_option()
+@click.option("--writes", type=click.IntRange(10), default=2000, show_default=True, help="writes of each kind")
+def benchmark_durable(stack: str, writes: int) -> None:
+    """Cost of a durable write (confirmed by replicas, WAIT) against a plain one: p50 / p99 per write.
+
+    Through the stack's REDIS_URL, as services connect; needs durableWriteReplicas (topology
+    sentinel). Writes keys (removed afterwards): not for production.
+    """
+    from . import outputs as stack_outputs
+    from .bench import durable_writes as bench
+
+    found = stack_outputs.load(stack)
+    # REDIS_URL serves the durable uses: the durable instance of a split stack.
+    settings = stack_outputs.settings(stack, "durable" if found.get("layout") == "split" else "cache", found)
+    assert settings.durable_write_replicas is not None
+    rows = bench.measure(found, settings.durable_write_replicas, settings.durable_write_timeout_ms, writes)
+    click.echo(bench.table(rows))
+
+
 image_option = click.option("--image", help="the server image [default: the stack's]; e.g. the offline stand-in")
 name_prefix_option = click.option(
     "--name-prefix",

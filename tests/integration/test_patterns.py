@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 
@@ -15,7 +16,7 @@ import bizosaas_redis_patterns as patterns
 from bizosaas_redis_ops import smoke
 from conftest import ROOT
 
-CONF = "user default on nopass ~* &* +@all\n"
+CONF = "user default on nopass ~* &* +@all\nrepl-diskless-sync-delay 0\n"
 
 
 @pytest.fixture
@@ -94,3 +95,62 @@ def test_report_formats():
     suite = ET.fromstring(smoke.junit_xml(results))
     assert suite.get("tests") == "2" and suite.get("failures") == "1"
     assert suite.find("testcase[@name='b']/failure").get("message") == "boom"
+
+
+def _replicated_pair(start_redis):  # type: ignore[no-untyped-def]
+    """A primary and a replica of it (DEBUG on, to make the replica stall), linked."""
+    primary = start_redis(CONF)
+    replica = start_redis(CONF + f"enable-debug-command yes\nreplicaof 127.0.0.1 {primary.port}\n")
+    deadline = time.monotonic() + 10
+    while replica.client().info("replication").get("master_link_status") != "up":
+        assert time.monotonic() < deadline, "the replica did not link to the primary"
+        time.sleep(0.05)
+    return primary, replica
+
+
+def test_durable_writes_are_on_a_replica_when_they_return(start_redis):
+    primary, replica = _replicated_pair(start_redis)
+    durable = patterns.Durability(replicas=1, timeout_ms=2000)
+    keys = patterns.KeySpace("d:")
+    sessions = patterns.SessionStore(primary.client(), keys, durability=durable)
+    session = sessions.create({"user": 7})
+    blacklist = patterns.TokenBlacklist(primary.client(), keys, durability=durable)
+    assert blacklist.revoke("jti-1", int(time.time()) + 60)
+    stream = patterns.EventStream(primary.client(), keys, "orders", "billing", durability=durable)
+    entry = stream.publish({"order": 1})
+    on_replica = replica.client()
+    # No waiting here: WAIT returned only once the replica had applied them.
+    assert on_replica.get(f"d:session:{session}") == '{"user": 7}'
+    assert on_replica.exists("d:jwt-revoked:jti-1")
+    assert on_replica.xrange("d:stream:orders")[0][0] == entry
+    assert sessions.delete(session) and not on_replica.exists(f"d:session:{session}")
+
+
+def test_a_durable_write_no_replica_confirms_fails_and_a_plain_one_does_not(start_redis):
+    primary, replica = _replicated_pair(start_redis)
+    keys = patterns.KeySpace("d:")
+    durable = patterns.SessionStore(primary.client(), keys, durability=patterns.Durability(1, 300))
+    plain = patterns.SessionStore(primary.client(), keys, durability=patterns.Durability(0))
+    # The pair works: a write confirmed, given time.
+    patterns.SessionStore(primary.client(), keys, durability=patterns.Durability(1, 5000)).create({"warm": 1})
+    # The replica, still linked, stalls for 1.5 s: it cannot confirm in 300 ms.
+    stall = replica.client()
+    stalled = threading.Thread(target=lambda: stall.execute_command("DEBUG", "SLEEP", "1.5"))
+    stalled.start()
+    try:
+        time.sleep(0.1)
+        started = time.monotonic()
+        with pytest.raises(patterns.NotDurable, match=r"^0 of 1 replica\(s\) confirmed the write within 300 ms$"):
+            durable.create({"user": 8})
+        assert 0.3 <= time.monotonic() - started < 1.0
+        started = time.monotonic()
+        plain.create({"user": 9})
+        assert time.monotonic() - started < 0.2
+    finally:
+        stalled.join()
+
+
+def test_durability_comes_from_the_deployments_environment():
+    assert patterns.Durability.from_env({}) == patterns.Durability(0, 1000)
+    found = patterns.Durability.from_env({"REDIS_WAIT_REPLICAS": "1", "REDIS_WAIT_TIMEOUT_MS": "250"})
+    assert found == patterns.Durability(1, 250)

@@ -258,6 +258,17 @@ def test_each_node_has_an_exporter_on_its_host(stack: Stack) -> None:
             assert link == 1
 
 
+def test_the_durable_write_benchmark_runs(stack: Stack) -> None:
+    """`benchmark durable` end to end (no timing asserted: the table is for the README)."""
+    _settled(stack)
+    result = stack.cli("benchmark", "durable", "--stack", STACK, "--writes", "2000")
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = result.stdout.splitlines()[2:]
+    assert [row.split("  ")[0] for row in rows] == ["plain", "durable (WAIT 1 replica(s))"], result.stdout
+    print("\n" + result.stdout)
+    assert not stack.app().keys("bench-durable:*"), "the benchmark left keys behind"
+
+
 def _settled_primary(stack: Stack) -> tuple[str, DockerHost]:
     """The primary once settled, and the host it runs on."""
     _settled(stack)
@@ -367,13 +378,15 @@ def test_primary_host_stopped(stack: Stack) -> None:
 WRITE_INSIDE = textwrap.dedent(
     """
     import sys, time, redis
-    url, prefix, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
-    client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+    from bizosaas_redis_patterns import Durability
+    url, prefix, seconds, replicas = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1)
+    durability = Durability(replicas, 1000)
     acked, refused, n, end = [], 0, 0, time.monotonic() + seconds
     while time.monotonic() < end:
         try:
-            client.set(prefix + str(n), n)
-            acked.append(n)
+            durability.write(client, lambda pipe: pipe.set(prefix + str(n), n))
+            acked.append(f"{n}@{time.monotonic():.3f}")
         except redis.RedisError:
             refused += 1
             time.sleep(0.05)
@@ -382,43 +395,88 @@ WRITE_INSIDE = textwrap.dedent(
     print(refused, *acked)
     """
 )
+# A replica acknowledges its offset every second: the primary counts it for
+# minReplicasToWrite until that acknowledgement is older than minReplicasMaxLag. So a cut-off
+# primary takes writes for at most MAX_LAG + ACK_INTERVAL seconds after the cut, and plain
+# writes lost are at most those acknowledged in that window.
+ACK_INTERVAL = 1.0
+TIMING_SLACK = 0.5
 
 
-def test_partitioned_primary_stops_taking_writes(stack: Stack) -> None:
-    """A client on the primary's side of a partition keeps writing to it directly: with
-    minReplicasToWrite 1 it refuses writes once its replicas' acknowledgements are older
-    than minReplicasMaxLag; what it took before that is lost when it rejoins."""
+def _write_inside(host: DockerHost, url: str, prefix: str, seconds: float, replicas: int) -> subprocess.Popen[str]:
+    """A writer on the primary's side of the cut (in its host's namespace), writing to it directly."""
+    return subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            host.name,
+            sys.executable,
+            "-c",
+            WRITE_INSIDE,
+            url,
+            prefix,
+            str(seconds),
+            str(replicas),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _acked(writer: subprocess.Popen[str], timeout: float) -> tuple[int, dict[int, float]]:
+    """(writes refused, {write: when acknowledged, monotonic clock})."""
+    stdout, _ = writer.communicate(timeout=timeout)
+    refused, *acked = stdout.split()
+    return int(refused), {int(n): float(t) for n, t in (a.split("@") for a in acked)}
+
+
+def test_partitioned_primary_loses_no_durable_write(stack: Stack) -> None:
+    """Two clients on the primary's side of a partition write to it directly, one plain, one
+    durable (each write confirmed by a replica, WAIT). The cut-off primary refuses writes once
+    its replicas' acknowledgements are older than minReplicasMaxLag (NOREPLICAS); the plain
+    writes it took before that are lost when it rejoins (bounded by that window), the
+    durable ones never were acknowledged; it rejoins as a replica, with no second history."""
     _settled(stack)
     before = stack.primary()
     assert before is not None
     host = stack.host_of(before)
-    out = stack.outputs()
-    head, _, _ = out["redis_url"].rpartition("@")
+    head, _, _ = stack.outputs()["redis_url"].rpartition("@")
     url = f"{head}@{before}/0"
     seconds = DOWN_AFTER_MS / 1000 + MAX_LAG + 6
-    writer = subprocess.Popen(
-        ["ip", "netns", "exec", host.name, sys.executable, "-c", WRITE_INSIDE, url, "part:", str(seconds)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    writers = {replicas: _write_inside(host, url, f"part{replicas}:", seconds, replicas) for replicas in (0, 1)}
     time.sleep(1)
     host.cut_off()
     cut_at = time.monotonic()
     _wait(lambda: stack.primary() not in (None, before), 60, "a new primary on the majority side")
     elected = time.monotonic() - cut_at
-    stdout, _ = writer.communicate(timeout=seconds + 30)
-    refused, *acked = (int(x) for x in stdout.split())
+    (refused, plain), (refused_durable, durable) = (_acked(writers[r], seconds + 30) for r in (0, 1))
     host.reconnect()
     _settled(stack)
     _rejoins_as_replica(stack, before)
-    lost = missing_on_primary(stack, [f"part:{n}" for n in acked])
-    RESULTS["primary partitioned from the rest (its client writes to it)"] = {
+    lost_plain = missing_on_primary(stack, [f"part0:{n}" for n in plain])
+    lost_durable = missing_on_primary(stack, [f"part1:{n}" for n in durable])
+    after_cut = [t - cut_at for t in plain.values() if t > cut_at]
+    RESULTS["primary partitioned from the rest (its clients write to it)"] = {
         "longest time without a successful write": f"new primary after {elected:.1f} s",
-        "acknowledged writes": str(len(acked)),
-        "acknowledged writes lost": f"{lost} (then {refused} refused: NOREPLICAS)",
+        "acknowledged writes": f"{len(plain)} plain, {len(durable)} durable",
+        "acknowledged writes lost": f"{lost_plain} plain (then {refused} refused: NOREPLICAS), {lost_durable} durable",
         "primary afterwards": "a replica, promoted",
     }
-    assert refused > 0, "the isolated primary never refused a write (minReplicasToWrite)"
+    assert lost_durable == 0, "a durable write confirmed by a replica was lost"
+    assert refused > 0 and refused_durable > 0, "the isolated primary never refused a write (minReplicasToWrite)"
+    window = MAX_LAG + ACK_INTERVAL + TIMING_SLACK
+    assert max(after_cut, default=0.0) <= window, f"the cut-off primary took writes for {max(after_cut):.1f} s"
+    assert lost_plain <= len(after_cut), f"{lost_plain} plain writes lost, {len(after_cut)} acknowledged after the cut"
+    # No second history: every node holds the same writes (the old primary resynced).
+    keys = [f"part0:{n}" for n in plain]
+    counts = {
+        node.endpoint: sum(
+            int(stack.node_admin(node.endpoint).exists(*keys[i : i + 1000])) for i in range(0, len(keys), 1000)
+        )
+        for node in topology.nodes(stack.settings)
+    }
+    assert len(set(counts.values())) == 1, counts
 
 
 def test_planned_change_hands_the_primary_over(stack: Stack) -> None:

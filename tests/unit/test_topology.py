@@ -49,6 +49,15 @@ def test_production_refuses_writes_a_failover_would_drop():
     assert _settings(environment="staging").min_replicas_to_write == 0
 
 
+def test_durable_writes_wait_for_one_replica_with_sentinel_and_none_without():
+    assert (_settings().durable_write_replicas, _settings().durable_write_timeout_ms) == (1, 1000)
+    assert build_settings({}, "staging").durable_write_replicas == 0
+    assert "redis:durableWriteReplicas = 3: must not exceed replicas (2)" in _problems(**BASE, durableWriteReplicas=3)
+    assert "redis:durableWriteReplicas = 1: must be 0 with topology standalone" in _problems(durableWriteReplicas=1)
+    env = capture.run_program("staging", values=BASE, secrets_config=PASSWORDS).outputs["consumer_env"].value
+    assert (env["REDIS_WAIT_REPLICAS"], env["REDIS_WAIT_TIMEOUT_MS"]) == ("1", "1000")
+
+
 def test_one_host_by_default_at_the_advertised_address():
     s = build_settings({"topology": "sentinel", "advertisedHost": "172.17.0.1"}, "staging")
     assert {n.host.address for n in [*topology.nodes(s), *topology.sentinels(s)]} == {"172.17.0.1"}

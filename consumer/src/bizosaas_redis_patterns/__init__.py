@@ -11,9 +11,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,51 @@ def connect(url: str, master_name: str | None = None, **kwargs: Any) -> redis.Re
     }
     watcher = Sentinel(sentinels, sentinel_kwargs={**{k: v for k, v in auth.items() if v}, **timeouts})
     return watcher.master_for(master_name, db=db, **auth, **kwargs)
+
+
+# --- durable writes ---------------------------------------------------------------------
+
+
+class NotDurable(redis.RedisError):
+    """The primary took the write but fewer replicas than asked confirmed it in time: a
+    failover now could lose it. Treat the write as failed (retry it, or report it)."""
+
+
+@dataclass(frozen=True)
+class Durability:
+    """Each write confirmed by `replicas` replicas (Redis's WAIT on the write's own
+    connection) within `timeout_ms` before it counts as done; 0 replicas: plain writes.
+
+    Redis replicates asynchronously: a write acknowledged by the primary alone is lost when
+    the primary fails or is cut off before a replica has it, and a replica is promoted.
+    A write confirmed by one replica survives that: Sentinel promotes the replica with the
+    most data (it is still not fsynced on the replica: both failing at once can lose it).
+    """
+
+    replicas: int = 0
+    timeout_ms: int = 1000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Durability:
+        """From the deployment's `REDIS_WAIT_REPLICAS` and `REDIS_WAIT_TIMEOUT_MS` (plain writes when unset)."""
+        env = os.environ if env is None else env
+        return cls(int(env.get("REDIS_WAIT_REPLICAS", "0")), int(env.get("REDIS_WAIT_TIMEOUT_MS", "1000")))
+
+    def write(self, client: redis.Redis, build: Callable[[Any], object]) -> list[Any]:
+        """Run the commands `build` queues on a pipeline, then WAIT on the same connection;
+        their replies, or NotDurable when too few replicas confirmed."""
+        pipe = client.pipeline(transaction=False)
+        build(pipe)
+        if self.replicas:
+            pipe.wait(self.replicas, self.timeout_ms)
+        replies = list(pipe.execute())
+        if self.replicas:
+            confirmed = int(replies.pop())
+            if confirmed < self.replicas:
+                raise NotDurable(
+                    f"{confirmed} of {self.replicas} replica(s) confirmed the write within {self.timeout_ms} ms"
+                )
+        return replies
 
 
 @dataclass
@@ -177,12 +223,23 @@ def get_embedding(client: redis.Redis, keys: KeySpace, text: str) -> np.ndarray 
 
 
 class SessionStore:
-    def __init__(self, client: redis.Redis, keys: KeySpace, ttl: int = DEFAULT_SESSION_TTL):
+    """Sessions with a sliding TTL. Writes are durable as `durability` says (default: as the
+    deployment's environment says, `Durability.from_env`)."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: KeySpace,
+        ttl: int = DEFAULT_SESSION_TTL,
+        durability: Durability | None = None,
+    ):
         self.client, self.keys, self.ttl = client, keys, ttl
+        self.durability = durability if durability is not None else Durability.from_env()
 
     def create(self, data: dict[str, Any]) -> str:
         session_id = secrets.token_urlsafe(24)
-        self.client.set(self.keys.key("session", session_id), json.dumps(data), ex=self.ttl)
+        key = self.keys.key("session", session_id)
+        self.durability.write(self.client, lambda pipe: pipe.set(key, json.dumps(data), ex=self.ttl))
         return session_id
 
     def get(self, session_id: str) -> dict[str, Any] | None:
@@ -194,7 +251,9 @@ class SessionStore:
         return bool(self.client.expire(self.keys.key("session", session_id), self.ttl))
 
     def delete(self, session_id: str) -> bool:
-        return bool(self.client.delete(self.keys.key("session", session_id)))
+        """A logout: durable too, or a failover could bring the session back."""
+        key = self.keys.key("session", session_id)
+        return bool(self.durability.write(self.client, lambda pipe: pipe.delete(key))[0])
 
     def ttl_of(self, session_id: str) -> int:
         return int(self.client.ttl(self.keys.key("session", session_id)))
@@ -203,14 +262,17 @@ class SessionStore:
 class TokenBlacklist:
     """Revoked JWTs by their `jti`, kept exactly until the token would expire anyway."""
 
-    def __init__(self, client: redis.Redis, keys: KeySpace):
+    def __init__(self, client: redis.Redis, keys: KeySpace, durability: Durability | None = None):
         self.client, self.keys = client, keys
+        self.durability = durability if durability is not None else Durability.from_env()
 
     def revoke(self, jti: str, exp: int) -> bool:
-        """False when the token has expired already: nothing to store."""
+        """False when the token has expired already: nothing to store. Durable: a revocation
+        a failover forgot would let the token in again."""
         if exp <= time.time():
             return False
-        return bool(self.client.set(self.keys.key("jwt-revoked", jti), "1", exat=int(exp)))
+        key = self.keys.key("jwt-revoked", jti)
+        return bool(self.durability.write(self.client, lambda pipe: pipe.set(key, "1", exat=int(exp)))[0])
 
     def is_revoked(self, jti: str) -> bool:
         return bool(self.client.exists(self.keys.key("jwt-revoked", jti)))
@@ -252,16 +314,28 @@ class EventStream:
     and a dead-letter stream for events that keep failing."""
 
     def __init__(
-        self, client: redis.Redis, keys: KeySpace, name: str, group: str, maxlen: int = 10_000, max_deliveries: int = 3
+        self,
+        client: redis.Redis,
+        keys: KeySpace,
+        name: str,
+        group: str,
+        maxlen: int = 10_000,
+        max_deliveries: int = 3,
+        durability: Durability | None = None,
     ):
         self.client = client
+        self.durability = durability if durability is not None else Durability.from_env()
         self.stream = keys.key("stream", name)
         self.dead_letter = keys.key("stream", name, "dead-letter")
         self.group, self.maxlen, self.max_deliveries = group, maxlen, max_deliveries
 
     def publish(self, event: dict[str, Any]) -> str:
+        """Durable as `durability` says: an event a failover dropped would never be read."""
+        fields = {"data": json.dumps(event)}
         # Approximate trimming (~) keeps XADD O(1): whole macro-nodes are dropped.
-        entry_id: Any = self.client.xadd(self.stream, {"data": json.dumps(event)}, maxlen=self.maxlen, approximate=True)
+        [entry_id] = self.durability.write(
+            self.client, lambda pipe: pipe.xadd(self.stream, fields, maxlen=self.maxlen, approximate=True)
+        )
         return str(entry_id.decode() if isinstance(entry_id, bytes) else entry_id)
 
     def ensure_group(self) -> None:
