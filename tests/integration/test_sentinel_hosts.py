@@ -41,7 +41,35 @@ STACK = "staging"
 NAME = f"{TEST_PREFIX}-ha"
 DOWN_AFTER_MS = 1000
 MAX_LAG = 2
+FAILOVER_TIMEOUT_MS = 10_000
 RESULTS: dict[str, dict[str, str]] = {}
+
+
+@dataclass(frozen=True)
+class Bound:
+    """What a fault may cost at most, asserted by its test (README, "High availability")."""
+
+    lost: int  # acknowledged writes lost
+    pause: float  # longest time without a successful write (s)
+    new_primary: float | None = None  # time to a new primary (s), where one is elected
+
+
+# Sentinel elects within downAfterMilliseconds, or after failoverTimeout when two Sentinels
+# split the vote; clients then ask a Sentinel again (1 s timeouts on a silent host's).
+ELECTION = (DOWN_AFTER_MS + FAILOVER_TIMEOUT_MS) / 1000 + 3
+BOUNDS = {
+    # AOF everysec: a killed process's writes are in the kernel's page cache; restarted
+    # before downAfterMilliseconds, it stays the primary.
+    "primary's Redis killed, Docker restarts it": Bound(lost=0, pause=15.0),
+    # Replication is asynchronous: a sequential writer's last write may be acknowledged
+    # before a replica has it; it is the only one at risk.
+    "primary's Redis killed, stays down": Bound(lost=1, pause=ELECTION + 5, new_primary=ELECTION),
+    "primary's host stopped (link down, every container killed)": Bound(
+        lost=1, pause=ELECTION + 15, new_primary=ELECTION + 5
+    ),
+    # Writes paused during each handover (CLIENT PAUSE WRITE), none refused or lost.
+    "planned change replacing every node (pulumi up)": Bound(lost=0, pause=10.0),
+}
 
 
 def _overrides(hosts: list[DockerHost], image: str, **more: Any) -> dict[str, Any]:
@@ -59,7 +87,7 @@ def _overrides(hosts: list[DockerHost], image: str, **more: Any) -> dict[str, An
         "exporterImage": STAND_INS["exporterImage"],
         "exporterPort": 9390,
         "downAfterMilliseconds": DOWN_AFTER_MS,
-        "failoverTimeout": 10_000,
+        "failoverTimeout": FAILOVER_TIMEOUT_MS,
         "minReplicasToWrite": 1,
         "minReplicasMaxLag": MAX_LAG,
         "maxmemory": "64mb",
@@ -279,13 +307,29 @@ def _settled_primary(stack: Stack) -> tuple[str, DockerHost]:
     return primary, host
 
 
-def _record(fault: str, writer: Writer, lost: int, afterwards: str) -> None:
+def _record(fault: str, writer: Writer, lost: int, afterwards: str, new_primary: float | None = None) -> None:
+    """The fault's row of the printed table, then its bound asserted."""
     RESULTS[fault] = {
+        "time to a new primary": "-" if new_primary is None else f"{new_primary:.1f} s",
         "longest time without a successful write": f"{writer.longest_gap:.1f} s",
         "acknowledged writes": str(len(writer.acked)),
         "acknowledged writes lost": str(lost),
         "primary afterwards": afterwards,
     }
+    bound = BOUNDS[fault]
+    assert lost <= bound.lost, f"{fault}: {lost} acknowledged writes lost, bound {bound.lost}"
+    assert writer.longest_gap <= bound.pause, f"{fault}: writes paused {writer.longest_gap:.1f} s, bound {bound.pause}"
+    if bound.new_primary is not None:
+        assert new_primary is not None and new_primary <= bound.new_primary, (
+            f"{fault}: a new primary after {new_primary} s, bound {bound.new_primary} s"
+        )
+
+
+def _new_primary(stack: Stack, before: str) -> float:
+    """Seconds until the Sentinels name another primary than `before`."""
+    started = time.monotonic()
+    _wait(lambda: stack.primary() not in (None, before), 60, "a new primary")
+    return time.monotonic() - started
 
 
 def _rejoins_as_replica(stack: Stack, endpoint: str) -> None:
@@ -346,9 +390,9 @@ def test_killed_primary_that_stays_down_fails_over(stack: Stack) -> None:
     container = host.client.containers.get(stack.container_at(before))
     with Writer(stack, "kill:") as writer:
         container.kill()  # SIGKILL; a killed container stays down
-        _wait(lambda: stack.primary() not in (None, before), 60, "a new primary")
+        elected = _new_primary(stack, before)
         _writes_resume(writer)
-    _record("primary's Redis killed, stays down", writer, writer.lost(replicas=1), "a replica, promoted")
+    _record("primary's Redis killed, stays down", writer, writer.lost(replicas=1), "a replica, promoted", elected)
     # Started again, its start script asks Sentinel: it rejoins as a replica, not a second primary.
     container.start()
     _rejoins_as_replica(stack, before)
@@ -361,13 +405,14 @@ def test_primary_host_stopped(stack: Stack) -> None:
         host.cut_off()  # the machine goes silent, then its processes are gone
         for container in stopped:
             container.kill()
-        _wait(lambda: stack.primary() not in (None, before), 60, "a new primary")
+        elected = _new_primary(stack, before)
         _writes_resume(writer)
     _record(
         "primary's host stopped (link down, every container killed)",
         writer,
         writer.lost(replicas=1),
         "a replica, promoted",
+        elected,
     )
     host.reconnect()
     for container in stopped:
@@ -458,7 +503,8 @@ def test_partitioned_primary_loses_no_durable_write(stack: Stack) -> None:
     lost_durable = missing_on_primary(stack, [f"part1:{n}" for n in durable])
     after_cut = [t - cut_at for t in plain.values() if t > cut_at]
     RESULTS["primary partitioned from the rest (its clients write to it)"] = {
-        "longest time without a successful write": f"new primary after {elected:.1f} s",
+        "time to a new primary": f"{elected:.1f} s",
+        "longest time without a successful write": "- (its clients see only the old primary)",
         "acknowledged writes": f"{len(plain)} plain, {len(durable)} durable",
         "acknowledged writes lost": f"{lost_plain} plain (then {refused} refused: NOREPLICAS), {lost_durable} durable",
         "primary afterwards": "a replica, promoted",
@@ -488,15 +534,12 @@ def test_planned_change_hands_the_primary_over(stack: Stack) -> None:
     assert len(replaced) == len(topology.nodes(stack.settings)) and not any("sentinel" in r for r in replaced), output
     handed = re.findall(r"handed the primary role to \S+", output)
     assert handed, output[-4000:]  # the primary's replacement went through a handover
-    lost = writer.lost()
     _record(
         "planned change replacing every node (pulumi up)",
         writer,
-        lost,
+        writer.lost(),
         f"handed over {len(handed)} time(s) (SENTINEL FAILOVER)",
     )
-    assert lost == 0
-    assert writer.longest_gap < 10, "the handover took as long as an outage"
 
 
 TASKS = 300
@@ -573,7 +616,8 @@ def test_celery_and_a_consumer_group_carry_on_across_a_failover(stack: Stack) ->
     pending = int(after.xpending(events.stream, "workers")["pending"])
     length = int(after.xlen(events.stream))
     RESULTS["Celery worker and a consumer group across a failover"] = {
-        "longest time without a successful write": "—",
+        "time to a new primary": "-",
+        "longest time without a successful write": "-",
         "acknowledged writes": f"{TASKS} tasks queued, {STREAM_ENTRIES} stream entries, {PENDING} pending",
         "acknowledged writes lost": f"{TASKS - len(ran)} tasks ({held} held in unacked; {redelivered} ran "
         f"after a worker restart), {STREAM_ENTRIES - length} entries, {PENDING - pending} pending",
