@@ -19,9 +19,12 @@ from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,
+    PolicyResource,
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
 )
 
 # Copies of bizosaas_redis.constants: the pack is loaded alone by the engine
@@ -428,7 +431,74 @@ RULES: list[Rule] = [
         _durable_data_not_evicted,
     ),
 ]
+
+
+# --- stack rules: over every resource of the stack at once -----------------------------
+
+
+@dataclass(frozen=True)
+class StackRule:
+    name: str
+    description: str
+    remediation: str
+    check: Callable[[list[PolicyResource]], list[tuple[str, str]]]  # -> (problem, urn)
+
+
+def docker_host(resource: PolicyResource) -> str:
+    """The Docker host a container runs on: its provider's `host`, else the provider
+    itself (the default one: the engine's own Docker)."""
+    provider = resource.provider
+    if provider is None:
+        return "the default Docker host"
+    return str((provider.props or {}).get("host") or provider.name or provider.urn)
+
+
+def _quorum_survives_one_host(resources: list[PolicyResource]) -> list[tuple[str, str]]:
+    """For each sentinel topology (one per role): with any one Docker host down, a majority
+    of its Sentinels, and at least the quorum, still run, and so does a node."""
+    groups: dict[str, dict[str, list[PolicyResource]]] = {}
+    for resource in resources:
+        if resource.resource_type != CONTAINER or resource.props.get("start") is False:
+            continue
+        found = labels(resource.props)
+        if found.get(f"{LABEL}topology") != "sentinel":
+            continue
+        kind = "sentinel" if f"{LABEL}sentinel" in found else "node"
+        groups.setdefault(found.get(LABEL_ROLE, ""), {"sentinel": [], "node": []})[kind].append(resource)
+    problems = []
+    for group in groups.values():
+        sentinels, nodes = group["sentinel"], group["node"]
+        if not sentinels or not nodes:
+            continue
+        quorum = max(int(labels(s.props).get(f"{LABEL}quorum") or 0) for s in sentinels)
+        needed = max(len(sentinels) // 2 + 1, quorum)
+        for host in sorted({docker_host(r) for r in sentinels + nodes}):
+            left = sum(docker_host(r) != host for r in sentinels)
+            nodes_left = sum(docker_host(r) != host for r in nodes)
+            if left < needed or not nodes_left:
+                problems.append(
+                    (
+                        f"with Docker host {host} down, {left} of {len(sentinels)} Sentinels and {nodes_left} of "
+                        f"{len(nodes)} nodes remain: a failover needs {needed} Sentinels (a majority, and the "
+                        "quorum) and a node to promote",
+                        sentinels[0].urn,
+                    )
+                )
+    return problems
+
+
+STACK_RULES = [
+    StackRule(
+        "redis-sentinel-survives-a-host",
+        "With topology sentinel, any one Docker host down leaves a majority of Sentinels (and the quorum) and a "
+        "node.",
+        "place nodes and Sentinels on at least three Docker hosts (redis:dockerHosts, redis:placement, "
+        "redis:sentinelPlacement), no host with a majority of the Sentinels",
+        _quorum_survives_one_host,
+    )
+]
 RULES_BY_NAME = {rule.name: rule for rule in RULES}
+RULE_NAMES = [*RULES_BY_NAME, *(rule.name for rule in STACK_RULES)]
 
 
 def validator(rule: Rule) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
@@ -459,9 +529,19 @@ def effective_level(pack_config: Mapping[str, Any], rule_name: str, default: str
     return default
 
 
-def policies(default_level: EnforcementLevel = EnforcementLevel.MANDATORY) -> list[ResourceValidationPolicy]:
+def stack_validator(rule: StackRule) -> Callable[[StackValidationArgs, ReportViolation], None]:
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        for problem, urn in rule.check(list(args.resources)):
+            report_violation(f"{problem}. To fix: {rule.remediation}.", urn)
+
+    return validate
+
+
+def policies(
+    default_level: EnforcementLevel = EnforcementLevel.MANDATORY,
+) -> list[ResourceValidationPolicy | StackValidationPolicy]:
     """The rules as CrossGuard policies (mandatory unless the pack config says otherwise)."""
-    return [
+    found: list[ResourceValidationPolicy | StackValidationPolicy] = [
         ResourceValidationPolicy(
             name=rule.name,
             description=rule.description,
@@ -470,3 +550,13 @@ def policies(default_level: EnforcementLevel = EnforcementLevel.MANDATORY) -> li
         )
         for rule in RULES
     ]
+    for stack_rule in STACK_RULES:
+        found.append(
+            StackValidationPolicy(
+                name=stack_rule.name,
+                description=stack_rule.description,
+                validate=stack_validator(stack_rule),
+                enforcement_level=default_level,
+            )
+        )
+    return found

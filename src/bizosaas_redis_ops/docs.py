@@ -22,7 +22,7 @@ from bizosaas_redis.settings import (
     instances,
     load_stack_file,
 )
-from redis_policies.rules import RULES, effective_level
+from redis_policies.rules import RULES, STACK_RULES, effective_level
 
 from . import alerts
 
@@ -106,9 +106,11 @@ def policy_table() -> str:
     configs = {stack: policy_config(stack) for stack in stacks}
     header = ["Rule", *stacks, "What it checks", "Remediation"]
     rows = [_row(header), "|" + "---|" * len(header)]
-    for rule in RULES:
-        levels = [effective_level(configs[s], rule.name) for s in stacks]
-        rows.append(_row([f"`{rule.name}`", *levels, rule.description, rule.remediation]))
+    described = [(r.name, r.description, r.remediation) for r in RULES]
+    described += [(r.name, r.description, r.remediation) for r in STACK_RULES]
+    for name, description, remediation in described:
+        levels = [effective_level(configs[s], name) for s in stacks]
+        rows.append(_row([f"`{name}`", *levels, description, remediation]))
     return "\n".join(rows)
 
 

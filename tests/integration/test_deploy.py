@@ -24,7 +24,18 @@ import redis
 from bizosaas_redis.constants import REDIS_GID, REDIS_UID
 from bizosaas_redis_ops import pulumi_stack
 from bizosaas_redis_ops.sandbox import Sandbox
-from conftest import CLI, STACKS, TEST_PREFIX, app_client, cli, free_port, outputs, own_names, stand_in_overrides
+from conftest import (
+    CLI,
+    STACKS,
+    TEST_EXTERNAL_NETWORK,
+    TEST_PREFIX,
+    app_client,
+    cli,
+    free_port,
+    outputs,
+    own_names,
+    stand_in_overrides,
+)
 
 
 @pytest.mark.parametrize(("stack", "instance"), [*((stack, "cache") for stack in STACKS), ("production", "durable")])
@@ -388,7 +399,7 @@ def test_the_unix_socket_serves_consumers_with_the_group_and_no_one_else(deploye
 def test_the_policy_pack_runs_through_the_engine(engine, offline_image):
     """`preview` loads the pack from the project venv: the unsafe fixture stack is refused
     with exactly its mandatory violations; dev's findings are advisory and only warn."""
-    from conftest import ROOT, TEST_EXTERNAL_NETWORK
+    from conftest import ROOT
 
     own = f"{TEST_PREFIX}-unsafe"
     names = {"containerName": own, "volumeName": f"{own}-data", "networkName": TEST_EXTERNAL_NETWORK}
@@ -415,3 +426,20 @@ def test_the_policy_pack_runs_through_the_engine(engine, offline_image):
         assert "[advisory]  redis-auth-required" in dev.last_output and "[mandatory]" not in dev.last_output
     finally:
         dev.project.remove()
+
+
+def test_a_production_sentinel_on_one_host_is_refused_by_the_pack(engine, offline_image):
+    """The stack policy sees each container's Docker host through its provider, under the
+    engine: a production sentinel topology on one host cannot survive that host."""
+    own = f"{TEST_PREFIX}-onehost"
+    names = {"containerName": own, "volumeName": f"{own}-data", "networkName": TEST_EXTERNAL_NETWORK}
+    settings = {"topology": "sentinel", "advertisedHost": "127.0.0.1", "hostPort": free_port()}
+    sandbox = Sandbox("production", {**stand_in_overrides("production", offline_image, names), **settings})
+    try:
+        refused = sandbox.run("preview", "--stack", "production", check=False)
+        assert refused.returncode == 1, sandbox.last_output[-3000:]
+        assert re.search(r"\[mandatory\]\s+redis-sentinel-survives-a-host", sandbox.last_output), sandbox.last_output
+        assert re.search(r"with Docker host .+ down, 0 of 3 Sentinels and 0 of 3 nodes remain", sandbox.last_output)
+        assert not engine.containers.list(all=True, filters={"name": own})
+    finally:
+        sandbox.project.remove()

@@ -8,7 +8,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import pytest
-from pulumi_policy import ResourceValidationArgs
+from pulumi_policy import (
+    PolicyProviderResource,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    StackValidationArgs,
+)
 from pulumi_policy.deserialize import deserialize_properties
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
@@ -88,7 +94,7 @@ def test_pack_configs_name_only_real_rules_and_levels():
     for path in (ROOT / "policies" / "config").glob("*.json"):
         config = json.loads(path.read_text())
         for key, value in config.items():
-            assert key == "all" or key in rules.RULES_BY_NAME, f"{path.name}: {key}"
+            assert key == "all" or key in rules.RULE_NAMES, f"{path.name}: {key}"
             assert (value["enforcementLevel"] if isinstance(value, dict) else value) in rules.LEVELS
 
 
@@ -335,6 +341,7 @@ def test_the_pack_holds_every_rule_in_order():
         "redis-no-plaintext-secrets",
         "redis-dangerous-commands-denied",
         "redis-durable-data-not-evicted",
+        "redis-sentinel-survives-a-host",
     ]
     main = ROOT / "policies" / "__main__.py"
     py_compile.compile(str(main), doraise=True)
@@ -363,3 +370,66 @@ def test_image_versions_are_judged_against_the_advisories(image, message):
     rule = rules.RULES_BY_NAME["redis-image-patched"]
     found = run_rule(rule, rules.REMOTE_IMAGE, {"name": image})
     assert found == ([f"{message}. To fix: {rule.remediation}."] if message else [])
+
+
+# --- the stack rule: a sentinel topology survives any one Docker host ------------------
+
+SENTINEL_HOSTS = {
+    "a": {"url": "ssh://deploy@10.0.0.11", "address": "10.0.0.11"},
+    "b": {"url": "ssh://deploy@10.0.0.12", "address": "10.0.0.12"},
+    "c": {"url": "ssh://deploy@10.0.0.13", "address": "10.0.0.13"},
+}
+
+
+def stack_violations(values: dict[str, Any]) -> list[str]:
+    """The stack rules' messages over what the program declares, each container with its
+    provider (its Docker host) as the engine gives it to a stack policy."""
+    cap = capture.run_program(
+        "production", values=values, secrets_config={"password": "app-pw", "adminPassword": "admin-pw"}
+    )
+    providers = {
+        f"{r.name}-id": PolicyProviderResource(r.type, deserialize_properties(r.inputs), r.name, r.name)
+        for r in cap.of_type("pulumi:providers:docker")
+    }
+    resources = [
+        PolicyResource(
+            r.type,
+            deserialize_properties(r.inputs),
+            f"urn:pulumi:production::bizosaas-redis::{r.type}::{r.name}",
+            r.name,
+            PolicyResourceOptions(False, [], None, [], None, []),  # type: ignore[arg-type]
+            providers.get((r.options.get("provider") or "").rsplit("::", 1)[-1]),
+            None,
+            [],
+            {},
+        )
+        for r in cap.resources
+    ]
+    messages: list[str] = []
+    for rule in rules.STACK_RULES:
+        args = StackValidationArgs(resources)
+        rules.stack_validator(rule)(args, lambda message, urn=None: messages.append(message))
+    return messages
+
+
+def test_a_sentinel_topology_on_three_hosts_survives_any_one():
+    assert stack_violations({"topology": "sentinel", "dockerHosts": SENTINEL_HOSTS, "environment": "production"}) == []
+
+
+def test_a_host_with_a_majority_of_the_sentinels_is_refused():
+    values = {"topology": "sentinel", "dockerHosts": SENTINEL_HOSTS, "sentinelPlacement": ["a", "a", "b"]}
+    [message] = stack_violations(values)
+    assert message.startswith(
+        "with Docker host ssh://deploy@10.0.0.11 down, 1 of 3 Sentinels and 2 of 3 nodes remain: a failover "
+        "needs 2 Sentinels (a majority, and the quorum) and a node to promote. To fix: place nodes and Sentinels"
+    )
+
+
+def test_one_host_for_everything_is_refused_and_a_standalone_stack_is_not_judged():
+    one = {"topology": "sentinel", "advertisedHost": "172.17.0.1"}
+    [message] = stack_violations(one)
+    assert "with Docker host the default Docker host down, 0 of 3 Sentinels and 0 of 3 nodes remain" in message
+    assert stack_violations({}) == []
+    rule = "redis-sentinel-survives-a-host"
+    levels = {stack: rules.effective_level(policy_config(stack), rule) for stack in available_stacks()}
+    assert levels == {"dev": "advisory", "staging": "advisory", "production": "mandatory"}

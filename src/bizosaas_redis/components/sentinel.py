@@ -27,6 +27,8 @@ def sentinel_labels(settings: Settings, sentinel: Placed) -> dict[str, str]:
         f"{LABEL_PREFIX}config-sha256": config_sha,
         f"{LABEL_PREFIX}topology": settings.topology,
         f"{LABEL_PREFIX}sentinel": str(sentinel.index),
+        # For the policy pack: how many Sentinels must agree that the primary is down.
+        f"{LABEL_PREFIX}quorum": str(settings.sentinel_quorum),
         **settings.labels,
     }
 
