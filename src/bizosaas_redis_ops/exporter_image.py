@@ -24,7 +24,7 @@ import docker
 from bizosaas_redis.components.exporter import EXPORTER_PORT, EXPORTER_UID
 
 from .docker_engine import ensure_engine
-from .offline_image import CACHE, OfflineImageError, add_dir, add_file, add_link, add_text, apt, libraries
+from .offline_image import CACHE, OfflineImageError, add_base, add_file, add_text, apt, libraries
 
 PACKAGE = "prometheus-redis-exporter"
 SUITE = "bookworm"
@@ -66,27 +66,10 @@ def build_rootfs(dest: Path, root: Path) -> None:
     program = _program(root)
     needed = libraries(Path("/"), (str(program),))
     with tarfile.open(dest, "w", format=tarfile.GNU_FORMAT) as tar:
-        for directory in (
-            "/etc",
-            "/lib",
-            "/lib64",
-            "/usr",
-            "/usr/lib",
-            "/lib/x86_64-linux-gnu",
-            "/proc",
-            "/sys",
-            "/dev",
-        ):
-            add_dir(tar, directory)
-        add_dir(tar, "/tmp", mode=0o1777)
+        add_base(tar, Path("/"), needed)
         add_file(tar, str(program), arcname=BINARY, mode=0o755)
         # Names on the Docker network resolve through Docker's DNS (glibc reads this).
         add_text(tar, "/etc/nsswitch.conf", "hosts: files dns\n")
-        for path in sorted(needed):
-            add_file(tar, path)
-        loader = next(f for f in needed if f.endswith("/ld-linux-x86-64.so.2"))
-        if loader != "/lib64/ld-linux-x86-64.so.2":
-            add_link(tar, "/lib64/ld-linux-x86-64.so.2", loader)
 
 
 def version(root: Path) -> str:

@@ -304,36 +304,29 @@ def add_link(tar: tarfile.TarFile, path: str, target: str) -> None:
     tar.addfile(info)
 
 
+BASE_DIRS = ("/etc", "/lib", "/lib64", "/usr", "/usr/lib", "/lib/x86_64-linux-gnu", "/proc", "/sys", "/dev")
+
+
+def add_base(tar: tarfile.TarFile, root: Path, files: set[str], extra_dirs: tuple[str, ...] = ()) -> None:
+    """What every stand-in holds: the base folders, /tmp, `files` (paths inside `root`:
+    binaries and the libraries they need) and the loader where every binary looks for it."""
+    for directory in sorted({*BASE_DIRS, *extra_dirs}, key=lambda d: (d.count("/"), d)):
+        add_dir(tar, directory)
+    add_dir(tar, "/tmp", mode=0o1777)
+    for path in sorted(files):
+        add_file(tar, str(root / path.lstrip("/")), arcname=path)
+    loader = next(f for f in files if f.endswith("/ld-linux-x86-64.so.2"))
+    if loader != LOADER:
+        add_link(tar, LOADER, loader)
+
+
 def build_rootfs(dest: Path, server: Server) -> None:
     """Write rootfs.tar with numeric owners (the only way /data keeps its owner)."""
     root = server_root(server)
     files = set(server.binaries) | libraries(root, server.binaries)
     with tarfile.open(dest, "w", format=tarfile.GNU_FORMAT) as tar:
-        for directory in [
-            "/bin",
-            "/usr",
-            "/usr/bin",
-            "/usr/local",
-            "/usr/local/bin",
-            "/etc",
-            "/lib",
-            "/lib64",
-            "/usr/lib",
-            "/usr/lib/x86_64-linux-gnu",
-            "/lib/x86_64-linux-gnu",
-            "/proc",
-            "/sys",
-            "/dev",
-        ]:
-            add_dir(tar, directory)
-        add_dir(tar, "/tmp", mode=0o1777)
+        add_base(tar, root, files, ("/bin", "/usr/bin", "/usr/local", "/usr/local/bin", "/usr/lib/x86_64-linux-gnu"))
         add_dir(tar, "/data", uid=REDIS_UID, gid=REDIS_GID, mode=0o755)
-        for path in sorted(files):
-            add_file(tar, str(root / path.lstrip("/")), arcname=path)
-        # The loader where every binary looks for it.
-        loader = next(f for f in files if f.endswith("/ld-linux-x86-64.so.2"))
-        if loader != LOADER:
-            add_link(tar, LOADER, loader)
         add_file(tar, "/bin/busybox", mode=0o755)
         for applet in APPLETS:
             add_link(tar, f"/bin/{applet}", "busybox")

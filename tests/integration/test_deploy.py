@@ -52,22 +52,23 @@ def test_verify_fails_when_the_deployment_drifts(deployed, engine):
     admin = redis.Redis.from_url(outputs("staging")["redis_admin_url"])
     admin.config_set("maxmemory-policy", "noeviction")
     try:
-        result = cli("verify", "--stack", "staging", check=False)
-        assert result.returncode == 1
-        failing = [line for line in result.stdout.splitlines() if "  FAIL  " in line]
-        assert len(failing) == 1 and failing[0].startswith("config get matches every setting"), result.stdout
+        _verify_fails_on_one_check("config get matches every setting")
     finally:
         admin.config_set("maxmemory-policy", "allkeys-lru")
+
+
+def _verify_fails_on_one_check(check: str) -> None:
+    result = cli("verify", "--stack", "staging", check=False)
+    assert result.returncode == 1
+    failing = [line for line in result.stdout.splitlines() if "  FAIL  " in line]
+    assert len(failing) == 1 and failing[0].startswith(check), result.stdout
 
 
 def test_verify_fails_when_the_exporter_is_down(deployed, engine):
     exporter = engine.containers.get(f"{TEST_PREFIX}-staging-exporter")
     exporter.stop(timeout=5)
     try:
-        result = cli("verify", "--stack", "staging", check=False)
-        assert result.returncode == 1
-        failing = [line for line in result.stdout.splitlines() if "  FAIL  " in line]
-        assert len(failing) == 1 and failing[0].startswith("exporter is as declared"), result.stdout
+        _verify_fails_on_one_check("exporter is as declared")
     finally:
         exporter.start()
 
