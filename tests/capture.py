@@ -21,7 +21,6 @@ from pulumi.runtime.config import set_all_config
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
 from pulumi.runtime.sync_await import _sync_await
 
-from bizosaas_redis import program
 from bizosaas_redis.constants import (
     CONTAINER,
     GET_NETWORK,
@@ -32,6 +31,7 @@ from bizosaas_redis.constants import (
     REMOTE_IMAGE,
 )
 from bizosaas_redis.settings import NAMESPACE, PROJECT_ROOT, SECRET_KEYS, read_stack_config, stack_file
+from bizosaas_redis_pulumi import program
 
 PROJECT = "bizosaas-redis"
 # How pulumi's RPC layer marks a secret value.

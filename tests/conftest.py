@@ -33,11 +33,11 @@ from bizosaas_redis.settings import (
     read_stack_config,
     stack_file,
 )
-from bizosaas_redis_ops.docker_engine import free_port
-from bizosaas_redis_ops.sandbox import Project, Sandbox
+from bizosaas_redis_ops.deploy.docker_engine import free_port
+from bizosaas_redis_ops.deploy.sandbox import Project, Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
-# The testinfra checks ship in bizosaas_redis_ops.checks; `bizosaas-redis verify` runs them,
+# The testinfra checks ship in bizosaas_redis_ops.check.deployment; `bizosaas-redis verify` runs them,
 # and the integration tests call it for each deployed stack.
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -130,7 +130,7 @@ def start_redis(tmp_path: Path) -> Iterator:
         workdir.mkdir()
         command = None
         if server_name:
-            from bizosaas_redis_ops import offline_image
+            from bizosaas_redis_ops.images import offline_image
 
             command = offline_image.host_command(offline_image.SERVERS[server_name], "redis-server")
         server = RedisProcess(conf_text, workdir, tls=tls, command=command)
@@ -145,7 +145,7 @@ def start_redis(tmp_path: Path) -> Iterator:
 
 @pytest.fixture(scope="session")
 def docker_client():
-    from bizosaas_redis_ops.docker_engine import EngineError, ensure_engine
+    from bizosaas_redis_ops.deploy.docker_engine import EngineError, ensure_engine
 
     try:
         return ensure_engine()
@@ -155,8 +155,8 @@ def docker_client():
 
 @pytest.fixture(scope="session")
 def offline_image(docker_client) -> str:
-    from bizosaas_redis_ops import exporter_image
-    from bizosaas_redis_ops import offline_image as builder
+    from bizosaas_redis_ops.images import exporter_image
+    from bizosaas_redis_ops.images import offline_image as builder
 
     STAND_INS["exporterImage"] = exporter_image.build(docker_client)
     return builder.build(docker_client)
@@ -300,7 +300,7 @@ def engine(docker_client, offline_image):
 
 def sandbox_of(stack: str, image: str, *settings: str, names: dict[str, str] | None = None) -> Sandbox:
     """A sandbox of `stack` under the tests' names (or `names`), the image and a free port."""
-    from bizosaas_redis_ops.sandbox import parse_assignments
+    from bizosaas_redis_ops.deploy.sandbox import parse_assignments
 
     return Sandbox(stack, {**stand_in_overrides(stack, image, names), **parse_assignments(settings)})
 

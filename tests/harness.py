@@ -11,7 +11,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from bizosaas_redis_ops.sandbox import Sandbox, parse_assignments
+from bizosaas_redis_ops.deploy.sandbox import Sandbox, parse_assignments
 from conftest import stand_in_overrides
 
 # A 1 s healthcheck keeps the tests short; the windows measured are Redis's, not Docker's.

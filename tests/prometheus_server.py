@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from bizosaas_redis_ops.docker_engine import free_port
+from bizosaas_redis_ops.deploy.docker_engine import free_port
 
 # Fast enough that an alert fires within seconds of its condition.
 INTERVAL = "1s"

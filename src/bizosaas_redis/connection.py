@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from . import redis_conf, topology
-from .settings import DURABLE_PREFIX, Role, Settings
+from bizosaas_redis import redis_conf, topology
+from bizosaas_redis.settings import DURABLE_PREFIX, Role, Settings
 
 # What a service keeps where: `cache` may be evicted; `durable` must never be (sessions,
 # the JWT blacklist, streams, the Celery broker and results).

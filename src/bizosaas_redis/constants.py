@@ -43,3 +43,7 @@ DEFAULT_RESULT_DB = 2
 DEFAULT_CACHE_TTL = 3600
 DEFAULT_SESSION_TTL = 86400
 DEFAULT_STREAM_MAXLEN = 10_000
+
+# redis_exporter: the image's own user, and the port it serves /metrics on.
+EXPORTER_UID = 59000
+EXPORTER_PORT = 9121

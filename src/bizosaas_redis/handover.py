@@ -14,9 +14,9 @@ import time
 
 import redis
 
-from .errors import BizosaasRedisError
-from .settings import Settings
-from .topology import Placed, master_name, sentinels
+from bizosaas_redis.errors import BizosaasRedisError
+from bizosaas_redis.settings import Settings
+from bizosaas_redis.topology import Placed, master_name, sentinels
 
 # Bounds of one handover: Sentinel's failover takes a few seconds when replicas are in sync.
 HANDOVER_TIMEOUT = 60.0

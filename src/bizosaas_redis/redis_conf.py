@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
-from .settings import Settings, format_size
+from bizosaas_redis.settings import Settings, format_size
 
 if TYPE_CHECKING:  # topology imports nothing of this module; only its type is needed
-    from .topology import Placed
+    from bizosaas_redis.topology import Placed
 
 CONTAINER_PORT = 6379
 DATA_DIR = "/data"

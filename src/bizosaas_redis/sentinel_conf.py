@@ -14,10 +14,10 @@ guards. The application, admin and exporter passwords stay hashes everywhere.
 
 from __future__ import annotations
 
-from . import redis_conf
-from .redis_conf import HEALTHCHECK_PASSWORD, HEALTHCHECK_USER, password_hash
-from .settings import Settings
-from .topology import Placed, master_name, nodes, sentinel_id
+from bizosaas_redis import redis_conf
+from bizosaas_redis.redis_conf import HEALTHCHECK_PASSWORD, HEALTHCHECK_USER, password_hash
+from bizosaas_redis.settings import Settings
+from bizosaas_redis.topology import Placed, master_name, nodes, sentinel_id
 
 REPLICATION_USER = "replication"
 SENTINEL_USER = "sentinel"

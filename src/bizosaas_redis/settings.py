@@ -30,7 +30,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
-from .constants import (
+from bizosaas_redis.constants import (
     DEFAULT_BROKER_DB,
     DEFAULT_CACHE_DB,
     DEFAULT_CACHE_TTL,
@@ -38,7 +38,7 @@ from .constants import (
     DEFAULT_SESSION_TTL,
     DEFAULT_STREAM_MAXLEN,
 )
-from .errors import BizosaasRedisError
+from bizosaas_redis.errors import BizosaasRedisError
 
 # The service's RDB rules as it runs today (save 900 1 / 300 10 / 60 10000).
 DEFAULT_SAVE = ((900, 1), (300, 10), (60, 10000))

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .redis_conf import (
+from bizosaas_redis.redis_conf import (
     AOF_BASE,
     AOF_BASE_ONLY_MANIFEST,
     AOF_DIR,

@@ -14,7 +14,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Literal
 
-from .settings import DockerHost, Settings
+from bizosaas_redis.settings import DockerHost, Settings
 
 Kind = Literal["redis", "sentinel"]
 

@@ -22,7 +22,7 @@ from bizosaas_redis.settings import PROJECT_ROOT, Settings, available_stacks, lo
 from bizosaas_redis_ops.bench import NAME_PREFIX
 
 if TYPE_CHECKING:
-    from .outputs import Instance
+    from bizosaas_redis_ops.deploy.outputs import Instance
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -114,7 +114,7 @@ def main() -> None:
 @click.option("--expect-no-changes", is_flag=True, help="fail when the preview finds any change (drift check)")
 def preview(stack: str, expect_no_changes: bool) -> None:
     """pulumi preview with the policy pack (policies/config/<stack>.json)."""
-    from . import pulumi_stack
+    from bizosaas_redis_ops.deploy import pulumi_stack
 
     pulumi_stack.run("preview", load_stack_file(stack), expect_no_changes=expect_no_changes)
 
@@ -128,9 +128,10 @@ def up(stack: str, yes: bool, no_verify: bool) -> None:
 
     Before anything changes, the running data is checked against the new settings
     (maxmemory, RDB format, port): a change that would make it unusable is refused."""
-    from . import offline_image, preflight, pulumi_stack
-    from . import outputs as stack_outputs
-    from .docker_engine import EngineError, ensure_engine
+    from bizosaas_redis_ops.deploy import outputs as stack_outputs
+    from bizosaas_redis_ops.deploy import preflight, pulumi_stack
+    from bizosaas_redis_ops.deploy.docker_engine import EngineError, ensure_engine
+    from bizosaas_redis_ops.images import offline_image
 
     settings = load_stack_file(stack)
     pulumi_stack.confirm_production(settings, "up", yes, sys.stdin.isatty())
@@ -153,7 +154,7 @@ def up(stack: str, yes: bool, no_verify: bool) -> None:
         click.echo(f"note: {note}", err=True)
     pulumi_stack.run("up", settings, yes=True)  # confirmed above
     if settings.layout == "split":
-        from . import layout_move
+        from bizosaas_redis_ops.data import layout_move
 
         leftover = layout_move.leftover_note(stack_outputs.load(stack)["redis_admin_url"], settings)
         if leftover:
@@ -167,7 +168,7 @@ def up(stack: str, yes: bool, no_verify: bool) -> None:
 @yes_option
 def destroy(stack: str, yes: bool) -> None:
     """pulumi destroy (production asks first); the data volume is retained per retainDataOnDestroy."""
-    from . import pulumi_stack
+    from bizosaas_redis_ops.deploy import pulumi_stack
 
     pulumi_stack.run("destroy", load_stack_file(stack), yes=yes)
 
@@ -177,7 +178,7 @@ def destroy(stack: str, yes: bool) -> None:
 @click.option("--show-secrets", is_flag=True, help="print secrets in clear")
 def outputs(stack: str, show_secrets: bool) -> None:
     """The stack outputs as JSON (secrets masked unless --show-secrets)."""
-    from . import outputs as stack_outputs
+    from bizosaas_redis_ops.deploy import outputs as stack_outputs
 
     click.echo(json.dumps(stack_outputs.show(stack, show_secrets), indent=2))
 
@@ -186,7 +187,7 @@ def outputs(stack: str, show_secrets: bool) -> None:
 @stack_option()
 def doctor(stack: str) -> None:
     """Host prerequisites: Docker, overcommit, huge pages, disk, network, TLS files, Pulumi."""
-    from . import doctor as host
+    from bizosaas_redis_ops.deploy import doctor as host
 
     checks = host.doctor(load_stack_file(stack))
     click.echo(host.doctor_table(checks))
@@ -195,8 +196,8 @@ def doctor(stack: str) -> None:
 
 
 def _verify_and_smoke(stack: str) -> None:
-    from . import smoke as suite
-    from . import verify as checks
+    from bizosaas_redis_ops.check import smoke as suite
+    from bizosaas_redis_ops.check import verify as checks
 
     targets = _smoke_targets(stack)
     failed = False
@@ -213,8 +214,8 @@ def _verify_and_smoke(stack: str) -> None:
 
 def _smoke_targets(stack: str) -> dict[str, Any]:
     """The instance serving each use (cache, durable), as services reach them."""
-    from . import outputs as stack_outputs
-    from . import smoke as suite
+    from bizosaas_redis_ops.check import smoke as suite
+    from bizosaas_redis_ops.deploy import outputs as stack_outputs
 
     values = stack_outputs.load(stack)
     durable: Instance = "durable" if values.get("layout") == "split" else "cache"
@@ -241,7 +242,7 @@ def verify(
     verbose: bool,
 ) -> None:
     """Verify a deployed container with the testinfra checks: one row per check."""
-    from . import verify as checks
+    from bizosaas_redis_ops.check import verify as checks
 
     if bool(stack) == bool(container):
         raise click.UsageError("give exactly one of --stack and --container")
@@ -281,7 +282,7 @@ def smoke(
     the end (also on failure or Ctrl-C); never flushes, never scans. Exit 0 when every
     scenario passed, 1 when one failed, 2 when Redis is unusable.
     """
-    from . import smoke as suite
+    from bizosaas_redis_ops.check import smoke as suite
 
     targets = _smoke_target(stack, url, broker_db, result_db)
     for one in targets.values():
@@ -309,7 +310,7 @@ def _smoke_target(
     stack: str | None, url: str | None, broker_db: int | None, result_db: int | None
 ) -> dict[str, Any]:
     """The target of each use (cache, durable): a stack's instances, or the one URL for both."""
-    from . import smoke as suite
+    from bizosaas_redis_ops.check import smoke as suite
 
     if stack and url and url != os.environ.get("REDIS_URL"):
         raise click.UsageError("give --stack or --url, not both")
@@ -350,9 +351,9 @@ def monitor(
     """
     import redis
 
-    from . import monitor as health
-    from . import outputs as stack_outputs
-    from . import smoke as suite
+    from bizosaas_redis_ops.check import monitor as health
+    from bizosaas_redis_ops.check import smoke as suite
+    from bizosaas_redis_ops.deploy import outputs as stack_outputs
 
     if stack and url and url != os.environ.get("REDIS_URL"):
         raise click.UsageError("give --stack or --url, not both")
@@ -399,9 +400,9 @@ def benchmark_smoke(stack: str, runs: int, no_throughput: bool) -> None:
     redis-benchmark runs only on stacks without a password (it takes one only on its
     command line, which process lists show). Writes keys: not for production.
     """
-    from . import outputs as stack_outputs
-    from . import smoke as suite
-    from .bench import smoke_timings as bench
+    from bizosaas_redis_ops.bench import smoke_timings as bench
+    from bizosaas_redis_ops.check import smoke as suite
+    from bizosaas_redis_ops.deploy import outputs as stack_outputs
 
     found = stack_outputs.load(stack)
     rows = bench.smoke_timings(suite.Target.from_outputs(found), runs)
@@ -420,8 +421,8 @@ def benchmark_durable(stack: str, writes: int) -> None:
     Through the stack's REDIS_URL, as services connect; needs durableWriteReplicas (topology
     sentinel). Writes keys (removed afterwards): not for production.
     """
-    from . import outputs as stack_outputs
-    from .bench import durable_writes as bench
+    from bizosaas_redis_ops.bench import durable_writes as bench
+    from bizosaas_redis_ops.deploy import outputs as stack_outputs
 
     found = stack_outputs.load(stack)
     # REDIS_URL serves the durable uses: the durable instance of a split stack.
@@ -487,9 +488,9 @@ def benchmark_paths(
     (cache, session and queue commands, pipelines 1 and 16) from a client container on
     each path, removes everything, and prints the tables; the chart goes to --chart.
     """
-    from .bench import charts, paths
-    from .bench.lab import Lab
-    from .docker_engine import ensure_engine
+    from bizosaas_redis_ops.bench import charts, paths
+    from bizosaas_redis_ops.bench.lab import Lab
+    from bizosaas_redis_ops.deploy.docker_engine import ensure_engine
 
     with Lab(ensure_engine(), stack, image, list(assignments), prefix=name_prefix) as lab:
         rows = paths.run(lab, requests, runs, progress=lambda line: click.echo(f"  {line}", err=True))
@@ -518,9 +519,9 @@ def benchmark_growth(
     against the container limit, p99 of a probe), a restart and a replacement (time to the
     first answered command and to healthy), and the disk's read rate as the physical limit.
     """
-    from .bench import charts, growth
-    from .bench.lab import Lab
-    from .docker_engine import ensure_engine
+    from bizosaas_redis_ops.bench import charts, growth
+    from bizosaas_redis_ops.bench.lab import Lab
+    from bizosaas_redis_ops.deploy.docker_engine import ensure_engine
 
     engine = ensure_engine()
     growth.check_sizes(Lab(engine, stack, image, list(assignments)).deployed_settings(), sizes)
@@ -542,8 +543,8 @@ def benchmark_deploy(image: str | None, name_prefix: str) -> None:
     a project folder of its own, external networks made for the run), times each step and
     removes everything; prints one row per stack.
     """
-    from .bench import deploy_times
-    from .docker_engine import ensure_engine
+    from bizosaas_redis_ops.bench import deploy_times
+    from bizosaas_redis_ops.deploy.docker_engine import ensure_engine
 
     engine = ensure_engine()
     found = [
@@ -577,9 +578,9 @@ def backup(stack: str, dest: Path | None, keep: int, instance: Instance) -> None
     """BGSAVE, wait, copy dump.rdb out with its SHA-256; keep the newest --keep backups."""
     import redis
 
-    from . import backup as data
-    from . import outputs as stack_outputs
-    from .docker_engine import ensure_engine
+    from bizosaas_redis_ops.data import backup as data
+    from bizosaas_redis_ops.deploy import outputs as stack_outputs
+    from bizosaas_redis_ops.deploy.docker_engine import ensure_engine
 
     settings = stack_outputs.settings(stack, instance)
     admin = redis.Redis.from_url(stack_outputs.load(stack, instance)["redis_admin_url"])
@@ -598,9 +599,9 @@ def restore(stack: str, file: Path, yes: bool, instance: Instance) -> None:
     The file is checked first, by the target image's own redis-check-rdb; the current
     data is moved aside on the volume, not deleted.
     """
-    from . import backup as data
-    from . import outputs as stack_outputs
-    from .docker_engine import ensure_engine
+    from bizosaas_redis_ops.data import backup as data
+    from bizosaas_redis_ops.deploy import outputs as stack_outputs
+    from bizosaas_redis_ops.deploy.docker_engine import ensure_engine
 
     data.verify_file(file)  # checksum and header: a bad file is refused before anything else
     settings = stack_outputs.settings(stack, instance)
@@ -633,8 +634,8 @@ def layout_move(stack: str, patterns: tuple[str, ...], dry_run: bool) -> None:
     Stop producers and Celery workers first. Each key keeps its TTL; a key that already
     exists on the durable instance is not overwritten (reported, left on the cache).
     """
-    from . import layout_move as mover
-    from . import outputs as stack_outputs
+    from bizosaas_redis_ops.data import layout_move as mover
+    from bizosaas_redis_ops.deploy import outputs as stack_outputs
 
     settings = stack_outputs.settings(stack, "durable")
     cache = stack_outputs.load(stack)["redis_admin_url"]
@@ -692,7 +693,7 @@ def with_generated_options(command: Callable[..., None]) -> Callable[..., None]:
 @click.option("--scrape-config", is_flag=True, help="with --stack: Prometheus's scrape jobs for it instead")
 def alert_rules(stack: str | None, all_stacks: bool, output: Path | None, scrape_config: bool) -> None:
     """Prometheus alerting rules for redis_exporter metrics, from the stack's thresholds."""
-    from . import alerts
+    from bizosaas_redis_ops.check import alerts
 
     if scrape_config:
         if not stack:
@@ -706,7 +707,7 @@ def alert_rules(stack: str | None, all_stacks: bool, output: Path | None, scrape
 @with_generated_options
 def dashboard(stack: str | None, all_stacks: bool, output: Path | None) -> None:
     """A Grafana dashboard (JSON to import) of the stack's exporters, with its alert thresholds."""
-    from . import dashboard as grafana
+    from bizosaas_redis_ops.check import dashboard as grafana
 
     _write_generated(stack, all_stacks, output, ".dashboard.json", grafana.render)
 
@@ -715,7 +716,7 @@ def dashboard(stack: str | None, all_stacks: bool, output: Path | None) -> None:
 @click.option("--check", is_flag=True, help="only check; exit 1 when stale")
 def docs(check: bool) -> None:
     """Regenerate the README's configuration and policy tables from the settings model and rules."""
-    from .docs import update_readme
+    from bizosaas_redis_ops.docs import update_readme
 
     fresh = update_readme(PROJECT_ROOT / "README.md", check=check)
     if check and not fresh:
@@ -738,7 +739,7 @@ def offline_image(server: str, tag: str | None, force: bool) -> None:
 
     The tag says what it is; it is printed last, so `--image $(bizosaas-redis offline-image | tail -1)` works.
     """
-    from . import offline_image as builder
+    from bizosaas_redis_ops.images import offline_image as builder
 
     click.echo(builder.build(tag=tag, force=force, server=server))
 

@@ -22,9 +22,8 @@ from bizosaas_redis.settings import (
     instances,
     load_stack_file,
 )
+from bizosaas_redis_ops.check import alerts
 from redis_policies.rules import RULES, STACK_RULES, effective_level
-
-from . import alerts
 
 
 class DocsError(BizosaasRedisError):

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from bizosaas_redis_ops.bench.lab import SEED_COMMAND, wait_for
-from bizosaas_redis_ops.sandbox import Sandbox
+from bizosaas_redis_ops.deploy.sandbox import Sandbox
 from conftest import TEST_EXTERNAL_NETWORK, TEST_PREFIX, stand_in_overrides
 from dataset import differences, snapshot, write_every_type
 

@@ -34,9 +34,10 @@ from redis.retry import Retry
 
 from bizosaas_redis.connection import with_db
 from bizosaas_redis.settings import Settings, instances
-from bizosaas_redis_ops import alerts, tables
-from bizosaas_redis_ops.docker_engine import wait_healthy
-from bizosaas_redis_ops.sandbox import settings_of
+from bizosaas_redis_ops import tables
+from bizosaas_redis_ops.check import alerts
+from bizosaas_redis_ops.deploy.docker_engine import wait_healthy
+from bizosaas_redis_ops.deploy.sandbox import settings_of
 from conftest import ROOT, TEST_EXTERNAL_NETWORK, TEST_PREFIX, cli, unavailable
 from harness import Deployment
 from prometheus_server import Prometheus

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from bizosaas_redis_ops import backup, outputs
+from bizosaas_redis_ops.data import backup
+from bizosaas_redis_ops.deploy import outputs
 from conftest import TEST_PREFIX, admin_client, cli, own_names
 from dataset import snapshot, write_every_type
 

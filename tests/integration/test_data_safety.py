@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from bizosaas_redis_ops import smoke
+from bizosaas_redis_ops.check import smoke
 from conftest import TEST_EXTERNAL_NETWORK, TEST_PREFIX, free_port
 from dataset import differences, snapshot, write_every_type
 from harness import Deployment, Writer

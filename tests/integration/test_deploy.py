@@ -22,8 +22,8 @@ import pytest
 import redis
 
 from bizosaas_redis.constants import REDIS_GID, REDIS_UID
-from bizosaas_redis_ops import pulumi_stack
-from bizosaas_redis_ops.sandbox import Sandbox
+from bizosaas_redis_ops.deploy import pulumi_stack
+from bizosaas_redis_ops.deploy.sandbox import Sandbox
 from conftest import (
     CLI,
     STACKS,
@@ -249,7 +249,7 @@ def test_a_tls_stack_is_healthy_and_serves_only_tls(deployed, engine, tmp_path):
     """TLS on the dev stack, with certificates Redis can read."""
     from test_redis_conf_server import _make_certs
 
-    from bizosaas_redis_ops import doctor
+    from bizosaas_redis_ops.deploy import doctor
 
     certs = tmp_path / "certs"
     certs.mkdir(mode=0o755)
@@ -352,7 +352,7 @@ def test_a_taken_port_is_refused_before_the_running_container_is_touched(deploye
 def test_the_unix_socket_serves_consumers_with_the_group_and_no_one_else(deployed, engine, offline_image):
     """unixSocket: consumer containers that mount the volume with group 1000 connect; others cannot."""
     from bizosaas_redis import redis_conf
-    from bizosaas_redis_ops.docker_engine import run_to_completion
+    from bizosaas_redis_ops.deploy.docker_engine import run_to_completion
 
     sandbox = deployed["staging"]
     output = sandbox.up("unixSocket=true")

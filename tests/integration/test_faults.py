@@ -21,8 +21,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from bizosaas_redis.constants import REDIS_GID, REDIS_UID, REDIS_USER
-from bizosaas_redis_ops import smoke, tables
+from bizosaas_redis_ops import tables
 from bizosaas_redis_ops.bench.probes import PeakRss
+from bizosaas_redis_ops.check import smoke
 from conftest import TEST_EXTERNAL_NETWORK, TEST_PREFIX, unavailable
 from dataset import differences, snapshot, write_every_type
 from harness import Deployment, Writer
@@ -289,7 +290,7 @@ def _running(pid: int) -> bool:
 @pytest.mark.engine_restart
 def test_docker_engine_restart_brings_the_container_back_with_its_data(deploy, engine):
     """dockerd stopped (as a host reboot or an engine upgrade does) and started again."""
-    from bizosaas_redis_ops.docker_engine import ensure_engine
+    from bizosaas_redis_ops.deploy.docker_engine import ensure_engine
 
     deployment = deploy("engine")
     keys = write_every_type(deployment.admin(), "engine", count=100)

@@ -24,7 +24,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from bizosaas_redis_ops import smoke, smoke_celery, tables
+from bizosaas_redis_ops import tables
+from bizosaas_redis_ops.check import smoke, smoke_celery
 from bizosaas_redis_patterns import EventStream, KeySpace, SessionStore, TokenBlacklist
 from conftest import TEST_EXTERNAL_NETWORK, TEST_PREFIX, cli, free_port
 from harness import FAST, Deployment

@@ -14,7 +14,7 @@ import yaml
 
 from bizosaas_redis import redis_conf
 from bizosaas_redis.settings import available_stacks, instances, load_stack_file
-from bizosaas_redis_ops import alerts, dashboard
+from bizosaas_redis_ops.check import alerts, dashboard
 from conftest import ROOT, TEST_EXTERNAL_NETWORK, cli, own_settings, unavailable
 
 
@@ -334,7 +334,7 @@ def test_doctor_checks_the_host(deployed, engine):
         assert result.returncode == 1
         assert result.stderr.strip() == "bizosaas-redis doctor: a prerequisite is missing (FAIL above)"
     # The test deployment's own "Dokploy" network exists.
-    from bizosaas_redis_ops import doctor
+    from bizosaas_redis_ops.deploy import doctor
 
     checks = {c.name: c for c in doctor.doctor(own_settings("staging"))}
     assert checks[f"network {TEST_EXTERNAL_NETWORK}"].status == "OK"
@@ -342,7 +342,7 @@ def test_doctor_checks_the_host(deployed, engine):
 
 def test_doctor_fails_on_a_missing_external_network(deployed):
     from bizosaas_redis.settings import build_settings
-    from bizosaas_redis_ops import doctor
+    from bizosaas_redis_ops.deploy import doctor
 
     checks = {c.name: c for c in doctor.doctor(build_settings({"networkName": "no-such-network-x"}, "x"))}
     missing = checks["network no-such-network-x"]

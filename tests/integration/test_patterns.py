@@ -13,7 +13,7 @@ import pytest
 import redis
 
 import bizosaas_redis_patterns as patterns
-from bizosaas_redis_ops import smoke
+from bizosaas_redis_ops.check import smoke
 from conftest import ROOT
 
 CONF = "user default on nopass ~* &* +@all\nrepl-diskless-sync-delay 0\n"

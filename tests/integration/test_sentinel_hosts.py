@@ -30,8 +30,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from bizosaas_redis import topology
-from bizosaas_redis_ops import smoke_celery, tables
-from bizosaas_redis_ops.sandbox import Sandbox
+from bizosaas_redis_ops import tables
+from bizosaas_redis_ops.check import smoke_celery
+from bizosaas_redis_ops.deploy.sandbox import Sandbox
 from bizosaas_redis_patterns import EventStream, KeySpace, connect
 from conftest import STAND_INS, TEST_PREFIX, cli
 from harness import CountingWriter

@@ -11,7 +11,7 @@ import redis
 
 from bizosaas_redis import redis_conf
 from bizosaas_redis.settings import load_stack_file
-from bizosaas_redis_ops import smoke
+from bizosaas_redis_ops.check import smoke
 from conftest import STACKS, admin_client, cli, free_port, outputs
 
 SCENARIOS = len(smoke.SCENARIOS)

@@ -19,8 +19,9 @@ import redis
 
 from bizosaas_redis import redis_conf
 from bizosaas_redis.settings import available_stacks, load_stack_file
-from bizosaas_redis_ops import offline_image, smoke
-from bizosaas_redis_ops.sandbox import Sandbox
+from bizosaas_redis_ops.check import smoke
+from bizosaas_redis_ops.deploy.sandbox import Sandbox
+from bizosaas_redis_ops.images import offline_image
 from conftest import ROOT, TEST_PREFIX, cli, free_port
 from dataset import differences, snapshot, write_every_type
 from harness import Deployment, Writer

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from bizosaas_redis_ops.sandbox import Project, Sandbox, parse_assignments
+from bizosaas_redis_ops.deploy.sandbox import Project, Sandbox, parse_assignments
 from conftest import CLI
 
 SUBCOMMANDS = [

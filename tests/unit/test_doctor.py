@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bizosaas_redis_ops.doctor import userland_proxy_check
+from bizosaas_redis_ops.deploy.doctor import userland_proxy_check
 
 
 @pytest.mark.parametrize(

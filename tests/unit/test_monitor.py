@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bizosaas_redis.settings import Settings, build_settings, instances
-from bizosaas_redis_ops import monitor
+from bizosaas_redis_ops.check import monitor
 
 GB = 1024**3
 BASE = {

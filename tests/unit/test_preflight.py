@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bizosaas_redis.settings import build_settings
-from bizosaas_redis_ops import preflight
+from bizosaas_redis_ops.deploy import preflight
 
 MB = 1024**2
 

@@ -206,7 +206,7 @@ def test_outputs_consumers_need(captures):
 def test_bad_config_fails_before_any_resource_is_declared():
     import pulumi
 
-    from bizosaas_redis.program import StackConfigError
+    from bizosaas_redis_pulumi.program import StackConfigError
 
     passwords: dict[str, str] = {}
     with pytest.raises(StackConfigError, match="redis:maxmemoryPolicy") as caught:

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from bizosaas_redis.settings import load_stack_file
-from bizosaas_redis_ops import pulumi_stack
+from bizosaas_redis_ops.deploy import pulumi_stack
 from conftest import CLI, ROOT
 
 
@@ -107,7 +107,7 @@ def test_previews_and_updates_run_the_policy_pack_with_the_stack_config():
 
 
 def test_outputs_without_a_pulumi_cli_say_how_to_install_it(tmp_path, monkeypatch):
-    from bizosaas_redis_ops import outputs
+    from bizosaas_redis_ops.deploy import outputs
 
     monkeypatch.setattr(pulumi_stack, "VENV_BIN", tmp_path)
     monkeypatch.setenv("PATH", str(tmp_path))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bizosaas_redis_ops import smoke
+from bizosaas_redis_ops.check import smoke
 
 
 def names(use: str) -> set[str]:

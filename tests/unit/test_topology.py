@@ -191,7 +191,7 @@ def test_each_node_has_its_exporter_on_its_host():
     for node in ("x", "x-1", "x-2"):
         node_files = cap.files_of(next(r for r in cap.of_type(CONTAINER) if r.plain["name"] == node))
         assert "user exporter reset on #" in node_files.plain["uploads"][0]["content"]
-    from bizosaas_redis_ops import alerts
+    from bizosaas_redis_ops.check import alerts
 
     [job] = alerts.scrape_configs(build_settings(values, "staging"))
     assert job["static_configs"] == [{"targets": [u.removeprefix("http://").removesuffix("/metrics") for u in urls]}]

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .runner import BenchmarkError
+from bizosaas_redis_ops.bench.runner import BenchmarkError
 
 if TYPE_CHECKING:
-    from .growth import Growth
-    from .paths import Row
+    from bizosaas_redis_ops.bench.growth import Growth
+    from bizosaas_redis_ops.bench.paths import Row
 
 
 def _pyplot() -> Any:
@@ -32,7 +32,7 @@ def _save(plt: Any, fig: Any, path: Path) -> Path:
 
 def paths_chart(rows: list[Row], path: Path) -> Path:
     """Requests/s as a ratio to the limit, per target and path, at each pipeline depth."""
-    from .paths import PIPELINES, summary
+    from bizosaas_redis_ops.bench.paths import PIPELINES, summary
 
     plt = _pyplot()
     found = summary(rows)

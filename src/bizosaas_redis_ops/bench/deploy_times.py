@@ -17,9 +17,10 @@ from typing import Any
 
 import docker
 
-from .. import exporter_image, tables
-from ..docker_engine import free_port
-from ..sandbox import Sandbox, settings_of
+from bizosaas_redis_ops import tables
+from bizosaas_redis_ops.deploy.docker_engine import free_port
+from bizosaas_redis_ops.deploy.sandbox import Sandbox, settings_of
+from bizosaas_redis_ops.images import exporter_image
 
 STEPS = ("up (create)", "preview (no change)", "up (no change)", "refresh", "destroy")
 

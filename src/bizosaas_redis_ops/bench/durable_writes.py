@@ -12,10 +12,9 @@ from typing import Any
 
 import redis
 
+from bizosaas_redis_ops import tables
+from bizosaas_redis_ops.bench.runner import BenchmarkError
 from bizosaas_redis_patterns import Durability, connect
-
-from .. import tables
-from .runner import BenchmarkError
 
 PREFIX = "bench-durable:"
 

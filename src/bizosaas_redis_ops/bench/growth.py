@@ -19,11 +19,11 @@ from redis.retry import Retry
 from bizosaas_redis import redis_conf
 from bizosaas_redis.constants import REDIS_GID, REDIS_UID
 from bizosaas_redis.settings import Settings
-
-from .. import docker_engine, tables
-from .lab import Lab, wait_for
-from .probes import PeakRss, Probe
-from .runner import CLIENTS, BenchmarkError
+from bizosaas_redis_ops import tables
+from bizosaas_redis_ops.bench.lab import Lab, wait_for
+from bizosaas_redis_ops.bench.probes import PeakRss, Probe
+from bizosaas_redis_ops.bench.runner import CLIENTS, BenchmarkError
+from bizosaas_redis_ops.deploy import docker_engine
 
 MB = 1024**2
 VALUE_SIZES = (256, 1024, 4096)  # sessions, cache entries, LLM answers

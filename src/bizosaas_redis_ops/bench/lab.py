@@ -25,12 +25,11 @@ import redis
 from bizosaas_redis import redis_conf
 from bizosaas_redis.connection import with_db
 from bizosaas_redis.settings import Settings
-
-from .. import exporter_image
-from ..docker_engine import free_port
-from ..sandbox import Sandbox, parse_assignments, settings_of
-from . import NAME_PREFIX
-from .runner import BenchmarkError
+from bizosaas_redis_ops.bench import NAME_PREFIX
+from bizosaas_redis_ops.bench.runner import BenchmarkError
+from bizosaas_redis_ops.deploy.docker_engine import free_port
+from bizosaas_redis_ops.deploy.sandbox import Sandbox, parse_assignments, settings_of
+from bizosaas_redis_ops.images import exporter_image
 
 # The official image is built with protected mode off; Debian's server (the offline
 # stand-in) is not, so the seed's container says it on its command line.

@@ -14,11 +14,10 @@ import docker
 import redis
 
 from bizosaas_redis import redis_conf
-
-from .. import tables
-from . import runner
-from .lab import Lab
-from .runner import Client, Measured
+from bizosaas_redis_ops import tables
+from bizosaas_redis_ops.bench import runner
+from bizosaas_redis_ops.bench.lab import Lab
+from bizosaas_redis_ops.bench.runner import Client, Measured
 
 PIPELINES = (1, 16)
 LIMIT = "limit: redis-server on loopback"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import redis
 
-from .runner import BenchmarkError
+from bizosaas_redis_ops.bench.runner import BenchmarkError
 
 
 @dataclass

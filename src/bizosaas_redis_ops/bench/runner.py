@@ -13,8 +13,7 @@ import docker
 
 from bizosaas_redis.constants import REDIS_GID, REDIS_UID
 from bizosaas_redis.errors import BizosaasRedisError
-
-from ..docker_engine import run_to_completion
+from bizosaas_redis_ops.deploy.docker_engine import run_to_completion
 
 CLIENTS = 50  # redis-benchmark's default; the seed's services hold about as many
 KEYSPACE = 100_000  # __rand_int__ ranges over this many keys

@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .. import smoke, tables
+from bizosaas_redis_ops import tables
+from bizosaas_redis_ops.check import smoke
 
 
 @dataclass

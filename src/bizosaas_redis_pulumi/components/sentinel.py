@@ -7,13 +7,19 @@ import hashlib
 import pulumi
 import pulumi_docker as docker
 
-from .. import redis_conf, sentinel_conf, startup
-from ..constants import LABEL_PREFIX, REDIS_USER, SERVICE_SENTINEL
-from ..settings import Settings
-from ..topology import Placed
-from .files import files_container, served_by, server_files
-from .hardening import hardened_container_args, label_args, lifecycle_args, ownership_labels, stack_label
-from .redis_service import HOST_NETWORK
+from bizosaas_redis import redis_conf, sentinel_conf, startup
+from bizosaas_redis.constants import LABEL_PREFIX, REDIS_USER, SERVICE_SENTINEL
+from bizosaas_redis.settings import Settings
+from bizosaas_redis.topology import Placed
+from bizosaas_redis_pulumi.components.files import files_container, served_by, server_files
+from bizosaas_redis_pulumi.components.hardening import (
+    hardened_container_args,
+    label_args,
+    lifecycle_args,
+    ownership_labels,
+    stack_label,
+)
+from bizosaas_redis_pulumi.components.redis_service import HOST_NETWORK
 
 COMPONENT_TYPE = "bizosaas:redis:RedisSentinel"
 # Sentinel holds a few kilobytes of state; the limit only bounds a runaway.

@@ -35,9 +35,9 @@ from bizosaas_redis.constants import (
     DEFAULT_STREAM_MAXLEN,
 )
 from bizosaas_redis.errors import BizosaasRedisError
+from bizosaas_redis_ops import tables
+from bizosaas_redis_ops.check import smoke_celery
 from bizosaas_redis_patterns import KeySpace
-
-from . import smoke_celery, tables
 
 BACKSTOP_TTL = 300  # seconds: the most any smoke key can outlive an interrupted run
 

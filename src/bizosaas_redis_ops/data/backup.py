@@ -29,8 +29,7 @@ from bizosaas_redis.constants import LABEL_PREFIX, REDIS_GID, REDIS_UID, REDIS_U
 from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.redis_conf import AOF_BASE, AOF_BASE_ONLY_MANIFEST, AOF_DIR, AOF_MANIFEST, DATA_DIR
 from bizosaas_redis.settings import Settings
-
-from .docker_engine import run_to_completion, wait_healthy
+from bizosaas_redis_ops.deploy.docker_engine import run_to_completion, wait_healthy
 
 
 class BackupError(BizosaasRedisError):

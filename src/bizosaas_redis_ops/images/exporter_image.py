@@ -21,10 +21,17 @@ from pathlib import Path
 
 import docker
 
-from bizosaas_redis.components.exporter import EXPORTER_PORT, EXPORTER_UID
-
-from .docker_engine import ensure_engine
-from .offline_image import CACHE, OfflineImageError, add_base, add_file, add_text, apt, libraries
+from bizosaas_redis.constants import EXPORTER_PORT, EXPORTER_UID
+from bizosaas_redis_ops.deploy.docker_engine import ensure_engine
+from bizosaas_redis_ops.images.offline_image import (
+    CACHE,
+    OfflineImageError,
+    add_base,
+    add_file,
+    add_text,
+    apt,
+    libraries,
+)
 
 PACKAGE = "prometheus-redis-exporter"
 SUITE = "bookworm"

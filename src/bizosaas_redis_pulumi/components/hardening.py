@@ -9,8 +9,8 @@ from typing import Any
 import pulumi
 import pulumi_docker as docker
 
-from ..constants import LABEL_ENVIRONMENT, LABEL_ROLE, LABEL_SERVICE, LABEL_STACK
-from ..settings import Settings
+from bizosaas_redis.constants import LABEL_ENVIRONMENT, LABEL_ROLE, LABEL_SERVICE, LABEL_STACK
+from bizosaas_redis.settings import Settings
 
 
 def ownership_labels(settings: Settings, service: str) -> dict[str, str]:

@@ -37,8 +37,7 @@ from bizosaas_redis.settings import (
     read_stack_config,
     stack_file,
 )
-
-from . import pulumi_stack
+from bizosaas_redis_ops.deploy import pulumi_stack
 
 CLI = Path(sys.executable).parent / "bizosaas-redis"
 # `pulumi up` of a production stack with a Sentinel topology can take minutes.

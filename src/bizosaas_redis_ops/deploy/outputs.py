@@ -15,8 +15,7 @@ from bizosaas_redis.connection import credentials, instance_names
 from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.settings import Settings, build_settings
 from bizosaas_redis.settings import instance as instance_of
-
-from . import pulumi_stack
+from bizosaas_redis_ops.deploy import pulumi_stack
 
 # Which instance of a stack a tool works on: a split stack's cache or durable instance
 # (a single stack's one instance answers to `cache`).

@@ -10,10 +10,9 @@ from pathlib import Path
 
 from bizosaas_redis.constants import REDIS_GID, REDIS_UID
 from bizosaas_redis.settings import Settings, instances
-
-from . import tables
-from .docker_engine import EngineError, ensure_engine
-from .pulumi_stack import INSTALL_HINT, search_path
+from bizosaas_redis_ops import tables
+from bizosaas_redis_ops.deploy.docker_engine import EngineError, ensure_engine
+from bizosaas_redis_ops.deploy.pulumi_stack import INSTALL_HINT, search_path
 
 
 @dataclass

@@ -12,10 +12,17 @@ import pulumi_docker as docker
 import pulumi_random as random
 from pulumi.runtime import config as runtime_config
 
-from . import handover, redis_conf, sentinel_conf, startup, topology
-from .components import NodeOf, RedisSentinel, RedisService
-from .connection import InstanceNames, consumer_env, consumer_secrets, instance_names, redis_url, service_roles
-from .settings import NAMESPACE, SECRET_KEYS, Settings, SettingsError, build_settings, instances
+from bizosaas_redis import handover, redis_conf, sentinel_conf, startup, topology
+from bizosaas_redis.connection import (
+    InstanceNames,
+    consumer_env,
+    consumer_secrets,
+    instance_names,
+    redis_url,
+    service_roles,
+)
+from bizosaas_redis.settings import NAMESPACE, SECRET_KEYS, Settings, SettingsError, build_settings, instances
+from bizosaas_redis_pulumi.components import NodeOf, RedisSentinel, RedisService
 
 
 def _stack_config_values() -> dict[str, Any]:

@@ -22,7 +22,7 @@ from redis.retry import Retry
 from bizosaas_redis import topology
 from bizosaas_redis.constants import CONTAINER, LABEL_ROLE, LABEL_STACK, REMOTE_IMAGE
 from bizosaas_redis.settings import NoDurableInstance, Settings
-from bizosaas_redis_ops import outputs, pulumi_stack
+from bizosaas_redis_ops.deploy import outputs, pulumi_stack
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -10,13 +10,19 @@ from typing import Any
 import pulumi
 import pulumi_docker as docker
 
-from .. import redis_conf, sentinel_conf, startup
-from ..constants import LABEL_PREFIX, REDIS_GID, REDIS_UID, REDIS_USER, SERVICE_REDIS
-from ..settings import Settings
-from ..topology import Placed
-from .exporter import RedisExporter
-from .files import files_container, served_by, server_files
-from .hardening import hardened_container_args, label_args, lifecycle_args, ownership_labels, stack_label
+from bizosaas_redis import redis_conf, sentinel_conf, startup
+from bizosaas_redis.constants import LABEL_PREFIX, REDIS_GID, REDIS_UID, REDIS_USER, SERVICE_REDIS
+from bizosaas_redis.settings import Settings
+from bizosaas_redis.topology import Placed
+from bizosaas_redis_pulumi.components.exporter import RedisExporter
+from bizosaas_redis_pulumi.components.files import files_container, served_by, server_files
+from bizosaas_redis_pulumi.components.hardening import (
+    hardened_container_args,
+    label_args,
+    lifecycle_args,
+    ownership_labels,
+    stack_label,
+)
 
 COMPONENT_TYPE = "bizosaas:redis:RedisService"
 HOST_NETWORK = "host"

@@ -35,8 +35,7 @@ import docker
 from bizosaas_redis.constants import REDIS_GID, REDIS_UID
 from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.settings import Settings
-
-from .docker_engine import ensure_engine
+from bizosaas_redis_ops.deploy.docker_engine import ensure_engine
 
 
 @dataclass(frozen=True)

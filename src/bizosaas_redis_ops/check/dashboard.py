@@ -11,8 +11,7 @@ import json
 from typing import Any
 
 from bizosaas_redis.settings import Settings
-
-from .alerts import job
+from bizosaas_redis_ops.check.alerts import job
 
 DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
 SEL = 'job=~"$job"'

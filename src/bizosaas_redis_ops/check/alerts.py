@@ -14,8 +14,7 @@ import yaml
 from bizosaas_redis import topology
 from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.settings import Settings, instances
-
-from .monitor import MIN_LOOKUPS_FOR_HIT_RATE
+from bizosaas_redis_ops.check.monitor import MIN_LOOKUPS_FOR_HIT_RATE
 
 
 class AlertsError(BizosaasRedisError):

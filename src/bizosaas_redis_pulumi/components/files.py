@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from ..constants import LABEL_FILES_FOR, LABEL_STACK, REDIS_GID, REDIS_UID
+from bizosaas_redis.constants import LABEL_FILES_FOR, LABEL_STACK, REDIS_GID, REDIS_UID
 
 NAME_SUFFIX = "-files"
 

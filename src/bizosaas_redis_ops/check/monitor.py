@@ -15,8 +15,7 @@ import redis
 from bizosaas_redis import topology
 from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.settings import Settings
-
-from . import tables
+from bizosaas_redis_ops import tables
 
 OK, WARN, CRIT = "OK", "WARN", "CRIT"
 SEVERITY = {OK: 0, WARN: 1, CRIT: 2}

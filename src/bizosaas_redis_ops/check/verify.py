@@ -1,4 +1,4 @@
-"""Run the testinfra checks (bizosaas_redis_ops/checks) against a deployed container; report a table."""
+"""Run the testinfra checks (bizosaas_redis_ops/check/deployment) against a deployed container; report a table."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from bizosaas_redis.errors import BizosaasRedisError
+from bizosaas_redis_ops import tables
 
-from . import tables
-
-SUITE = Path(__file__).resolve().parent / "checks"
+SUITE = Path(__file__).resolve().parent / "deployment"
 
 
 class VerifyError(BizosaasRedisError):

@@ -8,19 +8,22 @@ from typing import Any
 import pulumi
 import pulumi_docker as docker
 
-from .. import redis_conf
-from ..constants import REDIS_GID, SERVICE_EXPORTER
-from ..settings import Settings
-from ..topology import Placed
-from .files import File, files_container, served_by
-from .hardening import hardened_container_args, label_args, ownership_labels, stack_label
+from bizosaas_redis import redis_conf
+from bizosaas_redis.constants import EXPORTER_PORT, EXPORTER_UID, REDIS_GID, SERVICE_EXPORTER
+from bizosaas_redis.settings import Settings
+from bizosaas_redis.topology import Placed
+from bizosaas_redis_pulumi.components.files import File, files_container, served_by
+from bizosaas_redis_pulumi.components.hardening import (
+    hardened_container_args,
+    label_args,
+    ownership_labels,
+    stack_label,
+)
 
 COMPONENT_TYPE = "bizosaas:redis:RedisExporter"
-# The redis_exporter image's own user; the password file lives on its small volume.
-EXPORTER_UID = 59000
 EXPORTER_USER = f"{EXPORTER_UID}:{EXPORTER_UID}"
+# The password file lives on the exporter's small volume.
 EXPORTER_SECRETS_DIR = "/secrets"
-EXPORTER_PORT = 9121
 EXPORTER_MEMORY_MB = 64
 
 

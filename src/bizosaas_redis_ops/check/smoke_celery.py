@@ -18,7 +18,8 @@ from pathlib import Path
 from celery import Celery
 
 # On the worker's PYTHONPATH, so that it imports this module as installed or from the tree.
-PACKAGE_PARENT = Path(__file__).resolve().parents[1]
+# (the folder that holds the top-level package: as many levels up as the module name has dots)
+PACKAGE_PARENT = Path(__file__).resolve().parents[__name__.count(".")]
 
 # Keys kombu's Redis transport writes in the broker database, beside the queue itself.
 BROKER_KEYS = (
@@ -80,7 +81,7 @@ def start_worker(
     }
     return subprocess.Popen(
         [
-            *(sys.executable, "-m", "celery", "-A", "bizosaas_redis_ops.smoke_celery", "worker"),
+            *(sys.executable, "-m", "celery", "-A", "bizosaas_redis_ops.check.smoke_celery", "worker"),
             *("--pool", "solo", "--concurrency", "1", "-Q", queue),
             *("--without-mingle", "--without-gossip", "--without-heartbeat", "--loglevel", "WARNING"),
         ],
@@ -100,7 +101,7 @@ def stop_worker(worker: subprocess.Popen[str]) -> None:
             worker.kill()
 
 
-# The worker process (`celery -A bizosaas_redis_ops.smoke_celery worker`) builds the app from env.
+# The worker process (`celery -A bizosaas_redis_ops.check.smoke_celery worker`) builds the app from env.
 if "SMOKE_BROKER_URL" in os.environ:
     app = make_app(
         os.environ["SMOKE_BROKER_URL"],

@@ -1,0 +1,1 @@
+"""The data: backup and restore, moving keys between layouts."""

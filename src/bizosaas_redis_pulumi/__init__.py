@@ -1,0 +1,1 @@
+"""The Pulumi program: reads the stack's settings and wires the components."""
