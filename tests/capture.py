@@ -30,7 +30,7 @@ from bizosaas_redis.constants import (
     RANDOM_PASSWORD,
     REMOTE_IMAGE,
 )
-from bizosaas_redis.settings import NAMESPACE, PROJECT_ROOT, SECRET_KEYS, read_stack_config, stack_file
+from bizosaas_redis.settings import NAMESPACE, SECRET_KEYS, read_stack_config, stack_file
 from bizosaas_redis_pulumi import program
 
 PROJECT = "bizosaas-redis"
@@ -189,7 +189,7 @@ def run_program(
     passwords: dict[str, str] | None = None,
     secrets_config: dict[str, str] | None = None,
     preview: bool = False,
-    root: Path = PROJECT_ROOT,
+    root: Path | None = None,
 ) -> Capture:
     """Run infra's program for `stack` (its stack file, or `values` instead) under mocks.
 

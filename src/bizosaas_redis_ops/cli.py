@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from bizosaas_redis.errors import BizosaasRedisError
-from bizosaas_redis.settings import PROJECT_ROOT, Settings, available_stacks, load_stack_file
+from bizosaas_redis.settings import Settings, available_stacks, find_project_dir, load_stack_file, project_dir
 from bizosaas_redis_ops.bench import NAME_PREFIX
 
 if TYPE_CHECKING:
@@ -463,7 +463,7 @@ def lab_options(command: Callable[..., None]) -> Callable[..., None]:
 
 
 def _chart_path(chart: Path | None, name: str) -> Path:
-    path = chart or PROJECT_ROOT / "benchmark-results" / f"{name}.png"
+    path = chart or project_dir() / "benchmark-results" / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -584,7 +584,8 @@ def backup(stack: str, dest: Path | None, keep: int, instance: Instance) -> None
 
     settings = stack_outputs.settings(stack, instance)
     admin = redis.Redis.from_url(stack_outputs.load(stack, instance)["redis_admin_url"])
-    made = data.backup(ensure_engine(start=False), admin, settings, dest or PROJECT_ROOT / "backups" / stack, keep=keep)
+    dest = dest or project_dir() / "backups" / stack
+    made = data.backup(ensure_engine(start=False), admin, settings, dest, keep=keep)
     click.echo(f"{made.path}  {made.size} bytes  sha256 {made.sha256}")
 
 
@@ -660,12 +661,12 @@ def _write_generated(
     if bool(stack) == all_stacks:
         raise click.UsageError("give exactly one of --stack and --all")
     if all_stacks:
-        folder = PROJECT_ROOT / "monitoring"
+        folder = project_dir() / "monitoring"
         folder.mkdir(exist_ok=True)
         for name in available_stacks():
             path = folder / f"{name}{suffix}"
             path.write_text(render(load_stack_file(name)))
-            click.echo(path.relative_to(PROJECT_ROOT))
+            click.echo(path.relative_to(project_dir()))
         return
     assert stack is not None
     text = render(load_stack_file(stack))
@@ -715,10 +716,19 @@ def dashboard(stack: str | None, all_stacks: bool, output: Path | None) -> None:
 @main.command()
 @click.option("--check", is_flag=True, help="only check; exit 1 when stale")
 def docs(check: bool) -> None:
-    """Regenerate the README's configuration and policy tables from the settings model and rules."""
-    from bizosaas_redis_ops.docs import update_readme
+    """Regenerate the README's configuration, policy and alert tables from the settings model and rules.
 
-    fresh = update_readme(PROJECT_ROOT / "README.md", check=check)
+    Outside a project (no Pulumi.yaml here or above), print the configuration reference instead.
+    """
+    from bizosaas_redis_ops.docs import config_table, update_readme
+
+    folder = find_project_dir()
+    if folder is None:
+        if check:
+            raise CommandError("no project here (no Pulumi.yaml): nothing to check")
+        click.echo(config_table())
+        return
+    fresh = update_readme(folder / "README.md", check=check)
     if check and not fresh:
         raise CommandError("README.md's generated tables are stale: run bizosaas-redis docs")
     click.echo("README.md's generated tables are up to date" if fresh else "README.md updated")

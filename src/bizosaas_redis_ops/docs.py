@@ -14,7 +14,6 @@ from bizosaas_redis.settings import (
     DURABLE_PREFIX,
     INTERNAL_FIELDS,
     NAMESPACE,
-    PROJECT_ROOT,
     SECRET_KEYS,
     Settings,
     available_stacks,
@@ -23,6 +22,7 @@ from bizosaas_redis.settings import (
     load_stack_file,
 )
 from bizosaas_redis_ops.check import alerts
+from bizosaas_redis_ops.deploy.pulumi_stack import policy_pack_dir
 from redis_policies.rules import RULES, STACK_RULES, effective_level
 
 
@@ -30,7 +30,6 @@ class DocsError(BizosaasRedisError):
     pass
 
 
-POLICY_CONFIG_DIR = PROJECT_ROOT / "policies" / "config"
 SECRET_DOCS = {
     "password": "Secret. Application user's password; generated (32 characters) when unset.",
     "adminPassword": "Secret. Admin user's password; generated (32 characters) when unset.",
@@ -95,7 +94,7 @@ def config_table() -> str:
 
 
 def policy_config(stack: str) -> dict[str, Any]:
-    path = POLICY_CONFIG_DIR / f"{stack}.json"
+    path = policy_pack_dir() / "config" / f"{stack}.json"
     return json.loads(path.read_text()) if path.exists() else {}
 
 

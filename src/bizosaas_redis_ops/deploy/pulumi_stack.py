@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from bizosaas_redis.errors import BizosaasRedisError
-from bizosaas_redis.settings import PROJECT_ROOT, Settings, project_dir
+from bizosaas_redis.settings import PROJECT_FILE, Settings, load_yaml, project_dir
 
 STATE_DIR_NAME = ".pulumi-state"
-POLICY_PACK = PROJECT_ROOT / "policies"
 # Where scripts/install-pulumi links the CLI and its language host.
 VENV_BIN = Path(sys.executable).parent
 INSTALL_HINT = "run scripts/install-pulumi (README, \"Installing the Pulumi engine\")"
@@ -126,9 +125,18 @@ def stack_resources(stack: str) -> list[dict[str, Any]]:
     return list(select_stack(stack, create=False).export_stack().deployment.get("resources") or [])
 
 
+def policy_pack_dir(folder: Path | None = None) -> Path:
+    """The policy pack beside the program the project runs (its Pulumi.yaml's `main`,
+    `infra/`): the checkout's, also for a sandbox's project folder."""
+    folder = folder or project_dir()
+    project = load_yaml((folder / PROJECT_FILE).read_text()) or {}
+    return (folder / project.get("main", ".")).resolve().parent / "policies"
+
+
 def policy_args(stack: str) -> dict[str, list[str]]:
-    config = POLICY_PACK / "config" / f"{stack}.json"
-    return {"policy_packs": [str(POLICY_PACK)], "policy_pack_configs": [str(config)] if config.exists() else []}
+    pack = policy_pack_dir()
+    config = pack / "config" / f"{stack}.json"
+    return {"policy_packs": [str(pack)], "policy_pack_configs": [str(config)] if config.exists() else []}
 
 
 def run(

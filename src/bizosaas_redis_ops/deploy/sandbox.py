@@ -29,11 +29,11 @@ from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.settings import (
     NAMESPACE,
     PROJECT_DIR_VARIABLE,
-    PROJECT_ROOT,
     Settings,
     build_settings,
     instances,
     load_yaml,
+    project_dir,
     read_stack_config,
     stack_file,
 )
@@ -61,7 +61,7 @@ def parse_assignments(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
 
 def settings_of(stack: str, overrides: dict[str, Any], source: Path | None = None) -> Settings:
     """The settings of a real stack file (or `source`) with `overrides`."""
-    return build_settings({**read_stack_config(source or stack_file(stack, PROJECT_ROOT)), **overrides}, stack)
+    return build_settings({**read_stack_config(source or stack_file(stack)), **overrides}, stack)
 
 
 @dataclass
@@ -69,6 +69,8 @@ class Project:
     """A Pulumi project folder running the checkout's program, with its own file backend."""
 
     folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="bizosaas-sandbox-")))
+    # The project whose program, venv and stack files it runs: the one the command runs in.
+    origin: Path = field(default_factory=project_dir)
     passphrase: str = field(default_factory=lambda: f"sandbox-{secrets.token_hex(12)}")
 
     def env(self) -> dict[str, str]:
@@ -83,8 +85,8 @@ class Project:
     def write(self, stack: str, values: dict[str, Any]) -> None:
         """Pulumi.yaml (the checkout's program and venv) and the stack's file; the stack
         file keeps what Pulumi added to it (its encryption salt)."""
-        project = load_yaml((PROJECT_ROOT / "Pulumi.yaml").read_text())
-        project["main"] = str(PROJECT_ROOT / project.get("main", "."))
+        project = load_yaml((self.origin / "Pulumi.yaml").read_text())
+        project["main"] = str(self.origin / project.get("main", "."))
         project["runtime"]["options"]["virtualenv"] = str(Path(sys.executable).parent.parent)
         (self.folder / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
         (self.folder / pulumi_stack.STATE_DIR_NAME).mkdir(exist_ok=True)
@@ -116,7 +118,7 @@ class Sandbox:
 
     @property
     def values(self) -> dict[str, Any]:
-        return {**read_stack_config(self.source or stack_file(self.stack, PROJECT_ROOT)), **self.overrides}
+        return {**read_stack_config(self.source or stack_file(self.stack, self.project.origin)), **self.overrides}
 
     def settings(self) -> Settings:
         return settings_of(self.stack, self.overrides, self.source)

@@ -1,0 +1,16 @@
+"""The stack config's keys that are not settings fields: the namespace, the secrets."""
+
+from __future__ import annotations
+
+NAMESPACE = "redis"
+# Secret keys are read with get_secret by the program; the model never holds them.
+# The durable instance of a split stack has its own (`durablePassword`, ...).
+# `replicationPassword` and `sentinelPassword` only with topology sentinel.
+INSTANCE_SECRET_KEYS = ("password", "adminPassword", "exporterPassword", "replicationPassword", "sentinelPassword")
+DURABLE_PREFIX = "durable"
+SECRET_KEYS = (
+    *INSTANCE_SECRET_KEYS,
+    *(DURABLE_PREFIX + key[0].upper() + key[1:] for key in INSTANCE_SECRET_KEYS),
+)
+# Settings fields that are not config keys (set by build_settings).
+INTERNAL_FIELDS = ("stack", "role")
