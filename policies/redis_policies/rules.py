@@ -327,7 +327,7 @@ RULES: list[Rule] = [
     Rule(
         "redis-healthcheck-authenticates",
         "A healthcheck exists and fails unless Redis answers PONG.",
-        "keep RedisService's healthcheck (redis-cli ... ping | grep -q PONG); tune redis:healthcheck*",
+        "keep RedisServer's healthcheck (redis-cli ... ping | grep -q PONG); tune redis:healthcheck*",
         _C,
         _healthcheck_authenticates,
     ),
@@ -350,7 +350,7 @@ RULES: list[Rule] = [
     Rule(
         "redis-no-privileged",
         "The container is not privileged.",
-        "remove privileged from the container (bizosaas_redis/components/redis_service.py)",
+        "remove privileged from the container (bizosaas_redis_pulumi/components/hardening.py)",
         _C,
         _no_privileged,
         redis_only=False,
@@ -358,7 +358,7 @@ RULES: list[Rule] = [
     Rule(
         "redis-capabilities-dropped",
         "All Linux capabilities are dropped and none added.",
-        "keep capabilities.drops=[ALL] in RedisService (bizosaas_redis/components/redis_service.py)",
+        "keep capabilities.drops=[ALL] in RedisServer (bizosaas_redis_pulumi/components/hardening.py)",
         _C,
         _capabilities_dropped,
         redis_only=False,
@@ -366,7 +366,7 @@ RULES: list[Rule] = [
     Rule(
         "redis-no-new-privileges",
         "no-new-privileges is set.",
-        "keep securityOpts=[no-new-privileges:true] in RedisService (bizosaas_redis/components/redis_service.py)",
+        "keep securityOpts=[no-new-privileges:true] in RedisServer (bizosaas_redis_pulumi/components/hardening.py)",
         _C,
         _no_new_privileges,
         redis_only=False,
@@ -374,7 +374,8 @@ RULES: list[Rule] = [
     Rule(
         "redis-non-root-user",
         "The container runs as a non-root user.",
-        f"keep user {REDIS_USER} (the image's redis user) in RedisService (bizosaas_redis/components/redis_service.py)",
+        f"keep user {REDIS_USER} (the image's redis user) in RedisServer "
+        "(bizosaas_redis_pulumi/components/redis_server.py)",
         _C,
         _non_root_user,
         redis_only=False,
@@ -383,7 +384,7 @@ RULES: list[Rule] = [
     Rule(
         "redis-read-only-root",
         "The root filesystem is read-only.",
-        "keep readOnly=true in RedisService; /data and /tmp are the writable mounts",
+        "keep readOnly=true in RedisServer; /data and /tmp are the writable mounts",
         _C,
         _read_only_root,
         redis_only=False,

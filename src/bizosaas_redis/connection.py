@@ -26,7 +26,7 @@ def service_roles(layout: str) -> dict[Use, Role]:
 class InstanceNames:
     """How one instance's resources, stack outputs and secret config keys are named."""
 
-    resource: str  # Pulumi resource name of its RedisService
+    resource: str  # Pulumi resource name of its RedisServer
     output_prefix: str  # of its stack outputs
     config_prefix: str  # of its secret config keys
 

@@ -1,18 +1,19 @@
-"""The Pulumi program: stack config -> Settings -> RedisService -> stack outputs."""
+"""The Pulumi program: stack config -> Settings -> a RedisServer or SentinelCluster per
+instance -> stack outputs. It reads settings and wires components; they hold the resources."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_docker as docker
 import pulumi_random as random
 from pulumi.runtime import config as runtime_config
 
-from bizosaas_redis import handover, redis_conf, sentinel_conf, startup, topology
+from bizosaas_redis import redis_conf, sentinel_conf, topology
 from bizosaas_redis.connection import (
     InstanceNames,
     consumer_env,
@@ -22,7 +23,7 @@ from bizosaas_redis.connection import (
     service_roles,
 )
 from bizosaas_redis.settings import NAMESPACE, SECRET_KEYS, Settings, SettingsError, build_settings, instances
-from bizosaas_redis_pulumi.components import NodeOf, RedisSentinel, RedisService
+from bizosaas_redis_pulumi.components import Passwords, RedisServer, SentinelCluster
 
 
 def _stack_config_values() -> dict[str, Any]:
@@ -62,48 +63,68 @@ def _password(config_key: str, resource_name: str) -> pulumi.Output[str]:
     return pulumi.Output.secret(generated.result)
 
 
+def _url_of(settings: Settings, user: str, password: str | None) -> str:
+    return redis_url(settings, user, password, settings.cache_db)
+
+
 def _secret_url(password: pulumi.Input[str] | None, build: Callable[[str | None], str]) -> pulumi.Output[str]:
     return pulumi.Output.secret(pulumi.Output.from_input(password).apply(build))
 
 
 @dataclass
 class Instance:
-    """One deployed instance: its settings, component and application password."""
+    """One deployed instance: its settings, its server (node 0 of a sentinel topology) and
+    application password."""
 
     settings: Settings
-    service: RedisService
+    service: RedisServer
     app_password: pulumi.Output[str] | None
+
+
+def _passwords(settings: Settings, names: InstanceNames) -> Passwords:
+    def password(key: str, suffix: str) -> pulumi.Output[str]:
+        return _password(names.config_key(key), f"{names.resource}-{suffix}")
+
+    return Passwords(
+        app=password("password", "password") if settings.auth_enabled else None,
+        admin=password("adminPassword", "admin-password"),
+        exporter=password("exporterPassword", "exporter-password") if settings.exporter_enabled else None,
+    )
 
 
 def deploy_instance(
     settings: Settings, network_name: pulumi.Input[str] | None = None, after: list[pulumi.Resource] | None = None
 ) -> Instance:
-    """The instance's passwords, its RedisService and its outputs (prefixed `durable_` for
-    the durable instance of a split stack; the cache's resource names stay those of layout
-    single, so that a switch keeps it the same resource, on the same volume)."""
+    """The instance's passwords, its RedisServer (or SentinelCluster) and its outputs
+    (prefixed `durable_` for the durable instance of a split stack; the cache's resource
+    names stay those of layout single, so that a switch keeps it the same resource, on the
+    same volume)."""
     names = instance_names(settings.role)
-    app_password = (
-        _password(names.config_key("password"), f"{names.resource}-password") if settings.auth_enabled else None
-    )
-    admin_password = _password(names.config_key("adminPassword"), f"{names.resource}-admin-password")
-    exporter_password = (
-        _password(names.config_key("exporterPassword"), f"{names.resource}-exporter-password")
-        if settings.exporter_enabled
-        else None
-    )
+    passwords = _passwords(settings, names)
     if settings.topology == "sentinel":
-        service = _deploy_topology(settings, names, app_password, admin_password, exporter_password, after)
-    else:
-        service = RedisService(
+        cluster = SentinelCluster(
             names.resource,
             settings,
-            app_password,
-            admin_password,
-            exporter_password,
-            network_name=network_name,
+            passwords,
+            _password(names.config_key("replicationPassword"), f"{names.resource}-replication-password"),
+            _password(names.config_key("sentinelPassword"), f"{names.resource}-sentinel-password"),
             after=after,
         )
+        service = cluster.primary
+    else:
+        service = RedisServer(names.resource, settings, passwords, network_name=network_name, after=after)
+    app_password = pulumi.Output.from_input(passwords.app) if passwords.app is not None else None
+    _export_instance(settings, names, service, app_password, pulumi.Output.from_input(passwords.admin))
+    return Instance(settings, service, app_password)
 
+
+def _export_instance(
+    settings: Settings,
+    names: InstanceNames,
+    service: RedisServer,
+    app_password: pulumi.Output[str] | None,
+    admin_password: pulumi.Output[str],
+) -> None:
     def export(key: str, value: Any) -> None:
         pulumi.export(names.output_prefix + key, value)
 
@@ -126,18 +147,14 @@ def deploy_instance(
     export("admin_username", settings.admin_username)
     # What is uploaded minus the user lines, so that previews show config changes.
     if settings.topology == "sentinel":
-        first = topology.nodes(settings)[0]
-        export("redis_conf", sentinel_conf.render_node_config(settings, first))
+        export("redis_conf", sentinel_conf.render_node_config(settings, topology.nodes(settings)[0]))
     else:
         export("redis_conf", redis_conf.render_config(settings))
-    export(
-        "redis_url",
-        _secret_url(app_password, lambda pw: redis_url(settings, settings.app_username, pw, settings.cache_db)),
-    )
-    export(
-        "redis_admin_url",
-        _secret_url(admin_password, lambda pw: redis_url(settings, settings.admin_username, pw, settings.cache_db)),
-    )
+    for key, user, password in (
+        ("redis_url", settings.app_username, app_password),
+        ("redis_admin_url", settings.admin_username, admin_password),
+    ):
+        export(key, _secret_url(password, functools.partial(_url_of, settings, user)))
     if app_password is not None:
         export("redis_password", pulumi.Output.secret(app_password))
     if settings.exporter_enabled:
@@ -145,89 +162,6 @@ def deploy_instance(
         export("exporter_url", urls[0])
         if settings.topology == "sentinel":
             export("exporter_urls", urls)
-    return Instance(settings, service, app_password)
-
-
-def _handover_hook(settings: Settings, node: topology.Placed, resource: str, admin_password: pulumi.Output[str]):
-    """The node container's before-delete hook: a planned replacement of the primary first
-    moves the role to a replica (handover.move_primary_away)."""
-    known: dict[str, str] = {}
-    admin_password.apply(lambda password: known.setdefault("admin", password))
-
-    def before_delete(args: pulumi.ResourceHookArgs) -> None:
-        if "admin" in known:
-            moved_to = handover.move_primary_away(settings, node, known["admin"])
-            if moved_to is not None:
-                # In `pulumi up`'s output: operators see that a planned change moved the primary.
-                pulumi.log.info(f"{node.container_name} handed the primary role to {moved_to[0]}:{moved_to[1]}")
-
-    return pulumi.ResourceHook(f"{resource}-handover", before_delete)
-
-
-def _deploy_topology(
-    settings: Settings,
-    names: InstanceNames,
-    app_password: pulumi.Output[str] | None,
-    admin_password: pulumi.Output[str],
-    exporter_password: pulumi.Output[str] | None,
-    after: list[pulumi.Resource] | None,
-) -> RedisService:
-    """Nodes and Sentinels, each on its Docker host. Returns node 0 (the first primary):
-    it keeps the standalone container's resource name, name, volume and port.
-
-    Order, for changes that replace every node: the replicas first (node 0 depends on them),
-    then node 0, whose hook hands the primary role over before it goes; Sentinels last."""
-    replication_password = _password(names.config_key("replicationPassword"), f"{names.resource}-replication-password")
-    sentinel_password = _password(names.config_key("sentinelPassword"), f"{names.resource}-sentinel-password")
-    providers = {
-        name: docker.Provider(f"{names.resource}-docker-{name}", host=host.url) if host.url else None
-        for name, host in settings.hosts.items()
-    }
-
-    def on_host(host: str) -> pulumi.ResourceOptions | None:
-        provider = providers[host]
-        return pulumi.ResourceOptions(providers=[provider]) if provider is not None else None
-
-    sentinel_endpoints = [s.address for s in topology.sentinels(settings)]
-    name = topology.master_name(settings)
-    services: list[RedisService] = []
-    for node in reversed(topology.nodes(settings)):
-        resource = names.resource if node.index == 0 else f"{names.resource}-node-{node.index}"
-        node_of = NodeOf(
-            node,
-            replication_password,
-            sentinel_password,
-            startup.Discovery(name, sentinel_endpoints, node.address),
-            _handover_hook(settings, node, resource, admin_password),
-        )
-        depends = [*(after or []), *(s.container for s in services)]
-        services.append(
-            RedisService(
-                resource,
-                settings,
-                app_password,
-                admin_password,
-                exporter_password,
-                after=depends or None,
-                node_of=node_of,
-                opts=on_host(node.host_name),
-            )
-        )
-    nodes_created: list[pulumi.Resource] = [s.container for s in services]
-    for sentinel in topology.sentinels(settings):
-        peers = [s for s in sentinel_endpoints if s != sentinel.address]
-        RedisSentinel(
-            f"{names.resource}-sentinel-{sentinel.index}",
-            settings,
-            sentinel,
-            app_password,
-            admin_password,
-            sentinel_password,
-            startup.Discovery(name, peers),
-            after=nodes_created,
-            opts=on_host(sentinel.host_name),
-        )
-    return services[-1]
 
 
 def main() -> None:

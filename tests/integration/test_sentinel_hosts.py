@@ -630,3 +630,14 @@ def test_celery_and_a_consumer_group_carry_on_across_a_failover(stack: Stack) ->
     assert len(ran) >= TASKS - 1, f"{TASKS - len(ran)} tasks never ran"
     assert sorted(ran.values()) == sorted({n + 1 for n in range(TASKS)} & set(ran.values()))
     assert (length, pending) == (STREAM_ENTRIES, PENDING)
+
+
+def test_destroy_hands_over_and_removes_every_container(stack: Stack) -> None:
+    """`bizosaas-redis destroy` of a sentinel stack (last: it ends the module's stack).
+    Pulumi runs the nodes' before-delete hooks only while the program runs, and refuses a
+    destroy without it."""
+    stack.sandbox.destroy()
+    placed = (*topology.nodes(stack.settings), *topology.sentinels(stack.settings))
+    names = {p.container_name for p in placed}
+    left = [c.name for host in stack.hosts if host.client for c in host.client.containers.list(all=True)]
+    assert not names & set(left), left

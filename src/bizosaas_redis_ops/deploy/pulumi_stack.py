@@ -161,7 +161,9 @@ def run(
         stack.up(on_output=on_output, **policy_args(settings.stack))
         return None
     if action == "destroy":
-        stack.destroy(on_output=on_output)
+        # With the program: the sentinel topology's before-delete hooks (a primary hands its
+        # role over) exist only while it runs, and Pulumi refuses to skip them.
+        stack.destroy(on_output=on_output, run_program=True)
         return None
     return masked_outputs(settings.stack, show_secrets)
 

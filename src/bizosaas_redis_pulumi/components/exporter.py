@@ -95,7 +95,7 @@ class RedisExporter(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(COMPONENT_TYPE, name, None, opts)
-        # These resources were children of RedisService before this component existed.
+        # These resources were children of RedisServer before this component existed.
         moved = pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(parent=opts.parent if opts else None)])
         image = docker.RemoteImage(f"{name}-image", name=settings.exporter_image, keep_locally=True, opts=moved)
         secrets_volume = docker.Volume(

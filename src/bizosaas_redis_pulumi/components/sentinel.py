@@ -19,7 +19,7 @@ from bizosaas_redis_pulumi.components.hardening import (
     ownership_labels,
     stack_label,
 )
-from bizosaas_redis_pulumi.components.redis_service import HOST_NETWORK
+from bizosaas_redis_pulumi.components.redis_server import HOST_NETWORK
 
 COMPONENT_TYPE = "bizosaas:redis:RedisSentinel"
 # Sentinel holds a few kilobytes of state; the limit only bounds a runaway.

@@ -1,5 +1,5 @@
-"""RedisService: the Redis container with its image, network and volume, as one component:
-the one container of an instance, or one node of its sentinel topology."""
+"""RedisServer: one Redis container with its image, network, volume and config, as one
+component: the one container of an instance, or one node of its sentinel topology."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ from bizosaas_redis_pulumi.components.hardening import (
     stack_label,
 )
 
+# The type token the deployed stacks' state holds (the component's first name): a new
+# token would change the URN of every resource of every stack.
 COMPONENT_TYPE = "bizosaas:redis:RedisService"
 HOST_NETWORK = "host"
 
@@ -57,8 +59,18 @@ def labels(settings: Settings, node: Placed | None = None) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class Passwords:
+    """The instance's passwords: the application's (none without auth), the admin's, the
+    exporter's (with the exporter)."""
+
+    app: pulumi.Input[str] | None
+    admin: pulumi.Input[str]
+    exporter: pulumi.Input[str] | None = None
+
+
+@dataclass(frozen=True)
 class NodeOf:
-    """What makes a RedisService one node of the sentinel topology."""
+    """What makes a RedisServer one node of the sentinel topology."""
 
     node: Placed
     # Replication and Sentinel passwords (see sentinel_conf).
@@ -69,8 +81,9 @@ class NodeOf:
     handover: pulumi.ResourceHook | None = None
 
 
-class RedisService(pulumi.ComponentResource):
-    """Image, network (created or Dokploy's), data volume and the hardened Redis container.
+class RedisServer(pulumi.ComponentResource):
+    """Image, network (created or Dokploy's), data volume, config and the hardened Redis
+    container, and its exporter when enabled.
 
     As a node of the sentinel topology (`node_of`), it runs on its host's network, with
     the node's name, volume and port, and replication."""
@@ -83,60 +96,92 @@ class RedisService(pulumi.ComponentResource):
         self,
         name: str,
         settings: Settings,
-        app_password: pulumi.Input[str] | None,
-        admin_password: pulumi.Input[str],
-        exporter_password: pulumi.Input[str] | None = None,
+        passwords: Passwords,
         network_name: pulumi.Input[str] | None = None,
         after: list[pulumi.Resource] | None = None,
         node_of: NodeOf | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(COMPONENT_TYPE, name, None, opts)
-        # Children inherit the provider (the node's Docker host) from this component.
-        child = pulumi.ResourceOptions(parent=self)
         node = node_of.node if node_of else None
         if node is not None:
             # Its own name and volume; hostPort stays the instance's (node 0's, which replicas follow).
             settings = settings.model_copy(
                 update={"container_name": node.container_name, "volume_name": node.volume_name}
             )
-
-        image = docker.RemoteImage(f"{name}-image", name=settings.image, keep_locally=True, opts=child)
-
-        if node is not None:
-            # The host's network: no port mapping between Sentinel, the node and its clients.
-            self.network_name = pulumi.Output.from_input(HOST_NETWORK)
-        elif network_name is not None:
-            # The network another instance of the stack created or looked up: one per stack.
-            self.network_name = pulumi.Output.from_input(network_name)
-        elif settings.network_external:
-            network = docker.get_network_output(name=settings.network_name, opts=pulumi.InvokeOptions(parent=self))
-            self.network_name = network.name
-        else:
-            created = docker.Network(
-                f"{name}-network",
-                name=settings.network_name,
-                driver="bridge",
-                labels=[docker.NetworkLabelArgs(**stack_label(settings))],
-                opts=child,
+        self._name, self._settings, self._node_of = name, settings, node_of
+        # Children inherit the provider (the node's Docker host) from this component.
+        image = docker.RemoteImage(
+            f"{name}-image", name=settings.image, keep_locally=True, opts=pulumi.ResourceOptions(parent=self)
+        )
+        self.network_name = self._network(network_name)
+        data = self._volumes()
+        files = files_container(
+            f"{name}-files",
+            settings.name,
+            settings.stack,
+            image.image_id,
+            data[0],
+            server_files(
+                (redis_conf.CONFIG_PATH, self._config(passwords)),
+                (startup.START_SCRIPT_PATH, startup.render(settings.flavour, node_of.discovery if node_of else None)),
+            ),
+            # In the same order as the containers: a files container replaced deletes its
+            # container first, so it must wait for the containers this one waits for.
+            pulumi.ResourceOptions(parent=self, depends_on=after),
+        )
+        self.container = self._container(image.image_id, data, files, after)
+        self.exporter: RedisExporter | None = None
+        if settings.exporter_enabled:
+            if passwords.exporter is None:
+                raise ValueError("the exporter's password is required when exporterEnabled is true")
+            self.exporter = RedisExporter(
+                f"{name}-exporter",
+                settings,
+                passwords.exporter,
+                self.network_name,
+                image.image_id,
+                node,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container]),
             )
-            self.network_name = created.name
+        self.register_outputs({"container_name": self.container.name})
 
+    def _network(self, given: pulumi.Input[str] | None) -> pulumi.Output[str]:
+        settings = self._settings
+        if self._node_of is not None:
+            # The host's network: no port mapping between Sentinel, the node and its clients.
+            return pulumi.Output.from_input(HOST_NETWORK)
+        if given is not None:
+            # The network another instance of the stack created or looked up: one per stack.
+            return pulumi.Output.from_input(given)
+        if settings.network_external:
+            found = docker.get_network_output(name=settings.network_name, opts=pulumi.InvokeOptions(parent=self))
+            return found.name
+        created = docker.Network(
+            f"{self._name}-network",
+            name=settings.network_name,
+            driver="bridge",
+            labels=[docker.NetworkLabelArgs(**stack_label(settings))],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return created.name
+
+    def _volumes(self) -> list[docker.ContainerVolumeArgs]:
+        """The data volume (first), and the unix socket's in-memory one when enabled."""
+        settings = self._settings
         self.volume = docker.Volume(
-            f"{name}-data",
+            f"{self._name}-data",
             name=settings.volume_name,
             labels=[docker.VolumeLabelArgs(**stack_label(settings))],
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=settings.retain_data_on_destroy),
         )
-
-        data = docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=redis_conf.DATA_DIR)
-        volumes = [data]
+        volumes = [docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=redis_conf.DATA_DIR)]
         self.socket_volume: docker.Volume | None = None
         if settings.unix_socket:
             # In memory, owned by Redis's user and group: a socket needs no disk, and
             # consumers that mount the volume connect when they run with the group.
             self.socket_volume = docker.Volume(
-                f"{name}-socket",
+                f"{self._name}-socket",
                 name=settings.socket_volume_name,
                 driver="local",
                 driver_opts={
@@ -145,61 +190,52 @@ class RedisService(pulumi.ComponentResource):
                     "o": f"uid={REDIS_UID},gid={REDIS_GID},mode=0{redis_conf.SOCKET_PERM},size=1m",
                 },
                 labels=[docker.VolumeLabelArgs(**stack_label(settings))],
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self),
             )
             volumes.append(
                 docker.ContainerVolumeArgs(volume_name=self.socket_volume.name, container_path=redis_conf.SOCKET_DIR)
             )
+        return volumes
 
+    def _config(self, passwords: Passwords) -> pulumi.Output[str]:
+        """redis.conf with its users (a secret): the instance's, or the node's with replication."""
+        settings, node_of = self._settings, self._node_of
         if node_of is None:
-            conf: pulumi.Output[str] = pulumi.Output.secret(
-                pulumi.Output.all(app_password, admin_password, exporter_password).apply(
+            return pulumi.Output.secret(
+                pulumi.Output.all(passwords.app, passwords.admin, passwords.exporter).apply(
                     lambda pw: redis_conf.render(settings, pw[0], pw[1], pw[2])
                 )
             )
-        else:
-            conf = pulumi.Output.secret(
-                pulumi.Output.all(
-                    app_password,
-                    admin_password,
-                    exporter_password,
-                    node_of.replication_password,
-                    node_of.sentinel_password,
-                ).apply(
-                    lambda pw: sentinel_conf.render_node(settings, node_of.node, (pw[0], pw[1], pw[2], pw[3], pw[4]))
-                )
-            )
-        placement: dict[str, Any] = (
-            {"network_mode": HOST_NETWORK}
-            if node is not None
-            else {
-                "ports": [
-                    docker.ContainerPortArgs(
-                        internal=redis_conf.CONTAINER_PORT,
-                        external=settings.host_port,
-                        ip=settings.publish_address,
-                        protocol="tcp",
-                    )
-                ],
-                "networks_advanced": [
-                    docker.ContainerNetworksAdvancedArgs(name=self.network_name, aliases=settings.network_aliases)
-                ],
-            }
+        return pulumi.Output.secret(
+            pulumi.Output.all(
+                passwords.app,
+                passwords.admin,
+                passwords.exporter,
+                node_of.replication_password,
+                node_of.sentinel_password,
+            ).apply(lambda pw: sentinel_conf.render_node(settings, node_of.node, (pw[0], pw[1], pw[2], pw[3], pw[4])))
         )
-        files = files_container(
-            f"{name}-files",
-            settings.name,
-            settings.stack,
-            image.image_id,
-            data,
-            server_files(
-                (redis_conf.CONFIG_PATH, conf),
-                (startup.START_SCRIPT_PATH, startup.render(settings.flavour, node_of.discovery if node_of else None)),
-            ),
-            # In the same order as the containers: a files container replaced deletes its
-            # container first, so it must wait for the containers this one waits for.
-            pulumi.ResourceOptions(parent=self, depends_on=after),
+
+    def _placement(self) -> dict[str, Any]:
+        """A node on its host's network; the one container on the stack's, its port published."""
+        settings = self._settings
+        if self._node_of is not None:
+            return {"network_mode": HOST_NETWORK}
+        port = docker.ContainerPortArgs(
+            internal=redis_conf.CONTAINER_PORT, external=settings.host_port, ip=settings.publish_address, protocol="tcp"
         )
+        network = docker.ContainerNetworksAdvancedArgs(name=self.network_name, aliases=settings.network_aliases)
+        return {"ports": [port], "networks_advanced": [network]}
+
+    def _container(
+        self,
+        image_id: pulumi.Input[str],
+        volumes: list[docker.ContainerVolumeArgs],
+        files: docker.Container,
+        after: list[pulumi.Resource] | None,
+    ) -> docker.Container:
+        settings, node_of = self._settings, self._node_of
+        node = node_of.node if node_of else None
         mounts = []
         if settings.tls_enabled:
             mounts.append(
@@ -207,14 +243,14 @@ class RedisService(pulumi.ComponentResource):
                     type="bind", source=settings.tls_certs_dir, target=redis_conf.TLS_DIR, read_only=True
                 )
             )
-
-        self.container = docker.Container(
-            f"{name}-container",
+        handover = node_of.handover if node_of is not None else None
+        return docker.Container(
+            f"{self._name}-container",
             name=settings.name,
-            image=image.image_id,
+            image=image_id,
             command=startup.COMMAND,
             user=REDIS_USER,
-            **placement,
+            **self._placement(),
             volumes=volumes,
             mounts=mounts or None,
             # redis-cli and the shell need a writable /tmp; everything else is read-only.
@@ -226,24 +262,6 @@ class RedisService(pulumi.ComponentResource):
                 files,
                 after,
                 self,
-                pulumi.ResourceHookBinding(before_delete=[node_of.handover])
-                if node_of is not None and node_of.handover is not None
-                else None,
+                pulumi.ResourceHookBinding(before_delete=[handover]) if handover is not None else None,
             ),
         )
-
-        self.exporter: RedisExporter | None = None
-        if settings.exporter_enabled:
-            if exporter_password is None:
-                raise ValueError("exporter_password is required when exporterEnabled is true")
-            self.exporter = RedisExporter(
-                f"{name}-exporter",
-                settings,
-                exporter_password,
-                self.network_name,
-                image.image_id,
-                node,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container]),
-            )
-
-        self.register_outputs({"container_name": self.container.name})

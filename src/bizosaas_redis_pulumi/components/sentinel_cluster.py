@@ -1,0 +1,102 @@
+"""SentinelCluster: one instance's sentinel topology, its nodes (RedisServer) and its
+Sentinels (RedisSentinel), each on its Docker host."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_docker as docker
+
+from bizosaas_redis import handover, startup, topology
+from bizosaas_redis.settings import Settings
+from bizosaas_redis_pulumi.components.redis_server import NodeOf, Passwords, RedisServer
+from bizosaas_redis_pulumi.components.sentinel import RedisSentinel
+
+COMPONENT_TYPE = "bizosaas:redis:SentinelCluster"
+
+
+def handover_hook(
+    settings: Settings, node: topology.Placed, resource: str, admin_password: pulumi.Input[str]
+) -> pulumi.ResourceHook:
+    """The node container's before-delete hook: a planned replacement of the primary first
+    moves the role to a replica (handover.move_primary_away)."""
+    known: dict[str, str] = {}
+    pulumi.Output.from_input(admin_password).apply(lambda password: known.setdefault("admin", password))
+
+    def before_delete(args: pulumi.ResourceHookArgs) -> None:
+        if "admin" in known:
+            moved_to = handover.move_primary_away(settings, node, known["admin"])
+            if moved_to is not None:
+                # In `pulumi up`'s output: operators see that a planned change moved the primary.
+                pulumi.log.info(f"{node.container_name} handed the primary role to {moved_to[0]}:{moved_to[1]}")
+
+    return pulumi.ResourceHook(f"{resource}-handover", before_delete)
+
+
+class SentinelCluster(pulumi.ComponentResource):
+    """Nodes and Sentinels, each on its Docker host (a provider per host). `primary` is
+    node 0 (the first primary): it keeps the standalone container's resource name, name,
+    volume and port.
+
+    Order, for changes that replace every node: the replicas first (node 0 depends on them),
+    then node 0, whose hook hands the primary role over before it goes; Sentinels last."""
+
+    primary: RedisServer
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        passwords: Passwords,
+        replication_password: pulumi.Input[str],
+        sentinel_password: pulumi.Input[str],
+        after: list[pulumi.Resource] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(COMPONENT_TYPE, name, None, opts)
+        self._name, self._settings = name, settings
+        providers = {
+            host_name: docker.Provider(f"{name}-docker-{host_name}", host=host.url, opts=self._child())
+            if host.url
+            else None
+            for host_name, host in settings.hosts.items()
+        }
+        master = topology.master_name(settings)
+        sentinel_endpoints = [s.address for s in topology.sentinels(settings)]
+        nodes: list[RedisServer] = []
+        for node in reversed(topology.nodes(settings)):
+            resource = name if node.index == 0 else f"{name}-node-{node.index}"
+            node_of = NodeOf(
+                node,
+                replication_password,
+                sentinel_password,
+                startup.Discovery(master, sentinel_endpoints, node.address),
+                handover_hook(settings, node, resource, passwords.admin),
+            )
+            depends = [*(after or []), *(n.container for n in nodes)]
+            server_opts = self._child(providers[node.host_name])
+            nodes.append(RedisServer(resource, settings, passwords, None, depends or None, node_of, server_opts))
+        for sentinel in topology.sentinels(settings):
+            peers = [s for s in sentinel_endpoints if s != sentinel.address]
+            RedisSentinel(
+                f"{name}-sentinel-{sentinel.index}",
+                settings,
+                sentinel,
+                passwords.app,
+                passwords.admin,
+                sentinel_password,
+                startup.Discovery(master, peers),
+                after=[n.container for n in nodes],
+                opts=self._child(providers[sentinel.host_name]),
+            )
+        self.primary = nodes[-1]
+        self.register_outputs({"primary": self.primary.container.name})
+
+    def _child(self, provider: docker.Provider | None = None) -> pulumi.ResourceOptions:
+        """A child on `provider`'s host. Nodes, Sentinels and providers were children of
+        the stack before this component existed: the alias keeps their URNs, so that an
+        update does not replace them."""
+        return pulumi.ResourceOptions(
+            parent=self,
+            providers=[provider] if provider is not None else None,
+            aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)],
+        )
