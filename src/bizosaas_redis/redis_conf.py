@@ -103,13 +103,34 @@ def expected_config(settings: Settings, node: Placed | None = None) -> dict[str,
 def render_config(settings: Settings, node: Placed | None = None) -> str:
     """redis.conf without users (`node`: one node of the sentinel topology). Same settings,
     same bytes."""
-    bind, port = listen(node)
-    save_lines = [f"save {rule}" for rule in settings.save] or ['save ""']
     lines = [
         f"# redis.conf for stack {settings.stack} ({settings.environment}).",
         "# Generated from Pulumi.<stack>.yaml by bizosaas_redis.redis_conf;",
         "# edit the stack settings, not this file.",
         "",
+        *_network_lines(settings, node),
+        "",
+        *_memory_lines(settings),
+        "",
+        *_persistence_lines(settings),
+        "",
+        "# Operations: logs go to stdout for Docker's rotating json-file driver.",
+        'logfile ""',
+        f"loglevel {settings.loglevel}",
+        "daemonize no",
+        "slowlog-log-slower-than 10000",
+        "slowlog-max-len 128",
+        "latency-monitor-threshold 100",
+        "enable-debug-command no",
+        "enable-module-command no",
+        "enable-protected-configs no",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _network_lines(settings: Settings, node: Placed | None) -> list[str]:
+    bind, port = listen(node)
+    lines = [
         "# Network. Redis listens on every interface inside the container; what the host",
         "# exposes is decided by the published port's address. Protected mode refuses",
         "# remote clients only while the default user has no password, which is the dev",
@@ -130,12 +151,17 @@ def render_config(settings: Settings, node: Placed | None = None) -> str:
         lines.append(f"port {port}")
     if settings.unix_socket:
         lines += [f"unixsocket {SOCKET_PATH}", f"unixsocketperm {SOCKET_PERM}"]
-    lines += [
+    return [
+        *lines,
         f"timeout {settings.timeout}",
         f"tcp-keepalive {settings.tcp_keepalive}",
         f"maxclients {settings.maxclients}",
         f"databases {settings.databases}",
-        "",
+    ]
+
+
+def _memory_lines(settings: Settings) -> list[str]:
+    return [
         (
             "# Memory: the durable instance (queues, streams, sessions): refuse writes when full, never evict."
             if settings.role == "durable"
@@ -146,11 +172,15 @@ def render_config(settings: Settings, node: Placed | None = None) -> str:
         f"maxmemory-samples {settings.maxmemory_samples}",
         "lazyfree-lazy-eviction yes",
         "lazyfree-lazy-expire yes",
-        "",
+    ]
+
+
+def _persistence_lines(settings: Settings) -> list[str]:
+    return [
         "# Persistence",
         f"dir {DATA_DIR}",
         "dbfilename dump.rdb",
-        *save_lines,
+        *([f"save {rule}" for rule in settings.save] or ['save ""']),
         "stop-writes-on-bgsave-error yes",
         "rdbcompression yes",
         "rdbchecksum yes",
@@ -160,19 +190,7 @@ def render_config(settings: Settings, node: Placed | None = None) -> str:
         "aof-use-rdb-preamble yes",
         # What a stop (docker stop, a replacement) writes: see shutdown_on_sigterm.
         f"shutdown-on-sigterm {shutdown_on_sigterm(settings)}",
-        "",
-        "# Operations: logs go to stdout for Docker's rotating json-file driver.",
-        'logfile ""',
-        f"loglevel {settings.loglevel}",
-        "daemonize no",
-        "slowlog-log-slower-than 10000",
-        "slowlog-max-len 128",
-        "latency-monitor-threshold 100",
-        "enable-debug-command no",
-        "enable-module-command no",
-        "enable-protected-configs no",
     ]
-    return "\n".join(lines) + "\n"
 
 
 def acl_rules(settings: Settings) -> str:

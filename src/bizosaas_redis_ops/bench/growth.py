@@ -113,27 +113,45 @@ def check_sizes(settings: Settings, sizes: list[int]) -> None:
 
 
 def measure(lab: Lab, size_mb: int, progress: Callable[[str], None] = lambda _: None) -> Growth:
+    """Fill a fresh deployment to `size_mb`, then time what grows with the data: a BGSAVE,
+    an AOF rewrite under a write load, a restart and a replacement."""
     settings = lab.deployed_settings()
     check_sizes(settings, [size_mb])
     progress(f"{size_mb} MB: deploying")
     lab.deploy()
-    engine = lab.engine
     admin = lab.admin()
     socket_path = lab.socket_on_host()  # the volume outlives restarts and replacements
-    socket_client = lambda: _client_like(admin, unix_socket_path=socket_path, socket_timeout=10)  # noqa: E731
+
+    def socket_client() -> redis.Redis:
+        return _client_like(admin, unix_socket_path=socket_path, socket_timeout=10)
+
     progress(f"{size_mb} MB: filling")
     started = time.monotonic()
     keys = _fill(socket_client(), size_mb * MB)
-    fill_s = time.monotonic() - started
-    used_mb = int(admin.info("memory")["used_memory"]) / MB
-
+    found: dict[str, float] = {"fill_s": time.monotonic() - started}
+    found["used_mb"] = int(admin.info("memory")["used_memory"]) / MB
     progress(f"{size_mb} MB: BGSAVE")
-    bgsave_s = _timed(admin, admin.bgsave)
-    bgsave_fork_ms = int(admin.info("stats")["latest_fork_usec"]) / 1000
-
+    found["bgsave_s"] = _timed(admin, admin.bgsave)
+    found["bgsave_fork_ms"] = int(admin.info("stats")["latest_fork_usec"]) / 1000
     progress(f"{size_mb} MB: AOF rewrite under a write load")
+    found |= _rewrite_under_load(lab, settings, admin, socket_client, keys)
+    files, found_files = _files(lab, settings)
+    found |= found_files
+    progress(f"{size_mb} MB: restart")
+    found |= _restart(lab, settings, socket_client)
+    found["load_at_disk_rate_s"] = files / MB / found["disk_mb_s"]
+    progress(f"{size_mb} MB: replacement (`up` with a changed label)")
+    found |= _replacement(lab, admin)
+    return Growth(target_mb=size_mb, keys=keys, **found)
+
+
+def _rewrite_under_load(
+    lab: Lab, settings: Settings, admin: redis.Redis, socket_client: Callable[[], redis.Redis], keys: int
+) -> dict[str, float]:
+    """The probe's p99 under a redis-benchmark write load, then during an AOF rewrite (or
+    BGSAVE) under it, with the container's peak RSS."""
+    engine = lab.engine
     container = engine.containers.get(lab.container_name)
-    limit_mb = container.attrs["HostConfig"]["Memory"] / MB
     with lab.disposable_user() as (user, password):
         argv = ["redis-benchmark", "-h", lab.container_name, "-p", str(redis_conf.CONTAINER_PORT)]
         argv += ["-c", str(CLIENTS), "--user", user, "-a", password, "-r", str(keys), "-l", "-q"]
@@ -157,14 +175,30 @@ def measure(lab: Lab, size_mb: int, progress: Callable[[str], None] = lambda _: 
             rewrite_fork_ms = int(admin.info("stats")["latest_fork_usec"]) / 1000
         finally:
             load.remove(force=True, v=True)
+    return {
+        "rewrite_s": rewrite_s,
+        "rewrite_fork_ms": rewrite_fork_ms,
+        "peak_rss_mb": rss.peak / MB,
+        "limit_mb": container.attrs["HostConfig"]["Memory"] / MB,
+        "p99_ms_load": under_load.p99_ms(),
+        "p99_ms_rewrite": rewrite.p99_ms(),
+    }
 
-    mountpoint = Path(engine.volumes.get(lab.volume_name).attrs["Mountpoint"])
-    files = [mountpoint / "dump.rdb", *sorted((mountpoint / redis_conf.AOF_DIR).glob("*"))]
-    biggest = max((f for f in files if f.is_file()), key=lambda f: f.stat().st_size)
-    disk_mb_s = _disk_rate(biggest)
+
+def _files(lab: Lab, settings: Settings) -> tuple[int, dict[str, float]]:
+    """The bytes a start reads (the AOF folder when AOF is on, else the snapshot), the
+    snapshot's size and the disk's rate reading the biggest file."""
+    mountpoint = Path(lab.engine.volumes.get(lab.volume_name).attrs["Mountpoint"])
+    files = [f for f in [mountpoint / "dump.rdb", *sorted((mountpoint / redis_conf.AOF_DIR).glob("*"))] if f.is_file()]
+    biggest = max(files, key=lambda f: f.stat().st_size)
+    loaded = sum(f.stat().st_size for f in files if (f.name == "dump.rdb") != settings.appendonly)
     rdb_mb = (mountpoint / "dump.rdb").stat().st_size / MB
+    return loaded, {"disk_mb_s": _disk_rate(biggest), "rdb_mb": rdb_mb}
 
-    progress(f"{size_mb} MB: restart")
+
+def _restart(lab: Lab, settings: Settings, socket_client: Callable[[], redis.Redis]) -> dict[str, float]:
+    """Stop, start: until the first command is answered, until healthy, and Redis's own load time."""
+    container = lab.engine.containers.get(lab.container_name)
     started = time.monotonic()
     container.stop(timeout=settings.stop_grace_period)
     stop_s = time.monotonic() - started
@@ -173,14 +207,20 @@ def measure(lab: Lab, size_mb: int, progress: Callable[[str], None] = lambda _: 
     container.start()
     wait_for(socket_client(), timeout=600)
     first_command_s = time.monotonic() - started
-    docker_engine.wait_healthy(engine, lab.container_name, timeout=600, poll=0.02)
+    docker_engine.wait_healthy(lab.engine, lab.container_name, timeout=600, poll=0.02)
     healthy_s = time.monotonic() - started
     logged = _LOADED.findall(container.logs(since=since).decode(errors="replace"))
-    redis_load_s = float(logged[-1]) if logged else float("nan")
-    # What a start reads: the AOF folder when AOF is on, else the snapshot.
-    loaded_bytes = sum(f.stat().st_size for f in files if f.is_file() and (f.name == "dump.rdb") != settings.appendonly)
+    return {
+        "stop_s": stop_s,
+        "first_command_s": first_command_s,
+        "healthy_s": healthy_s,
+        "redis_load_s": float(logged[-1]) if logged else float("nan"),
+    }
 
-    progress(f"{size_mb} MB: replacement (`up` with a changed label)")
+
+def _replacement(lab: Lab, admin: redis.Redis) -> dict[str, float]:
+    """`up` with a changed label replaces the container: what it took, and the longest a
+    client waited."""
     replace = Probe(lambda: _client_like(admin, port=lab.port, socket_timeout=10, socket_connect_timeout=1))
     with replace.running():
         started = time.monotonic()
@@ -189,29 +229,7 @@ def measure(lab: Lab, size_mb: int, progress: Callable[[str], None] = lambda _: 
         # The probe's gap closes with its first answer from the new container.
         answered = len(replace.latencies_ms)
         _until(lambda: len(replace.latencies_ms) > answered, 600)
-    return Growth(
-        size_mb,
-        used_mb,
-        keys,
-        fill_s,
-        rdb_mb,
-        bgsave_fork_ms,
-        bgsave_s,
-        rewrite_fork_ms,
-        rewrite_s,
-        rss.peak / MB,
-        limit_mb,
-        under_load.p99_ms(),
-        rewrite.p99_ms(),
-        stop_s,
-        redis_load_s,
-        first_command_s,
-        healthy_s,
-        replace.longest_gap_s,
-        replace_up_s,
-        disk_mb_s,
-        loaded_bytes / MB / disk_mb_s,
-    )
+    return {"replace_up_s": replace_up_s, "replace_window_s": replace.longest_gap_s}
 
 
 def _client_like(admin: redis.Redis, **kwargs: Any) -> redis.Redis:

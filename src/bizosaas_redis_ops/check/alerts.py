@@ -6,6 +6,7 @@ selected by the scrape job `bizosaas-redis-<stack>` (see README, Monitoring).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -56,57 +57,74 @@ def job(settings: Settings) -> str:
     return f"bizosaas-redis-{settings.instance_id}"
 
 
+Rule = Callable[..., dict[str, Any]]
+
+
 def rules(settings: Settings) -> list[dict[str, Any]]:
-    sel = f'job="{job(settings)}"'
-    hits, misses = f"rate(redis_keyspace_hits_total{{{sel}}}[5m])", f"rate(redis_keyspace_misses_total{{{sel}}}[5m])"
-    memory = f"100 * redis_memory_used_bytes{{{sel}}} / (redis_memory_max_bytes{{{sel}}} > 0)"
-    clients = f"100 * redis_connected_clients{{{sel}}} / redis_config_maxclients{{{sel}}}"
-    # Judged only with enough lookups, as `monitor` does: a near-idle cache's rate is noise.
-    min_lookups_per_second = round(MIN_LOOKUPS_FOR_HIT_RATE / 300, 3)
-    hit_rate = f"100 * {hits} / ({hits} + {misses} > {min_lookups_per_second})"
-    evictions = f"rate(redis_evicted_keys_total{{{sel}}}[1m])"
+    """The instance's alerting rules, from the thresholds `monitor` judges with."""
     s = settings
-
-    def rule(name: str, expr: str, severity: str, duration: str, summary: str) -> dict[str, Any]:
-        return {
-            "alert": name,
-            "expr": expr,
-            "for": duration,
-            "labels": {"severity": severity, "stack": s.stack, "service": "bizosaas-redis", "role": s.role},
-            "annotations": {
-                "summary": summary,
-                "description": f"{summary} (stack {s.stack}, {{{{ $labels.instance }}}})",
-                "action": ACTIONS[name],
-            },
-        }
-
+    sel = f'job="{job(s)}"'
+    memory = f"100 * redis_memory_used_bytes{{{sel}}} / (redis_memory_max_bytes{{{sel}}} > 0)"
+    rule = functools.partial(_rule, s)
     if s.role == "durable":
-        oom = f'redis_errors_total{{{sel},err="OOM"}}'
-        # Full means refused writes (noeviction): lost Celery tasks, sessions, stream events.
-        memory_rules = [
-            rule(
-                "RedisDurableMemoryHigh",
-                f"{memory} > {s.alert_memory_percent}",
-                "critical",
-                "2m",
-                f"The durable Redis uses more than {s.alert_memory_percent} % of maxmemory; when full it refuses "
-                "writes (queues, sessions, streams)",
-            ),
-            rule(
-                "RedisDurableWritesRefused",
-                # The exporter has no OOM series until the first refusal, which then appears
-                # already above 0: increase() alone misses it.
-                f"increase({oom}[5m]) > 0 or ({oom} unless {oom} offset 5m)",
-                "critical",
-                "0m",
-                "The durable Redis refused writes: maxmemory reached (OOM)",
-            ),
-        ]
+        memory_rules = _durable_memory_rules(rule, s, sel, memory)
     else:
+        hits = f"rate(redis_keyspace_hits_total{{{sel}}}[5m])"
+        misses = f"rate(redis_keyspace_misses_total{{{sel}}}[5m])"
+        # Judged only with enough lookups, as `monitor` does: a near-idle cache's rate is noise.
+        min_lookups_per_second = round(MIN_LOOKUPS_FOR_HIT_RATE / 300, 3)
+        hit_rate = f"100 * {hits} / ({hits} + {misses} > {min_lookups_per_second})"
+        evictions = f"rate(redis_evicted_keys_total{{{sel}}}[1m])"
         memory_rules = _memory_and_eviction_rules(rule, s, memory, hit_rate, evictions)
-    out = [
+    return [
         rule("RedisDown", f"redis_up{{{sel}}} == 0", "critical", "1m", "Redis is down"),
         *memory_rules,
+        *_client_rules(rule, s, sel),
+        *_persistence_rules(rule, s, sel),
+    ]
+
+
+def _rule(s: Settings, name: str, expr: str, severity: str, duration: str, summary: str) -> dict[str, Any]:
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": duration,
+        "labels": {"severity": severity, "stack": s.stack, "service": "bizosaas-redis", "role": s.role},
+        "annotations": {
+            "summary": summary,
+            "description": f"{summary} (stack {s.stack}, {{{{ $labels.instance }}}})",
+            "action": ACTIONS[name],
+        },
+    }
+
+
+def _durable_memory_rules(rule: Rule, s: Settings, sel: str, memory: str) -> list[dict[str, Any]]:
+    """Full means refused writes (noeviction): lost Celery tasks, sessions, stream events."""
+    oom = f'redis_errors_total{{{sel},err="OOM"}}'
+    return [
+        rule(
+            "RedisDurableMemoryHigh",
+            f"{memory} > {s.alert_memory_percent}",
+            "critical",
+            "2m",
+            f"The durable Redis uses more than {s.alert_memory_percent} % of maxmemory; when full it refuses "
+            "writes (queues, sessions, streams)",
+        ),
+        rule(
+            "RedisDurableWritesRefused",
+            # The exporter has no OOM series until the first refusal, which then appears
+            # already above 0: increase() alone misses it.
+            f"increase({oom}[5m]) > 0 or ({oom} unless {oom} offset 5m)",
+            "critical",
+            "0m",
+            "The durable Redis refused writes: maxmemory reached (OOM)",
+        ),
+    ]
+
+
+def _client_rules(rule: Rule, s: Settings, sel: str) -> list[dict[str, Any]]:
+    clients = f"100 * redis_connected_clients{{{sel}}} / redis_config_maxclients{{{sel}}}"
+    return [
         rule(
             "RedisClientsHigh",
             f"{clients} > {s.alert_clients_percent} <= {s.alert_clients_critical_percent}",
@@ -128,13 +146,18 @@ def rules(settings: Settings) -> list[dict[str, Any]]:
             "0m",
             "Redis rejected connections (maxclients reached)",
         ),
+    ]
+
+
+def _persistence_rules(rule: Rule, s: Settings, sel: str) -> list[dict[str, Any]]:
+    out = [
         rule(
             "RedisPersistenceFailed",
             f"redis_rdb_last_bgsave_status{{{sel}}} == 0 or redis_aof_last_write_status{{{sel}}} == 0",
             "critical",
             "0m",
             "Redis failed to persist (RDB save or AOF write)",
-        ),
+        )
     ]
     if s.save:
         out.append(
@@ -152,7 +175,7 @@ def rules(settings: Settings) -> list[dict[str, Any]]:
 
 
 def _memory_and_eviction_rules(
-    rule: Callable[..., dict[str, Any]], s: Settings, memory: str, hit_rate: str, evictions: str
+    rule: Rule, s: Settings, memory: str, hit_rate: str, evictions: str
 ) -> list[dict[str, Any]]:
     """A cache (or the one instance of layout single) evicts: its memory, hit rate and eviction rules."""
     return [

@@ -51,169 +51,166 @@ def _grade_low(value: float, warn: float, crit: float) -> str:
     return CRIT if value < crit else WARN if value < warn else OK
 
 
+Sample = dict[str, Any]
+
+
 def evaluate(
-    first: dict[str, Any],
-    second: dict[str, Any],
+    first: Sample,
+    second: Sample,
     seconds: float,
     settings: Settings,
     now: float | None = None,
-    sentinel: tuple[dict[str, Any], dict[str, Any]] | None = None,
+    sentinel: tuple[Sample, Sample] | None = None,
 ) -> list[Metric]:
     """Metrics from two INFO samples `seconds` apart (second is the newer); with topology
     sentinel, also from two `SENTINEL MASTER` samples of a Sentinel."""
     now = time.time() if now is None else now
     seconds = max(seconds, 1e-6)
-    metrics = []
-
-    used, maxmemory = float(second["used_memory"]), float(second.get("maxmemory", 0))
-    if maxmemory > 0 and settings.role == "durable":
-        # Full means refused writes (noeviction): critical from the warning threshold on.
-        pct = _pct(used, maxmemory)
-        metrics.append(
-            Metric(
-                "memory used (durable: refuses writes when full)",
-                f"{used / 1024**2:.1f} MB of {maxmemory / 1024**2:.0f} MB ({pct:.1f} %)",
-                f"> {settings.alert_memory_percent} % is CRIT",
-                CRIT if pct > settings.alert_memory_percent else OK,
-                pct,
-            )
-        )
-        refused = _oom_errors(second) - _oom_errors(first)
-        metrics.append(
-            Metric(
-                "writes refused (OOM)",
-                f"{refused / seconds:.1f}/s ({_oom_errors(second)} since start)",
-                "> 0",
-                CRIT if refused > 0 else OK,
-                refused / seconds,
-            )
-        )
-    elif maxmemory > 0:
-        pct = _pct(used, maxmemory)
-        metrics.append(
-            Metric(
-                "memory used",
-                f"{used / 1024**2:.1f} MB of {maxmemory / 1024**2:.0f} MB ({pct:.1f} %)",
-                f"> {settings.alert_memory_percent} % / {settings.alert_memory_critical_percent} %",
-                _grade_high(pct, settings.alert_memory_percent, settings.alert_memory_critical_percent),
-                pct,
-            )
-        )
-    else:
-        metrics.append(Metric("memory used", f"{used / 1024**2:.1f} MB, no maxmemory", "maxmemory set", WARN))
-
-    clients, maxclients = float(second["connected_clients"]), float(second.get("maxclients", 10000))
-    pct = _pct(clients, maxclients)
-    metrics.append(
-        Metric(
-            "clients",
-            f"{int(clients)} of {int(maxclients)} ({pct:.1f} %)",
-            f"> {settings.alert_clients_percent} % / {settings.alert_clients_critical_percent} %",
-            _grade_high(pct, settings.alert_clients_percent, settings.alert_clients_critical_percent),
-            pct,
-        )
-    )
-
-    hits, misses = float(second["keyspace_hits"]), float(second["keyspace_misses"])
-    d_hits, d_misses = hits - float(first["keyspace_hits"]), misses - float(first["keyspace_misses"])
-    hit_threshold = f"< {settings.alert_hit_rate_percent} % / {settings.alert_hit_rate_critical_percent} %"
-    lookups = d_hits + d_misses
-    window = f"{int(lookups)} lookups in {seconds:.1f} s"
-    # A rate over a handful of lookups (or since start, say right after a smoke run) is noise.
-    if lookups >= MIN_LOOKUPS_FOR_HIT_RATE:
-        rate = _pct(d_hits, lookups)
-        metrics.append(
-            Metric(
-                "keyspace hit rate",
-                f"{rate:.1f} % ({window})",
-                hit_threshold,
-                _grade_low(rate, settings.alert_hit_rate_percent, settings.alert_hit_rate_critical_percent),
-                rate,
-            )
-        )
-    else:
-        metrics.append(
-            Metric(
-                "keyspace hit rate",
-                f"not enough traffic ({window}; judged from {MIN_LOOKUPS_FOR_HIT_RATE})",
-                hit_threshold,
-                OK,
-            )
-        )
-
-    evictions = (float(second["evicted_keys"]) - float(first["evicted_keys"])) / seconds
-    metrics.append(
-        Metric(
-            "evictions per second",
-            f"{evictions:.1f}",
-            f"> {settings.alert_evictions_per_second} / {settings.alert_evictions_critical_per_second}",
-            _grade_high(evictions, settings.alert_evictions_per_second, settings.alert_evictions_critical_per_second),
-            evictions,
-        )
-    )
-
-    rejected = float(second["rejected_connections"]) - float(first["rejected_connections"])
-    metrics.append(
-        Metric(
-            "rejected connections",
-            f"{rejected / seconds:.1f}/s ({int(second['rejected_connections'])} since start)",
-            "> 0/s",
-            WARN if rejected > 0 else OK,
-            rejected / seconds,
-        )
-    )
-
-    bgsave_ok = second.get("rdb_last_bgsave_status", "ok") == "ok"
-    age = now - float(second.get("rdb_last_save_time", now))
-    rdb_on = bool(settings.save)
-    status = CRIT if not bgsave_ok else OK
-    if (
-        bgsave_ok
-        and rdb_on
-        and int(second.get("rdb_changes_since_last_save", 0)) > 0
-        and age > settings.alert_last_save_age
-    ):
-        status = WARN
-    metrics.append(
-        Metric(
-            "last RDB save",
-            f"{'ok' if bgsave_ok else 'FAILED'}, {age:.0f} s ago",
-            f"failed / older than {settings.alert_last_save_age} s",
-            status,
-            age,
-        )
-    )
-
-    aof_on = int(second.get("aof_enabled", 0)) == 1
-    aof_ok = second.get("aof_last_write_status", "ok") == "ok" and second.get("aof_last_bgrewrite_status", "ok") == "ok"
-    metrics.append(
-        Metric(
-            "AOF",
-            ("on, " if aof_on else "off, ") + ("ok" if aof_ok else "write FAILED"),
-            "write or rewrite failed",
-            CRIT if aof_on and not aof_ok else OK,
-        )
-    )
-
-    role = second.get("role", "master")
-    link = second.get("master_link_status")
-    metrics.append(
-        Metric(
-            "replication role",
-            role + (f", link {link}" if link else "") + f", {int(second.get('connected_slaves', 0))} replica(s)",
-            "replica link down",
-            CRIT if role == "slave" and link != "up" else OK,
-        )
-    )
-
+    metrics = [
+        *_memory(first, second, seconds, settings),
+        _clients(second, settings),
+        _hit_rate(first, second, seconds, settings),
+        _evictions(first, second, seconds, settings),
+        _rejected(first, second, seconds),
+        _last_save(second, settings, now),
+        _aof(second),
+        _role(second),
+    ]
     if settings.topology == "sentinel":
         metrics += _replication(second, settings)
         if sentinel is not None:
             metrics += _sentinel_view(*sentinel, settings)
-
     uptime = float(second.get("uptime_in_seconds", 0))
     metrics.append(Metric("uptime", f"{uptime / 3600:.1f} h" if uptime >= 3600 else f"{uptime:.0f} s", "—", OK, uptime))
     return metrics
+
+
+def _memory(first: Sample, second: Sample, seconds: float, settings: Settings) -> list[Metric]:
+    used, maxmemory = float(second["used_memory"]), float(second.get("maxmemory", 0))
+    if maxmemory <= 0:
+        return [Metric("memory used", f"{used / 1024**2:.1f} MB, no maxmemory", "maxmemory set", WARN)]
+    pct = _pct(used, maxmemory)
+    shown = f"{used / 1024**2:.1f} MB of {maxmemory / 1024**2:.0f} MB ({pct:.1f} %)"
+    if settings.role != "durable":
+        return [
+            Metric(
+                "memory used",
+                shown,
+                f"> {settings.alert_memory_percent} % / {settings.alert_memory_critical_percent} %",
+                _grade_high(pct, settings.alert_memory_percent, settings.alert_memory_critical_percent),
+                pct,
+            )
+        ]
+    # Full means refused writes (noeviction): critical from the warning threshold on.
+    refused = _oom_errors(second) - _oom_errors(first)
+    return [
+        Metric(
+            "memory used (durable: refuses writes when full)",
+            shown,
+            f"> {settings.alert_memory_percent} % is CRIT",
+            CRIT if pct > settings.alert_memory_percent else OK,
+            pct,
+        ),
+        Metric(
+            "writes refused (OOM)",
+            f"{refused / seconds:.1f}/s ({_oom_errors(second)} since start)",
+            "> 0",
+            CRIT if refused > 0 else OK,
+            refused / seconds,
+        ),
+    ]
+
+
+def _clients(second: Sample, settings: Settings) -> Metric:
+    clients, maxclients = float(second["connected_clients"]), float(second.get("maxclients", 10000))
+    pct = _pct(clients, maxclients)
+    return Metric(
+        "clients",
+        f"{int(clients)} of {int(maxclients)} ({pct:.1f} %)",
+        f"> {settings.alert_clients_percent} % / {settings.alert_clients_critical_percent} %",
+        _grade_high(pct, settings.alert_clients_percent, settings.alert_clients_critical_percent),
+        pct,
+    )
+
+
+def _hit_rate(first: Sample, second: Sample, seconds: float, settings: Settings) -> Metric:
+    d_hits = float(second["keyspace_hits"]) - float(first["keyspace_hits"])
+    d_misses = float(second["keyspace_misses"]) - float(first["keyspace_misses"])
+    threshold = f"< {settings.alert_hit_rate_percent} % / {settings.alert_hit_rate_critical_percent} %"
+    lookups = d_hits + d_misses
+    window = f"{int(lookups)} lookups in {seconds:.1f} s"
+    # A rate over a handful of lookups (or since start, say right after a smoke run) is noise.
+    if lookups < MIN_LOOKUPS_FOR_HIT_RATE:
+        shown = f"not enough traffic ({window}; judged from {MIN_LOOKUPS_FOR_HIT_RATE})"
+        return Metric("keyspace hit rate", shown, threshold, OK)
+    rate = _pct(d_hits, lookups)
+    return Metric(
+        "keyspace hit rate",
+        f"{rate:.1f} % ({window})",
+        threshold,
+        _grade_low(rate, settings.alert_hit_rate_percent, settings.alert_hit_rate_critical_percent),
+        rate,
+    )
+
+
+def _evictions(first: Sample, second: Sample, seconds: float, settings: Settings) -> Metric:
+    evictions = (float(second["evicted_keys"]) - float(first["evicted_keys"])) / seconds
+    return Metric(
+        "evictions per second",
+        f"{evictions:.1f}",
+        f"> {settings.alert_evictions_per_second} / {settings.alert_evictions_critical_per_second}",
+        _grade_high(evictions, settings.alert_evictions_per_second, settings.alert_evictions_critical_per_second),
+        evictions,
+    )
+
+
+def _rejected(first: Sample, second: Sample, seconds: float) -> Metric:
+    rejected = float(second["rejected_connections"]) - float(first["rejected_connections"])
+    return Metric(
+        "rejected connections",
+        f"{rejected / seconds:.1f}/s ({int(second['rejected_connections'])} since start)",
+        "> 0/s",
+        WARN if rejected > 0 else OK,
+        rejected / seconds,
+    )
+
+
+def _last_save(second: Sample, settings: Settings, now: float) -> Metric:
+    bgsave_ok = second.get("rdb_last_bgsave_status", "ok") == "ok"
+    age = now - float(second.get("rdb_last_save_time", now))
+    unsaved = int(second.get("rdb_changes_since_last_save", 0)) > 0
+    status = CRIT if not bgsave_ok else OK
+    if bgsave_ok and bool(settings.save) and unsaved and age > settings.alert_last_save_age:
+        status = WARN
+    return Metric(
+        "last RDB save",
+        f"{'ok' if bgsave_ok else 'FAILED'}, {age:.0f} s ago",
+        f"failed / older than {settings.alert_last_save_age} s",
+        status,
+        age,
+    )
+
+
+def _aof(second: Sample) -> Metric:
+    aof_on = int(second.get("aof_enabled", 0)) == 1
+    aof_ok = second.get("aof_last_write_status", "ok") == "ok" and second.get("aof_last_bgrewrite_status", "ok") == "ok"
+    return Metric(
+        "AOF",
+        ("on, " if aof_on else "off, ") + ("ok" if aof_ok else "write FAILED"),
+        "write or rewrite failed",
+        CRIT if aof_on and not aof_ok else OK,
+    )
+
+
+def _role(second: Sample) -> Metric:
+    role = second.get("role", "master")
+    link = second.get("master_link_status")
+    return Metric(
+        "replication role",
+        role + (f", link {link}" if link else "") + f", {int(second.get('connected_slaves', 0))} replica(s)",
+        "replica link down",
+        CRIT if role == "slave" and link != "up" else OK,
+    )
 
 
 def _replication(info: dict[str, Any], settings: Settings) -> list[Metric]:

@@ -8,6 +8,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import docker
+
 from bizosaas_redis.constants import REDIS_GID, REDIS_UID
 from bizosaas_redis.settings import Settings, instances
 from bizosaas_redis_ops import tables
@@ -30,84 +32,79 @@ def _read(path: str) -> str | None:
 
 
 def doctor(settings: Settings) -> list[Check]:
-    checks: list[Check] = []
+    """What the host must offer before the stack deploys: Docker, kernel settings, disk,
+    the network, TLS files, the userland proxy and the pulumi CLI."""
+    client: docker.DockerClient | None = None
     try:
         client = ensure_engine(start=False)
         info = client.info()
-        checks.append(Check("docker engine", "OK", f"{info.get('ServerVersion')} answers"))
+        checks = [Check("docker engine", "OK", f"{info.get('ServerVersion')} answers")]
     except EngineError as exc:
         client, info = None, {}
-        checks.append(Check("docker engine", "FAIL", f"{exc}; start it: systemctl start docker"))
-
-    overcommit = _read("/proc/sys/vm/overcommit_memory")
-    checks.append(
-        Check(
-            "vm.overcommit_memory",
-            "OK" if overcommit == "1" else "WARN",
-            "1"
-            if overcommit == "1"
-            else f"{overcommit}: BGSAVE/AOF rewrite forks may fail; run "
-            "sysctl vm.overcommit_memory=1 and add it to /etc/sysctl.d/99-redis.conf",
-        )
-    )
-
-    thp = _read("/sys/kernel/mm/transparent_hugepage/enabled") or "unknown"
-    checks.append(
-        Check(
-            "transparent huge pages",
-            "WARN" if "[always]" in thp else "OK",
-            f"{thp}: latency spikes and memory use after fork; run "
-            "echo madvise > /sys/kernel/mm/transparent_hugepage/enabled"
-            if "[always]" in thp
-            else thp,
-        )
-    )
-
-    root = info.get("DockerRootDir", "/var/lib/docker")
-    disk = "free disk for the data volume" + ("s" if settings.layout == "split" else "")
-    try:
-        free = shutil.disk_usage(root).free
-        # An RDB snapshot and an AOF rewrite can each be as large as the dataset; a split
-        # stack has two datasets on this host.
-        total = sum(instance.maxmemory for instance in instances(settings))
-        need = 2 * total
-        status = "OK" if free >= need else ("WARN" if free >= total else "FAIL")
-        checks.append(
-            Check(
-                disk,
-                status,
-                f"{free / 1024**3:.1f} GB free in {root}; want ≥ {need / 1024**3:.1f} GB "
-                "(2 × maxmemory of each instance, for RDB plus AOF rewrite)",
-            )
-        )
-    except OSError as exc:
-        checks.append(Check(disk, "WARN", f"cannot read {root}: {exc}"))
-
-    if settings.network_external:
-        if client is None:
-            checks.append(Check(f"network {settings.network_name}", "FAIL", "Docker is not reachable"))
-        elif client.networks.list(names=[settings.network_name]):
-            checks.append(Check(f"network {settings.network_name}", "OK", "exists (external)"))
-        else:
-            checks.append(
-                Check(
-                    f"network {settings.network_name}",
-                    "FAIL",
-                    f"missing; Dokploy creates it, or: docker network create {settings.network_name}",
-                )
-            )
-    else:
-        checks.append(Check(f"network {settings.network_name}", "OK", "created by the stack"))
-
+        checks = [Check("docker engine", "FAIL", f"{exc}; start it: systemctl start docker")]
+    checks += [_overcommit(), _huge_pages(), _disk(settings, info.get("DockerRootDir", "/var/lib/docker"))]
+    checks.append(_network(settings, client))
     if settings.tls_enabled:
         checks.append(tls_files_check(Path(settings.tls_certs_dir or "")))
-
     if "DOCKER_HOST" not in os.environ:
         checks.append(userland_proxy_check(_read(DAEMON_JSON), _dockerd_cmdline(), settings.unix_socket))
-
     pulumi = shutil.which("pulumi", path=search_path())  # the venv's first, as bizosaas-redis runs it
     checks.append(Check("pulumi CLI", "OK" if pulumi else "WARN", pulumi or f"missing; {INSTALL_HINT}"))
     return checks
+
+
+def _overcommit() -> Check:
+    overcommit = _read("/proc/sys/vm/overcommit_memory")
+    if overcommit == "1":
+        return Check("vm.overcommit_memory", "OK", "1")
+    return Check(
+        "vm.overcommit_memory",
+        "WARN",
+        f"{overcommit}: BGSAVE/AOF rewrite forks may fail; run "
+        "sysctl vm.overcommit_memory=1 and add it to /etc/sysctl.d/99-redis.conf",
+    )
+
+
+def _huge_pages() -> Check:
+    thp = _read("/sys/kernel/mm/transparent_hugepage/enabled") or "unknown"
+    if "[always]" not in thp:
+        return Check("transparent huge pages", "OK", thp)
+    return Check(
+        "transparent huge pages",
+        "WARN",
+        f"{thp}: latency spikes and memory use after fork; run "
+        "echo madvise > /sys/kernel/mm/transparent_hugepage/enabled",
+    )
+
+
+def _disk(settings: Settings, root: str) -> Check:
+    disk = "free disk for the data volume" + ("s" if settings.layout == "split" else "")
+    try:
+        free = shutil.disk_usage(root).free
+    except OSError as exc:
+        return Check(disk, "WARN", f"cannot read {root}: {exc}")
+    # An RDB snapshot and an AOF rewrite can each be as large as the dataset; a split
+    # stack has two datasets on this host.
+    total = sum(instance.maxmemory for instance in instances(settings))
+    need = 2 * total
+    status = "OK" if free >= need else ("WARN" if free >= total else "FAIL")
+    return Check(
+        disk,
+        status,
+        f"{free / 1024**3:.1f} GB free in {root}; want ≥ {need / 1024**3:.1f} GB "
+        "(2 × maxmemory of each instance, for RDB plus AOF rewrite)",
+    )
+
+
+def _network(settings: Settings, client: docker.DockerClient | None) -> Check:
+    name = f"network {settings.network_name}"
+    if not settings.network_external:
+        return Check(name, "OK", "created by the stack")
+    if client is None:
+        return Check(name, "FAIL", "Docker is not reachable")
+    if client.networks.list(names=[settings.network_name]):
+        return Check(name, "OK", "exists (external)")
+    return Check(name, "FAIL", f"missing; Dokploy creates it, or: docker network create {settings.network_name}")
 
 
 DAEMON_JSON = "/etc/docker/daemon.json"

@@ -39,6 +39,24 @@ def sentinel_labels(settings: Settings, sentinel: Placed) -> dict[str, str]:
     }
 
 
+def _config(
+    settings: Settings,
+    sentinel: Placed,
+    app_password: pulumi.Input[str] | None,
+    admin_password: pulumi.Input[str],
+    sentinel_password: pulumi.Input[str],
+) -> pulumi.Output[str]:
+    """sentinel.conf with its users: a secret."""
+    return pulumi.Output.secret(
+        pulumi.Output.all(app_password, admin_password, sentinel_password).apply(
+            lambda pw: (
+                sentinel_conf.render_sentinel_config(settings, sentinel)
+                + sentinel_conf.render_sentinel_users(settings, pw[0], pw[1], pw[2])
+            )
+        )
+    )
+
+
 class RedisSentinel(pulumi.ComponentResource):
     """Image, a small volume for the file Sentinel rewrites, and the Sentinel container on
     its host's network."""
@@ -66,14 +84,7 @@ class RedisSentinel(pulumi.ComponentResource):
             labels=[docker.VolumeLabelArgs(**stack_label(settings))],
             opts=child,
         )
-        conf: pulumi.Output[str] = pulumi.Output.secret(
-            pulumi.Output.all(app_password, admin_password, sentinel_password).apply(
-                lambda pw: (
-                    sentinel_conf.render_sentinel_config(settings, sentinel)
-                    + sentinel_conf.render_sentinel_users(settings, pw[0], pw[1], pw[2])
-                )
-            )
-        )
+        conf = _config(settings, sentinel, app_password, admin_password, sentinel_password)
         data = docker.ContainerVolumeArgs(volume_name=volume.name, container_path=redis_conf.DATA_DIR)
         files = files_container(
             f"{name}-files",
