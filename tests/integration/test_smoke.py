@@ -11,12 +11,13 @@ import redis
 
 from bizosaas_redis import redis_conf
 from bizosaas_redis.settings import load_stack_file
-from bizosaas_redis_ops.check import smoke
+from bizosaas_redis_ops.check import scenarios, smoke
 from conftest import STACKS, admin_client, cli, free_port, outputs
 
-SCENARIOS = len(smoke.SCENARIOS)
+SCENARIOS = len(scenarios.SCENARIOS)
 # A split stack runs health and role checks on both instances, the rest where services keep it.
-SPLIT_ROWS = {"cache": 2 + SCENARIOS - 2 - len(smoke.DURABLE_SCENARIOS), "durable": 2 + len(smoke.DURABLE_SCENARIOS)}
+DURABLE = len(scenarios.DURABLE_SCENARIOS)
+SPLIT_ROWS = {"cache": 2 + SCENARIOS - 2 - DURABLE, "durable": 2 + DURABLE}
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -150,9 +151,9 @@ def test_a_failing_scenario_still_cleans_up(deployed):
     run, results = smoke.run_suite(
         target,
         scenarios=[
-            ("health check", smoke.scenario_health),
+            ("health check", scenarios.scenario_health),
             ("fails", writes_then_fails),
-            ("sessions", smoke.scenario_sessions),
+            ("sessions", scenarios.scenario_sessions),
         ],
     )
     assert [(r.scenario, r.passed) for r in results] == [("health check", True), ("fails", False), ("sessions", True)]

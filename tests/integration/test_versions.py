@@ -19,7 +19,7 @@ import redis
 
 from bizosaas_redis import redis_conf
 from bizosaas_redis.settings import available_stacks, load_stack_file
-from bizosaas_redis_ops.check import smoke
+from bizosaas_redis_ops.check import scenarios, smoke
 from bizosaas_redis_ops.deploy.sandbox import Sandbox
 from bizosaas_redis_ops.images import offline_image
 from conftest import ROOT, TEST_PREFIX, cli, free_port
@@ -67,7 +67,7 @@ def test_the_smoke_suite_passes_on_every_server(start_redis, server):
     env = {**os.environ, "REDIS_URL": f"redis://default:{APP}@127.0.0.1:{process.port}/0"}
     result = cli("smoke", env=env, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.splitlines()[-1] == f"{len(smoke.SCENARIOS)} passed, 0 failed"
+    assert result.stdout.splitlines()[-1] == f"{len(scenarios.SCENARIOS)} passed, 0 failed"
 
 
 def _flavour(server: str) -> str:

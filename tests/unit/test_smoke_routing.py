@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from bizosaas_redis_ops.check import smoke
+from bizosaas_redis_ops.check import scenarios
 
 
 def names(use: str) -> set[str]:
-    return {name for name, _ in smoke.scenarios_for(use)}
+    return {name for name, _ in scenarios.scenarios_for(use)}
 
 
 def test_services_data_goes_to_the_durable_instance_and_the_rest_to_the_cache():
@@ -18,6 +18,6 @@ def test_services_data_goes_to_the_durable_instance_and_the_rest_to_the_cache():
         "celery task round trip",
         "streams consumer group",
     }
-    assert names("cache") & names("durable") == smoke.BOTH_INSTANCES
-    assert names("cache") | names("durable") == {name for name, _ in smoke.SCENARIOS}
-    assert {name for name, _ in smoke.SCENARIOS} >= smoke.DURABLE_SCENARIOS, "names match the scenarios"
+    assert names("cache") & names("durable") == scenarios.BOTH_INSTANCES
+    assert names("cache") | names("durable") == {name for name, _ in scenarios.SCENARIOS}
+    assert {name for name, _ in scenarios.SCENARIOS} >= scenarios.DURABLE_SCENARIOS, "names match the scenarios"

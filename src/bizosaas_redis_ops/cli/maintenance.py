@@ -1,0 +1,55 @@
+"""The project's upkeep: the README's generated tables, the offline stand-in image."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from bizosaas_redis.settings import find_project_dir
+
+if TYPE_CHECKING:
+    pass
+
+from bizosaas_redis_ops.cli.root import CommandError, main
+
+
+@main.command()
+@click.option("--check", is_flag=True, help="only check; exit 1 when stale")
+def docs(check: bool) -> None:
+    """Regenerate the README's configuration, policy and alert tables from the settings model and rules.
+
+    Outside a project (no Pulumi.yaml here or above), print the configuration reference instead.
+    """
+    from bizosaas_redis_ops.docs import config_table, update_readme
+
+    folder = find_project_dir()
+    if folder is None:
+        if check:
+            raise CommandError("no project here (no Pulumi.yaml): nothing to check")
+        click.echo(config_table())
+        return
+    fresh = update_readme(folder / "README.md", check=check)
+    if check and not fresh:
+        raise CommandError("README.md's generated tables are stale: run bizosaas-redis docs")
+    click.echo("README.md's generated tables are up to date" if fresh else "README.md updated")
+
+
+@main.command("offline-image")
+@click.option(
+    "--server",
+    type=click.Choice(["redis-7.0", "redis-8.0", "valkey-8.1"]),
+    default="redis-7.0",
+    show_default=True,
+    help="which server: Debian 12's Redis 7.0, Debian 13's Redis 8.0 or Valkey 8.1",
+)
+@click.option("--tag", help="image tag [default: the stand-in's own, e.g. localhost/redis-offline:7.0]")
+@click.option("--force", is_flag=True, help="rebuild even when up to date")
+def offline_image(server: str, tag: str | None, force: bool) -> None:
+    """Build a stand-in for the official image from Debian's packages (no registry needed).
+
+    The tag says what it is; it is printed last, so `--image $(bizosaas-redis offline-image | tail -1)` works.
+    """
+    from bizosaas_redis_ops.images import offline_image as builder
+
+    click.echo(builder.build(tag=tag, force=force, server=server))
