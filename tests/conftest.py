@@ -43,14 +43,17 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark tests by the real services their fixtures start: `-m "not docker and not redis"`
-    is the fast suite, and no test can forget its marker."""
+    """Mark tests by the real services their fixtures start (and the one that installs the
+    package into a fresh venv): `-m "not docker and not redis and not install"` is the fast
+    suite, and no test can forget its marker."""
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         if names & {"docker_client", "offline_image", "engine", "deployed"}:
             item.add_marker(pytest.mark.docker)
         if "start_redis" in names:
             item.add_marker(pytest.mark.redis)
+        if "installed" in names:
+            item.add_marker(pytest.mark.install)
     # A test that restarts the Docker engine runs last: every other deployment restarts with it.
     items.sort(key=lambda item: item.get_closest_marker("engine_restart") is not None)
 

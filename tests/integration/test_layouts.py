@@ -40,6 +40,16 @@ QUEUE = "tasks"  # kombu keeps it under PREFIX + QUEUE (its global_keyprefix)
 RESULTS: dict[str, dict[str, str]] = {}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _loss_table() -> Iterator[None]:
+    """After the module's tests: the figures the README quotes, from this run (`-s` shows them)."""
+    yield
+    if RESULTS:
+        rows = sorted({row for found in RESULTS.values() for row in found})
+        cells = [[row, *(RESULTS[k].get(row, "") for k in RESULTS)] for row in rows]
+        print("\n" + tables.render(["lost / measured", *RESULTS], cells))
+
+
 @dataclass
 class Urls:
     """Application URLs through the published ports, per use (the same in layout single).
@@ -251,16 +261,3 @@ def test_switching_to_split_names_what_stays_behind_and_layout_move_moves_it(eng
         assert 0 < _client(after.durable).ttl(session_key) <= 86400, "with its TTL"
         again = cli("layout-move", "--stack", "staging", env=env)
         assert "db 0: 0 found" in again.stdout, "a second run finds nothing left"
-
-
-def test_print_the_loss_table(single, split):
-    """Not a check: the figures the README quotes, from this run."""
-    if not RESULTS:
-        pytest.skip("the layout tests did not run")
-    rows = sorted({row for found in RESULTS.values() for row in found})
-    print()
-    print(
-        tables.render(
-            ["lost / measured", *RESULTS], [[row, *(RESULTS[k].get(row, "") for k in RESULTS)] for row in rows]
-        )
-    )

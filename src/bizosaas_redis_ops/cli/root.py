@@ -34,7 +34,9 @@ def stack_option(
 ) -> Callable[[F], F]:
     # Click treats an explicit default=None as a default given, so pass one only when there is one.
     defaults: dict[str, Any] = {"default": default, "show_default": True} if default else {"required": required}
-    return click.option("--stack", type=click.Choice(available_stacks()), help=help, **defaults)
+    # Outside a project there is no stack to choose: the command says so when it looks one up.
+    stacks = available_stacks()
+    return click.option("--stack", type=click.Choice(stacks) if stacks else str, help=help, **defaults)
 
 
 instance_option = click.option(
