@@ -1,13 +1,10 @@
 """CrossGuard policy pack: `pulumi preview --policy-pack policies`.
 
 Building PolicyPack starts the analyzer server, so only this file does it; the rules
-live in redis_policies/rules.py, importable and tested without the engine.
+live in redis_policies/rules.py, importable and tested without the engine. The engine
+runs this folder as a script directory (runpy puts it first on sys.path), so the rules
+import from here without an install.
 """
-
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pulumi_policy import EnforcementLevel, PolicyPack
 

@@ -1,7 +1,8 @@
-"""The package as users install it: `pip install ./consumer ./policies .` into a fresh
-virtual environment outside the checkout (from a copy of what the three distributions
-hold), run from a folder that is no Pulumi project. Only what pyproject.toml declares is
-there, so an undeclared import or a path into the checkout fails here."""
+"""The package as users install it, into a fresh virtual environment outside the checkout
+(from a copy of what the three distributions hold), run from a folder that is no Pulumi
+project. The consumer library and the policy rules are offered as wheels, so they are
+there only because pyproject.toml declares them: an undeclared import, or a path into the
+checkout, fails here."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The folder commands run in; its venv/ holds the installed distributions."""
     folder = tmp_path_factory.mktemp("installed")
     source = folder / "source"
+    source.mkdir()
     ignore = shutil.ignore_patterns("*.egg-info", "__pycache__", "venv")
     for name in SOURCES:
         if (ROOT / name).is_dir():
@@ -42,14 +44,16 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         else:
             shutil.copy2(ROOT / name, source / name)
     subprocess.run([sys.executable, "-m", "venv", str(folder / "venv")], check=True)
-    pip = [str(folder / "venv/bin/python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    done = subprocess.run(
-        [*pip, str(source / "consumer"), str(source / "policies"), f"{source}[bench]"],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    pip = [str(folder / "venv/bin/python"), "-m", "pip", "-q", "--disable-pip-version-check"]
+    # The library and the rules as wheels pip may take, not as requirements given: they are
+    # installed only because the project declares them.
+    wheels = folder / "wheels"
+    for command in (
+        ["wheel", "--no-deps", "-w", str(wheels), str(source / "consumer"), str(source / "policies")],
+        ["install", "--find-links", str(wheels), f"{source}[bench]"],
+    ):
+        done = subprocess.run([*pip, *command], capture_output=True, text=True, timeout=1200)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     shutil.rmtree(source)  # nothing may still read it
     return folder
 
