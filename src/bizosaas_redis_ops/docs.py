@@ -117,10 +117,16 @@ def alert_table() -> str:
     rows = [_row(["Alert", "Instance", "Severity", "For", "Fires when", "What to do"]), "|" + "---|" * 6]
     seen: dict[str, list[str]] = {}
     found: dict[str, dict[str, Any]] = {}
-    for instance in instances(load_stack_file("production")):
+    production = instances(load_stack_file("production"))
+    # The replication rules, as production's instances would have them with topology sentinel.
+    replicated = production[0].model_copy(update={"topology": "sentinel", "min_replicas_to_write": 1})
+    for instance in production:
         for rule in alerts.rules(instance):
             seen.setdefault(rule["alert"], []).append(instance.role)
             found.setdefault(rule["alert"], rule)
+    for rule in alerts.rules(replicated):
+        if rule["alert"] not in found:
+            seen[rule["alert"]], found[rule["alert"]] = ["each, with topology sentinel"], rule
     for name, rule in found.items():
         cells = [f"`{name}`", " and ".join(seen[name]), rule["labels"]["severity"], rule["for"]]
         rows.append(_row([*cells, rule["annotations"]["summary"], rule["annotations"]["action"]]))

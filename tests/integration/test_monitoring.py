@@ -13,7 +13,15 @@ import pytest
 import yaml
 
 from bizosaas_redis import redis_conf
-from bizosaas_redis.settings import available_stacks, instances, load_stack_file
+from bizosaas_redis.settings import (
+    Settings,
+    available_stacks,
+    build_settings,
+    instances,
+    load_stack_file,
+    read_stack_config,
+    stack_file,
+)
 from bizosaas_redis_ops.check import alerts, dashboard
 from conftest import ROOT, TEST_EXTERNAL_NETWORK, cli, own_settings, unavailable
 
@@ -274,6 +282,129 @@ def test_each_rule_fires_on_its_threshold_and_not_below(promtool, tmp_path, stac
         "tests": [case(firing, [expected]), case(quiet, [])],
     }
     path = tmp_path / "alerts.test.yml"
+    path.write_text(yaml.safe_dump(tests, sort_keys=False))
+    result = subprocess.run([promtool, "test", "rules", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+# Topology sentinel: staging's settings on three nodes, each with its exporter (one job,
+# a target per node); minReplicasToWrite 1, minReplicasMaxLag 10.
+SENTINEL_VALUES = {"topology": "sentinel", "minReplicasToWrite": 1}
+NODES = ("node0:9121", "node1:9122", "node2:9123")
+
+
+def _info(roles: dict[str, str]) -> dict[str, str]:
+    """redis_instance_info per node: `roles` maps a node to its values (`1x20`, `_x10 1x10`)."""
+    return {f'redis_instance_info{{instance="{node}",role="{role}"}}': v for node, (role, v) in roles.items()}
+
+
+def _primary_with(followers: str) -> dict[str, str]:
+    return {**_info({NODES[0]: ("master", "1x20")}), f'redis_connected_slaves{{instance="{NODES[0]}"}}': followers}
+
+
+# alert -> (summary, severity, the alert's own labels, eval time, firing series, quiet series)
+REPLICATION_CASES = {
+    "RedisNoPrimary": (
+        "No node of the instance is the primary",
+        "critical",
+        {},
+        "5m",
+        _info({NODES[0]: ("slave", "1x20"), NODES[1]: ("slave", "1x20")}),
+        _info({NODES[0]: ("master", "1x20"), NODES[1]: ("slave", "1x20")}),
+    ),
+    "RedisReplicaLinkDown": (
+        "A replica's link to its primary is down",
+        "critical",
+        {"instance": NODES[1]},
+        "5m",
+        {f'redis_master_link_up{{instance="{NODES[1]}"}}': "1 1 0x10"},
+        {f'redis_master_link_up{{instance="{NODES[1]}"}}': "1x20"},
+    ),
+    "RedisReplicasBelowMinimum": (
+        "Fewer than 1 replica(s) follow the primary (writes are refused)",
+        "critical",
+        {},
+        "5m",
+        _primary_with("2 2 0x10"),
+        _primary_with("1x20"),
+    ),
+    "RedisReplicasMissing": (
+        "Fewer than 2 replicas follow the primary",
+        "warning",
+        {},
+        "10m",
+        _primary_with("1x20"),
+        _primary_with("2x20"),
+    ),
+    "RedisReplicationLagHigh": (
+        "A replica lags more than 5 s (minReplicasMaxLag 10)",
+        "warning",
+        {},
+        "5m",
+        {f'redis_connected_slave_lag_seconds{{instance="{NODES[0]}",slave_port="6381"}}': "0 0 8x10"},
+        {f'redis_connected_slave_lag_seconds{{instance="{NODES[0]}",slave_port="6381"}}': "1x20"},
+    ),
+    # Node 1 a replica for 10 minutes, then the primary: a failover; a steady primary is none.
+    "RedisFailoverHappened": (
+        "A replica was promoted to primary in the last 10 minutes",
+        "warning",
+        {"instance": NODES[1]},
+        "13m",
+        {
+            f'redis_instance_info{{instance="{NODES[1]}",role="slave"}}': "1x10",
+            f'redis_instance_info{{instance="{NODES[1]}",role="master"}}': "_x11 1x10",
+        },
+        _info({NODES[0]: ("master", "1x20"), NODES[1]: ("slave", "1x20")}),
+    ),
+}
+
+
+def _sentinel_staging() -> Settings:
+    return build_settings({**read_stack_config(stack_file("staging", ROOT)), **SENTINEL_VALUES}, "staging")
+
+
+def test_every_replication_rule_has_a_case():
+    settings = _sentinel_staging()
+    names = {r["alert"] for r in alerts.rules(settings)} - {
+        r["alert"] for r in alerts.rules(load_stack_file("staging"))
+    }
+    assert names == set(REPLICATION_CASES)
+
+
+@pytest.mark.parametrize("alertname", sorted(REPLICATION_CASES))
+def test_each_replication_rule_fires_on_its_bound_and_not_within_it(promtool, tmp_path, alertname):
+    """promtool unit tests on a sentinel stack's generated rules, with a series per node."""
+    settings = _sentinel_staging()
+    rules_file = tmp_path / "sentinel.rules.yml"
+    rules_file.write_text(alerts.render(settings))
+    summary, severity, own_labels, eval_time, firing, quiet = REPLICATION_CASES[alertname]
+    job = "bizosaas-redis-staging"
+    where = own_labels.get("instance", "")
+    expected = {
+        "exp_labels": {"severity": severity, "stack": "staging", "service": "bizosaas-redis", "role": "shared"}
+        | {"job": job, **own_labels},
+        "exp_annotations": {
+            "summary": summary,
+            "description": f"{summary} (stack staging, {where})",
+            "action": alerts.ACTIONS[alertname],
+        },
+    }
+
+    def case(series: dict[str, str], alerts_expected: list[dict]) -> dict:
+        with_job = {name.replace("{", f'{{job="{job}",', 1): values for name, values in series.items()}
+        return {
+            "interval": "1m",
+            "input_series": [{"series": name, "values": values} for name, values in with_job.items()],
+            "alert_rule_test": [{"eval_time": eval_time, "alertname": alertname, "exp_alerts": alerts_expected}],
+        }
+
+    tests = {
+        "rule_files": [str(rules_file)],
+        "evaluation_interval": "1m",
+        "tests": [case(firing, [expected]), case(quiet, [])],
+    }
+    path = tmp_path / "replication.test.yml"
     path.write_text(yaml.safe_dump(tests, sort_keys=False))
     result = subprocess.run([promtool, "test", "rules", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

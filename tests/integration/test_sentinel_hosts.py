@@ -282,6 +282,9 @@ def test_each_node_has_an_exporter_on_its_host(stack: Stack) -> None:
         assert any(k.startswith("redis_instance_info{") and f'role="{role}"' in k for k in samples), role
         if role == "master":
             assert samples["redis_connected_slaves"] == 2
+            # What the replication rules read (RedisReplicationLagHigh).
+            lags = [v for k, v in samples.items() if k.startswith("redis_connected_slave_lag_seconds{")]
+            assert len(lags) == 2 and max(lags) <= 1, lags
         else:
             [link] = [v for k, v in samples.items() if k.split("{")[0] == "redis_master_link_up"]
             assert link == 1

@@ -49,6 +49,20 @@ ACTIONS = {
     "streams without MAXLEN, sessions without a TTL",
     "RedisDurableWritesRefused": "Queues, sessions and streams are failing now: raise `durable.maxmemory` with "
     "`bizosaas-redis up` at once, then find what grew; resolves 5 minutes after the last refusal",
+    # Topology sentinel: the nodes' exporters (one job per instance, a target per node).
+    "RedisNoPrimary": "No node is the primary: writes fail. `bizosaas-redis monitor --stack <stack>` shows what "
+    "the Sentinels see; bring a node's host back; a failover longer than failoverTimeout needs one node up",
+    "RedisReplicaLinkDown": "A replica lost its primary: `docker logs` of that node (auth, network between "
+    "hosts); it resyncs by itself once it reaches the primary",
+    "RedisReplicasBelowMinimum": "Fewer replicas follow the primary than minReplicasToWrite (at least one): "
+    "with minReplicasToWrite the primary refuses writes, and a failover would lose what only it holds; "
+    "bring the replicas' nodes or hosts back",
+    "RedisReplicasMissing": "A replica is missing: the stack survives one fault less; find its node "
+    "(`bizosaas-redis monitor`) and bring it or its host back",
+    "RedisReplicationLagHigh": "A replica falls behind: network or disk between the hosts; past minReplicasMaxLag "
+    "it no longer counts toward minReplicasToWrite",
+    "RedisFailoverHappened": "A replica became the primary (a failover, or a planned handover): if nobody changed "
+    "the stack, find why the old primary stopped answering; resolves 10 minutes later",
 }
 
 
@@ -81,6 +95,7 @@ def rules(settings: Settings) -> list[dict[str, Any]]:
         *memory_rules,
         *_client_rules(rule, s, sel),
         *_persistence_rules(rule, s, sel),
+        *(_replication_rules(rule, s, sel) if s.topology == "sentinel" else []),
     ]
 
 
@@ -145,6 +160,54 @@ def _client_rules(rule: Rule, s: Settings, sel: str) -> list[dict[str, Any]]:
             "warning",
             "0m",
             "Redis rejected connections (maxclients reached)",
+        ),
+    ]
+
+
+def _replication_rules(rule: Rule, s: Settings, sel: str) -> list[dict[str, Any]]:
+    """Topology sentinel: the primary, its replicas and their lag, from the nodes' exporters
+    (the job holds one target per node), with the bounds `monitor` judges by."""
+    primary = f'redis_instance_info{{{sel},role="master"}}'
+    followers = f"sum by (job) (redis_connected_slaves{{{sel}}} and on (instance) {primary})"
+    floor = max(s.min_replicas_to_write or 0, 1)
+    refused = " (writes are refused)" if s.min_replicas_to_write else ""
+    return [
+        rule("RedisNoPrimary", f"absent({primary})", "critical", "1m", "No node of the instance is the primary"),
+        rule(
+            "RedisReplicaLinkDown",
+            f"redis_master_link_up{{{sel}}} == 0",
+            "critical",
+            "1m",
+            "A replica's link to its primary is down",
+        ),
+        rule(
+            "RedisReplicasBelowMinimum",
+            f"{followers} < {floor}",
+            "critical",
+            "1m",
+            f"Fewer than {floor} replica(s) follow the primary{refused}",
+        ),
+        rule(
+            "RedisReplicasMissing",
+            f"{followers} < {s.replicas} >= {floor}",
+            "warning",
+            "5m",
+            f"Fewer than {s.replicas} replicas follow the primary",
+        ),
+        rule(
+            "RedisReplicationLagHigh",
+            f"max by (job) (redis_connected_slave_lag_seconds{{{sel}}}) > {s.min_replicas_max_lag / 2:g}",
+            "warning",
+            "1m",
+            f"A replica lags more than {s.min_replicas_max_lag / 2:g} s (minReplicasMaxLag {s.min_replicas_max_lag})",
+        ),
+        rule(
+            "RedisFailoverHappened",
+            # A node that is the primary now and was a replica 10 minutes ago.
+            f'{primary} and on (instance) (redis_instance_info{{{sel},role="slave"}} offset 10m)',
+            "warning",
+            "0m",
+            "A replica was promoted to primary in the last 10 minutes",
         ),
     ]
 
