@@ -10,13 +10,11 @@ else but the C library it links.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import re
 import shutil
 import subprocess
 import tarfile
-import tempfile
 from pathlib import Path
 
 import docker
@@ -30,6 +28,7 @@ from bizosaas_redis_ops.images.offline_image import (
     add_file,
     add_text,
     apt,
+    build_unless_current,
     libraries,
 )
 
@@ -97,17 +96,5 @@ def build(client: docker.DockerClient | None = None, force: bool = False) -> str
     digest = hashlib.sha256(Path(__file__).read_bytes())
     digest.update(_program(root).read_bytes())
     stamp = digest.hexdigest()[:16]
-    image = None
-    if not force:
-        with contextlib.suppress(docker.errors.ImageNotFound):
-            image = client.images.get(tag)
-    if image is None or image.labels.get("com.bizosaas.offline-fingerprint") != stamp:
-        with tempfile.TemporaryDirectory() as tmp:
-            build_rootfs(Path(tmp) / "rootfs.tar", root)
-            (Path(tmp) / "Dockerfile").write_text(
-                DOCKERFILE
-                + f'LABEL com.bizosaas.offline-fingerprint="{stamp}" '
-                + f'org.opencontainers.image.description="{DESCRIPTION}"\n'
-            )
-            client.images.build(path=tmp, tag=tag, rm=True, forcerm=True)
+    build_unless_current(client, tag, stamp, DOCKERFILE, DESCRIPTION, lambda rootfs: build_rootfs(rootfs, root), force)
     return tag

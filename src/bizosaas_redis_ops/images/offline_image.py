@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,8 @@ SERVERS = {
     )
 }
 DEFAULT_SERVER = "redis-7.0"
+# The label that says which builder and binaries made a stand-in: a rebuild when it differs.
+FINGERPRINT_LABEL = "com.bizosaas.offline-fingerprint"
 TAG = SERVERS[DEFAULT_SERVER].tag
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "bizosaas-redis"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
@@ -365,22 +368,36 @@ def build(
     client = client or ensure_engine()
     if not Path("/bin/busybox").exists():
         _ensure_host_packages(SERVERS[DEFAULT_SERVER])
-    stamp = fingerprint(spec)
+    image = build_unless_current(
+        client, tag, fingerprint(spec), DOCKERFILE, spec.description, lambda rootfs: build_rootfs(rootfs, spec), force
+    )
+    return _tag_exact_version(client, image, tag, spec)
+
+
+def build_unless_current(
+    client: docker.DockerClient,
+    tag: str,
+    stamp: str,
+    dockerfile: str,
+    description: str,
+    rootfs: Callable[[Path], None],
+    force: bool = False,
+) -> Any:
+    """The image `tag` when it carries the fingerprint `stamp`; else built anew from the
+    root filesystem tarball `rootfs` writes and `dockerfile`, labelled with both."""
     image = None
     if not force:
         with contextlib.suppress(docker.errors.ImageNotFound):
             image = client.images.get(tag)
-    if image is None or image.labels.get("com.bizosaas.offline-fingerprint") != stamp:
-        description = spec.description
-        with tempfile.TemporaryDirectory() as tmp:
-            build_rootfs(Path(tmp) / "rootfs.tar", spec)
-            (Path(tmp) / "Dockerfile").write_text(
-                DOCKERFILE
-                + f'LABEL com.bizosaas.offline-fingerprint="{stamp}" '
-                + f'org.opencontainers.image.description="{description}"\n'
-            )
-            image, _ = client.images.build(path=tmp, tag=tag, rm=True, forcerm=True)
-    return _tag_exact_version(client, image, tag, spec)
+    if image is not None and image.labels.get(FINGERPRINT_LABEL) == stamp:
+        return image
+    with tempfile.TemporaryDirectory() as tmp:
+        rootfs(Path(tmp) / "rootfs.tar")
+        (Path(tmp) / "Dockerfile").write_text(
+            dockerfile + f'LABEL {FINGERPRINT_LABEL}="{stamp}" org.opencontainers.image.description="{description}"\n'
+        )
+        image, _ = client.images.build(path=tmp, tag=tag, rm=True, forcerm=True)
+    return image
 
 
 def _tag_exact_version(client: docker.DockerClient, image: Any, tag: str, spec: Server) -> str:
