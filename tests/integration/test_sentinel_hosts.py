@@ -22,6 +22,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,6 +40,8 @@ from harness import CountingWriter
 from hosts import DockerHost, docker_hosts
 
 STACK = "staging"
+# Keys written before the backup (restored) and after it (gone after the restore).
+KEYS_AROUND_BACKUP = 200
 NAME = f"{TEST_PREFIX}-ha"
 DOWN_AFTER_MS = 1000
 MAX_LAG = 2
@@ -633,6 +636,35 @@ def test_celery_and_a_consumer_group_carry_on_across_a_failover(stack: Stack) ->
     assert len(ran) >= TASKS - 1, f"{TASKS - len(ran)} tasks never ran"
     assert sorted(ran.values()) == sorted({n + 1 for n in range(TASKS)} & set(ran.values()))
     assert (length, pending) == (STREAM_ENTRIES, PENDING)
+
+
+def test_backup_and_restore_go_through_sentinel(stack: Stack, tmp_path: Path) -> None:
+    """`backup` snapshots the node Sentinel names the primary (after the faults above, rarely
+    node 0), on its host; `restore` puts the snapshot back on the primary, and every node
+    then holds the backup's keys and none written after it: the replicas resynced from the
+    restored primary, no node kept a second history."""
+    _settled(stack)
+    app = stack.app()
+    kept = {f"restore:before:{n}": str(n) for n in range(KEYS_AROUND_BACKUP)}
+    later = [f"restore:after:{n}" for n in range(KEYS_AROUND_BACKUP)]
+    app.mset(kept)
+    primary = stack.primary()
+    assert primary is not None
+    made = stack.cli("backup", "--stack", STACK, "--dest", str(tmp_path))
+    assert made.returncode == 0, made.stdout + made.stderr
+    [backup] = tmp_path.glob("*.rdb")
+    app.mset(dict.fromkeys(later, "after"))
+    restored = stack.cli("restore", "--stack", STACK, str(backup), "--yes")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert f"into the primary {stack.container_at(primary)}" in restored.stdout
+    _settled(stack)
+    for node in topology.nodes(stack.settings):
+        admin = stack.node_admin(node.endpoint)
+
+        def holds_the_backup(admin: redis.Redis = admin) -> bool:
+            return admin.mget(list(kept)) == list(kept.values()) and admin.exists(*later) == 0
+
+        _wait(holds_the_backup, 60, f"{node.container_name} holding exactly the backup's keys")
 
 
 def test_destroy_hands_over_and_removes_every_container(stack: Stack) -> None:

@@ -31,9 +31,12 @@ def backup(stack: str, dest: Path | None, keep: int, instance: Instance) -> None
     from bizosaas_redis_ops.deploy.docker_engine import ensure_engine
 
     settings = stack_outputs.settings(stack, instance)
-    admin = redis.Redis.from_url(stack_outputs.load(stack, instance)["redis_admin_url"])
+    # With topology sentinel, the outputs follow the primary: its URL, its container.
+    values = stack_outputs.load(stack, instance)
+    admin = redis.Redis.from_url(values["redis_admin_url"])
+    engine = data.engine_of(settings, values["container_name"], ensure_engine(start=False))
     dest = dest or project_dir() / "backups" / stack
-    made = data.backup(ensure_engine(start=False), admin, settings, dest, keep=keep)
+    made = data.backup(engine, admin, settings, dest, keep=keep, container=values["container_name"])
     click.echo(f"{made.path}  {made.size} bytes  sha256 {made.sha256}")
 
 
@@ -54,15 +57,20 @@ def restore(stack: str, file: Path, yes: bool, instance: Instance) -> None:
 
     data.verify_file(file)  # checksum and header: a bad file is refused before anything else
     settings = stack_outputs.settings(stack, instance)
-    client = ensure_engine(start=False)
-    container = data.container_of(client, settings)
+    local = ensure_engine(start=False)
+    name = stack_outputs.load(stack, instance)["container_name"]  # the primary's, with topology sentinel
+    container = data.container_of(data.engine_of(settings, name, local), name)
     if settings.environment == "production" and container.status == "running" and not yes:
         raise CommandError(
-            f"{settings.name} is a running production stack; its current data would be moved aside "
+            f"{name} is a running production stack; its current data would be moved aside "
             "and replaced: re-run with --yes to confirm"
         )
-    aside = data.restore(client, settings, file, integrity_checked=True)
-    click.echo(f"restored {file.name} into {settings.name}; the previous data is in {aside} on the volume")
+    if settings.topology == "sentinel":
+        aside = data.restore_topology(local, settings, name, file)
+        click.echo(f"restored {file.name} into the primary {name}; the replicas resynced from it")
+    else:
+        aside = data.restore(local, settings, file, integrity_checked=True)
+    click.echo(f"restored {file.name} into {name}; the previous data is in {aside} on each volume")
 
 
 @main.command("layout-move")

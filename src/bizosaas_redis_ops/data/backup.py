@@ -25,6 +25,7 @@ from typing import Any
 import docker
 import redis
 
+from bizosaas_redis import topology
 from bizosaas_redis.constants import LABEL_PREFIX, REDIS_GID, REDIS_UID, REDIS_USER
 from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.redis_conf import AOF_BASE, AOF_BASE_ONLY_MANIFEST, AOF_DIR, AOF_MANIFEST, DATA_DIR
@@ -85,9 +86,26 @@ def copy_out(client: docker.DockerClient, container: str, path: str) -> bytes:
         return handle.read()
 
 
-def backup(client: docker.DockerClient, admin: redis.Redis, settings: Settings, dest: Path, keep: int = 7) -> Backup:
+def engine_of(settings: Settings, container: str, local: docker.DockerClient) -> docker.DockerClient:
+    """The Docker engine that runs `container`: with topology sentinel, its node's host."""
+    for node in topology.nodes(settings) if settings.topology == "sentinel" else []:
+        if node.container_name == container and node.host.url:
+            return docker.DockerClient(base_url=node.host.url)
+    return local
+
+
+def backup(
+    client: docker.DockerClient,
+    admin: redis.Redis,
+    settings: Settings,
+    dest: Path,
+    keep: int = 7,
+    container: str | None = None,
+) -> Backup:
+    """BGSAVE on `admin` and copy the snapshot out of `container` (default the instance's
+    own; with topology sentinel, the primary's, which `admin` must reach, on its engine)."""
     bgsave_and_wait(admin)
-    data = copy_out(client, settings.name, f"{DATA_DIR}/dump.rdb")
+    data = copy_out(client, container or settings.name, f"{DATA_DIR}/dump.rdb")
     # A backup holds every session and token: only its owner may read it.
     dest.mkdir(mode=0o700, parents=True, exist_ok=True)
     dest.chmod(0o700)
@@ -173,11 +191,11 @@ def _volume_of(attrs: dict) -> str:
     raise BackupError(f"{attrs['Name'].lstrip('/')} has no volume at {DATA_DIR}")
 
 
-def container_of(client: docker.DockerClient, settings: Settings) -> Any:
+def container_of(client: docker.DockerClient, name: str) -> Any:
     try:
-        return client.containers.get(settings.name)
+        return client.containers.get(name)
     except docker.errors.NotFound:
-        raise BackupError(f"container {settings.name} does not exist: deploy the stack first") from None
+        raise BackupError(f"container {name} does not exist: deploy the stack first") from None
 
 
 def _place_command(aof: bool) -> str:
@@ -190,8 +208,22 @@ def _place_command(aof: bool) -> str:
     return "mv .restore.rdb dump.rdb"
 
 
-def _run_helper(client: docker.DockerClient, image: str, volume: str, script: str, path: Path, stack: str) -> None:
-    """Copy the backup onto the volume and run `script` there, in a throwaway container."""
+def _put_backup(helper: Any, path: Path) -> None:
+    """The backup at /data/.restore.rdb, Redis's and private."""
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Path(tmp) / "restore.tar"
+        with tarfile.open(archive, "w") as tar:
+            info = tar.gettarinfo(str(path), arcname=".restore.rdb")
+            info.uid, info.gid, info.mode = REDIS_UID, REDIS_GID, 0o600
+            with path.open("rb") as handle:
+                tar.addfile(info, handle)
+        helper.put_archive(DATA_DIR, archive.read_bytes())
+
+
+def _run_helper(
+    client: docker.DockerClient, image: str, volume: str, script: str, path: Path | None, stack: str
+) -> None:
+    """Copy the backup (if any) onto the volume and run `script` there, in a throwaway container."""
     helper = client.containers.create(
         image,
         entrypoint=["/bin/sh", "-c", script],
@@ -201,14 +233,8 @@ def _run_helper(client: docker.DockerClient, image: str, volume: str, script: st
         labels={"com.bizosaas.restore": stack},
     )
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            archive = Path(tmp) / "restore.tar"
-            with tarfile.open(archive, "w") as tar:
-                info = tar.gettarinfo(str(path), arcname=".restore.rdb")
-                info.uid, info.gid, info.mode = REDIS_UID, REDIS_GID, 0o600
-                with path.open("rb") as handle:
-                    tar.addfile(info, handle)
-            helper.put_archive(DATA_DIR, archive.read_bytes())
+        if path is not None:
+            _put_backup(helper, path)
         helper.start()
         status = helper.wait(timeout=120)
         if status.get("StatusCode") != 0:
@@ -224,10 +250,13 @@ def restore(
     path: Path,
     wait_timeout: float = 120,
     integrity_checked: bool = False,
+    name: str | None = None,
 ) -> str:
-    """Restore `path` into the stack's container; returns the folder the old data went to.
-    `integrity_checked`: the caller ran verify_file(path) already (a large file is hashed once)."""
-    container = client.containers.get(settings.name)
+    """Restore `path` into the instance's container (or `name`); returns the folder the old
+    data went to. `integrity_checked`: the caller ran verify_file(path) already (a large
+    file is hashed once)."""
+    name = name or settings.name
+    container = client.containers.get(name)
     attrs = container.attrs
     image = container.image
     name = str((image.tags[0] if image.tags else image.id) if image is not None else attrs["Config"]["Image"])
@@ -252,5 +281,37 @@ def restore(
     finally:
         # Whatever happened, Redis runs again: on the restored data, or on its own.
         container.start()
-        wait_healthy(client, settings.name, wait_timeout)
+        wait_healthy(client, name, wait_timeout)
     return f"{DATA_DIR}/{aside}"
+
+
+def restore_topology(
+    local: docker.DockerClient, settings: Settings, primary: str, path: Path, wait_timeout: float = 120
+) -> str:
+    """Topology sentinel: restore `path` into the primary's container with no second history.
+
+    The replicas stop first, so that Sentinel has no node to promote while the primary is
+    down; the primary is restored; each replica's data goes aside on its volume (as the
+    primary's does), and it starts empty and resyncs in full from the restored primary."""
+    replicas = [n for n in topology.nodes(settings) if n.container_name != primary]
+    stopped: list[topology.Placed] = []
+    try:
+        for node in replicas:
+            engine_of(settings, node.container_name, local).containers.get(node.container_name).stop(
+                timeout=settings.stop_grace_period
+            )
+            stopped.append(node)
+        aside = restore(engine_of(settings, primary, local), settings, path, wait_timeout, True, primary)
+        folder = aside.rsplit("/", 1)[1]
+        script = f"set -e; cd {DATA_DIR}; mkdir {folder}; "
+        script += f"for f in dump.rdb {AOF_DIR}; do [ ! -e $f ] || mv $f {folder}/; done"
+        for node in replicas:
+            engine = engine_of(settings, node.container_name, local)
+            attrs = engine.containers.get(node.container_name).attrs
+            _run_helper(engine, attrs["Image"], _volume_of(attrs), script, None, settings.stack)
+    finally:
+        for node in stopped:
+            engine = engine_of(settings, node.container_name, local)
+            engine.containers.get(node.container_name).start()
+            wait_healthy(engine, node.container_name, wait_timeout)
+    return aside
