@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import secrets
 import time
 from collections.abc import Iterator
@@ -78,6 +79,11 @@ class Lab:
     def seed_name(self) -> str:
         return f"{self.prefix}-seed"
 
+    @functools.cached_property
+    def exporter_image(self) -> str:
+        """The exporter's stand-in, built (or found current) once per lab."""
+        return exporter_image.build(self.engine)
+
     def overrides(self, *more: str) -> dict[str, Any]:
         found: dict[str, Any] = {
             "containerName": self.container_name,
@@ -92,7 +98,7 @@ class Lab:
         if self.image:
             found["image"] = self.image
             # Where Redis is the stand-in, no registry serves the exporter's image either.
-            found["exporterImage"] = exporter_image.build(self.engine)
+            found["exporterImage"] = self.exporter_image
         return found | parse_assignments([*self.settings, *more])
 
     @property
