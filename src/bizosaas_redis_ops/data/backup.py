@@ -12,15 +12,17 @@ AOF; start the container and wait until it is healthy.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import docker
 import redis
@@ -169,19 +171,38 @@ def _check_file_in_image(client: docker.DockerClient, image: str, path: Path) ->
 
 
 def _check_in_image(client: docker.DockerClient, image: str, path: Path) -> str:
-    _code, output = run_to_completion(
-        client,
-        image,
-        ["/check/backup.rdb"],
-        timeout=120,
-        entrypoint=["redis-check-rdb"],
-        # root, to read the owner-only backup through a read-only mount; no network.
-        user="0:0",
-        network_mode="none",
-        read_only=True,
-        volumes={str(path.resolve()): {"bind": "/check/backup.rdb", "mode": "ro"}},
-    )
+    """redis-check-rdb of `image` on the file, in a throwaway container with no network,
+    as Redis's user; the file goes in through the engine's API (it may be remote)."""
+    with _as_archive(path, "check/backup.rdb") as archive:
+        _code, output = run_to_completion(
+            client,
+            image,
+            ["/check/backup.rdb"],
+            timeout=120,
+            upload=archive,
+            entrypoint=["redis-check-rdb"],
+            user=REDIS_USER,
+            network_mode="none",
+        )
     return output
+
+
+@contextlib.contextmanager
+def _as_archive(path: Path, name: str) -> Iterator[BinaryIO]:
+    """The backup as a tar stream holding `name` (and its folder), Redis's and private:
+    spooled through a temporary file, never whole in memory."""
+    with tempfile.TemporaryFile() as spool:
+        with tarfile.open(fileobj=spool, mode="w") as tar:
+            for folder in Path(name).parents[:-1][::-1]:
+                entry = tarfile.TarInfo(str(folder))
+                entry.type, entry.mode, entry.uid, entry.gid = tarfile.DIRTYPE, 0o700, REDIS_UID, REDIS_GID
+                tar.addfile(entry)
+            info = tar.gettarinfo(str(path), arcname=name)
+            info.uid, info.gid, info.mode = REDIS_UID, REDIS_GID, 0o600
+            with path.open("rb") as handle:
+                tar.addfile(info, handle)
+        spool.seek(0)
+        yield spool
 
 
 def _volume_of(attrs: dict) -> str:
@@ -210,14 +231,8 @@ def _place_command(aof: bool) -> str:
 
 def _put_backup(helper: Any, path: Path) -> None:
     """The backup at /data/.restore.rdb, Redis's and private."""
-    with tempfile.TemporaryDirectory() as tmp:
-        archive = Path(tmp) / "restore.tar"
-        with tarfile.open(archive, "w") as tar:
-            info = tar.gettarinfo(str(path), arcname=".restore.rdb")
-            info.uid, info.gid, info.mode = REDIS_UID, REDIS_GID, 0o600
-            with path.open("rb") as handle:
-                tar.addfile(info, handle)
-        helper.put_archive(DATA_DIR, archive.read_bytes())
+    with _as_archive(path, ".restore.rdb") as archive:
+        helper.put_archive(DATA_DIR, archive)
 
 
 def _run_helper(

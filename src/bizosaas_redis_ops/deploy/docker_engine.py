@@ -9,7 +9,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import docker
 
@@ -88,15 +88,24 @@ def ensure_engine(start: bool = True, wait_seconds: float = 60) -> docker.Docker
 
 
 def run_to_completion(
-    client: docker.DockerClient, image: str, command: list[str], timeout: float = 600, **create: Any
+    client: docker.DockerClient,
+    image: str,
+    command: list[str],
+    timeout: float = 600,
+    upload: bytes | BinaryIO | None = None,
+    **create: Any,
 ) -> tuple[int, str]:
     """Run a one-off container to its end: its exit code and output (stdout and stderr).
+    `upload`: a tar archive extracted at / before it starts (through the engine's API, so
+    it works on a remote engine, where a bind mount would name a path on that host).
 
     It is removed afterwards with its anonymous volumes (an image's `VOLUME /data` gets
     one per container; `docker run --rm` from the SDK would leave them behind).
     """
     container = client.containers.create(image, command, **create)
     try:
+        if upload is not None:
+            container.put_archive("/", upload)
         container.start()
         status = container.wait(timeout=timeout)
         return int(status.get("StatusCode", 1)), bytes(container.logs(stdout=True, stderr=True)).decode(
