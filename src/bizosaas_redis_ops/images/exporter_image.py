@@ -21,7 +21,8 @@ import docker
 
 from bizosaas_redis.constants import EXPORTER_PORT, EXPORTER_UID
 from bizosaas_redis_ops.deploy.docker_engine import ensure_engine
-from bizosaas_redis_ops.images.offline_image import (
+from bizosaas_redis_ops.images import rootfs
+from bizosaas_redis_ops.images.rootfs import (
     CACHE,
     OfflineImageError,
     add_base,
@@ -93,8 +94,9 @@ def build(client: docker.DockerClient | None = None, force: bool = False) -> str
     client = client or ensure_engine()
     root = package_root()
     tag = f"{REPOSITORY}:{version(root)}"
-    digest = hashlib.sha256(Path(__file__).read_bytes())
+    # This builder and the shared one: a change to either rebuilds.
+    digest = hashlib.sha256(Path(__file__).read_bytes() + Path(rootfs.__file__).read_bytes())
     digest.update(_program(root).read_bytes())
     stamp = digest.hexdigest()[:16]
-    build_unless_current(client, tag, stamp, DOCKERFILE, DESCRIPTION, lambda rootfs: build_rootfs(rootfs, root), force)
+    build_unless_current(client, tag, stamp, DOCKERFILE, DESCRIPTION, lambda dest: build_rootfs(dest, root), force)
     return tag
