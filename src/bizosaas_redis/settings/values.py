@@ -7,10 +7,13 @@ import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
+
+if TYPE_CHECKING:
+    from bizosaas_redis.settings.model import Settings
 
 # Every settings model: camelCase keys as in the stack files, unknown keys refused.
 MODEL_CONFIG = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
@@ -134,7 +137,7 @@ class Problems:
     """The cross-field problems of one instance's settings, collected from every concern
     so that all of them are reported at once."""
 
-    settings: Any
+    settings: Settings
     found: list[Problem] = field(default_factory=list)
 
     def add(self, key: str, message: str, *others: str, value: Any = None, show: bool = False) -> None:
