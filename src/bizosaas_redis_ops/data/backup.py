@@ -274,10 +274,10 @@ def restore(
     container = client.containers.get(name)
     attrs = container.attrs
     image = container.image
-    name = str((image.tags[0] if image.tags else image.id) if image is not None else attrs["Config"]["Image"])
+    image_name = str((image.tags[0] if image.tags else image.id) if image is not None else attrs["Config"]["Image"])
     if not integrity_checked:
         verify_file(path)
-    _check_file_in_image(client, name, path)
+    _check_file_in_image(client, image_name, path)
     volume = _volume_of(attrs)
     aof = attrs["Config"]["Labels"].get(f"{LABEL_PREFIX}appendonly", "yes" if settings.appendonly else "no")
     aside = f"pre-restore-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
