@@ -219,6 +219,11 @@ def container_of(client: docker.DockerClient, name: str) -> Any:
         raise BackupError(f"container {name} does not exist: deploy the stack first") from None
 
 
+def _move_aside(folder: str) -> str:
+    """Shell, run in the data folder: the data files into `folder` (made here); nothing deleted."""
+    return f"mkdir {folder}; for f in dump.rdb {AOF_DIR}; do if [ -e $f ]; then mv $f {folder}/; fi; done"
+
+
 def _place_command(aof: bool) -> str:
     """Shell that installs /data/.restore.rdb as the file Redis loads (the AOF base when AOF is on)."""
     if aof:
@@ -284,8 +289,7 @@ def restore(
     # Current data aside (nothing deleted), the file in place; if placing fails, the data
     # goes back where it was before Redis starts again.
     script = (
-        f"set -e; cd {DATA_DIR}; mkdir {aside}; "
-        f"for f in dump.rdb {AOF_DIR}; do if [ -e $f ]; then mv $f {aside}/; fi; done; "
+        f"set -e; cd {DATA_DIR}; {_move_aside(aside)}; "
         f"if ! ( {_place_command(aof == 'yes')} ); then "
         f"rm -rf dump.rdb {AOF_DIR} .restore.rdb; mv {aside}/* . 2>/dev/null || true; rmdir {aside}; "
         "echo 'placing the backup failed; the previous data is back in place' >&2; exit 3; fi"
@@ -308,25 +312,22 @@ def restore_topology(
     The replicas stop first, so that Sentinel has no node to promote while the primary is
     down; the primary is restored; each replica's data goes aside on its volume (as the
     primary's does), and it starts empty and resyncs in full from the restored primary."""
-    replicas = [n for n in topology.nodes(settings) if n.container_name != primary]
-    stopped: list[topology.Placed] = []
+    engines = {n.container_name: engine_of(settings, n.container_name, local) for n in topology.nodes(settings)}
+    replicas = [name for name in engines if name != primary]
+    stopped: list[str] = []
     try:
-        for node in replicas:
-            engine_of(settings, node.container_name, local).containers.get(node.container_name).stop(
-                timeout=settings.stop_grace_period
-            )
-            stopped.append(node)
-        aside = restore(engine_of(settings, primary, local), settings, path, wait_timeout, True, primary)
-        folder = aside.rsplit("/", 1)[1]
-        script = f"set -e; cd {DATA_DIR}; mkdir {folder}; "
-        script += f"for f in dump.rdb {AOF_DIR}; do [ ! -e $f ] || mv $f {folder}/; done"
-        for node in replicas:
-            engine = engine_of(settings, node.container_name, local)
-            attrs = engine.containers.get(node.container_name).attrs
-            _run_helper(engine, attrs["Image"], _volume_of(attrs), script, None, settings.stack)
+        for name in replicas:
+            engines[name].containers.get(name).stop(timeout=settings.stop_grace_period)
+            stopped.append(name)
+        aside = restore(
+            engines[primary], settings, path, wait_timeout=wait_timeout, integrity_checked=True, name=primary
+        )
+        script = f"set -e; cd {DATA_DIR}; {_move_aside(Path(aside).name)}"
+        for name in replicas:
+            attrs = engines[name].containers.get(name).attrs
+            _run_helper(engines[name], attrs["Image"], _volume_of(attrs), script, None, settings.stack)
     finally:
-        for node in stopped:
-            engine = engine_of(settings, node.container_name, local)
-            engine.containers.get(node.container_name).start()
-            wait_healthy(engine, node.container_name, wait_timeout)
+        for name in stopped:
+            engines[name].containers.get(name).start()
+            wait_healthy(engines[name], name, wait_timeout)
     return aside
