@@ -121,7 +121,7 @@ class Sandbox:
         return {**read_stack_config(self.source or stack_file(self.stack, self.project.origin)), **self.overrides}
 
     def settings(self) -> Settings:
-        return settings_of(self.stack, self.overrides, self.source)
+        return build_settings(self.values, self.stack)
 
     def env(self) -> dict[str, str]:
         return self.project.env()
