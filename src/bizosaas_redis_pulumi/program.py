@@ -81,14 +81,19 @@ class Instance:
     app_password: pulumi.Output[str] | None
 
 
-def _passwords(settings: Settings, names: InstanceNames) -> Passwords:
-    def password(key: str, suffix: str) -> pulumi.Output[str]:
-        return _password(names.config_key(key), f"{names.resource}-{suffix}")
+def _instance_password(names: InstanceNames, key: str, suffix: str) -> pulumi.Output[str]:
+    """The instance's secret `key` (durable-prefixed for a split stack's durable instance),
+    generated as the resource `<resource>-<suffix>` when unset."""
+    return _password(names.config_key(key), f"{names.resource}-{suffix}")
 
+
+def _passwords(settings: Settings, names: InstanceNames) -> Passwords:
     return Passwords(
-        app=password("password", "password") if settings.auth_enabled else None,
-        admin=password("adminPassword", "admin-password"),
-        exporter=password("exporterPassword", "exporter-password") if settings.exporter_enabled else None,
+        app=_instance_password(names, "password", "password") if settings.auth_enabled else None,
+        admin=_instance_password(names, "adminPassword", "admin-password"),
+        exporter=_instance_password(names, "exporterPassword", "exporter-password")
+        if settings.exporter_enabled
+        else None,
     )
 
 
@@ -106,8 +111,8 @@ def deploy_instance(
             names.resource,
             settings,
             passwords,
-            _password(names.config_key("replicationPassword"), f"{names.resource}-replication-password"),
-            _password(names.config_key("sentinelPassword"), f"{names.resource}-sentinel-password"),
+            _instance_password(names, "replicationPassword", "replication-password"),
+            _instance_password(names, "sentinelPassword", "sentinel-password"),
             after=after,
         )
         service = cluster.primary
