@@ -81,7 +81,7 @@ def start_worker(
     }
     return subprocess.Popen(
         [
-            *(sys.executable, "-m", "celery", "-A", "bizosaas_redis_ops.check.smoke_celery", "worker"),
+            *(sys.executable, "-m", "celery", "-A", __name__, "worker"),
             *("--pool", "solo", "--concurrency", "1", "-Q", queue),
             *("--without-mingle", "--without-gossip", "--without-heartbeat", "--loglevel", "WARNING"),
         ],
