@@ -11,20 +11,25 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import redis
 
 from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.settings import Settings
-from bizosaas_redis.topology import Placed, master_name, sentinels
+from bizosaas_redis.topology import Placed, master_name, nodes, sentinels
 
 # Bounds of one handover: Sentinel's failover takes a few seconds when replicas are in sync.
 HANDOVER_TIMEOUT = 60.0
-POLL = 0.2
+POLL = 0.05
 # Seconds one failover attempt may take (writes wait meanwhile) before it is tried again.
-ATTEMPT = 5.0
-# How recent Sentinel's last INFO of a replica must be for it to count (ms).
-FRESH_INFO_MS = 2000
+ATTEMPT = 3.0
+# Sentinel promotes only replicas whose last INFO is this recent (3 INFO periods of 10 s).
+INFO_VALIDITY_MS = 25_000
+# Sentinel reads a replica's priority from its INFO, every 10 s: how long to wait for it
+# to see the ones set aside (then the failover goes ahead with what it sees).
+PRIORITY_SEEN = 15.0
 
 
 class HandoverError(BizosaasRedisError):
@@ -42,10 +47,6 @@ def client_at(address: tuple[str, int], username: str | None, password: str | No
         socket_connect_timeout=2,
         decode_responses=True,
     )
-
-
-def _sentinel_clients(settings: Settings, admin_password: str) -> list[redis.Redis]:
-    return [client_at(s.address, settings.admin_username, admin_password) for s in sentinels(settings)]
 
 
 def primary_at(
@@ -72,77 +73,184 @@ def current_primary(settings: Settings, admin_password: str) -> tuple[str, int] 
     return primary_at(endpoints, master_name(settings), settings.admin_username, admin_password)
 
 
-def _good_replica(client: redis.Redis, name: str) -> bool:
-    """Sentinel sees a replica it would promote now: up, linked to the primary, its link
-    never down since Sentinel's last look, and that look recent."""
-    try:
-        replicas = client.execute_command("SENTINEL", "REPLICAS", name)
-    except redis.RedisError:
-        return False
-    for replica in replicas:
-        fields = dict(zip(replica[::2], replica[1::2], strict=False)) if isinstance(replica, list) else replica
-        if (
-            fields.get("flags") == "slave"
-            and fields.get("master-link-status") == "ok"
-            and int(fields.get("master-link-down-time", 1)) == 0
-            and int(fields.get("info-refresh", FRESH_INFO_MS + 1)) <= FRESH_INFO_MS
-        ):
+def wait_for_the_others(
+    settings: Settings, node: Placed, admin_password: str, timeout: float = HANDOVER_TIMEOUT
+) -> bool:
+    """Before `node` goes: until every other node is the primary or a replica streaming from
+    it (False after `timeout`). `pulumi up` replaces the nodes one after the other, each
+    healthy before the next, but healthy is not linked: a replica answers PING seconds
+    before it has synced, and replacing the next node then would leave the primary with
+    fewer replicas than `minReplicasToWrite` (writes refused, NOREPLICAS)."""
+    others = {n.address for n in nodes(settings) if n.index != node.index}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        primary = current_primary(settings, admin_password)
+        if primary is not None and others - {primary} <= _streaming(settings, primary, admin_password):
             return True
+        time.sleep(4 * POLL)
     return False
 
 
+def _streaming(settings: Settings, primary: tuple[str, int], admin_password: str) -> set[tuple[str, int]]:
+    """The replicas a primary streams to (`state=online`)."""
+    with _connected_at(settings, [primary], admin_password) as [client]:
+        try:
+            info = client.info("replication")
+        except redis.RedisError:
+            return set()
+    return {
+        (str(v["ip"]), int(v["port"]))
+        for k, v in info.items()
+        if k.startswith("slave") and isinstance(v, dict) and v.get("state") == "online"
+    }
+
+
 def move_primary_away(
-    settings: Settings, node: Placed, admin_password: str, timeout: float = HANDOVER_TIMEOUT
+    settings: Settings,
+    node: Placed,
+    admin_password: str,
+    prefer: Sequence[Placed] = (),
+    timeout: float = HANDOVER_TIMEOUT,
 ) -> tuple[str, int] | None:
     """If `node` is the primary, hand the role to a replica: the new primary, or None when
     `node` was not the primary.
 
-    As Redis's own FAILOVER command does: once Sentinel sees a replica it would promote,
-    writes on the old primary are paused (`CLIENT PAUSE WRITE`: they wait, none is
-    refused), Sentinel fails over, the old primary becomes a replica of the new one at once
-    and the pause ends; the writes that waited get READONLY and their clients ask Sentinel
-    again. Without the pause, clients still connected to the old primary would write there
-    until Sentinel demotes it, and those writes would go with the container. An attempt
-    Sentinel aborts (a replica replaced a moment ago is not one it promotes) ends the pause
-    and is tried again, so writes wait at most one attempt."""
+    `prefer`: the replicas to hand over to when one of them can take it. `pulumi up` passes
+    the nodes it has already replaced: a role handed to a node still to be replaced would
+    move a second time. The others get `replica-priority 0` (Sentinel never promotes
+    them) until the handover is done.
+
+    As Redis's own FAILOVER command does: writes on the old primary are paused (`CLIENT
+    PAUSE WRITE`: they wait, none is refused), the replicas to promote catch up with its
+    last write, Sentinel fails over, the old primary and the other replicas follow the new
+    one at once and the pause ends; the writes that waited get READONLY and their clients
+    ask Sentinel again. Without the pause, clients still connected to the old primary would
+    write there until Sentinel demotes it, and those writes would go with the container.
+    The failover is asked of the Sentinel clients ask last: the others learn the new
+    primary as soon as it is promoted, the one leading the failover only once every replica
+    follows it. An attempt Sentinel aborts ends the pause and is tried again."""
     if current_primary(settings, admin_password) != node.address:
         return None
-    name = master_name(settings)
-    old = _node_client(settings, node.address, admin_password)
-    clients = _sentinel_clients(settings, admin_password)
+    others = [n for n in nodes(settings) if n.index != node.index]
+    wanted = [n for n in others if n.index in {p.index for p in prefer}] or others
     deadline = time.monotonic() + timeout
-    try:
+    with (
+        _connected(settings, [node, *others], admin_password) as [old, *replicas],
+        _connected(settings, list(reversed(sentinels(settings))), admin_password) as watchers,
+        _set_aside(settings, [n for n in others if n not in wanted], admin_password, watchers),
+    ):
+        by_node = dict(zip(others, replicas, strict=True))
         while time.monotonic() < deadline:
-            ready = next((c for c in clients if _good_replica(c, name)), None)
-            if ready is None:
+            leader = next((w for w in watchers if _candidates(w, master_name(settings), wanted)), None)
+            promoted = _fail_over(settings, old, leader, by_node, wanted) if leader is not None else None
+            if promoted is None:
                 time.sleep(POLL)
                 continue
-            old.execute_command("CLIENT", "PAUSE", int(ATTEMPT * 1000), "WRITE")
-            try:
-                ready.execute_command("SENTINEL", "FAILOVER", name)
-            except redis.RedisError:
-                old.execute_command("CLIENT", "UNPAUSE")
-                time.sleep(POLL)
-                continue  # INPROG: a failover is under way; look again
-            until = min(deadline, time.monotonic() + ATTEMPT)
-            while time.monotonic() < until:
-                now = current_primary(settings, admin_password)
-                if now is not None and now != node.address and _takes_writes(settings, now, admin_password):
-                    # A replica now, it refuses writes (READONLY) itself: the pause can end,
-                    # and must, since a paused replica does not apply the new primary's stream.
-                    old.execute_command("REPLICAOF", now[0], now[1])
-                    old.execute_command("CLIENT", "UNPAUSE")
-                    _wait_for_every_sentinel(settings, now, admin_password, deadline)
-                    return now
-                time.sleep(POLL)
-            old.execute_command("CLIENT", "UNPAUSE")
+            # Sentinel would reconfigure the other replicas a second or more later.
+            for other, client in by_node.items():
+                if other != promoted:
+                    with contextlib.suppress(redis.RedisError):
+                        client.execute_command("REPLICAOF", *promoted.address)
+            _wait_for_every_sentinel(settings, promoted.address, admin_password, deadline)
+            return promoted.address
+    raise HandoverError(f"{node.container_name} is still the primary after {timeout:.0f} s; not replacing it")
+
+
+def _fail_over(
+    settings: Settings, old: redis.Redis, leader: redis.Redis, replicas: dict[Placed, redis.Redis], wanted: list[Placed]
+) -> Placed | None:
+    """One attempt, writes paused on `old`: the promoted node, or None (pause ended)."""
+    if _role(old) == "slave":  # an earlier attempt's failover ended after it gave up
+        return _promoted(replicas)
+    old.execute_command("CLIENT", "PAUSE", int(ATTEMPT * 1000), "WRITE")
+    try:
+        last_write = int(old.info("replication")["master_repl_offset"])
+        until = time.monotonic() + ATTEMPT
+        while not _caught_up([replicas[n] for n in wanted], last_write):
+            if time.monotonic() > until:
+                return None
+            time.sleep(POLL)
+        try:
+            leader.execute_command("SENTINEL", "FAILOVER", master_name(settings))
+        except redis.RedisError:
+            return None  # INPROG: a failover is under way; look again
+        while time.monotonic() < until:
+            promoted = _promoted(replicas)
+            if promoted is not None:
+                # A replica now, the old primary refuses writes (READONLY) itself: the pause
+                # can end, and must, since a paused replica does not apply the new stream.
+                old.execute_command("REPLICAOF", *promoted.address)
+                return promoted
+            time.sleep(POLL)
+        return None
     finally:
         with contextlib.suppress(redis.RedisError):
             old.execute_command("CLIENT", "UNPAUSE")
-        old.close()
-        for client in clients:
-            client.close()
-    raise HandoverError(f"{node.container_name} is still the primary after {timeout:.0f} s; not replacing it")
+
+
+def _promoted(replicas: dict[Placed, redis.Redis]) -> Placed | None:
+    return next((n for n, client in replicas.items() if _role(client) == "master"), None)
+
+
+def _caught_up(replicas: list[redis.Redis], last_write: int) -> bool:
+    """Every linked one of `replicas` has applied the primary's stream up to `last_write`
+    (Sentinel may promote any of them), and one at least is linked."""
+    offsets = [o for o in (_offset(r) for r in replicas) if o >= 0]
+    return bool(offsets) and min(offsets) >= last_write
+
+
+def _candidates(client: redis.Redis, name: str, wanted: list[Placed]) -> bool:
+    """This Sentinel would promote one of `wanted` now: up, linked to the primary with no
+    break since its last look (recent enough for Sentinel's own choice), priority not 0."""
+    try:
+        replicas = [_fields(r) for r in client.execute_command("SENTINEL", "REPLICAS", name)]
+    except redis.RedisError:
+        return False
+    addresses = {n.address for n in wanted}
+    return any(
+        (r.get("ip"), int(r.get("port", 0))) in addresses
+        and r.get("flags") == "slave"
+        and r.get("master-link-status") == "ok"
+        and int(r.get("master-link-down-time", 1)) == 0
+        and int(r.get("info-refresh", INFO_VALIDITY_MS + 1)) <= INFO_VALIDITY_MS
+        and int(r.get("slave-priority", 0)) != 0
+        for r in replicas
+    )
+
+
+@contextlib.contextmanager
+def _set_aside(
+    settings: Settings, replicas: list[Placed], password: str, watchers: list[redis.Redis]
+) -> Iterator[None]:
+    """`replica-priority 0` on `replicas` (Sentinel never promotes them) until the block
+    ends, then their own priority again; waits (bounded) for the Sentinels to see it."""
+    with _connected(settings, replicas, password) as clients:
+        kept: list[tuple[redis.Redis, str]] = []
+        try:
+            for client in clients:
+                with contextlib.suppress(redis.RedisError):
+                    kept.append((client, str(client.config_get("replica-priority")["replica-priority"])))
+                    client.config_set("replica-priority", 0)
+            until = time.monotonic() + PRIORITY_SEEN
+            while kept and time.monotonic() < until and not _priority_seen(settings, replicas, watchers):
+                time.sleep(0.5)
+            yield
+        finally:
+            for client, priority in kept:
+                with contextlib.suppress(redis.RedisError):
+                    client.config_set("replica-priority", priority)
+
+
+def _priority_seen(settings: Settings, replicas: list[Placed], watchers: list[redis.Redis]) -> bool:
+    addresses = {n.address for n in replicas}
+    for watcher in watchers:
+        try:
+            seen = [_fields(r) for r in watcher.execute_command("SENTINEL", "REPLICAS", master_name(settings))]
+        except redis.RedisError:
+            continue
+        if any((r.get("ip"), int(r.get("port", 0))) in addresses and r.get("slave-priority") != "0" for r in seen):
+            return False
+    return True
 
 
 def _wait_for_every_sentinel(
@@ -154,15 +262,11 @@ def _wait_for_every_sentinel(
     a client sent back to the old node, or the replaced node's start script, would find a
     replica, or a second primary whose writes are then dropped."""
     name = master_name(settings)
-    clients = _sentinel_clients(settings, admin_password)
-    try:
+    with _connected(settings, sentinels(settings), admin_password) as clients:
         while time.monotonic() < deadline:
             if all(_reports(client, name) in (None, primary) for client in clients):
                 return
             time.sleep(POLL)
-    finally:
-        for client in clients:
-            client.close()
 
 
 def _reports(client: redis.Redis, name: str) -> tuple[str, int] | None:
@@ -170,23 +274,49 @@ def _reports(client: redis.Redis, name: str) -> tuple[str, int] | None:
     ("", 0) while the two disagree (a failover under way)."""
     try:
         by_name = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", name)
-        state = client.execute_command("SENTINEL", "MASTER", name)
+        fields = _fields(client.execute_command("SENTINEL", "MASTER", name))
     except redis.RedisError:
         return None
-    fields = state if isinstance(state, dict) else dict(zip(state[::2], state[1::2], strict=False))
     first = (str(by_name[0]), int(by_name[1]))
     return first if first == (str(fields.get("ip")), int(fields.get("port", 0))) else ("", 0)
 
 
-def _node_client(settings: Settings, address: tuple[str, int], admin_password: str) -> redis.Redis:
-    return client_at(address, settings.admin_username, admin_password)
+def _fields(entry: Any) -> dict[str, str]:
+    """A Sentinel reply entry (a flat list under RESP2, a dict under RESP3) as a dict."""
+    return entry if isinstance(entry, dict) else dict(zip(entry[::2], entry[1::2], strict=False))
 
 
-def _takes_writes(settings: Settings, address: tuple[str, int], admin_password: str) -> bool:
-    client = _node_client(settings, address, admin_password)
+def _connected(
+    settings: Settings, places: Sequence[Placed], password: str
+) -> contextlib.AbstractContextManager[list[redis.Redis]]:
+    """Admin clients of `places` (nodes or Sentinels), closed when the block ends."""
+    return _connected_at(settings, [p.address for p in places], password)
+
+
+@contextlib.contextmanager
+def _connected_at(
+    settings: Settings, addresses: Sequence[tuple[str, int]], password: str
+) -> Iterator[list[redis.Redis]]:
+    clients = [client_at(address, settings.admin_username, password) for address in addresses]
     try:
-        return str(client.execute_command("ROLE")[0]) == "master"
-    except redis.RedisError:
-        return False
+        yield clients
     finally:
-        client.close()
+        for client in clients:
+            client.close()
+
+
+def _offset(replica: redis.Redis) -> int:
+    """How much of the primary's stream a replica has applied; -1 when it is not a
+    linked replica (it cannot be promoted anyway)."""
+    try:
+        info = replica.info("replication")
+    except redis.RedisError:
+        return -1
+    return int(info.get("slave_repl_offset", -1)) if info.get("master_link_status") == "up" else -1
+
+
+def _role(client: redis.Redis) -> str:
+    try:
+        return str(client.execute_command("ROLE")[0])
+    except redis.RedisError:
+        return ""

@@ -15,13 +15,14 @@ import contextlib
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import textwrap
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,9 @@ BOUNDS = {
     "primary's host stopped (link down, every container killed)": Bound(
         lost=1, pause=ELECTION + 15, new_primary=ELECTION + 5
     ),
-    # Writes paused during each handover (CLIENT PAUSE WRITE), none refused or lost.
-    "planned change replacing every node (pulumi up)": Bound(lost=0, pause=10.0),
+    # Writes wait during the handover (CLIENT PAUSE WRITE), none refused or lost; then the
+    # first Sentinel clients ask names the new primary (the failover's leader is the last).
+    "planned change replacing every node (pulumi up)": Bound(lost=0, pause=2.0),
 }
 
 
@@ -314,21 +316,46 @@ def _settled_primary(stack: Stack) -> tuple[str, DockerHost]:
     return primary, host
 
 
-def _record(fault: str, writer: Writer, lost: int, afterwards: str, new_primary: float | None = None) -> None:
+@dataclass
+class Measured:
+    """One fault's figures, over one run or several."""
+
+    acked: int  # acknowledged writes
+    lost: int  # of them, missing afterwards
+    pauses: list[float]  # each run's longest time without a successful write (s)
+    new_primary: list[float] = field(default_factory=list)  # each run's time to a new primary (s)
+
+    @classmethod
+    def of(cls, writer: Writer, lost: int, new_primary: float | None = None) -> Measured:
+        return cls(len(writer.acked), lost, [writer.longest_gap], [] if new_primary is None else [new_primary])
+
+
+def _spread(values: list[float]) -> str:
+    """One run's figure, or min / median / max over the runs."""
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.1f} s"
+    return f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f} s ({len(values)} runs)"
+
+
+def _record(fault: str, measured: Measured, afterwards: str) -> None:
     """The fault's row of the printed table, then its bound asserted."""
     RESULTS[fault] = {
-        "time to a new primary": "-" if new_primary is None else f"{new_primary:.1f} s",
-        "longest time without a successful write": f"{writer.longest_gap:.1f} s",
-        "acknowledged writes": str(len(writer.acked)),
-        "acknowledged writes lost": str(lost),
+        "time to a new primary": _spread(measured.new_primary),
+        "longest time without a successful write": _spread(measured.pauses),
+        "acknowledged writes": str(measured.acked),
+        "acknowledged writes lost": str(measured.lost),
         "primary afterwards": afterwards,
     }
     bound = BOUNDS[fault]
-    assert lost <= bound.lost, f"{fault}: {lost} acknowledged writes lost, bound {bound.lost}"
-    assert writer.longest_gap <= bound.pause, f"{fault}: writes paused {writer.longest_gap:.1f} s, bound {bound.pause}"
+    assert measured.lost <= bound.lost, f"{fault}: {measured.lost} acknowledged writes lost, bound {bound.lost}"
+    longest = max(measured.pauses)
+    assert longest <= bound.pause, f"{fault}: writes paused {longest:.1f} s, bound {bound.pause}"
     if bound.new_primary is not None:
-        assert new_primary is not None and new_primary <= bound.new_primary, (
-            f"{fault}: a new primary after {new_primary} s, bound {bound.new_primary} s"
+        slowest = max(measured.new_primary, default=None)
+        assert slowest is not None and slowest <= bound.new_primary, (
+            f"{fault}: a new primary after {slowest} s, bound {bound.new_primary} s"
         )
 
 
@@ -382,11 +409,9 @@ def test_killed_primary_process_restarted_by_docker(stack: Stack) -> None:
         os.kill(pid, 9)
         time.sleep(0.5)
         _writes_resume(writer)
-    lost = writer.lost()
     _record(
         "primary's Redis killed, Docker restarts it",
-        writer,
-        lost,
+        Measured.of(writer, writer.lost()),
         "the same node" if stack.primary() == before else "a replica, promoted",
     )
 
@@ -399,7 +424,8 @@ def test_killed_primary_that_stays_down_fails_over(stack: Stack) -> None:
         container.kill()  # SIGKILL; a killed container stays down
         elected = _new_primary(stack, before)
         _writes_resume(writer)
-    _record("primary's Redis killed, stays down", writer, writer.lost(replicas=1), "a replica, promoted", elected)
+    measured = Measured.of(writer, writer.lost(replicas=1), elected)
+    _record("primary's Redis killed, stays down", measured, "a replica, promoted")
     # Started again, its start script asks Sentinel: it rejoins as a replica, not a second primary.
     container.start()
     _rejoins_as_replica(stack, before)
@@ -416,10 +442,8 @@ def test_primary_host_stopped(stack: Stack) -> None:
         _writes_resume(writer)
     _record(
         "primary's host stopped (link down, every container killed)",
-        writer,
-        writer.lost(replicas=1),
+        Measured.of(writer, writer.lost(replicas=1), elected),
         "a replica, promoted",
-        elected,
     )
     host.reconnect()
     for container in stopped:
@@ -533,20 +557,34 @@ def test_partitioned_primary_loses_no_durable_write(stack: Stack) -> None:
     assert len(set(counts.values())) == 1, counts
 
 
+# Each run changes loglevel (every node replaced, the Sentinels not); runs alternate values.
+PLANNED_RUNS = 5
+LOGLEVELS = ("verbose", "notice")
+
+
 def test_planned_change_hands_the_primary_over(stack: Stack) -> None:
-    _settled(stack)
-    with Writer(stack, "planned:") as writer:
-        output = stack.sandbox.up("loglevel=verbose")
-    # Every node's container is replaced; the Sentinels' are not (loglevel is not theirs).
-    replaced = set(re.findall(r"Container (\S+)-container replaced", output))
-    assert len(replaced) == len(topology.nodes(stack.settings)) and not any("sentinel" in r for r in replaced), output
-    handed = re.findall(r"handed the primary role to \S+", output)
-    assert handed, output[-4000:]  # the primary's replacement went through a handover
+    """`pulumi up` replacing every node, PLANNED_RUNS times under a writer: the primary's
+    node hands the role over first, to a node already replaced, so no node hands over twice
+    in a run; writes pause under the bound, none acknowledged is lost."""
+    pauses, acked, lost, handovers = [], 0, 0, 0
+    for run in range(PLANNED_RUNS):
+        _settled(stack)
+        with Writer(stack, f"planned{run}:") as writer:
+            output = stack.sandbox.up(f"loglevel={LOGLEVELS[run % len(LOGLEVELS)]}")
+        replaced = set(re.findall(r"Container (\S+)-container replaced", output))
+        assert len(replaced) == len(topology.nodes(stack.settings)), output
+        assert not any("sentinel" in r for r in replaced), output
+        # Pulumi prints a log message as it happens and again under "Diagnostics:".
+        diagnostics = output.partition("Diagnostics:")[2]
+        handed = re.findall(r"(\S+) handed the primary role to \S+", diagnostics)
+        # The primary's replacement went through a handover; no node handed over twice.
+        assert handed and len(handed) == len(set(handed)), output[-4000:]
+        pauses.append(writer.longest_gap)
+        acked, lost, handovers = acked + len(writer.acked), lost + writer.lost(), handovers + len(handed)
     _record(
         "planned change replacing every node (pulumi up)",
-        writer,
-        writer.lost(),
-        f"handed over {len(handed)} time(s) (SENTINEL FAILOVER)",
+        Measured(acked, lost, pauses),
+        f"handed over {handovers} times in {PLANNED_RUNS} runs (SENTINEL FAILOVER)",
     )
 
 

@@ -17,14 +17,24 @@ COMPONENT_TYPE = "bizosaas:redis:SentinelCluster"
 def handover_hook(
     settings: Settings, node: topology.Placed, resource: str, admin_password: pulumi.Input[str]
 ) -> pulumi.ResourceHook:
-    """The node container's before-delete hook: a planned replacement of the primary first
-    moves the role to a replica (handover.move_primary_away)."""
+    """The node container's before-delete hook: a node goes only once the others replicate
+    (handover.wait_for_the_others), and the primary first moves its role to a replica
+    (handover.move_primary_away), one already replaced when one can take it."""
     known: dict[str, str] = {}
     pulumi.Output.from_input(admin_password).apply(lambda password: known.setdefault("admin", password))
 
+    # The nodes `pulumi up` replaces before this one (see SentinelCluster): handed to one of
+    # them, the role does not move again in the same update.
+    replaced_before = [n for n in topology.nodes(settings) if n.index > node.index]
+
     def before_delete(args: pulumi.ResourceHookArgs) -> None:
         if "admin" in known:
-            moved_to = handover.move_primary_away(settings, node, known["admin"])
+            if not handover.wait_for_the_others(settings, node, known["admin"]):
+                pulumi.log.warn(
+                    f"{node.container_name}: replaced while other nodes do not replicate yet; "
+                    "the primary may refuse writes (minReplicasToWrite) until they do"
+                )
+            moved_to = handover.move_primary_away(settings, node, known["admin"], prefer=replaced_before)
             if moved_to is not None:
                 # In `pulumi up`'s output: operators see that a planned change moved the primary.
                 pulumi.log.info(f"{node.container_name} handed the primary role to {moved_to[0]}:{moved_to[1]}")
