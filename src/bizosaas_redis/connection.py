@@ -85,13 +85,35 @@ def sentinel_url(settings: Settings, password: str | None, db: int) -> str:
     return ";".join(f"sentinel://{auth}{s.endpoint}/{db}" for s in topology.sentinels(settings))
 
 
+# Seconds between Kombu's checks of its long-lived connections (its default is 25): a
+# worker whose BRPOP connection went half-open (the primary's host cut off) drops it once a
+# reply is this much overdue, asks the Sentinels again and consumes from the new primary.
+BROKER_HEALTH_CHECK = 5
+# Seconds a broker command (publish, ack) may wait on a silent primary before it fails and
+# the client reconnects through the Sentinels.
+BROKER_SOCKET_TIMEOUT = 5
+
+
 def transport_options(settings: Settings, password: str | None) -> dict[str, object]:
     """Celery's broker/result transport options for a topology sentinel instance."""
-    # Timeouts: a Sentinel on a silent host must not hold the client for TCP's own timeout.
-    kwargs: dict[str, object] = {"username": settings.app_username, "socket_timeout": 1, "socket_connect_timeout": 1}
+    # Timeouts: a Sentinel on a silent host must not hold the client for TCP's own timeout;
+    # no retry (redis-py retries a connection 10 times by default): the next Sentinel answers.
+    kwargs: dict[str, object] = {
+        "username": settings.app_username,
+        "socket_timeout": 1,
+        "socket_connect_timeout": 1,
+        "retry": None,
+    }
     if password:
         kwargs["password"] = password
-    return {"master_name": topology.master_name(settings), "sentinel_kwargs": kwargs}
+    return {
+        "master_name": topology.master_name(settings),
+        "sentinel_kwargs": kwargs,
+        "health_check_interval": BROKER_HEALTH_CHECK,
+        "socket_timeout": BROKER_SOCKET_TIMEOUT,
+        "socket_connect_timeout": 1,
+        "socket_keepalive": True,
+    }
 
 
 def _url_of(settings: Settings, password: str | None, db: int) -> str:

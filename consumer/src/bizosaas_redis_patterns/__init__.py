@@ -59,8 +59,32 @@ def connect(url: str, master_name: str | None = None, **kwargs: Any) -> redis.Re
         "socket_timeout": kwargs.get("socket_timeout") or SENTINEL_TIMEOUT,
         "socket_connect_timeout": kwargs.get("socket_connect_timeout") or SENTINEL_TIMEOUT,
     }
-    watcher = Sentinel(sentinels, sentinel_kwargs={**{k: v for k, v in auth.items() if v}, **timeouts})
+    # No retry either (redis-py retries a connection 10 times by default): the next Sentinel answers.
+    watcher = Sentinel(sentinels, sentinel_kwargs={**{k: v for k, v in auth.items() if v}, **timeouts, "retry": None})
     return watcher.master_for(master_name, db=db, **auth, **kwargs)
+
+
+# --- Celery -----------------------------------------------------------------------------
+
+# Celery settings for a worker that carries on by itself through a failover:
+# `app.conf.update(CELERY_FAILOVER_SETTINGS)`, with the deployment's
+# CELERY_BROKER_TRANSPORT_OPTIONS / CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS.
+CELERY_FAILOVER_SETTINGS: dict[str, Any] = {
+    # Reconnect for ever, at start and after a lost connection.
+    "broker_connection_retry_on_startup": True,
+    "broker_connection_retry": True,
+    "broker_connection_max_retries": None,
+    # READONLY from a demoted primary is a lost connection too.
+    "broker_channel_error_retry": True,
+    # Storing a result: retry while the primary changes, and give up on a silent one after
+    # 5 s, not Celery's 120 (a solo or threads worker waits meanwhile, consuming nothing).
+    "result_backend_always_retry": True,
+    "result_backend_max_retries": 30,
+    "redis_socket_timeout": 5.0,
+    "redis_socket_connect_timeout": 2.0,
+    "redis_socket_keepalive": True,
+    "redis_backend_health_check_interval": 5,
+}
 
 
 # --- durable writes ---------------------------------------------------------------------

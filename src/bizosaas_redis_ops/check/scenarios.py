@@ -147,9 +147,8 @@ def scenario_celery(run: Run) -> None:
         try:
             value = async_result.get(timeout=30)
         except Exception as exc:
-            worker.terminate()
-            _, err = worker.communicate(timeout=10)
-            raise AssertionError(f"no result from the worker ({exc!r}); worker said: {err.strip()[-300:]}") from None
+            said = smoke_celery.stop_worker(worker)
+            raise AssertionError(f"no result from the worker ({exc!r}); worker said: {said.strip()[-300:]}") from None
         check(value == 5, f"task returned {value!r}")
     finally:
         smoke_celery.stop_worker(worker)

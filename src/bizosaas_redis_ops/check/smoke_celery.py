@@ -13,9 +13,14 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from celery import Celery
+
+from bizosaas_redis_patterns import CELERY_FAILOVER_SETTINGS
 
 # On the worker's PYTHONPATH, so that it imports this module as installed or from the tree.
 # (the folder that holds the top-level package: as many levels up as the module name has dots)
@@ -47,8 +52,8 @@ def make_app(
         worker_enable_remote_control=False,  # no pidbox keys
         worker_send_task_events=False,
         task_send_sent_event=False,
-        broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
+        **CELERY_FAILOVER_SETTINGS,
     )
 
     @app.task(name="smoke.add")
@@ -66,9 +71,18 @@ def result_key(prefix: str, task_id: str) -> str:
     return f"{prefix}celery-task-meta-{task_id}"
 
 
+@dataclass
+class Worker:
+    """A running worker and its log (a file: a worker logging into a pipe nobody reads
+    stops, blocked on its next line, once the pipe's 64 KiB are full)."""
+
+    process: subprocess.Popen[str]
+    log: IO[str]
+
+
 def start_worker(
     broker_url: str, result_url: str, prefix: str, queue: str, transport: dict[str, object] | None = None
-) -> subprocess.Popen[str]:
+) -> Worker:
     """A real Celery worker (solo pool) on `queue`, configured through its environment."""
     env = {
         **os.environ,
@@ -79,7 +93,8 @@ def start_worker(
         "SMOKE_TRANSPORT_OPTIONS": json.dumps(transport or {}),
         "PYTHONPATH": os.pathsep.join([str(PACKAGE_PARENT), os.environ.get("PYTHONPATH", "")]),
     }
-    return subprocess.Popen(
+    log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - stop_worker closes it; never on the disk by name
+    process = subprocess.Popen(
         [
             *(sys.executable, "-m", "celery", "-A", __name__, "worker"),
             *("--pool", "solo", "--concurrency", "1", "-Q", queue),
@@ -87,18 +102,26 @@ def start_worker(
         ],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
         text=True,
     )
+    return Worker(process, log)
 
 
-def stop_worker(worker: subprocess.Popen[str]) -> None:
-    if worker.poll() is None:
-        worker.terminate()
+def stop_worker(worker: Worker) -> str:
+    """Stops the worker; its log."""
+    if worker.process.poll() is None:
+        worker.process.terminate()
         try:
-            worker.wait(timeout=15)
+            worker.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            worker.kill()
+            worker.process.kill()
+    if worker.log.closed:  # stopped before
+        return ""
+    worker.log.seek(0)
+    text = worker.log.read()
+    worker.log.close()
+    return text
 
 
 # The worker process (`celery -A bizosaas_redis_ops.check.smoke_celery worker`) builds the app from env.
