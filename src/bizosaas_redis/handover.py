@@ -201,13 +201,18 @@ def _caught_up(replicas: list[redis.Redis], last_write: int) -> bool:
     return bool(offsets) and min(offsets) >= last_write
 
 
+def _replicas_seen(watcher: redis.Redis, name: str) -> list[dict[str, Any]]:
+    """The replicas one Sentinel knows (`SENTINEL REPLICAS`); none when it does not answer."""
+    try:
+        return [sentinel_fields(r) for r in watcher.execute_command("SENTINEL", "REPLICAS", name)]
+    except redis.RedisError:
+        return []
+
+
 def _candidates(client: redis.Redis, name: str, wanted: list[Placed]) -> bool:
     """This Sentinel would promote one of `wanted` now: up, linked to the primary with no
     break since its last look (recent enough for Sentinel's own choice), priority not 0."""
-    try:
-        replicas = [_fields(r) for r in client.execute_command("SENTINEL", "REPLICAS", name)]
-    except redis.RedisError:
-        return False
+    replicas = _replicas_seen(client, name)
     addresses = {n.address for n in wanted}
     return any(
         (r.get("ip"), int(r.get("port", 0))) in addresses
@@ -246,11 +251,10 @@ def _set_aside(
 def _priority_seen(settings: Settings, replicas: list[Placed], watchers: list[redis.Redis]) -> bool:
     addresses = {n.address for n in replicas}
     for watcher in watchers:
-        try:
-            seen = [_fields(r) for r in watcher.execute_command("SENTINEL", "REPLICAS", master_name(settings))]
-        except redis.RedisError:
-            continue
-        if any((r.get("ip"), int(r.get("port", 0))) in addresses and r.get("slave-priority") != "0" for r in seen):
+        seen = _replicas_seen(watcher, master_name(settings))
+        if any(
+            (r.get("ip"), int(r.get("port", 0))) in addresses and int(r.get("slave-priority", 1)) != 0 for r in seen
+        ):
             return False
     return True
 
@@ -276,14 +280,14 @@ def _reports(client: redis.Redis, name: str) -> tuple[str, int] | None:
     ("", 0) while the two disagree (a failover under way)."""
     try:
         by_name = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", name)
-        fields = _fields(client.execute_command("SENTINEL", "MASTER", name))
+        fields = sentinel_fields(client.execute_command("SENTINEL", "MASTER", name))
     except redis.RedisError:
         return None
     first = (str(by_name[0]), int(by_name[1]))
     return first if first == (str(fields.get("ip")), int(fields.get("port", 0))) else ("", 0)
 
 
-def _fields(entry: Any) -> dict[str, str]:
+def sentinel_fields(entry: Any) -> dict[str, Any]:
     """A Sentinel reply entry (a flat list under RESP2, a dict under RESP3) as a dict."""
     return entry if isinstance(entry, dict) else dict(zip(entry[::2], entry[1::2], strict=False))
 

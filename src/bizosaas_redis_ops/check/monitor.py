@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from bizosaas_redis import topology
+from bizosaas_redis import handover, topology
 from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.settings import Settings
 from bizosaas_redis_ops import tables
@@ -266,10 +266,7 @@ def _sentinel_view(first: dict[str, Any], second: dict[str, Any], settings: Sett
 
 def sentinel_sample(client: redis.Redis, name: str) -> dict[str, Any]:
     """`SENTINEL MASTER <name>` as a mapping."""
-    found = client.execute_command("SENTINEL", "MASTER", name)
-    if isinstance(found, dict):
-        return found
-    return dict(zip(found[::2], found[1::2], strict=False))
+    return handover.sentinel_fields(client.execute_command("SENTINEL", "MASTER", name))
 
 
 def _oom_errors(info: dict[str, Any]) -> int:
