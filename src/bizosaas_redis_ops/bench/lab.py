@@ -169,7 +169,7 @@ class Lab:
 
     def _run(self, name: str, command: list[str], **kwargs: Any) -> None:
         with contextlib.suppress(docker.errors.NotFound):
-            self.engine.containers.get(name).remove(force=True)
+            self.engine.containers.get(name).remove(force=True, v=True)
         self.engine.containers.run(
             self.deployment_image(), command, name=name, detach=True, labels={"com.bizosaas.bench": "1"}, **kwargs
         )

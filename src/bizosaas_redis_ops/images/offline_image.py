@@ -30,9 +30,9 @@ from typing import Any
 
 import docker
 
-from bizosaas_redis.constants import REDIS_GID, REDIS_UID
+from bizosaas_redis.constants import REDIS_GID, REDIS_UID, REDIS_USER
 from bizosaas_redis.settings import Settings
-from bizosaas_redis_ops.deploy.docker_engine import ensure_engine
+from bizosaas_redis_ops.deploy.docker_engine import ensure_engine, run_to_completion
 from bizosaas_redis_ops.images import rootfs
 from bizosaas_redis_ops.images.rootfs import (
     CACHE,
@@ -279,13 +279,13 @@ def build(
 
 def _tag_exact_version(client: docker.DockerClient, image: Any, tag: str, spec: Server) -> str:
     """Tag the image with the server's own version (`redis-server --version`: v=7.0.15)."""
-    out = client.containers.run(image.id, [f"{spec.flavour}-server", "--version"], remove=True, user="999:1000")
-    found = re.search(rb"v=(\d+\.\d+\.\d+)", out)
+    _, out = run_to_completion(client, image.id, [f"{spec.flavour}-server", "--version"], timeout=60, user=REDIS_USER)
+    found = re.search(r"v=(\d+\.\d+\.\d+)", out)
     if found is None:
         raise OfflineImageError(f"{tag}: {spec.flavour}-server --version said {out[:80]!r}")
     repository = tag.rsplit(":", 1)[0]
-    image.tag(repository, found.group(1).decode())
-    return f"{repository}:{found.group(1).decode()}"
+    image.tag(repository, found.group(1))
+    return f"{repository}:{found.group(1)}"
 
 
 def dev_fallback(settings: Settings, client: docker.DockerClient) -> str | None:
