@@ -15,6 +15,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.settings import Settings
@@ -37,7 +39,8 @@ class HandoverError(BizosaasRedisError):
 
 
 def client_at(address: tuple[str, int], username: str | None, password: str | None) -> redis.Redis:
-    """A client of one node or Sentinel, with short timeouts: a silent host must not hold it."""
+    """A client of one node or Sentinel, with short timeouts and no retry: a silent host must
+    not hold it (redis-py retries a connection 10 times by default: 25 s on a silent host)."""
     return redis.Redis(
         host=address[0],
         port=address[1],
@@ -45,6 +48,7 @@ def client_at(address: tuple[str, int], username: str | None, password: str | No
         password=password,
         socket_timeout=2,
         socket_connect_timeout=2,
+        retry=Retry(NoBackoff(), 0),
         decode_responses=True,
     )
 

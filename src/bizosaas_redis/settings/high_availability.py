@@ -47,9 +47,9 @@ class HighAvailabilitySettings(BaseModel):
         ge=1000,
         le=3_600_000,
         description="Sentinel's failover-timeout (ms). A Sentinel that lost an election (two Sentinels split "
-        "the vote) tries again only after it, so it bounds the unlucky failover (measured: 10 s to a new "
-        "primary at 10 000); Redis's own default, 180 000, would make that three minutes. It also bounds "
-        "the reconfiguration of the other replicas after a promotion.",
+        "the vote) tries again only twice this after its first attempt, so it bounds the unlucky failover "
+        "(about downAfterMilliseconds + 2 x failoverTimeout); Redis's own default, 180 000, would make that "
+        "six minutes. It also bounds the reconfiguration of the other replicas after a promotion.",
     )
     min_replicas_to_write: int | None = Field(
         None,
