@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -32,10 +33,33 @@ INFO_VALIDITY_MS = 25_000
 # Sentinel reads a replica's priority from its INFO, every 10 s: how long to wait for it
 # to see the ones set aside (then the failover goes ahead with what it sees).
 PRIORITY_SEEN = 15.0
+# How long the Sentinel clients ask last may take to see a replica it can promote (its INFO
+# of a just-replaced replica is up to 10 s old) before another leads: clients asking the
+# leader are sent to the old primary until its failover ends, seconds after the promotion.
+LEADER_WAIT = 12.0
 
 
 class HandoverError(BizosaasRedisError):
     """The primary could not be moved away; the node was left as it was."""
+
+
+@dataclass(frozen=True)
+class Handover:
+    """A done handover: the new primary, how long after its promotion every Sentinel named
+    it (clients asking a Sentinel that still names the old primary wait until then), and why
+    earlier attempts ended without one (each paused writes up to ATTEMPT seconds)."""
+
+    to: tuple[str, int]
+    leader: str  # the Sentinel asked to fail over
+    switched_after: float
+    aborted: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        retried = f" after {len(self.aborted)} aborted attempt(s): {'; '.join(self.aborted)}" if self.aborted else ""
+        return (
+            f"{self.to[0]}:{self.to[1]} (failover led by Sentinel {self.leader}; every Sentinel named it "
+            f"{self.switched_after:.1f} s later){retried}"
+        )
 
 
 def client_at(address: tuple[str, int], username: str | None, password: str | None) -> redis.Redis:
@@ -117,8 +141,8 @@ def move_primary_away(
     admin_password: str,
     prefer: Sequence[Placed] = (),
     timeout: float = HANDOVER_TIMEOUT,
-) -> tuple[str, int] | None:
-    """If `node` is the primary, hand the role to a replica: the new primary, or None when
+) -> Handover | None:
+    """If `node` is the primary, hand the role to a replica: the handover, or None when
     `node` was not the primary.
 
     `prefer`: the replicas to hand over to when one of them can take it. `pulumi up` passes
@@ -139,47 +163,66 @@ def move_primary_away(
         return None
     others = [n for n in nodes(settings) if n.index != node.index]
     wanted = [n for n in others if n.index in {p.index for p in prefer}] or others
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
+    aborted: list[str] = []
+    last_first = list(reversed(sentinels(settings)))
     with (
         _connected(settings, [node, *others], admin_password) as [old, *replicas],
-        _connected(settings, list(reversed(sentinels(settings))), admin_password) as watchers,
+        _connected(settings, last_first, admin_password) as watchers,
         _set_aside(settings, [n for n in others if n not in wanted], admin_password, watchers),
     ):
         by_node = dict(zip(others, replicas, strict=True))
         while time.monotonic() < deadline:
-            leader = next((w for w in watchers if _candidates(w, master_name(settings), wanted)), None)
-            promoted = _fail_over(settings, old, leader, by_node, wanted) if leader is not None else None
-            if promoted is None:
+            # The Sentinel clients ask last leads; another only once it was given LEADER_WAIT.
+            eligible = watchers if time.monotonic() - started > LEADER_WAIT else watchers[:1]
+            leader = next((w for w in eligible if _candidates(w, master_name(settings), wanted)), None)
+            if leader is None:
                 time.sleep(POLL)
                 continue
-            # Sentinel would reconfigure the other replicas a second or more later.
-            for other, client in by_node.items():
-                if other != promoted:
-                    with contextlib.suppress(redis.RedisError):
-                        client.execute_command("REPLICAOF", *promoted.address)
+            promoted = _fail_over(settings, old, leader, by_node, wanted)
+            if isinstance(promoted, str):
+                aborted.append(promoted)
+                time.sleep(POLL)
+                continue
+            _follow(promoted, by_node)
+            promoted_at = time.monotonic()
             _wait_for_every_sentinel(settings, promoted.address, admin_password, deadline)
-            return promoted.address
-    raise HandoverError(f"{node.container_name} is still the primary after {timeout:.0f} s; not replacing it")
+            led = last_first[watchers.index(leader)].endpoint
+            return Handover(promoted.address, led, time.monotonic() - promoted_at, aborted)
+    why = f" ({'; '.join(aborted[-3:])})" if aborted else ""
+    raise HandoverError(f"{node.container_name} is still the primary after {timeout:.0f} s{why}; not replacing it")
+
+
+def _follow(promoted: Placed, replicas: dict[Placed, redis.Redis]) -> None:
+    """The other replicas follow the promoted node now: Sentinel would reconfigure them a
+    second or more later."""
+    for other, client in replicas.items():
+        if other != promoted:
+            with contextlib.suppress(redis.RedisError):
+                client.execute_command("REPLICAOF", *promoted.address)
 
 
 def _fail_over(
     settings: Settings, old: redis.Redis, leader: redis.Redis, replicas: dict[Placed, redis.Redis], wanted: list[Placed]
-) -> Placed | None:
-    """One attempt, writes paused on `old`: the promoted node, or None (pause ended)."""
+) -> Placed | str:
+    """One attempt, writes paused on `old`: the promoted node, or why the attempt ended
+    without one (the pause ended)."""
     if _role(old) == "slave":  # an earlier attempt's failover ended after it gave up
-        return _promoted(replicas)
+        return _promoted(replicas) or "the old primary is a replica, no node is the primary yet"
     old.execute_command("CLIENT", "PAUSE", int(ATTEMPT * 1000), "WRITE")
+    started = time.monotonic()
     try:
         last_write = int(old.info("replication")["master_repl_offset"])
-        until = time.monotonic() + ATTEMPT
+        until = started + ATTEMPT
         while not _caught_up([replicas[n] for n in wanted], last_write):
             if time.monotonic() > until:
-                return None
+                return f"replicas not caught up with offset {last_write} in {ATTEMPT:.0f} s"
             time.sleep(POLL)
         try:
             leader.execute_command("SENTINEL", "FAILOVER", master_name(settings))
-        except redis.RedisError:
-            return None  # INPROG: a failover is under way; look again
+        except redis.RedisError as refused:
+            return f"SENTINEL FAILOVER refused: {refused}"  # INPROG: a failover is under way
         while time.monotonic() < until:
             promoted = _promoted(replicas)
             if promoted is not None:
@@ -188,7 +231,7 @@ def _fail_over(
                 old.execute_command("REPLICAOF", *promoted.address)
                 return promoted
             time.sleep(POLL)
-        return None
+        return f"no replica promoted {time.monotonic() - started:.1f} s after the pause began"
     finally:
         with contextlib.suppress(redis.RedisError):
             old.execute_command("CLIENT", "UNPAUSE")

@@ -617,7 +617,7 @@ def test_planned_change_hands_the_primary_over(stack: Stack) -> None:
     """`pulumi up` replacing every node, PLANNED_RUNS times under a writer: the primary's
     node hands the role over first, to a node already replaced, so no node hands over twice
     in a run; writes pause under the bound, none acknowledged is lost."""
-    runs, handovers = [], 0
+    runs, handovers, aborted, switched = [], 0, [], []
     for run in range(PLANNED_RUNS):
         _settled(stack)
         with Writer(stack, f"planned{run}:") as writer:
@@ -632,10 +632,16 @@ def test_planned_change_hands_the_primary_over(stack: Stack) -> None:
         assert handed and len(handed) == len(set(handed)), output[-4000:]
         runs.append(Measured.of(writer, writer.lost()))
         handovers += len(handed)
+        # Each aborted attempt paused writes up to handover.ATTEMPT s; the hook says why.
+        aborted += re.findall(r"handed the primary role to .* after \d+ aborted attempt\(s\): (.*)", diagnostics)
+        switched += [float(t) for t in re.findall(r"every Sentinel named it ([\d.]+) s later", diagnostics)]
+        said = "; ".join(re.findall(r"handed the .*", diagnostics))
+        print(f"\nplanned run {run}: pause {runs[-1].pauses[0]:.1f} s; {said}")
+    print(f"planned change: aborted handover attempts: {aborted or 'none'}; every Sentinel switched {switched} s after")
     _record(
         "planned change replacing every node (pulumi up)",
         Measured.over(runs),
-        f"handed over {handovers} times in {PLANNED_RUNS} runs (SENTINEL FAILOVER)",
+        f"handed over {handovers} times in {PLANNED_RUNS} runs (SENTINEL FAILOVER), {len(aborted)} retried",
     )
 
 

@@ -34,10 +34,11 @@ def handover_hook(
                     f"{node.container_name}: replaced while other nodes do not replicate yet; "
                     "the primary may refuse writes (minReplicasToWrite) until they do"
                 )
-            moved_to = handover.move_primary_away(settings, node, known["admin"], prefer=replaced_before)
-            if moved_to is not None:
-                # In `pulumi up`'s output: operators see that a planned change moved the primary.
-                pulumi.log.info(f"{node.container_name} handed the primary role to {moved_to[0]}:{moved_to[1]}")
+            moved = handover.move_primary_away(settings, node, known["admin"], prefer=replaced_before)
+            if moved is not None:
+                # In `pulumi up`'s output: operators see that a planned change moved the primary
+                # (and why writes paused longer, when an attempt was aborted).
+                pulumi.log.info(f"{node.container_name} handed the primary role to {moved}")
 
     return pulumi.ResourceHook(f"{resource}-handover", before_delete)
 
