@@ -34,6 +34,12 @@ SENTINEL_CLIENT_RULES = (
     "+punsubscribe +sentinel|get-master-addr-by-name +sentinel|master +sentinel|masters +sentinel|replicas "
     "+sentinel|slaves +sentinel|sentinels"
 )
+# What redis_exporter asks a Sentinel (INFO, then per master its Sentinels, replicas and
+# whether they can still authorize a failover: CKQUORUM); nothing that changes its state.
+SENTINEL_EXPORTER_RULES = (
+    "-@all +auth +hello +ping +info +client|setname +sentinel|masters +sentinel|master +sentinel|sentinels "
+    "+sentinel|replicas +sentinel|slaves +sentinel|ckquorum"
+)
 # The public healthcheck user also asks where the primary is: start scripts do, without a secret.
 SENTINEL_HEALTHCHECK_RULES = "-@all +ping +sentinel|get-master-addr-by-name"
 SENTINEL_CONFIG_NAME = "sentinel.conf"
@@ -115,9 +121,14 @@ def render_sentinel_config(settings: Settings, sentinel: Placed) -> str:
 
 
 def render_sentinel_users(
-    settings: Settings, app_password: str | None, admin_password: str, sentinel_password: str
+    settings: Settings,
+    app_password: str | None,
+    admin_password: str,
+    sentinel_password: str,
+    exporter_password: str | None = None,
 ) -> str:
-    """Sentinel's users (hashes) and the clear password it authenticates upstream with."""
+    """Sentinel's users (hashes) and the clear password it authenticates upstream with; the
+    exporter's user with the exporter."""
     name = master_name(settings)
     app_secret = f"#{password_hash(app_password)}" if app_password else "nopass"
     lines = [
@@ -129,6 +140,10 @@ def render_sentinel_users(
         f"user {SENTINEL_USER} reset on #{password_hash(sentinel_password)} +@all",
         f"user {HEALTHCHECK_USER} reset on #{password_hash(HEALTHCHECK_PASSWORD)} {SENTINEL_HEALTHCHECK_RULES}",
     ]
+    if exporter_password is not None:
+        lines.append(
+            f"user {redis_conf.EXPORTER_USER} reset on #{password_hash(exporter_password)} {SENTINEL_EXPORTER_RULES}"
+        )
     if settings.app_username != "default":
         lines.append("user default reset off")
     return "\n".join(lines) + "\n"

@@ -88,14 +88,35 @@ def sentinels(settings: Settings) -> list[Placed]:
     ]
 
 
-def exporter_endpoints(settings: Settings) -> list[str]:
+def exporter_port(settings: Settings, placed: Placed) -> int:
+    """The port of a node's or Sentinel's exporter on its host: node N's at exporterPort + N,
+    Sentinel j's after the nodes' (exporterPort + replicas + j)."""
+    if placed.kind == "redis":
+        return settings.exporter_port + placed.index
+    return settings.exporter_port + settings.replicas + placed.index
+
+
+def exporter_endpoints(settings: Settings, kind: Kind = "redis") -> list[str]:
     """host:port of each exporter's /metrics: beside the one container on publishAddress,
-    or beside each node on its host's address at exporterPort + its index."""
+    or beside each node (`kind` redis) or Sentinel (`kind` sentinel) on its host's address."""
     if not settings.exporter_enabled:
         return []
     if settings.topology != "sentinel":
-        return [f"{settings.url_host}:{settings.exporter_port}"]
-    return [f"{node.host.address}:{settings.exporter_port + node.index}" for node in nodes(settings)]
+        return [f"{settings.url_host}:{settings.exporter_port}"] if kind == "redis" else []
+    places = nodes(settings) if kind == "redis" else sentinels(settings)
+    return [f"{p.host.address}:{exporter_port(settings, p)}" for p in places]
+
+
+def ports(settings: Settings) -> dict[str, list[int]]:
+    """The ports the instance takes on its hosts, by the setting they count up from."""
+    if settings.topology != "sentinel":
+        return {"hostPort": [settings.host_port], "exporterPort": [settings.exporter_port]}
+    places = [*nodes(settings), *sentinels(settings)]
+    return {
+        "hostPort": [n.port for n in nodes(settings)],
+        "sentinelPort": [s.port for s in sentinels(settings)],
+        "exporterPort": [exporter_port(settings, p) for p in places],
+    }
 
 
 def sentinel_id(settings: Settings, sentinel: Placed) -> str:

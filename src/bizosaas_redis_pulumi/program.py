@@ -167,6 +167,8 @@ def _export_instance(
         export("exporter_url", urls[0])
         if settings.topology == "sentinel":
             export("exporter_urls", urls)
+            sentinels = topology.exporter_endpoints(settings, "sentinel")
+            export("sentinel_exporter_urls", [f"http://{endpoint}/metrics" for endpoint in sentinels])
 
 
 def main() -> None:

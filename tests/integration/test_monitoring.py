@@ -381,6 +381,43 @@ REPLICATION_CASES = {
 }
 
 
+# The Sentinels' job: a target per Sentinel. CKQUORUM's message is a label of the status:
+# a Sentinel that loses its quorum starts a new series (0) and ends the old one (1).
+SENTINELS = ("s1:9124", "s2:9125", "s3:9126")
+
+
+def _quorum(ok: dict[str, str], lost: dict[str, str]) -> dict[str, str]:
+    """redis_sentinel_master_ckquorum_status per Sentinel: `ok` its OK series, `lost` its NOQUORUM one."""
+    name = 'redis_sentinel_master_ckquorum_status{{instance="{}",master_name="redis",message="{}"}}'
+    return {
+        **{name.format(s, "OK 3 usable Sentinels"): v for s, v in ok.items()},
+        **{name.format(s, "NOQUORUM 1 usable Sentinels"): v for s, v in lost.items()},
+    }
+
+
+SENTINEL_CASES = {
+    # The Sentinel stopped, its exporter still answering (what the three-host test does).
+    "RedisSentinelDown": (
+        "A Sentinel does not answer",
+        "warning",
+        {"instance": SENTINELS[1]},
+        "10m",
+        {f'redis_up{{instance="{SENTINELS[1]}"}}': "1 1 0x10", f'up{{instance="{SENTINELS[1]}"}}': "1x12"},
+        {f'redis_up{{instance="{SENTINELS[1]}"}}': "1x12", f'up{{instance="{SENTINELS[1]}"}}': "1x12"},
+    ),
+    # Two of three Sentinels gone, the third's CKQUORUM fails; one cut off alone is no loss.
+    "RedisSentinelQuorumLost": (
+        "No Sentinel reaches a majority of the Sentinels: the primary cannot fail over",
+        "critical",
+        {},
+        "5m",
+        # Series that end are marked stale, as a scrape that no longer has them does.
+        _quorum({s: "1 1 stale" for s in SENTINELS}, {SENTINELS[0]: "_ _ 0x10"}),
+        _quorum({SENTINELS[0]: "1 1 stale", SENTINELS[1]: "1x12", SENTINELS[2]: "1x12"}, {SENTINELS[0]: "_ _ 0x10"}),
+    ),
+}
+
+
 def _sentinel_staging() -> Settings:
     return build_settings({**read_stack_config(stack_file("staging", ROOT)), **SENTINEL_VALUES}, "staging")
 
@@ -390,17 +427,18 @@ def test_every_replication_rule_has_a_case():
     names = {r["alert"] for r in alerts.rules(settings)} - {
         r["alert"] for r in alerts.rules(load_stack_file("staging"))
     }
-    assert names == set(REPLICATION_CASES)
+    assert names == set(REPLICATION_CASES) | set(SENTINEL_CASES)
 
 
-@pytest.mark.parametrize("alertname", sorted(REPLICATION_CASES))
+@pytest.mark.parametrize("alertname", sorted(REPLICATION_CASES) + sorted(SENTINEL_CASES))
 def test_each_replication_rule_fires_on_its_bound_and_not_within_it(promtool, tmp_path, alertname):
-    """promtool unit tests on a sentinel stack's generated rules, with a series per node."""
+    """promtool unit tests on a sentinel stack's generated rules, with a series per node
+    (per Sentinel for the Sentinels' job)."""
     settings = _sentinel_staging()
     rules_file = tmp_path / "sentinel.rules.yml"
     rules_file.write_text(alerts.render(settings))
-    summary, severity, own_labels, eval_time, firing, quiet = REPLICATION_CASES[alertname]
-    job = "bizosaas-redis-staging"
+    summary, severity, own_labels, eval_time, firing, quiet = {**REPLICATION_CASES, **SENTINEL_CASES}[alertname]
+    job = "bizosaas-redis-staging" + ("-sentinel" if alertname in SENTINEL_CASES else "")
     where = own_labels.get("instance", "")
     expected = {
         "exp_labels": {"severity": severity, "stack": "staging", "service": "bizosaas-redis", "role": "shared"}

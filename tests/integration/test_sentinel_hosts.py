@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -28,18 +29,20 @@ from typing import Any
 
 import pytest
 import redis
+import yaml
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from bizosaas_redis import topology
 from bizosaas_redis.connection import BROKER_HEALTH_CHECK
 from bizosaas_redis_ops import tables
-from bizosaas_redis_ops.check import smoke_celery
+from bizosaas_redis_ops.check import alerts, smoke_celery
 from bizosaas_redis_ops.deploy.sandbox import Sandbox
 from bizosaas_redis_patterns import EventStream, KeySpace, connect
-from conftest import STAND_INS, TEST_PREFIX, cli
+from conftest import STAND_INS, TEST_PREFIX, cli, unavailable
 from harness import CountingWriter
 from hosts import DockerHost, docker_hosts
+from prometheus_server import Prometheus
 
 STACK = "staging"
 # Keys written before the backup (restored) and after it (gone after the restore).
@@ -305,6 +308,91 @@ def test_each_node_has_an_exporter_on_its_host(stack: Stack) -> None:
         else:
             [link] = [v for k, v in samples.items() if k.split("{")[0] == "redis_master_link_up"]
             assert link == 1
+
+
+def _sentinel_samples(url: str) -> dict[str, float]:
+    """A Sentinel exporter's per-master metrics by name (one master: the instance)."""
+    return {k.split("{")[0]: v for k, v in _metrics(url).items() if k.startswith("redis_sentinel_master_")}
+
+
+def test_each_sentinel_has_an_exporter_reporting_its_quorum(stack: Stack) -> None:
+    """One exporter per Sentinel on its host at exporterPort + replicas + j, read as the
+    exporter user: each Sentinel sees the three Sentinels, two replicas and its quorum (the
+    metrics RedisSentinelQuorumLost reads; a refused CKQUORUM would read 0)."""
+    _settled(stack)
+    sentinels = topology.sentinels(stack.settings)
+    urls = stack.outputs()["sentinel_exporter_urls"]
+    assert urls == [f"http://{s.host.address}:{9392 + s.index}/metrics" for s in sentinels]
+    for sentinel, url in zip(sentinels, urls, strict=True):
+        host = stack.host_of(sentinel.endpoint)
+        assert host.client is not None
+        attrs = host.client.api.inspect_container(f"{sentinel.container_name}-exporter")
+        assert attrs["HostConfig"]["ReadonlyRootfs"] is True and attrs["Config"]["User"] == "59000:59000"
+        assert _metrics(url)["redis_up"] == 1
+        seen = _sentinel_samples(url)
+        assert seen["redis_sentinel_master_ckquorum_status"] == 1, seen
+        assert (seen["redis_sentinel_master_ok_sentinels"], seen["redis_sentinel_master_ok_slaves"]) == (3, 2), seen
+        # Nothing the exporter asks is refused by its ACL (a refusal would be logged here).
+        refused = [e for e in stack.node_admin(sentinel.endpoint).acl_log() if e.get("username") == "exporter"]
+        assert not refused, refused
+
+
+# Bound: the quorum alert fires within downAfterMilliseconds (the others' Sentinels seen
+# down) + Prometheus's scrape and evaluation (1 s each) + this slack.
+QUORUM_ALERT_SLACK = 10.0
+
+
+def test_losing_two_sentinels_fires_the_quorum_alert(stack: Stack, tmp_path: Path) -> None:
+    """Two of the three Sentinels stopped under a real Prometheus that scrapes the stack's
+    exporters (alerts.scrape_configs) and evaluates its generated rules (`for` 0 s):
+    RedisSentinelDown and RedisSentinelQuorumLost fire, and resolve once they are back."""
+    if shutil.which("prometheus") is None:
+        unavailable("prometheus is not installed (apt-get install prometheus)")
+    _settled(stack)
+    settings = stack.settings
+    document = yaml.safe_load(alerts.render(settings))
+    for group in document["groups"]:
+        for rule in group["rules"]:
+            rule["for"] = "0s"
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(document, sort_keys=False))
+    prometheus = Prometheus(tmp_path, alerts.scrape_configs(settings), tmp_path / "rules.yml")
+    job = alerts.sentinel_job(settings)
+    wanted = {("RedisSentinelDown", job), ("RedisSentinelQuorumLost", job)}
+    stopped = topology.sentinels(settings)[1:]
+    try:
+        _wait(
+            lambda: len(prometheus.query(f'redis_sentinel_master_ckquorum_status{{job="{job}"}} == 1')) == 3,
+            60,
+            "every Sentinel's quorum scraped",
+        )
+        # Evaluated before the first scrape, absent() fires (`for` is 0 s here, 1m in the rules).
+        _wait(lambda: not wanted & prometheus.firing(), 30, "no Sentinel alert before the fault")
+        cut = time.monotonic()
+        for sentinel in stopped:
+            _container(stack, sentinel).stop(timeout=1)
+        _wait(lambda: wanted <= prometheus.firing(), DOWN_AFTER_MS / 1000 + QUORUM_ALERT_SLACK, "both alerts firing")
+        fired = time.monotonic() - cut
+        # Fired for the right reason: the Sentinel left says its CKQUORUM fails.
+        [left] = prometheus.query(f'redis_sentinel_master_ckquorum_status{{job="{job}"}} == 0')
+        assert left["metric"]["message"].startswith("NOQUORUM"), left
+        back = time.monotonic()
+        for sentinel in stopped:
+            _container(stack, sentinel).start()
+        _wait(lambda: not wanted & prometheus.firing(), 60, "both alerts resolved")
+        resolved = time.monotonic() - back
+    finally:
+        for sentinel in stopped:
+            with contextlib.suppress(Exception):
+                _container(stack, sentinel).start()
+        prometheus.stop()
+    print(f"\nSentinel quorum lost (2 of 3 stopped): alerts fired after {fired:.1f} s, resolved {resolved:.1f} s after")
+    _settled(stack)
+
+
+def _container(stack: Stack, placed: topology.Placed):  # type: ignore[no-untyped-def]
+    client = stack.host_of(placed.endpoint).client
+    assert client is not None
+    return client.containers.get(placed.container_name)
 
 
 def test_the_durable_write_benchmark_runs(stack: Stack) -> None:

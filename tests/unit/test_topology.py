@@ -82,12 +82,26 @@ def test_each_bad_topology_setting_is_one_line():
         'redis:placement = ["a", "z"]: must name 3 hosts',
         "names unknown host(s) z",
         "redis:sentinelPort = 6381: overlaps the nodes' ports 6380-6382",
-        "redis:exporterPort = 6379: must leave room for one port per node, apart from the nodes' and Sentinels' ports",
+        "redis:exporterPort = 6379: must leave room for one port per node and Sentinel (7), apart from the nodes' and "
+        "Sentinels' ports",
     ):
         assert line in text
     assert "redis:dockerHosts.a.address" in _problems(
         topology="sentinel", dockerHosts={"a": {"address": "0.0.0.0"}}
     ) or ("wildcard" in _problems(topology="sentinel", dockerHosts={"a": {"address": "0.0.0.0"}}))
+
+
+def test_a_split_stack_refuses_port_ranges_that_meet():
+    """The durable instance's ports are the cache's + 10; with 5 replicas and 7 Sentinels the
+    exporters take 13 ports from exporterPort, past that offset: one line, before deploying."""
+    big = {"topology": "sentinel", "replicas": 5, "sentinels": 7, "exporterEnabled": True}
+    text = _problems(**{**BASE, **big, "layout": "split", "durable": big})
+    assert (
+        "redis:durable.exporterPort = 9131: its ports 9131-9143 meet the cache instance's (9131, 9132, 9133); "
+        "move it past them"
+    ) in text
+    assert "hostPort" not in text and "sentinelPort" not in text
+    build_settings({**BASE, **big, "layout": "split", "durable": {**big, "exporterPort": 9200}}, "staging")
 
 
 def test_node_config_replicates_from_node_0_and_announces_its_host():
@@ -170,13 +184,26 @@ def test_the_program_places_each_container_on_its_hosts_engine():
         assert "app-pw-7" not in text and "admin-pw-7" not in text
 
 
-def test_each_node_has_its_exporter_on_its_host():
+SENTINEL_WRITES = {"set", "remove", "monitor", "failover", "reset", "config", "flushconfig", "simulate-failure"}
+
+
+def test_each_node_and_sentinel_has_its_exporter_on_its_host():
     values = {**BASE, "containerName": "x", "volumeName": "x", "exporterEnabled": True}
     passwords: dict[str, str] = {}
     cap = capture.run_program("staging", values=values, secrets_config=PASSWORDS, passwords=passwords)
     exporters = {r.plain["name"]: r for r in cap.of_type(CONTAINER) if r.plain["name"].endswith("-exporter")}
-    assert set(exporters) == {"x-exporter", "x-1-exporter", "x-2-exporter"}
-    for name, host, port, listen in (("x", "a", 6380, 9121), ("x-1", "b", 6381, 9122), ("x-2", "c", 6382, 9123)):
+    assert set(exporters) == {"x-exporter", "x-1-exporter", "x-2-exporter"} | {
+        f"x-sentinel-{j}-exporter" for j in (1, 2, 3)
+    }
+    for name, host, port, listen in (
+        ("x", "a", 6380, 9121),
+        ("x-1", "b", 6381, 9122),
+        ("x-2", "c", 6382, 9123),
+        # Each Sentinel's after the nodes': exporterPort + replicas + j.
+        ("x-sentinel-1", "a", 26380, 9124),
+        ("x-sentinel-2", "b", 26381, 9125),
+        ("x-sentinel-3", "c", 26382, 9126),
+    ):
         exporter = exporters[f"{name}-exporter"]
         assert f"::redis-docker-{host}::" in exporter.options["provider"]
         assert exporter.plain["networkMode"] == "host" and "ports" not in exporter.plain
@@ -187,14 +214,33 @@ def test_each_node_has_its_exporter_on_its_host():
         assert json.loads(written) == {f"redis://127.0.0.1:{port}": passwords["redis-exporter-password"]}
     urls = [f"http://10.0.0.1{i}:912{i}/metrics" for i in (1, 2, 3)]
     assert cap.outputs["exporter_urls"].value == urls and cap.outputs["exporter_url"].value == urls[0]
+    sentinel_urls = [f"http://10.0.0.1{i}:912{i + 3}/metrics" for i in (1, 2, 3)]
+    assert cap.outputs["sentinel_exporter_urls"].value == sentinel_urls
     # Every node's config has the exporter's ACL user (a failover moves the primary role).
     for node in ("x", "x-1", "x-2"):
         node_files = cap.files_of(next(r for r in cap.of_type(CONTAINER) if r.plain["name"] == node))
         assert "user exporter reset on #" in node_files.plain["uploads"][0]["content"]
     from bizosaas_redis_ops.check import alerts
 
-    [job] = alerts.scrape_configs(build_settings(values, "staging"))
-    assert job["static_configs"] == [{"targets": [u.removeprefix("http://").removesuffix("/metrics") for u in urls]}]
+    nodes_job, sentinels_job = alerts.scrape_configs(build_settings(values, "staging"))
+    for job, name, listed in ((nodes_job, "bizosaas-redis-staging", urls), (sentinels_job, "-sentinel", sentinel_urls)):
+        assert job["job_name"].endswith(name)
+        assert job["static_configs"] == [
+            {"targets": [u.removeprefix("http://").removesuffix("/metrics") for u in listed]}
+        ]
+
+
+def test_a_sentinel_exporter_may_only_read_the_sentinel():
+    """The exporter's user on a Sentinel: INFO and SENTINEL's read-only subcommands (CKQUORUM
+    among them), none that reconfigures (SET, REMOVE, MONITOR, FAILOVER, RESET, CONFIG)."""
+    s = _settings(exporterEnabled=True)
+    users = sentinel_conf.render_sentinel_users(s, "app-pw-7", "admin-pw-7", "sentinel-pw-7", "exporter-pw-7")
+    [line] = [u for u in users.splitlines() if u.startswith("user exporter ")]
+    assert "exporter-pw-7" not in users and line.split()[4].startswith("#")
+    rules = line.split()[5:]
+    assert rules[0] == "-@all" and "+sentinel|ckquorum" in rules and "+info" in rules
+    assert not [r for r in rules if r.startswith("+sentinel|") and r.split("|")[1] in SENTINEL_WRITES]
+    assert "user exporter" not in sentinel_conf.render_sentinel_users(s, "a", "b", "c")
 
 
 def test_consumers_get_sentinel_urls_and_transport_options():

@@ -171,12 +171,14 @@ def _check_ports(s: Settings, problems: Problems) -> None:
         )
     elif set(nodes) & set(sentinel_ports):
         problems.add("sentinel_port", f"overlaps the nodes' ports {nodes[0]}-{nodes[-1]}", "host_port", "replicas")
-    exporters = range(s.exporter_port, s.exporter_port + s.replicas + 1)
+    # Node N's exporter listens on exporterPort + N, Sentinel j's on exporterPort + replicas + j.
+    exporters = range(s.exporter_port, s.exporter_port + s.replicas + 1 + s.sentinels)
     if s.exporter_enabled and (exporters[-1] > 65535 or set(exporters) & (set(nodes) | set(sentinel_ports))):
         problems.add(
             "exporter_port",
-            "must leave room for one port per node, apart from the nodes' and Sentinels' ports "
-            "(node N's exporter listens on exporterPort + N)",
+            f"must leave room for one port per node and Sentinel ({len(exporters)}), apart from the nodes' and "
+            "Sentinels' ports (node N's exporter listens on exporterPort + N, Sentinel j's on "
+            "exporterPort + replicas + j)",
             "host_port",
             "sentinel_port",
         )

@@ -8,7 +8,7 @@ import json
 from typing import Any, Literal
 
 from pydantic import ValidationError
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 from pydantic_core import ErrorDetails
 
 from bizosaas_redis.errors import BizosaasRedisError
@@ -124,6 +124,29 @@ def _split_conflicts(cache: Settings, durable: Settings) -> list[str]:
             f"{NAMESPACE}:{DURABLE_PREFIX}.exporterPort = {durable.exporter_port}: must differ from the cache "
             "instance's ports"
         )
+    elif "sentinel" in (cache.topology, durable.topology):
+        out += _ranges_meet(cache, durable)
+    return out
+
+
+def _ranges_meet(cache: Settings, durable: Settings) -> list[str]:
+    """With topology sentinel, nodes, Sentinels and exporters count up from their first
+    port: the durable instance's ranges must miss the cache's."""
+    from bizosaas_redis import topology  # it imports the settings
+
+    def taken(s: Settings) -> dict[str, list[int]]:
+        by = topology.ports(s)
+        return by if s.exporter_enabled else {k: v for k, v in by.items() if k != "exporterPort"}
+
+    theirs = {p for ports in taken(cache).values() for p in ports}
+    out = []
+    for key, mine in taken(durable).items():
+        met = sorted(theirs & set(mine))
+        if met:
+            out.append(
+                f"{NAMESPACE}:{DURABLE_PREFIX}.{key} = {getattr(durable, to_snake(key))}: its ports {mine[0]}-"
+                f"{mine[-1]} meet the cache instance's ({', '.join(map(str, met))}); move it past them"
+            )
     return out
 
 

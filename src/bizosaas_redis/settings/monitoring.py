@@ -37,7 +37,7 @@ class MonitoringSettings(BaseModel):
     exporter_port: Port = Field(
         9121,
         description="Host port of the exporter's /metrics (on publishAddress); with topology sentinel, node N's "
-        "exporter listens on its host's address at exporterPort + N.",
+        "exporter listens on its host's address at exporterPort + N, Sentinel j's at exporterPort + replicas + j.",
     )
 
 

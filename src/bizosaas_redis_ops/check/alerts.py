@@ -63,12 +63,24 @@ ACTIONS = {
     "it no longer counts toward minReplicasToWrite",
     "RedisFailoverHappened": "A replica became the primary (a failover, or a planned handover): if nobody changed "
     "the stack, find why the old primary stopped answering; resolves 10 minutes later",
+    # Topology sentinel: the Sentinels' exporters (a job of their own, a target per Sentinel).
+    "RedisSentinelDown": "A Sentinel or its exporter does not answer: `docker logs` of the Sentinel on that host; "
+    "the instance survives one Sentinel fault fewer before failovers stop",
+    "RedisSentinelQuorumLost": "No Sentinel reaches a majority of the Sentinels (SENTINEL CKQUORUM): a primary "
+    "that fails now stays failed. Bring Sentinels or their hosts back at once (`bizosaas-redis monitor` shows "
+    "which answer)",
 }
 
 
 def job(settings: Settings) -> str:
     """The scrape job of an instance: `bizosaas-redis-<stack>`, `-durable` for a split stack's durable one."""
     return f"bizosaas-redis-{settings.instance_id}"
+
+
+def sentinel_job(settings: Settings) -> str:
+    """The scrape job of an instance's Sentinels' exporters (topology sentinel): `<job>-sentinel`.
+    Apart from the nodes', whose rules would read a Sentinel as a Redis down or no primary."""
+    return f"{job(settings)}-sentinel"
 
 
 Rule = Callable[..., dict[str, Any]]
@@ -95,7 +107,7 @@ def rules(settings: Settings) -> list[dict[str, Any]]:
         *memory_rules,
         *_client_rules(rule, s, sel),
         *_persistence_rules(rule, s, sel),
-        *(_replication_rules(rule, s, sel) if s.topology == "sentinel" else []),
+        *(_replication_rules(rule, s, sel) + _sentinel_rules(rule, s) if s.topology == "sentinel" else []),
     ]
 
 
@@ -212,6 +224,31 @@ def _replication_rules(rule: Rule, s: Settings, sel: str) -> list[dict[str, Any]
     ]
 
 
+def _sentinel_rules(rule: Rule, s: Settings) -> list[dict[str, Any]]:
+    """Topology sentinel: the Sentinels, from their exporters (each reports what its Sentinel
+    sees). Failover needs a majority of the Sentinels to agree; CKQUORUM is each one's check."""
+    sel = f'job="{sentinel_job(s)}"'
+    return [
+        rule(
+            "RedisSentinelDown",
+            f"up{{{sel}}} == 0 or redis_up{{{sel}}} == 0",
+            "warning",
+            "5m",
+            "A Sentinel does not answer",
+        ),
+        rule(
+            "RedisSentinelQuorumLost",
+            # No Sentinel that answers can reach a majority (and none answering is the same);
+            # absent() of a comparison keeps no label: the job is set again for routing.
+            f'label_replace(absent(redis_sentinel_master_ckquorum_status{{{sel}}} == 1), "job", "{sentinel_job(s)}", '
+            '"", "")',
+            "critical",
+            "1m",
+            "No Sentinel reaches a majority of the Sentinels: the primary cannot fail over",
+        ),
+    ]
+
+
 def _persistence_rules(rule: Rule, s: Settings, sel: str) -> list[dict[str, Any]]:
     out = [
         rule(
@@ -288,12 +325,17 @@ def _memory_and_eviction_rules(
 
 
 def scrape_configs(settings: Settings) -> list[dict[str, Any]]:
-    """Prometheus scrape jobs for the stack's exporters, named as the rules select them."""
-    return [
-        {"job_name": job(instance), "static_configs": [{"targets": topology.exporter_endpoints(instance)}]}
-        for instance in instances(settings)
-        if instance.exporter_enabled
-    ]
+    """Prometheus scrape jobs for the stack's exporters, named as the rules select them: an
+    instance's nodes, and with topology sentinel its Sentinels."""
+    jobs = []
+    for instance in instances(settings):
+        if not instance.exporter_enabled:
+            continue
+        jobs.append({"job_name": job(instance), "static_configs": [{"targets": topology.exporter_endpoints(instance)}]})
+        if instance.topology == "sentinel":
+            targets = topology.exporter_endpoints(instance, "sentinel")
+            jobs.append({"job_name": sentinel_job(instance), "static_configs": [{"targets": targets}]})
+    return jobs
 
 
 def render_scrape_configs(settings: Settings) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_docker as docker
 
-from bizosaas_redis import redis_conf
+from bizosaas_redis import redis_conf, topology
 from bizosaas_redis.constants import EXPORTER_PORT, EXPORTER_UID, REDIS_GID, SERVICE_EXPORTER
 from bizosaas_redis.settings import Settings
 from bizosaas_redis.topology import Placed
@@ -29,8 +29,8 @@ EXPORTER_MEMORY_MB = 64
 
 def exporter_address(settings: Settings, node: Placed | None = None) -> str:
     """Redis as the exporter reaches it: by container name on the stack's network, over
-    TLS when Redis serves only TLS (the certificate must name the container); a node of
-    the sentinel topology on loopback, both on its host's network."""
+    TLS when Redis serves only TLS (the certificate must name the container); a node or
+    Sentinel of the sentinel topology on loopback, both on its host's network."""
     if node is not None:
         return f"redis://127.0.0.1:{node.port}"
     scheme = "rediss" if settings.tls_enabled else "redis"
@@ -46,7 +46,8 @@ def exporter_env(settings: Settings, node: Placed | None = None) -> list[str]:
     ]
     if node is not None:
         # On the host's network: its own port on the host's address, as the node has.
-        env.append(f"REDIS_EXPORTER_WEB_LISTEN_ADDRESS={node.host.address}:{settings.exporter_port + node.index}")
+        listen = f"{node.host.address}:{topology.exporter_port(settings, node)}"
+        env.append(f"REDIS_EXPORTER_WEB_LISTEN_ADDRESS={listen}")
     if settings.tls_enabled:
         env.append(f"REDIS_EXPORTER_TLS_CA_CERT_FILE={redis_conf.TLS_DIR}/ca.crt")
     return env
@@ -80,7 +81,8 @@ class RedisExporter(pulumi.ComponentResource):
     """The exporter container, reading its password from a file on its own volume
     (a plain environment variable would show in `docker inspect`). `files_image`: the
     image of the container that writes that file (Redis's: it names no user). `node`:
-    the node of the sentinel topology it watches, on that node's host."""
+    the node or Sentinel of the sentinel topology it watches, on that one's host (a
+    Sentinel's exporter reports what it sees: its peers, the replicas, its quorum)."""
 
     container: docker.Container
 

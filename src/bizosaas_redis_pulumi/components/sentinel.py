@@ -11,6 +11,7 @@ from bizosaas_redis import redis_conf, sentinel_conf, startup
 from bizosaas_redis.constants import LABEL_PREFIX, REDIS_USER, SERVICE_SENTINEL
 from bizosaas_redis.settings import Settings
 from bizosaas_redis.topology import Placed
+from bizosaas_redis_pulumi.components.exporter import RedisExporter
 from bizosaas_redis_pulumi.components.files import files_container, served_by, server_files
 from bizosaas_redis_pulumi.components.hardening import (
     hardened_container_args,
@@ -19,7 +20,7 @@ from bizosaas_redis_pulumi.components.hardening import (
     ownership_labels,
     stack_label,
 )
-from bizosaas_redis_pulumi.components.redis_server import HOST_NETWORK
+from bizosaas_redis_pulumi.components.redis_server import HOST_NETWORK, Passwords
 
 COMPONENT_TYPE = "bizosaas:redis:RedisSentinel"
 # Sentinel holds a few kilobytes of state; the limit only bounds a runaway.
@@ -40,18 +41,14 @@ def sentinel_labels(settings: Settings, sentinel: Placed) -> dict[str, str]:
 
 
 def _config(
-    settings: Settings,
-    sentinel: Placed,
-    app_password: pulumi.Input[str] | None,
-    admin_password: pulumi.Input[str],
-    sentinel_password: pulumi.Input[str],
+    settings: Settings, sentinel: Placed, passwords: Passwords, sentinel_password: pulumi.Input[str]
 ) -> pulumi.Output[str]:
     """sentinel.conf with its users: a secret."""
     return pulumi.Output.secret(
-        pulumi.Output.all(app_password, admin_password, sentinel_password).apply(
+        pulumi.Output.all(passwords.app, passwords.admin, sentinel_password, passwords.exporter).apply(
             lambda pw: (
                 sentinel_conf.render_sentinel_config(settings, sentinel)
-                + sentinel_conf.render_sentinel_users(settings, pw[0], pw[1], pw[2])
+                + sentinel_conf.render_sentinel_users(settings, pw[0], pw[1], pw[2], pw[3])
             )
         )
     )
@@ -59,7 +56,7 @@ def _config(
 
 class RedisSentinel(pulumi.ComponentResource):
     """Image, a small volume for the file Sentinel rewrites, and the Sentinel container on
-    its host's network."""
+    its host's network; its exporter beside it when enabled."""
 
     container: docker.Container
 
@@ -68,8 +65,7 @@ class RedisSentinel(pulumi.ComponentResource):
         name: str,
         settings: Settings,
         sentinel: Placed,
-        app_password: pulumi.Input[str] | None,
-        admin_password: pulumi.Input[str],
+        passwords: Passwords,
         sentinel_password: pulumi.Input[str],
         discovery: startup.Discovery,
         after: list[pulumi.Resource] | None = None,
@@ -84,7 +80,7 @@ class RedisSentinel(pulumi.ComponentResource):
             labels=[docker.VolumeLabelArgs(**stack_label(settings))],
             opts=child,
         )
-        conf = _config(settings, sentinel, app_password, admin_password, sentinel_password)
+        conf = _config(settings, sentinel, passwords, sentinel_password)
         data = docker.ContainerVolumeArgs(volume_name=volume.name, container_path=redis_conf.DATA_DIR)
         files = files_container(
             f"{name}-files",
@@ -117,4 +113,24 @@ class RedisSentinel(pulumi.ComponentResource):
             **hardened_container_args(settings, SENTINEL_MEMORY_MB),
             opts=served_by(files, after, self),
         )
+        if settings.exporter_enabled:
+            self._exporter(name, settings, sentinel, passwords, image.image_id)
         self.register_outputs({"container_name": self.container.name})
+
+    def _exporter(
+        self, name: str, settings: Settings, sentinel: Placed, passwords: Passwords, image: pulumi.Input[str]
+    ) -> RedisExporter:
+        """redis_exporter beside the Sentinel, named after it (its container and volume)."""
+        if passwords.exporter is None:
+            raise ValueError("the exporter's password is required when exporterEnabled is true")
+        return RedisExporter(
+            f"{name}-exporter",
+            settings.model_copy(
+                update={"container_name": sentinel.container_name, "volume_name": sentinel.volume_name}
+            ),
+            passwords.exporter,
+            HOST_NETWORK,
+            image,
+            sentinel,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container]),
+        )
