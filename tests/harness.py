@@ -27,6 +27,8 @@ class CountingWriter:
         self.prefix = prefix
         self.acked: list[int] = []
         self.longest_gap = 0.0
+        # Each failed write: when (monotonic) and why, to tell where a long pause went.
+        self.failures: list[tuple[float, str]] = []
         self._stop = threading.Event()
 
     def connect(self) -> redis.Redis:
@@ -40,7 +42,9 @@ class CountingWriter:
             try:
                 client = client or self.connect()
                 client.set(f"{self.prefix}{n}", n)
-            except (redis.RedisError, OSError):
+            except (redis.RedisError, OSError) as failed:
+                if len(self.failures) < WRITER_LIMIT:
+                    self.failures.append((time.monotonic(), f"{type(failed).__name__}: {failed}"[:100]))
                 client = None
                 time.sleep(0.02)
                 continue
@@ -50,6 +54,19 @@ class CountingWriter:
             self.acked.append(n)
             n += 1
             time.sleep(0.002)
+
+    def failure_timeline(self, since: float) -> str:
+        """The failed writes after `since` (monotonic), alike ones in a row as one line:
+        `+1.2-3.4 s x12 ConnectionError: ...`."""
+        lines: list[list] = []  # [first, last, count, why]
+        for at, why in self.failures:
+            if at < since:
+                continue
+            if lines and lines[-1][3] == why:
+                lines[-1][1], lines[-1][2] = at, lines[-1][2] + 1
+            else:
+                lines.append([at, at, 1, why])
+        return "\n".join(f"  +{a - since:.1f}-{b - since:.1f} s x{n} {why}" for a, b, n, why in lines)
 
     def __enter__(self) -> Self:
         self._thread = threading.Thread(target=self.run, daemon=True)

@@ -553,18 +553,28 @@ def test_killed_primary_that_stays_down_fails_over(stack: Stack) -> None:
     _record("primary's Redis killed, stays down", Measured.over(runs), "a replica, promoted")
 
 
+# A host-stop pause longer than this prints the writer's failures (untraced 12-13 s pauses).
+LONG_PAUSE = 6.0
+
+
 def test_primary_host_stopped(stack: Stack) -> None:
     runs = []
     for run in range(FAULT_RUNS):
         before, host = _settled_primary(stack)
         stopped = host.client.containers.list()
         with Writer(stack, f"host{run}:") as writer:
+            cut = time.monotonic()
             host.cut_off()  # the machine goes silent, then its processes are gone
             for container in stopped:
                 container.kill()
             elected = _new_primary(stack, before)
             _writes_resume(writer)
         runs.append(Measured.of(writer, writer.lost(replicas=1), elected))
+        if writer.longest_gap > LONG_PAUSE:  # where the time went, for the README
+            print(
+                f"\nhost {host.index} stopped: new primary after {elected:.1f} s, writes paused "
+                f"{writer.longest_gap:.1f} s; failed writes:\n{writer.failure_timeline(cut)}"
+            )
         host.reconnect()
         for container in stopped:
             container.start()
