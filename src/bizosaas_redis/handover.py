@@ -181,8 +181,9 @@ def move_primary_away(
                 time.sleep(POLL)
                 continue
             promoted = _fail_over(settings, old, leader, by_node, wanted)
-            if isinstance(promoted, str):
-                aborted.append(promoted)
+            if not isinstance(promoted, Placed):
+                if promoted is not None:
+                    aborted.append(promoted)
                 time.sleep(POLL)
                 continue
             _follow(promoted, by_node)
@@ -205,11 +206,12 @@ def _follow(promoted: Placed, replicas: dict[Placed, redis.Redis]) -> None:
 
 def _fail_over(
     settings: Settings, old: redis.Redis, leader: redis.Redis, replicas: dict[Placed, redis.Redis], wanted: list[Placed]
-) -> Placed | str:
+) -> Placed | str | None:
     """One attempt, writes paused on `old`: the promoted node, or why the attempt ended
-    without one (the pause ended)."""
-    if _role(old) == "slave":  # an earlier attempt's failover ended after it gave up
-        return _promoted(replicas) or "the old primary is a replica, no node is the primary yet"
+    without one (the pause ended); None: no attempt (the old primary is a replica already,
+    an earlier attempt's failover ended after it gave up, and no node is the primary yet)."""
+    if _role(old) == "slave":
+        return _promoted(replicas)
     old.execute_command("CLIENT", "PAUSE", int(ATTEMPT * 1000), "WRITE")
     started = time.monotonic()
     try:
