@@ -1,5 +1,5 @@
-"""Pulumi entry point (Pulumi.yaml `main: infra/`): the program lives in bizosaas_redis,
-installed into ./venv from requirements.txt (`-e .`)."""
+"""Pulumi entry point (Pulumi.yaml `main: infra/`): the program lives in bizosaas_redis_pulumi,
+installed into ./venv from uv.lock (Pulumi's uv toolchain runs it with `uv run`)."""
 
 from bizosaas_redis_pulumi.program import main
 

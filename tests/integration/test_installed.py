@@ -45,10 +45,15 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.copy2(ROOT / name, source / name)
     subprocess.run([sys.executable, "-m", "venv", str(folder / "venv")], check=True)
     pip = [str(folder / "venv/bin/python"), "-m", "pip", "-q", "--disable-pip-version-check"]
-    # The library and the rules as wheels pip may take, not as requirements given: they are
+    # Every third-party package first, exactly as uv.lock has it (versions and hashes); then
+    # the library and the rules as wheels pip may take, not as requirements given: they are
     # installed only because the project declares them.
+    locked = folder / "locked.txt"
+    export = [str(ROOT / "scripts/uv"), "export", "--frozen", "--no-dev", "--all-extras", "--no-emit-workspace"]
+    subprocess.run([*export, "--format", "requirements-txt", "--quiet", "-o", str(locked)], check=True, cwd=ROOT)
     wheels = folder / "wheels"
     for command in (
+        ["install", "--require-hashes", "--no-deps", "-r", str(locked)],
         ["wheel", "--no-deps", "-w", str(wheels), str(source / "consumer"), str(source / "policies")],
         ["install", "--find-links", str(wheels), f"{source}[bench]"],
     ):

@@ -47,10 +47,8 @@ def connect(url: str, master_name: str | None = None, **kwargs: Any) -> redis.Re
 
     parts = [urlsplit(one) for one in url.split(";")]
     first = parts[0]
-    auth = {
-        "username": unquote(first.username) if first.username else None,
-        "password": unquote(first.password) if first.password else None,
-    }
+    username = unquote(first.username) if first.username else None
+    password = unquote(first.password) if first.password else None
     db = int(first.path.strip("/") or 0)
     sentinels = [(str(p.hostname), int(p.port or 26379)) for p in parts]
     # redis-py gives Sentinel connections sentinel_kwargs only: without timeouts of their own,
@@ -60,8 +58,9 @@ def connect(url: str, master_name: str | None = None, **kwargs: Any) -> redis.Re
         "socket_connect_timeout": kwargs.get("socket_connect_timeout") or SENTINEL_TIMEOUT,
     }
     # No retry either (redis-py retries a connection 10 times by default): the next Sentinel answers.
-    watcher = Sentinel(sentinels, sentinel_kwargs={**{k: v for k, v in auth.items() if v}, **timeouts, "retry": None})
-    return watcher.master_for(master_name, db=db, **auth, **kwargs)
+    auth = {key: value for key, value in (("username", username), ("password", password)) if value}
+    watcher = Sentinel(sentinels, sentinel_kwargs={**auth, **timeouts, "retry": None})
+    return watcher.master_for(master_name, db=db, username=username, password=password, **kwargs)
 
 
 # --- Celery -----------------------------------------------------------------------------
