@@ -64,6 +64,8 @@ def test_the_cli_linked_into_the_venv_comes_first_and_nothing_asks_a_registry(tm
     env = pulumi_stack.backend_env({"PULUMI_HOME": str(tmp_path), "PULUMI_ACCESS_TOKEN": "x", "PATH": "/usr/bin"})
     assert env["PATH"] == f"{pulumi_stack.VENV_BIN}:/usr/bin"
     assert env["PULUMI_SKIP_UPDATE_CHECK"] == env["PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION"] == "true"
+    # Pulumi's uv toolchain runs the program with `uv run`: on exactly uv.lock, never a re-lock.
+    assert env["UV_LOCKED"] == "1" and (pulumi_stack.VENV_BIN / "uv").exists()
 
 
 def test_production_up_without_yes_refuses_before_anything(tmp_path):

@@ -25,8 +25,14 @@ VENV_BIN = Path(sys.executable).parent
 INSTALL_HINT = "run scripts/install-pulumi (README, \"Installing the Pulumi engine\")"
 # Chosen by the caller's environment and kept by each workspace made from it.
 CARRIED = ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
-# No registry is asked: no update check, no plugin download (the plugins are installed).
-OFFLINE = {"PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true"}
+# No registry is asked: no update check, no plugin download (the plugins are installed); and
+# the program runs on exactly uv.lock: Pulumi's uv toolchain starts it with `uv run`, which
+# would otherwise re-lock a lock older than pyproject.toml, silently.
+PINNED = {
+    "PULUMI_SKIP_UPDATE_CHECK": "true",
+    "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+    "UV_LOCKED": "1",
+}
 
 
 class PulumiStackError(BizosaasRedisError):
@@ -51,7 +57,7 @@ def backend_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     it. It carries the backend and passphrase chosen now, so that a workspace made with it
     keeps them."""
     environ = dict(os.environ if environ is None else environ)
-    env: dict[str, str] = {**OFFLINE, "PATH": search_path(environ)}
+    env: dict[str, str] = {**PINNED, "PATH": search_path(environ)}
     env |= {key: environ[key] for key in CARRIED if environ.get(key)}
     credentials = Path(environ.get("PULUMI_HOME", Path.home() / ".pulumi")) / "credentials.json"
     current = json.loads(credentials.read_text() or "{}").get("current") if credentials.exists() else None

@@ -79,7 +79,7 @@ class Project:
             PROJECT_DIR_VARIABLE: str(self.folder),
             "PULUMI_BACKEND_URL": f"file://{self.folder / pulumi_stack.STATE_DIR_NAME}",
             "PULUMI_CONFIG_PASSPHRASE": self.passphrase,
-            **pulumi_stack.OFFLINE,
+            **pulumi_stack.PINNED,
         }
 
     def write(self, stack: str, values: dict[str, Any]) -> None:
