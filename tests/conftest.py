@@ -42,11 +42,23 @@ ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+# The long modules, each a tier of its own (`scripts/test -m ha`, `-m faults`).
+TIERS = {
+    "test_sentinel_hosts": "ha",
+    "test_hosts": "ha",
+    "test_faults": "faults",
+    "test_data_safety": "faults",
+}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark tests by the real services their fixtures start (and the one that installs the
-    package into a fresh venv): `-m "not docker and not redis and not install"` is the fast
-    suite, and no test can forget its marker."""
+    package into a fresh venv), and the long modules by their tier: `-m "not docker and not
+    install"` is the fast tier (`scripts/test --fast`), and no test can forget its marker."""
     for item in items:
+        tier = TIERS.get(item.path.stem)
+        if tier:
+            item.add_marker(getattr(pytest.mark, tier))
         names = set(getattr(item, "fixturenames", ()))
         if names & {"docker_client", "offline_image", "engine", "deployed"}:
             item.add_marker(pytest.mark.docker)
