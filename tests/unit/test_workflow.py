@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
+from bizosaas_redis_ops import docs
 from conftest import ROOT
 
 WORKFLOW = ROOT / ".github" / "workflows" / "redis-infra.yml"
@@ -53,3 +56,40 @@ def test_pipeline_previews_with_the_policy_pack_and_verifies_after_up():
     assert "bizosaas-redis up" in deploy_runs and "--no-verify" not in deploy_runs
     assert "bizosaas-redis smoke" in deploy_runs and "--junit" in deploy_runs
     assert jobs["deploy"]["strategy"]["matrix"]["stack"] == ["staging", "production"]
+
+
+def test_every_pull_request_runs_the_fast_tier_then_the_whole_suite_with_room_from_the_lock():
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    jobs = workflow["jobs"]
+    runs = {name: " ".join(str(step.get("run", "")) for step in job["steps"]) for name, job in jobs.items()}
+    assert "scripts/test --fast" in runs["fast"] and jobs["test"]["needs"] == "fast"
+    # YAML 1.1 reads the key `on` as True.
+    paths = workflow[True]["pull_request"]["paths"]
+    assert {"README.md", "docs/**", "uv.lock", "pyproject.toml"} <= set(paths)
+    assert "scripts/uv sync --locked" in runs["preview"] and "pip install" not in " ".join(runs.values())
+    measured = docs.whole_suite_seconds(ROOT) / 60
+    assert jobs["test"]["timeout-minutes"] >= 1.25 * measured, f"the whole suite took up to {measured:.0f} min"
+
+
+RENOVATE = ROOT / "renovate.json"
+
+
+def test_renovate_keeps_the_lock_fresh_and_watches_each_stacks_image():
+    result = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.renovate", str(RENOVATE)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    config = json.loads(RENOVATE.read_text())
+    assert config["lockFileMaintenance"]["enabled"] is True
+    [manager] = config["customManagers"]
+    # Renovate's regexes are JavaScript's: named groups are (?<name>…), Python's (?P<name>…).
+    pattern = re.compile(manager["matchStrings"][0].replace("(?<", "(?P<"))
+    files = re.compile(manager["managerFilePatterns"][0].strip("/"))
+    for stack_file in sorted(ROOT.glob("Pulumi.*.yaml")):
+        image = yaml.safe_load(stack_file.read_text())["config"].get("redis:image")
+        if image:
+            assert files.match(stack_file.name), stack_file.name
+            found = pattern.search(stack_file.read_text())
+            assert found and f"{found['depName']}:{found['currentValue']}" == image.split("@")[0]
