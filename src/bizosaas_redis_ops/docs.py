@@ -1,9 +1,11 @@
-"""README tables generated from their sources of truth: the settings model and the rules."""
+"""README tables generated from their sources of truth: the settings model, the rules, and the
+committed results files of the measurements (`results/`)."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +135,60 @@ def alert_table() -> str:
     return "\n".join(rows)
 
 
-BLOCKS = {"config-table": config_table, "policy-table": policy_table, "alert-table": alert_table}
+RESULTS_DIR = "results"
+
+
+def load_results(folder: Path, name: str) -> dict[str, Any]:
+    """A committed results file (`results/<name>.json`), written by the measurement that owns it."""
+    path = folder / RESULTS_DIR / f"{name}.json"
+    if not path.exists():
+        raise DocsError(f"{path} is missing: the measurement that writes it has not been run and committed")
+    loaded: dict[str, Any] = json.loads(path.read_text())
+    return loaded
+
+
+def measured_under(results: dict[str, Any]) -> str:
+    """The line under every measured table: which commit, when, on what machine, how."""
+    box = results["machine"]
+    return (
+        f"Measured at commit `{results['commit']}` on {results['date']}: {box['cores']} cores, "
+        f"{box['memory_gib']} GiB, kernel {box['kernel']}, Python {box['python']}, Docker {box['docker']}, "
+        f"Redis {box['redis']}; {results['conditions']} (`{RESULTS_DIR}/{results['name']}.json`)."
+    )
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def tiers_table(folder: Path) -> str:
+    """The cold setup and each test tier, from results/test-tiers.json (scripts/measure-tests)."""
+    results = load_results(folder, "test-tiers")
+    header = ["What", "Command", "Tests", "Runs", "Min", "Median", "Max"]
+    rows = [_row(header), "|" + "---|" * len(header)]
+    for row in results["figures"]:
+        times = [_duration(row[key]) for key in ("min", "median", "max")]
+        rows.append(_row([row["name"], f"`{row['command']}`", row["tests"], str(row["runs"]), *times]))
+    tiers = [row for row in results["figures"] if row["command"].startswith("scripts/test")]
+    if len(tiers) > 1:
+        total = [_duration(sum(row[key] for row in tiers)) for key in ("min", "median", "max")]
+        rows.append(_row(["every tier (the whole suite)", "`scripts/test`", "", "", *total]))
+    return "\n".join([*rows, "", measured_under(results)])
+
+
+def whole_suite_seconds(folder: Path) -> float:
+    """The slowest measured time of the whole suite: the sum of each tier's max."""
+    figures = load_results(folder, "test-tiers")["figures"]
+    return float(sum(row["max"] for row in figures if row["command"].startswith("scripts/test")))
+
+
+# Each generated block of the README, rendered from the project folder it documents.
+BLOCKS: dict[str, Callable[[Path], str]] = {
+    "config-table": lambda _: config_table(),
+    "policy-table": lambda _: policy_table(),
+    "alert-table": lambda _: alert_table(),
+    "test-tiers": tiers_table,
+}
 
 
 def _marker(name: str) -> tuple[str, str]:
@@ -148,7 +203,7 @@ def update_readme(readme: Path, check: bool = False) -> bool:
         pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
         if not pattern.search(text):
             raise DocsError(f"{readme} has no {name} markers: restore the start/end comments")
-        block = f"{start}\n{render()}\n{end}"
+        block = f"{start}\n{render(readme.parent)}\n{end}"
         # Escaped: the block's backslashes must not be read as group references.
         text = pattern.sub(block.replace("\\", "\\\\"), text)
     if text == original:
