@@ -129,10 +129,18 @@ def _write_private(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
+# The kinds of backup file a folder may hold: the snapshot (with its .sha256 beside it) and
+# its encrypted copy (`age -o <file>.age <file>`, README "Backup and restore").
+KINDS = (".rdb", ".rdb.age")
+
+
 def prune(dest: Path, instance_id: str, keep: int) -> list[Path]:
-    # The time stamp starts with a digit: production-* must not take production-durable-*.
-    backups = sorted(dest.glob(f"{instance_id}-[0-9]*.rdb"))
-    removed = backups[: max(0, len(backups) - keep)]
+    """The newest `keep` of each kind stay; the rest (and their .sha256) go."""
+    removed: list[Path] = []
+    for kind in KINDS:
+        # The time stamp starts with a digit: production-* must not take production-durable-*.
+        backups = sorted(p for p in dest.glob(f"{instance_id}-[0-9]*{kind}") if p.name.endswith(kind))
+        removed += backups[: max(0, len(backups) - keep)]
     for path in removed:
         path.unlink()
         Path(f"{path}.sha256").unlink(missing_ok=True)
