@@ -283,9 +283,13 @@ def admin_client(stack: str, db: int = 0, decode: bool = True) -> redis.Redis:
 
 
 def remove_leftovers(client: docker.DockerClient) -> None:
-    """Containers and volumes of an interrupted run (only ever the tests' own names)."""
+    """Containers, volumes and networks of an interrupted run (only ever the tests' own names)."""
     for container in client.containers.list(all=True, filters={"name": f"^/{TEST_PREFIX}-"}):
         container.remove(force=True, v=True)
+    for network in client.networks.list():
+        if network.name.startswith(f"{TEST_PREFIX}-") and network.name != TEST_EXTERNAL_NETWORK:
+            with contextlib.suppress(docker.errors.APIError):
+                network.remove()
     for volume in client.volumes.list():
         if volume.name.startswith(f"{TEST_PREFIX}-"):
             with contextlib.suppress(docker.errors.APIError):

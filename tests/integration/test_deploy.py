@@ -249,7 +249,7 @@ def test_a_resource_the_engine_fails_is_named_with_the_engines_own_error(engine,
     """`up` prints what the engine said (the resource and its error), never an empty `stderr:`."""
     own = f"{TEST_PREFIX}-noimage"
     names = {"containerName": own, "networkName": TEST_EXTERNAL_NETWORK, "volumeName": f"{own}-data"}
-    missing = f"localhost/{own}:1"  # neither here nor in any registry
+    missing = f"localhost/redis-{own}:1"  # neither here nor in any registry
     sandbox = Sandbox("staging", {**stand_in_overrides("staging", offline_image, names), "image": missing})
     try:
         result = sandbox.attempt()
