@@ -255,7 +255,7 @@ def test_a_resource_the_engine_fails_is_named_with_the_engines_own_error(engine,
         result = sandbox.attempt()
         assert result.returncode == 1, sandbox.last_output[-3000:]
         [line] = result.stderr.strip().splitlines()[-1:]
-        assert line.startswith("bizosaas-redis up: pulumi failed: docker:index/remoteImage:RemoteImage ("), line
+        assert line.startswith("bizosaas-redis up: pulumi failed: docker:index:RemoteImage (redis-image): "), line
         assert missing in line and not line.endswith("stderr:"), line
     finally:
         sandbox.run("destroy", "--stack", "staging", "--yes", check=False)

@@ -123,10 +123,10 @@ def test_the_engines_own_errors_make_the_one_line():
 
     # The Automation API's message: the CLI's stdout (with its Diagnostics) and stderr.
     stdout = """Updating (staging):
- +  docker:index/remoteImage:RemoteImage redis-image creating (0s)
- +  docker:index/remoteImage:RemoteImage redis-image creating failed error: Unable to pull
+ +  docker:index:RemoteImage redis-image creating (0s)
+ +  docker:index:RemoteImage redis-image creating failed error: Unable to pull
 Diagnostics:
-  docker:index/remoteImage:RemoteImage (redis-image):
+  docker:index:RemoteImage (redis-image):
     error: Unable to read Docker image into resource: unable to pull image localhost/x:1
 
   pulumi:pulumi:Stack (bizosaas-redis-staging):
@@ -137,7 +137,7 @@ Resources:
 """
     failed = CommandError(CommandResult(stdout=stdout, stderr="", code=255))
     assert pulumi_stack.engine_errors(failed) == (
-        "docker:index/remoteImage:RemoteImage (redis-image): Unable to read Docker image into resource: "
+        "docker:index:RemoteImage (redis-image): Unable to read Docker image into resource: "
         "unable to pull image localhost/x:1"
     )
     elsewhere = CommandError(CommandResult(stdout="", stderr="error: no stack named 'dev' found\n", code=255))
