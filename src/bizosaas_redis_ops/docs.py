@@ -161,6 +161,11 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
+def _tiers(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The test tiers' rows of results/test-tiers.json (not the setup's)."""
+    return [row for row in results["figures"] if row["command"].startswith("scripts/test")]
+
+
 def tiers_table(folder: Path) -> str:
     """The cold setup and each test tier, from results/test-tiers.json (scripts/measure-tests)."""
     results = load_results(folder, "test-tiers")
@@ -169,7 +174,7 @@ def tiers_table(folder: Path) -> str:
     for row in results["figures"]:
         times = [_duration(row[key]) for key in ("min", "median", "max")]
         rows.append(_row([row["name"], f"`{row['command']}`", row["tests"], str(row["runs"]), *times]))
-    tiers = [row for row in results["figures"] if row["command"].startswith("scripts/test")]
+    tiers = _tiers(results)
     if len(tiers) > 1:
         total = [_duration(sum(row[key] for row in tiers)) for key in ("min", "median", "max")]
         rows.append(_row(["every tier (the whole suite)", "`scripts/test`", "", "", *total]))
@@ -178,8 +183,7 @@ def tiers_table(folder: Path) -> str:
 
 def whole_suite_seconds(folder: Path) -> float:
     """The slowest measured time of the whole suite: the sum of each tier's max."""
-    figures = load_results(folder, "test-tiers")["figures"]
-    return float(sum(row["max"] for row in figures if row["command"].startswith("scripts/test")))
+    return float(sum(row["max"] for row in _tiers(load_results(folder, "test-tiers"))))
 
 
 # Each generated block of the README, rendered from the project folder it documents.
