@@ -80,7 +80,14 @@ def unavailable(reason: str) -> None:
 class RedisProcess:
     """A redis-server started with a given config on a free loopback port."""
 
-    def __init__(self, conf_text: str, workdir: Path, tls: bool = False, command: list[str] | None = None):
+    def __init__(
+        self,
+        conf_text: str,
+        workdir: Path,
+        tls: bool = False,
+        command: list[str] | None = None,
+        sentinel: bool = False,
+    ):
         self.port = free_port()
         self.workdir = workdir
         self.conf = workdir / "redis.conf"
@@ -94,6 +101,7 @@ class RedisProcess:
             [
                 *(command or ["redis-server"]),
                 str(self.conf),
+                *(["--sentinel"] if sentinel else []),
                 *ports,
                 "--bind",
                 "127.0.0.1",
@@ -138,9 +146,12 @@ def start_redis(tmp_path: Path) -> Iterator:
         unavailable("redis-server is not installed (apt-get install redis-server)")
     started: list[RedisProcess] = []
 
-    def _start(conf_text: str, tls: bool = False, server_name: str | None = None) -> RedisProcess:
+    def _start(
+        conf_text: str, tls: bool = False, server_name: str | None = None, sentinel: bool = False
+    ) -> RedisProcess:
         """`server_name`: one of the offline images' servers (redis-8.0, valkey-8.1), run on
-        this host with its own libraries; default this host's redis-server."""
+        this host with its own libraries; default this host's redis-server. `sentinel`: a
+        Sentinel (the config holds its `sentinel monitor` lines)."""
         workdir = tmp_path / f"redis{len(started)}"
         workdir.mkdir()
         command = None
@@ -148,7 +159,7 @@ def start_redis(tmp_path: Path) -> Iterator:
             from bizosaas_redis_ops.images import offline_image
 
             command = offline_image.host_command(offline_image.SERVERS[server_name], "redis-server")
-        server = RedisProcess(conf_text, workdir, tls=tls, command=command)
+        server = RedisProcess(conf_text, workdir, tls=tls, command=command, sentinel=sentinel)
         started.append(server)
         server.wait_ready()
         return server
@@ -272,9 +283,13 @@ def admin_client(stack: str, db: int = 0, decode: bool = True) -> redis.Redis:
 
 
 def remove_leftovers(client: docker.DockerClient) -> None:
-    """Containers and volumes of an interrupted run (only ever the tests' own names)."""
+    """Containers, volumes and networks of an interrupted run (only ever the tests' own names)."""
     for container in client.containers.list(all=True, filters={"name": f"^/{TEST_PREFIX}-"}):
         container.remove(force=True, v=True)
+    for network in client.networks.list():
+        if network.name.startswith(f"{TEST_PREFIX}-") and network.name != TEST_EXTERNAL_NETWORK:
+            with contextlib.suppress(docker.errors.APIError):
+                network.remove()
     for volume in client.volumes.list():
         if volume.name.startswith(f"{TEST_PREFIX}-"):
             with contextlib.suppress(docker.errors.APIError):

@@ -16,17 +16,21 @@ from conftest import stand_in_overrides
 
 # A 1 s healthcheck keeps the tests short; the windows measured are Redis's, not Docker's.
 FAST = ("healthcheckInterval=1", "healthcheckTimeout=1", "healthcheckStartPeriod=0")
-WRITER_LIMIT = 50_000  # writes, at most, per use
+# Writes, at most, per use (about 1 h of writing): one that reaches it fails its test.
+WRITER_LIMIT = 1_000_000
 
 
 class CountingWriter:
     """Acknowledged writes (SET <prefix><n>) in a thread until stopped, and the longest time
-    between two of them. Subclasses say how to connect; a failed write reconnects."""
+    without one, counted to the stop: an outage still running then counts in full, and
+    fails the block, since writes must have resumed when it ends. Subclasses say how to
+    connect; a failed write reconnects."""
 
     def __init__(self, prefix: str = "w:") -> None:
         self.prefix = prefix
         self.acked: list[int] = []
         self.longest_gap = 0.0
+        self.last_ok = time.monotonic()
         # Each failed write: when (monotonic) and why, to tell where a long pause went.
         self.failures: list[tuple[float, str]] = []
         self._stop = threading.Event()
@@ -36,7 +40,7 @@ class CountingWriter:
 
     def run(self) -> None:
         client: redis.Redis | None = None
-        last_ok = time.monotonic()
+        self.last_ok = time.monotonic()
         n = 0
         while not self._stop.is_set() and n < WRITER_LIMIT:
             try:
@@ -49,8 +53,8 @@ class CountingWriter:
                 time.sleep(0.02)
                 continue
             now = time.monotonic()
-            self.longest_gap = max(self.longest_gap, now - last_ok)
-            last_ok = now
+            self.longest_gap = max(self.longest_gap, now - self.last_ok)
+            self.last_ok = now
             self.acked.append(n)
             n += 1
             time.sleep(0.002)
@@ -75,10 +79,20 @@ class CountingWriter:
         assert self.acked, "the writer wrote nothing before the change"
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, failed: type[BaseException] | None, *exc: object) -> None:
         time.sleep(0.5)  # and after it is done
         self._stop.set()
+        stopped = time.monotonic()
         self._thread.join(timeout=30)
+        self.longest_gap = max(self.longest_gap, stopped - self.last_ok)
+        if failed is not None:
+            return  # the block's own error says more
+        assert len(self.acked) < WRITER_LIMIT, f"the writer reached WRITER_LIMIT ({WRITER_LIMIT}): it stopped early"
+        since = [at for at, _ in self.failures if at > self.last_ok]
+        assert not since, (
+            f"writes had not resumed when the writer stopped: {len(since)} failed since the last acknowledged "
+            f"write, {stopped - self.last_ok:.1f} s before the stop:\n{self.failure_timeline(self.last_ok)}"
+        )
 
 
 class Writer(CountingWriter):

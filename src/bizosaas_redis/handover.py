@@ -19,6 +19,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from bizosaas_redis.answers import is_absent, refusal
 from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.settings import Settings
 from bizosaas_redis.topology import Placed, master_name, nodes, sentinels
@@ -77,22 +78,42 @@ def client_at(address: tuple[str, int], username: str | None, password: str | No
     )
 
 
+# What to do when a Sentinel refuses the settings' admin credentials or master name.
+NOT_AS_DEPLOYED = (
+    "the settings' admin user, password or master name (redis:adminUsername, redis:adminPassword, "
+    "redis:containerName) are not the running Sentinels' ones: change them on a running sentinel stack only as "
+    "README \"High availability\" says"
+)
+
+
 def primary_at(
     sentinel_endpoints: list[str], name: str, username: str | None, password: str | None
 ) -> tuple[str, int] | None:
     """The primary the first Sentinel that answers reports (`host:port` endpoints); None
-    when none answers."""
+    only when every Sentinel is absent (nothing listens: none deployed, or a destroy removed
+    them). A Sentinel that refuses the credentials or knows no master `name` stops it at
+    once; one that times out stops it when no other answered (HandoverError)."""
+    unanswered: list[str] = []
     for endpoint in sentinel_endpoints:
         host, _, port = endpoint.rpartition(":")
         client = client_at((host, int(port)), username, password)
         try:
             found = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", name)
-        except redis.RedisError:
+        except redis.RedisError as error:
+            if is_absent(error):
+                continue
+            line = refusal(f"Sentinel {endpoint}", error, NOT_AS_DEPLOYED)
+            if isinstance(error, redis.AuthenticationError | redis.ResponseError):
+                raise HandoverError(line) from None
+            unanswered.append(line)
             continue
         finally:
             client.close()
-        if found:
-            return (str(found[0]), int(found[1]))
+        if not found:
+            raise HandoverError(f"Sentinel {endpoint} monitors no master named {name}; {NOT_AS_DEPLOYED}")
+        return (str(found[0]), int(found[1]))
+    if unanswered:
+        raise HandoverError(unanswered[0])
     return None
 
 
@@ -114,7 +135,7 @@ def wait_for_the_others(
     while time.monotonic() < deadline:
         primary = current_primary(settings, admin_password)
         if primary is None:
-            return True  # no Sentinel answers (a destroy removes them first): nothing to keep
+            return True  # every Sentinel is absent (a destroy removes them first): nothing to keep
         if others - {primary} <= _streaming(settings, primary, admin_password):
             return True
         time.sleep(4 * POLL)
@@ -292,9 +313,22 @@ def _set_aside(
                 time.sleep(0.5)
             yield
         finally:
-            for client, priority in kept:
-                with contextlib.suppress(redis.RedisError):
-                    client.config_set("replica-priority", priority)
+            _restore_priorities(kept)
+
+
+def _restore_priorities(kept: list[tuple[redis.Redis, str]]) -> None:
+    """Each replica set aside gets its own priority back; one that keeps 0 would never be
+    promoted again, so a failure says which node and how to fix it (HandoverError)."""
+    failed = []
+    for client, priority in kept:
+        try:
+            client.config_set("replica-priority", priority)
+        except redis.RedisError as error:
+            where = "node {host}:{port}".format(**client.get_connection_kwargs())
+            fix = f"its replica-priority stays 0: CONFIG SET replica-priority {priority}"
+            failed.append(refusal(where, error, fix))
+    if failed:
+        raise HandoverError("; ".join(failed))
 
 
 def _priority_seen(settings: Settings, replicas: list[Placed], watchers: list[redis.Redis]) -> bool:

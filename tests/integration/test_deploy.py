@@ -245,6 +245,24 @@ def test_a_missing_external_network_is_one_line_before_anything_changes(engine, 
         sandbox.project.remove()
 
 
+def test_a_resource_the_engine_fails_is_named_with_the_engines_own_error(engine, offline_image):
+    """`up` prints what the engine said (the resource and its error), never an empty `stderr:`."""
+    own = f"{TEST_PREFIX}-noimage"
+    names = {"containerName": own, "networkName": TEST_EXTERNAL_NETWORK, "volumeName": f"{own}-data"}
+    missing = f"localhost/redis-{own}:1"  # neither here nor in any registry
+    sandbox = Sandbox("staging", {**stand_in_overrides("staging", offline_image, names), "image": missing})
+    try:
+        result = sandbox.attempt()
+        assert result.returncode == 1, sandbox.last_output[-3000:]
+        [line] = result.stderr.strip().splitlines()[-1:]
+        assert line.startswith("bizosaas-redis up: pulumi failed: docker:index:RemoteImage (redis-image): "), line
+        assert missing in line and not line.endswith("stderr:"), line
+    finally:
+        sandbox.run("destroy", "--stack", "staging", "--yes", check=False)
+        sandbox.project.remove()
+    assert not engine.containers.list(all=True, filters={"name": own})
+
+
 def test_a_tls_stack_is_healthy_and_serves_only_tls(deployed, engine, tmp_path):
     """TLS on the dev stack, with certificates Redis can read."""
     from test_redis_conf_server import _make_certs

@@ -518,6 +518,31 @@ def test_verify_monitor_and_smoke_work_through_sentinel(stack: Stack) -> None:
     assert smoke.returncode == 0, smoke.stdout + smoke.stderr
 
 
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ("adminPassword=a-new-admin-password", "redis:adminUsername / redis:adminPassword"),
+        ("adminUsername=another-admin", "redis:adminUsername / redis:adminPassword"),
+        ("replicationPassword=a-new-replication-password", "redis:replicationPassword"),
+        ("sentinelPassword=a-new-sentinel-password", "redis:sentinelPassword"),
+    ],
+)
+def test_a_credential_change_is_refused_before_anything_changes(stack: Stack, change: str, named: str) -> None:
+    """The handover would ask the running servers with the new credentials (refused: no
+    handover), and a replaced replica could not link: `up` asks them first and refuses."""
+
+    def containers() -> dict[str, str]:
+        return {c.name: c.id for host in stack.hosts if host.client for c in host.client.containers.list(all=True)}
+
+    before = containers()
+    result = stack.sandbox.attempt(change)
+    assert result.returncode == 1, stack.sandbox.last_output[-3000:]
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"bizosaas-redis up: {named}: ") and " refuses the new value; " in line, line
+    assert line.endswith("nothing was changed") and change.split("=")[1] not in line, line
+    assert containers() == before, "no container was replaced or created"
+
+
 def test_killed_primary_process_restarted_by_docker(stack: Stack) -> None:
     """SIGKILL to the primary's Redis (as the OOM killer sends): Docker restarts it at once,
     before Sentinel's down-after; its start script asks Sentinel and it stays the primary."""
@@ -534,6 +559,8 @@ def test_killed_primary_process_restarted_by_docker(stack: Stack) -> None:
     _record(
         "primary's Redis killed, Docker restarts it", Measured.over(runs), f"the same node in {stayed} of {FAULT_RUNS}"
     )
+    # Docker restarts it before Sentinel's down-after: no failover, as the README states.
+    assert stayed == FAULT_RUNS, f"the primary moved in {FAULT_RUNS - stayed} of {FAULT_RUNS} runs"
 
 
 def test_killed_primary_that_stays_down_fails_over(stack: Stack) -> None:

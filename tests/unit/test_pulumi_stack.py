@@ -115,3 +115,31 @@ def test_outputs_without_a_pulumi_cli_say_how_to_install_it(tmp_path, monkeypatc
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(outputs.OutputsError, match=r"the Pulumi CLI is not installed; run scripts/install-pulumi"):
         outputs.load("dev")
+
+
+def test_the_engines_own_errors_make_the_one_line():
+    from pulumi.automation._cmd import CommandResult
+    from pulumi.automation.errors import CommandError
+
+    # The Automation API's message: the CLI's stdout (with its Diagnostics) and stderr.
+    stdout = """Updating (staging):
+ +  docker:index:RemoteImage redis-image creating (0s)
+ +  docker:index:RemoteImage redis-image creating failed error: Unable to pull
+Diagnostics:
+  docker:index:RemoteImage (redis-image):
+    error: Unable to read Docker image into resource: unable to pull image localhost/x:1
+
+  pulumi:pulumi:Stack (bizosaas-redis-staging):
+    error: update failed
+
+Resources:
+    1 unchanged
+"""
+    failed = CommandError(CommandResult(stdout=stdout, stderr="", code=255))
+    assert pulumi_stack.engine_errors(failed) == (
+        "docker:index:RemoteImage (redis-image): Unable to read Docker image into resource: "
+        "unable to pull image localhost/x:1"
+    )
+    elsewhere = CommandError(CommandResult(stdout="", stderr="error: no stack named 'dev' found\n", code=255))
+    assert pulumi_stack.engine_errors(elsewhere) == "no stack named 'dev' found"
+    assert pulumi_stack.engine_errors(CommandError(CommandResult("", "", 1))) == "code: 1"

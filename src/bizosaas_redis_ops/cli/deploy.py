@@ -58,7 +58,10 @@ def up(stack: str, yes: bool, no_verify: bool) -> None:
             err=True,
         )
         settings = load_stack_file(stack)
-    for note in preflight.before_update(settings, running, client):
+    # A sentinel stack's running servers are asked whether they accept the credentials set now.
+    sentinel = any(found.get("topology") == "sentinel" for found in running.values())
+    given = pulumi_stack.secret_config(stack) if sentinel else {}
+    for note in preflight.before_update(settings, running, client, given):
         click.echo(f"note: {note}", err=True)
     pulumi_stack.run("up", settings, yes=True)  # confirmed above
     if settings.layout == "split":

@@ -82,7 +82,9 @@ class CliCommand(click.Command):
         except Exception as exc:
             # The Automation API's errors carry the Pulumi CLI's own message.
             if type(exc).__module__.startswith("pulumi.automation"):
-                _fail(name, f"pulumi failed: {one_line(exc)}", 1)
+                from bizosaas_redis_ops.deploy.pulumi_stack import engine_errors
+
+                _fail(name, f"pulumi failed: {engine_errors(exc)}", 1)
             raise
 
 

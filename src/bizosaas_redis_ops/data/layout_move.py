@@ -13,10 +13,13 @@ left where it is).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import redis
 
+from bizosaas_redis.answers import is_absent, refusal
 from bizosaas_redis.connection import with_db
+from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.settings import Settings
 
 # Key names of the consumer library's durable data (bizosaas_redis_patterns: SessionStore,
@@ -24,6 +27,10 @@ from bizosaas_redis.settings import Settings
 DEFAULT_PATTERNS = ("*session:*", "*jwt-revoked:*")
 SCAN_COUNT = 1000
 BATCH = 500  # keys per pipelined DUMP / RESTORE round
+
+
+class LayoutMoveError(BizosaasRedisError):
+    pass
 
 
 @dataclass
@@ -108,11 +115,17 @@ def move(
 
 
 def pending_count(cache_admin_url: str, settings: Settings, patterns: tuple[str, ...] = DEFAULT_PATTERNS) -> int:
-    """How many keys a move would take from the cache instance; 0 when it does not answer."""
+    """How many keys a move would take from the cache instance; 0 only when nothing listens
+    there. A cache that cannot be read is not an empty one (LayoutMoveError)."""
     try:
         return sum(len(keys) for keys in pending(cache_admin_url, settings, patterns).values())
-    except (redis.RedisError, OSError):
-        return 0
+    except (redis.RedisError, OSError) as error:
+        if is_absent(error):
+            return 0
+        where = urlsplit(cache_admin_url)
+        raise LayoutMoveError(
+            refusal(f"the cache instance at {where.hostname}:{where.port}", error, "cannot tell what is left to move")
+        ) from None
 
 
 def leftover_note(cache_admin_url: str, settings: Settings) -> str | None:

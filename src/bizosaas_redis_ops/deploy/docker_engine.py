@@ -13,10 +13,13 @@ from typing import Any, BinaryIO
 
 import docker
 
+from bizosaas_redis.answers import refusal
 from bizosaas_redis.errors import BizosaasRedisError
 
 SOCKET = Path("/var/run/docker.sock")
 DOCKERD_LOG = Path("/tmp/bizosaas-dockerd.log")
+# What docker-py says when no engine listens at the address (as opposed to one that refuses us).
+ENGINE_ABSENT = ("No such file or directory", "Connection refused")
 
 
 class EngineError(BizosaasRedisError):
@@ -30,8 +33,13 @@ def _client() -> docker.DockerClient | None:
         client = docker.from_env(timeout=120)
         client.ping()
         return client
-    except Exception:
-        return None
+    except (docker.errors.DockerException, OSError) as error:  # requests' errors are OSErrors
+        # No engine listens (a socket file left behind, a refused port): one may be started.
+        if any(marker in str(error) for marker in ENGINE_ABSENT):
+            return None
+        where = os.environ.get("DOCKER_HOST", f"unix://{SOCKET}")
+        hint = "fix its access, or unset DOCKER_HOST"
+        raise EngineError(refusal(f"the Docker engine at {where}", error, hint)) from None
 
 
 def _start_detached(argv: list[str], log_path: Path) -> None:

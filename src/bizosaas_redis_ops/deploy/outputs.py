@@ -27,17 +27,17 @@ class OutputsError(BizosaasRedisError):
 
 
 def _from_pulumi(stack: str) -> dict[str, Any]:
+    from pulumi.automation.errors import CommandError  # loaded only when a stack is read
+
     try:
         return pulumi_stack.stack_outputs(stack)
     except pulumi_stack.PulumiStackError as exc:
         raise OutputsError(str(exc)) from None
-    except Exception as exc:  # the Automation API's errors carry the CLI's message
-        if type(exc).__module__.startswith("pulumi.automation"):
-            last = str(exc).strip().splitlines()[-1]
-            raise OutputsError(
-                f"cannot read the outputs of stack {stack}: {last} (deploy it first: bizosaas-redis up --stack {stack})"
-            ) from None
-        raise
+    except CommandError as exc:  # the Automation API's errors carry the CLI's message
+        said = pulumi_stack.engine_errors(exc)
+        raise OutputsError(
+            f"cannot read the outputs of stack {stack}: {said} (deploy it first: bizosaas-redis up --stack {stack})"
+        ) from None
 
 
 def load(stack: str, instance: Instance = "cache") -> dict[str, Any]:
@@ -46,13 +46,15 @@ def load(stack: str, instance: Instance = "cache") -> dict[str, Any]:
     return for_instance(_from_pulumi(stack), instance, stack)
 
 
-def for_instance(values: dict[str, Any], instance: Instance, stack: str) -> dict[str, Any]:
+def for_instance(values: dict[str, Any], instance: Instance, stack: str, required: bool = True) -> dict[str, Any]:
+    """`required`: see follow_primary."""
     if instance == "cache":
-        return follow_primary(values)
+        return follow_primary(values, required)
     prefix = instance_names("durable").output_prefix
     if f"{prefix}container_name" not in values:
         raise OutputsError(f"stack {stack} has layout {values.get('layout', 'single')}: it has no durable instance")
-    return follow_primary({**values, **{k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)}})
+    durable = {**values, **{k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)}}
+    return follow_primary(durable, required)
 
 
 def running_instances(stack: str) -> dict[str, dict[str, Any]]:
@@ -60,9 +62,11 @@ def running_instances(stack: str) -> dict[str, dict[str, Any]]:
     values = pulumi_stack.existing_outputs(stack)
     if not values:
         return {}
-    found = {"cache": for_instance(values, "cache", stack)}
+    # The preflight reads how much data an instance holds: any node tells, so a stack whose
+    # Sentinels are all gone can still be repaired by `up`.
+    found = {"cache": for_instance(values, "cache", stack, required=False)}
     if f"{instance_names('durable').output_prefix}container_name" in values:
-        found["durable"] = for_instance(values, "durable", stack)
+        found["durable"] = for_instance(values, "durable", stack, required=False)
     return found
 
 
@@ -82,20 +86,27 @@ def sentinel_client(values: dict[str, Any]) -> redis.Redis | None:
     return None
 
 
-def follow_primary(values: dict[str, Any]) -> dict[str, Any]:
+def follow_primary(values: dict[str, Any], required: bool = True) -> dict[str, Any]:
     """With topology sentinel: the URLs, host, port and container of the node Sentinel
     reports as the primary now (the outputs name node 0, the first one), so that tools
-    work on the primary after a failover. Unchanged when no Sentinel answers."""
+    work on the primary after a failover. A Sentinel that refuses stops it (HandoverError);
+    so does finding no Sentinel at all, unless not `required` (then node 0's, as deployed)."""
     if values.get("topology") != "sentinel":
         return values
     found = handover.primary_at(
         list(values["sentinels"]), str(values["master_name"]), *credentials(str(values["redis_admin_url"]))
     )
     if found is None:
-        return values
+        if not required:
+            return values
+        raise OutputsError(
+            f"no Sentinel of the stack answers ({', '.join(values['sentinels'])}: connection refused or gone): "
+            "cannot tell which node is the primary; start them (bizosaas-redis up) and try again"
+        )
     endpoint = f"{found[0]}:{found[1]}"
     if endpoint not in values["nodes"]:
-        return values
+        nodes = ", ".join(values["nodes"])
+        raise OutputsError(f"the Sentinels name {endpoint} the primary, which is none of the stack's nodes ({nodes})")
     index = list(values["nodes"]).index(endpoint)
     first = values["nodes"][0]
 

@@ -8,13 +8,19 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
+from collections.abc import Mapping
 from typing import Any
 
 import docker
 import redis
 
+from bizosaas_redis import handover
+from bizosaas_redis.answers import is_absent, refusal
+from bizosaas_redis.connection import credentials, instance_names
 from bizosaas_redis.errors import BizosaasRedisError
-from bizosaas_redis.settings import Settings, instances
+from bizosaas_redis.sentinel_conf import REPLICATION_USER, SENTINEL_USER
+from bizosaas_redis.settings import NAMESPACE, Settings, instances
+from bizosaas_redis.topology import master_name, sentinels
 
 
 class PreflightError(BizosaasRedisError):
@@ -26,12 +32,23 @@ def _mb(size: int) -> str:
 
 
 def used_memory(admin_url: str) -> int | None:
-    """Bytes the running server holds, or None when it does not answer (nothing to protect)."""
+    """Bytes the running server holds; None only when nothing listens there (nothing to
+    protect). A server that refuses the admin user, times out or answers oddly stops the
+    update (PreflightError): the guard cannot see the data it guards."""
+    client = redis.Redis.from_url(admin_url, socket_timeout=5, socket_connect_timeout=5)
+    where = "{host}:{port}".format(**client.get_connection_kwargs())
     try:
-        client = redis.Redis.from_url(admin_url, socket_timeout=5, socket_connect_timeout=5)
         return int(client.info("memory")["used_memory"])
-    except (redis.RedisError, OSError):
-        return None
+    except (redis.RedisError, OSError, KeyError, ValueError) as error:
+        if is_absent(error):
+            return None
+        hint = (
+            "the maxmemory check needs the admin user as deployed (redis:adminUsername, redis:adminPassword); "
+            "nothing was changed"
+        )
+        raise PreflightError(refusal(f"the running Redis at {where}", error, hint)) from None
+    finally:
+        client.close()
 
 
 def maxmemory_change(new: Settings, used: int | None) -> str | None:
@@ -127,12 +144,76 @@ def network_exists(new: Settings, client: docker.DockerClient) -> None:
         )
 
 
-def before_update(new: Settings, running: dict[str, dict[str, Any]], client: docker.DockerClient | None) -> list[str]:
+# Why a credential or name of a running sentinel stack cannot change in `up`: the nodes'
+# handover asks the running Sentinels with the new ones, and a replaced replica links with them.
+NOT_IN_PLACE = (
+    "a running sentinel stack's credentials and names do not change in place (its handover and replication "
+    "use the new ones against the running servers): keep the running value; nothing was changed"
+)
+
+
+def sentinel_as_deployed(new: Settings, running: dict[str, Any], given: Mapping[str, str]) -> None:
+    """Topology sentinel: the running Sentinels know the new settings' master name at the
+    same endpoints, and the running servers accept every credential the new settings use,
+    else PreflightError before anything changes. `given`: the secret values the stack's
+    config sets (keys without the namespace); a password not given is the deployed one."""
+    if new.topology != "sentinel" or running.get("topology") != "sentinel":
+        return
+    names = instance_names(new.role)
+    wanted = (master_name(new), sorted(s.endpoint for s in sentinels(new)))
+    deployed = (str(running["master_name"]), sorted(str(e) for e in running["sentinels"]))
+    if wanted != deployed:
+        raise PreflightError(
+            f"the settings name master {wanted[0]} with Sentinels {', '.join(wanted[1])}; the running stack "
+            f"{deployed[0]} with {', '.join(deployed[1])} (redis:containerName, redis:sentinelPort or the hosts "
+            f"changed): {NOT_IN_PLACE}"
+        )
+    admin = given.get(names.config_key("adminPassword")) or credentials(str(running["redis_admin_url"]))[1]
+    primary = f"{running['host']}:{running['port']}"
+    checks = [("redis:adminUsername / redis:adminPassword", [primary, *deployed[1]], new.admin_username, admin)]
+    for key, user, where in (
+        ("replicationPassword", REPLICATION_USER, [primary]),
+        ("sentinelPassword", SENTINEL_USER, deployed[1]),
+    ):
+        if given.get(names.config_key(key)):
+            checks.append((f"{NAMESPACE}:{names.config_key(key)}", where, user, given[names.config_key(key)]))
+    for setting, places, user, password in checks:
+        _accepted(setting, places, user, password)
+
+
+def _accepted(setting: str, places: list[str], user: str, password: str | None) -> None:
+    """Each of `places` (`host:port` of nodes or Sentinels) that is there accepts `user` with `password`."""
+    for place in places:
+        host, _, port = place.rpartition(":")
+        client = handover.client_at((host, int(port)), user, password)
+        try:
+            client.ping()
+        except redis.RedisError as error:
+            # NOPERM comes after a successful AUTH: the user's rules forbid PING, not the password.
+            if is_absent(error) or isinstance(error, redis.exceptions.NoPermissionError):
+                continue
+            if isinstance(error, redis.AuthenticationError):
+                raise PreflightError(f"{setting}: {place} refuses the new value; {NOT_IN_PLACE}") from None
+            raise PreflightError(
+                refusal(f"{host}:{port}", error, f"cannot check {setting}; nothing was changed")
+            ) from None
+        finally:
+            client.close()
+
+
+def before_update(
+    new: Settings,
+    running: dict[str, dict[str, Any]],
+    client: docker.DockerClient | None,
+    given: Mapping[str, str] | None = None,
+) -> list[str]:
     """Notes on what the update does to the running data (maxmemory below what an instance
     holds, on a policy that evicts), or PreflightError when it would make the data unusable
     (maxmemory on a policy that refuses writes, an RDB format the new image cannot read, a
-    port that is taken, an external network that is missing). `running`: the outputs of
-    each instance deployed now (cache, durable), empty before the first deployment."""
+    port that is taken, an external network that is missing, a sentinel stack's credential
+    or name that changed). `running`: the outputs of each instance deployed now (cache,
+    durable), empty before the first deployment; `given`: the secret values the stack's
+    config sets."""
     notes = []
     if client is not None:
         network_exists(new, client)
@@ -141,6 +222,7 @@ def before_update(new: Settings, running: dict[str, dict[str, Any]], client: doc
         if found is None:
             port_free(settings, None)
             continue
+        sentinel_as_deployed(settings, found, given or {})
         note = maxmemory_change(settings, used_memory(str(found["redis_admin_url"])))
         notes += [note] if note else []
         port_free(settings, int(found["port"]))

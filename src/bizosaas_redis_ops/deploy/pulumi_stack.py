@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 from collections.abc import Callable, Mapping
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bizosaas_redis.errors import BizosaasRedisError
-from bizosaas_redis.settings import PROJECT_FILE, Settings, load_yaml, project_dir
+from bizosaas_redis.settings import NAMESPACE, PROJECT_FILE, SECRET_KEYS, Settings, load_yaml, project_dir
 
 STATE_DIR_NAME = ".pulumi-state"
 # Where scripts/install-pulumi links the CLI and its language host.
@@ -115,6 +116,14 @@ def set_config(stack: str, key: str, value: str) -> None:
     select_stack(stack).set_config(key, auto.ConfigValue(value=value))
 
 
+def secret_config(stack: str) -> dict[str, str]:
+    """The values the stack's config sets for its secret keys (`adminPassword`, ...: keys
+    without the namespace), decrypted: for checks against the running servers, never printed."""
+    found = select_stack(stack, create=False).get_all_config()
+    given = {key.removeprefix(f"{NAMESPACE}:"): item.value for key, item in found.items()}
+    return {key: value for key, value in given.items() if key in SECRET_KEYS}
+
+
 def existing_outputs(stack: str) -> dict[str, Any] | None:
     """The outputs of a stack that exists in the backend, or None before its first `up`."""
     from pulumi import automation as auto
@@ -172,6 +181,34 @@ def run(
         stack.destroy(on_output=on_output, run_program=True)
         return None
     return masked_outputs(settings.stack, show_secrets)
+
+
+# A resource's header in the engine's Diagnostics section: `  docker:index/container:Container (redis):`.
+_DIAGNOSED = re.compile(r"^  (\S+ \(.+\)):$")
+
+
+def engine_errors(failure: BaseException) -> str:
+    """What the engine said went wrong, in one line: each `error:` of its Diagnostics with
+    the resource it is under (the Automation API's message puts them in stdout, and leaves
+    stderr empty when a resource failed); else the last line it printed."""
+    text = str(failure)
+    lines = text.replace("\n stderr: ", "\n").splitlines()
+    found: list[str] = []
+    resource = ""
+    for line in lines:
+        header = _DIAGNOSED.match(line)
+        if header:
+            resource = header.group(1)
+            continue
+        message = line.strip().removeprefix("error:").strip() if line.strip().startswith("error:") else ""
+        # The stack's own "update failed" only repeats that something above failed.
+        if message and not (resource.startswith("pulumi:pulumi:Stack") and message == "update failed"):
+            one = f"{resource}: {message}" if resource else message
+            found += [one] if one not in found else []
+    if found:
+        return "; ".join(found)
+    printed = [line.strip() for line in lines if line.strip() and line.strip() not in ("stdout:", "stderr:")]
+    return printed[-1] if printed else type(failure).__name__
 
 
 def masked_outputs(stack: str, show_secrets: bool = False) -> dict[str, Any]:

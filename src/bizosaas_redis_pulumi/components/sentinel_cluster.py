@@ -28,17 +28,24 @@ def handover_hook(
     replaced_before = [n for n in topology.nodes(settings) if n.index > node.index]
 
     def before_delete(args: pulumi.ResourceHookArgs) -> None:
-        if "admin" in known:
-            if not handover.wait_for_the_others(settings, node, known["admin"]):
-                pulumi.log.warn(
-                    f"{node.container_name}: replaced while other nodes do not replicate yet; "
-                    "the primary may refuse writes (minReplicasToWrite) until they do"
-                )
-            moved = handover.move_primary_away(settings, node, known["admin"], prefer=replaced_before)
-            if moved is not None:
-                # In `pulumi up`'s output: operators see that a planned change moved the primary
-                # (and why writes paused longer, when an attempt was aborted).
-                pulumi.log.info(f"{node.container_name} handed the primary role to {moved}")
+        if "admin" not in known:  # a guard that cannot see never passes
+            raise handover.HandoverError(
+                f"{node.container_name}: the admin password is not known yet, so no Sentinel can be asked whether "
+                "it is the primary; the node was not replaced"
+            )
+        if not handover.wait_for_the_others(settings, node, known["admin"]):
+            # Replaced now, the primary could be left with too few replicas (writes refused,
+            # NOREPLICAS), or the role could go to a replica that misses writes.
+            raise handover.HandoverError(
+                f"{node.container_name}: the other nodes do not all replicate from the primary after "
+                f"{handover.HANDOVER_TIMEOUT:.0f} s; not replacing it (a replica that cannot link: did "
+                "redis:replicationPassword change? INFO replication on each node says which)"
+            )
+        moved = handover.move_primary_away(settings, node, known["admin"], prefer=replaced_before)
+        if moved is not None:
+            # In `pulumi up`'s output: operators see that a planned change moved the primary
+            # (and why writes paused longer, when an attempt was aborted).
+            pulumi.log.info(f"{node.container_name} handed the primary role to {moved}")
 
     return pulumi.ResourceHook(f"{resource}-handover", before_delete)
 
