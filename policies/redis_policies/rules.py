@@ -491,8 +491,7 @@ def _quorum_survives_one_host(resources: list[PolicyResource]) -> list[tuple[str
 STACK_RULES = [
     StackRule(
         "redis-sentinel-survives-a-host",
-        "With topology sentinel, any one Docker host down leaves a majority of Sentinels (and the quorum) and a "
-        "node.",
+        "With topology sentinel, any one Docker host down leaves a majority of Sentinels (and the quorum) and a node.",
         "place nodes and Sentinels on at least three Docker hosts (redis:dockerHosts, redis:placement, "
         "redis:sentinelPlacement), no host with a majority of the Sentinels",
         _quorum_survives_one_host,

@@ -77,6 +77,22 @@ def _url(settings: Settings, host: str, port: int, username: str | None, passwor
     return f"{scheme}://{auth}{host}:{port}/{db}"
 
 
+def host_tls(deployed: dict[str, object]) -> dict[str, object]:
+    """redis-py's TLS arguments for a tool on the Docker host reaching a deployment through
+    its published port; `deployed`: its `settings` output (aliases), so that the files are
+    those the running server uses. It trusts the stack's own CA (ca.crt) and, unless the
+    server asks for none, shows the server's certificate as its client one, as the image's
+    healthcheck does. The name is not checked: the certificate names the container, and the
+    host reaches it as 127.0.0.1."""
+    if not deployed.get("tlsEnabled"):
+        return {}
+    folder = str(deployed.get("tlsCertsDir"))
+    found: dict[str, object] = {"ssl_ca_certs": f"{folder}/ca.crt", "ssl_check_hostname": False}
+    if deployed.get("tlsAuthClients", "optional") != "no":
+        found |= {"ssl_certfile": f"{folder}/tls.crt", "ssl_keyfile": f"{folder}/tls.key"}
+    return found
+
+
 def sentinel_url(settings: Settings, password: str | None, db: int) -> str:
     """Kombu's form for a topology sentinel instance: `sentinel://[user:password@]host:port/db`
     for each Sentinel, joined by `;`; the master name goes in the transport options. The

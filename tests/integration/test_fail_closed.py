@@ -83,6 +83,32 @@ def test_the_maxmemory_guard_stops_on_a_wrong_admin_password(start_redis):
     assert "changed-in-the-settings" not in line
 
 
+@pytest.mark.parametrize("auth_clients", ["no", "yes"])
+def test_the_maxmemory_guard_reads_a_tls_server_with_the_files_it_was_deployed_with(
+    start_redis, tmp_path, auth_clients
+):
+    """The running server's own CA (and, when it asks, its certificate as the client's), from
+    the deployment's settings output: a TLS stack's update is guarded, not stopped. A client
+    without them is refused by the server, and the guard stops."""
+    from test_redis_conf_server import _make_certs
+
+    from bizosaas_redis import redis_conf
+    from bizosaas_redis.connection import host_tls
+
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    _make_certs(certs)
+    deployed = {"tlsEnabled": True, "tlsCertsDir": str(certs), "tlsAuthClients": auth_clients}
+    settings = build_settings(deployed, "x")
+    conf = redis_conf.render(settings, "app-secret", SECRET).replace(f"{redis_conf.TLS_DIR}/", f"{certs}/")
+    server = start_redis(conf, tls=True)
+    admin = f"rediss://{ADMIN}:{SECRET}@127.0.0.1:{server.port}/0"
+    assert preflight.used_memory(admin, host_tls(deployed)) > 0
+    with pytest.raises(preflight.PreflightError, match=r"did not answer as expected \((SSLError|ConnectionError)"):
+        preflight.used_memory(admin)  # the system's CAs do not know the stack's own CA
+    assert host_tls({"tlsEnabled": False, "tlsCertsDir": str(certs)}) == {}
+
+
 def test_the_maxmemory_guard_stops_on_a_server_that_does_not_answer(silent):
     with pytest.raises(preflight.PreflightError, match=r"127\.0\.0\.1:\d+ did not answer as expected \(TimeoutError"):
         preflight.used_memory(url(silent))

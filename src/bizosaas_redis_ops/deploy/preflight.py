@@ -16,7 +16,7 @@ import redis
 
 from bizosaas_redis import handover
 from bizosaas_redis.answers import is_absent, refusal
-from bizosaas_redis.connection import credentials, instance_names
+from bizosaas_redis.connection import credentials, host_tls, instance_names
 from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.sentinel_conf import REPLICATION_USER, SENTINEL_USER
 from bizosaas_redis.settings import NAMESPACE, Settings, instances
@@ -31,11 +31,12 @@ def _mb(size: int) -> str:
     return f"{size / 1024**2:.1f}mb"
 
 
-def used_memory(admin_url: str) -> int | None:
+def used_memory(admin_url: str, tls: Mapping[str, Any] | None = None) -> int | None:
     """Bytes the running server holds; None only when nothing listens there (nothing to
     protect). A server that refuses the admin user, times out or answers oddly stops the
-    update (PreflightError): the guard cannot see the data it guards."""
-    client = redis.Redis.from_url(admin_url, socket_timeout=5, socket_connect_timeout=5)
+    update (PreflightError): the guard cannot see the data it guards. `tls`: redis-py's TLS
+    arguments for the running server (connection.host_tls)."""
+    client = redis.Redis.from_url(admin_url, socket_timeout=5, socket_connect_timeout=5, **(tls or {}))
     where = "{host}:{port}".format(**client.get_connection_kwargs())
     try:
         return int(client.info("memory")["used_memory"])
@@ -223,7 +224,9 @@ def before_update(
             port_free(settings, None)
             continue
         sentinel_as_deployed(settings, found, given or {})
-        note = maxmemory_change(settings, used_memory(str(found["redis_admin_url"])))
+        note = maxmemory_change(
+            settings, used_memory(str(found["redis_admin_url"]), host_tls(found.get("settings", {})))
+        )
         notes += [note] if note else []
         port_free(settings, int(found["port"]))
         if client is not None and settings.topology == "standalone":

@@ -96,9 +96,7 @@ def deployment(request: pytest.FixtureRequest) -> Deployment:
     except docker.errors.NotFound:
         pytest.exit(f"container {name} of stack {stack} does not exist: deploy the stack first", 2)
     resources = pulumi_stack.stack_resources(stack)
-    declared = next(
-        (r for r in resources if r["type"] == CONTAINER and r.get("outputs", {}).get("name") == name), None
-    )
+    declared = next((r for r in resources if r["type"] == CONTAINER and r.get("outputs", {}).get("name") == name), None)
     if declared is None:
         pytest.exit(f"stack {stack} declares no container {name}", 2)
     image = next(r for r in resources if r["type"] == REMOTE_IMAGE and r.get("parent") == declared.get("parent"))
