@@ -811,13 +811,17 @@ class CeleryRig:
         self.sent = 0
 
     def send(self, count: int) -> list[str]:
-        """Task ids; a publish that fails mid-failover is sent again, as a service would."""
-        ids = []
+        """Task ids; a publish that fails mid-failover is sent again, as a service would,
+        until ELECTION has passed since the last one that went through."""
+        ids: list[str] = []
+        deadline = time.monotonic() + ELECTION
         while len(ids) < count:
             try:
                 ids.append(self.sender.send_task("smoke.add", args=(self.sent, 1), queue=self.queue).id)
                 self.sent += 1
-            except Exception:  # kombu raises its own errors and redis-py's
+                deadline = time.monotonic() + ELECTION
+            except Exception as failed:  # kombu raises its own errors and redis-py's
+                assert time.monotonic() < deadline, f"no task published for {ELECTION:.0f} s: {failed!r}"[:300]
                 time.sleep(0.2)
         return ids
 
