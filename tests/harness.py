@@ -11,13 +11,22 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from bizosaas_redis_ops import results
 from bizosaas_redis_ops.deploy.sandbox import Sandbox, parse_assignments
-from conftest import stand_in_overrides
+from conftest import ROOT, stand_in_overrides
 
 # A 1 s healthcheck keeps the tests short; the windows measured are Redis's, not Docker's.
 FAST = ("healthcheckInterval=1", "healthcheckTimeout=1", "healthcheckStartPeriod=0")
 # Writes, at most, per use (about 1 h of writing): one that reaches it fails its test.
 WRITER_LIMIT = 1_000_000
+
+
+def write_results(name: str, conditions: str, figures: list[dict[str, object]]) -> None:
+    """results/<name>.json of what a module measured, when asked (BIZOSAAS_RESULTS_DIR):
+    each figure's runs beside the bound the test asserted."""
+    folder = results.requested()
+    if folder is not None and figures:
+        results.write(folder, results.document(name, conditions, figures, results.commit_of(ROOT)))
 
 
 class CountingWriter:

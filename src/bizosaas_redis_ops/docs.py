@@ -25,6 +25,7 @@ from bizosaas_redis.settings import (
 )
 from bizosaas_redis_ops.check import alerts
 from bizosaas_redis_ops.deploy.pulumi_stack import policy_pack_dir
+from bizosaas_redis_ops.results import RESULTS_DIR
 from redis_policies.rules import RULES, STACK_RULES, effective_level
 
 
@@ -133,9 +134,6 @@ def alert_table() -> str:
         cells = [f"`{name}`", " and ".join(seen[name]), rule["labels"]["severity"], rule["for"]]
         rows.append(_row([*cells, rule["annotations"]["summary"], rule["annotations"]["action"]]))
     return "\n".join(rows)
-
-
-RESULTS_DIR = "results"
 
 
 def load_results(folder: Path, name: str) -> dict[str, Any]:

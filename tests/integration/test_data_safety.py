@@ -16,10 +16,11 @@ from collections.abc import Iterator
 import docker
 import pytest
 
+from bizosaas_redis_ops import results
 from bizosaas_redis_ops.check import smoke
 from conftest import TEST_EXTERNAL_NETWORK, TEST_PREFIX, free_port
 from dataset import differences, snapshot, write_every_type
-from harness import Deployment, Writer
+from harness import Deployment, Writer, write_results
 
 STACK = "staging"
 NAMES = {
@@ -30,6 +31,11 @@ NAMES = {
 
 
 RESULTS: list[tuple[str, int, int, int, float]] = []
+FIGURES: list[dict[str, object]] = []  # the same runs, for results/change-paths.json
+# The longest pause in writes a change may cause, by what it does to the container: each the
+# worst run measured (results/change-paths.json) times results.BOUND_FACTOR, or plus
+# BOUND_MARGIN_S when more; tests/unit/test_bounds.py holds them to the measurements.
+PAUSE_BOUND = {"replaced": 4.6, "updated": 1.0, None: 1.0}
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +44,7 @@ def safety(engine, offline_image) -> Iterator[Deployment]:
     deployment.up()
     yield deployment
     deployment.close(engine)
+    write_results("change-paths", "staging stack file under test names, 1 s healthcheck, a writer throughout", FIGURES)
     with contextlib.suppress(docker.errors.ImageNotFound):
         engine.images.remove(f"{offline_image}-retagged")
 
@@ -64,6 +71,23 @@ def _change(
     missing = [n for n, there in zip(writer.acked, pipe.execute(), strict=True) if not there]
     client.delete(*[f"w:{n}" for n in writer.acked] or ["w:none"])
     RESULTS.append((label, keys, len(problems), len(missing), writer.longest_gap))
+    container = f"container {expect or 'kept'}"
+    for what, values, unit, bound, bound_from, group in (
+        ("longest pause in writes", [writer.longest_gap], "s", PAUSE_BOUND[expect], "measured", container),
+        ("acknowledged writes lost", [float(len(missing))], "writes", 0, "a graceful stop saves (SIGTERM)", label),
+    ):
+        FIGURES.append(
+            results.figure(
+                f"{label}: {what}",
+                values,
+                unit,
+                change=label,
+                figure=what,
+                group=group,
+                bound=bound,
+                bound_from=bound_from,
+            )
+        )
     if expect is None:
         assert not re.search(r"Container redis-container (replac|updat|creat|delet)", output), output
     else:
@@ -71,6 +95,9 @@ def _change(
     assert problems == [], problems[:5]
     assert missing == [], f"{len(missing)} of {len(writer.acked)} acknowledged writes lost"
     assert len(writer.acked) > 20, "the writer did not run"
+    assert writer.longest_gap <= PAUSE_BOUND[expect], (
+        f"{label}: writes paused {writer.longest_gap:.2f} s, bound {PAUSE_BOUND[expect]} s (container {expect})"
+    )
     return output
 
 

@@ -21,15 +21,19 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from bizosaas_redis.constants import REDIS_GID, REDIS_UID, REDIS_USER
-from bizosaas_redis_ops import tables
+from bizosaas_redis_ops import results, tables
 from bizosaas_redis_ops.bench.probes import PeakRss
 from bizosaas_redis_ops.check import smoke
 from conftest import TEST_EXTERNAL_NETWORK, TEST_PREFIX, unavailable
 from dataset import differences, snapshot, write_every_type
-from harness import Deployment, Writer
+from harness import Deployment, Writer, write_results
 
 STACK = "staging"
 MEASURED: list[tuple[str, str, str]] = []
+FIGURES: list[dict[str, object]] = []  # for results/standalone-faults.json
+# The longest pause in writes while Docker restarts a killed Redis: the worst run measured
+# (results/standalone-faults.json) by results.bound_for; tests/unit/test_bounds.py checks it.
+KILL_PAUSE_BOUND = 2.2
 
 
 def _names(label: str) -> dict[str, str]:
@@ -61,6 +65,9 @@ def report() -> Iterator[None]:
     yield
     if MEASURED:
         print("\n" + tables.render(["fault", "what was lost", "measured"], MEASURED))
+    write_results(
+        "standalone-faults", "staging stack file under test names, 1 s healthcheck, a writer throughout", FIGURES
+    )
 
 
 def _container(engine: docker.DockerClient, deployment: Deployment):
@@ -105,7 +112,18 @@ def test_redis_killed_from_the_host_is_restarted_and_loses_no_acknowledged_write
             f"restarted by unless-stopped; writes paused {writer.longest_gap:.2f} s",
         )
     )
+    fault = "Redis process killed (SIGKILL from the host), AOF everysec"
+    for what, values, unit, bound, bound_from in (
+        ("longest pause in writes", [writer.longest_gap], "s", KILL_PAUSE_BOUND, "measured"),
+        ("acknowledged writes lost", [float(len(missing))], "writes", 0, "AOF everysec: the page cache survives"),
+    ):
+        FIGURES.append(
+            results.figure(
+                f"{fault}: {what}", values, unit, fault=fault, figure=what, bound=bound, bound_from=bound_from
+            )
+        )
     assert missing == []
+    assert writer.longest_gap <= KILL_PAUSE_BOUND, f"writes paused {writer.longest_gap:.2f} s, bound {KILL_PAUSE_BOUND}"
 
 
 def test_redis_killed_with_rdb_only_loses_at_most_what_came_after_the_last_save(deploy, engine):

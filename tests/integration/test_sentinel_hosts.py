@@ -35,12 +35,12 @@ from redis.retry import Retry
 
 from bizosaas_redis import topology
 from bizosaas_redis.connection import BROKER_HEALTH_CHECK
-from bizosaas_redis_ops import tables
+from bizosaas_redis_ops import results, tables
 from bizosaas_redis_ops.check import alerts, smoke_celery
 from bizosaas_redis_ops.deploy.sandbox import Sandbox
 from bizosaas_redis_patterns import EventStream, KeySpace, connect
 from conftest import STAND_INS, TEST_PREFIX, cli, unavailable
-from harness import CountingWriter
+from harness import CountingWriter, write_results
 from hosts import DockerHost, docker_hosts
 from prometheus_server import Prometheus
 
@@ -52,6 +52,23 @@ DOWN_AFTER_MS = 1000
 MAX_LAG = 2
 FAILOVER_TIMEOUT_MS = 10_000
 RESULTS: dict[str, dict[str, str]] = {}
+# The same runs as results/ha-faults.json figures (harness.write_results), bounds beside them.
+FIGURES: list[dict[str, object]] = []
+
+
+# Why a bound is what it is when not the measurements (results.bound_for of the worst run).
+FROM_ELECTION = "Sentinel's election (ELECTION), then clients asking a Sentinel again"
+FROM_REPLICATION = "asynchronous replication: the last write acknowledged before the fault"
+
+
+def _figure(fault: str, what: str, values: list[float], bound: float, bound_from: str, unit: str = "s") -> None:
+    """One figure of results/ha-faults.json; `bound_from`: "measured" or why the bound is what it is."""
+    if values:
+        FIGURES.append(
+            results.figure(
+                f"{fault}: {what}", values, unit, fault=fault, figure=what, bound=bound, bound_from=bound_from
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -61,6 +78,7 @@ class Bound:
     lost: int  # acknowledged writes lost
     pause: float  # longest time without a successful write (s)
     new_primary: float | None = None  # time to a new primary (s), where one is elected
+    pause_from: str = "measured"  # or why the pause bound is what it is
 
 
 # Sentinel elects a leader about a second after downAfterMilliseconds; when two Sentinels
@@ -73,9 +91,11 @@ BOUNDS = {
     "primary's Redis killed, Docker restarts it": Bound(lost=0, pause=15.0),
     # Replication is asynchronous: a sequential writer's last write may be acknowledged
     # before a replica has it; it is the only one at risk.
-    "primary's Redis killed, stays down": Bound(lost=1, pause=ELECTION + 5, new_primary=ELECTION),
+    "primary's Redis killed, stays down": Bound(
+        lost=1, pause=ELECTION + 5, new_primary=ELECTION, pause_from=FROM_ELECTION
+    ),
     "primary's host stopped (link down, every container killed)": Bound(
-        lost=1, pause=ELECTION + 15, new_primary=ELECTION + 5
+        lost=1, pause=ELECTION + 15, new_primary=ELECTION + 5, pause_from=FROM_ELECTION
     ),
     # Writes wait during the handover (CLIENT PAUSE WRITE), none refused or lost; then the
     # first Sentinel clients ask names the new primary (the failover's leader is the last).
@@ -195,6 +215,7 @@ def stack(offline_image, docker_client) -> Iterator[Stack]:
             "\n"
             + tables.render(["fault", *next(iter(RESULTS.values()))], [[k, *v.values()] for k, v in RESULTS.items()])
         )
+    write_results("ha-faults", f"{STACK} stack file, topology sentinel, 3 Docker hosts in network namespaces", FIGURES)
 
 
 class Writer(CountingWriter):
@@ -466,6 +487,11 @@ def _record(fault: str, measured: Measured, afterwards: str) -> None:
         "primary afterwards": afterwards,
     }
     bound = BOUNDS[fault]
+    lost_from = FROM_REPLICATION if bound.lost else "AOF everysec; writes wait during a handover"
+    _figure(fault, "acknowledged writes lost", [float(n) for n in measured.lost], bound.lost, lost_from, "writes")
+    _figure(fault, "longest time without a successful write", measured.pauses, bound.pause, bound.pause_from)
+    if bound.new_primary is not None:
+        _figure(fault, "time to a new primary", measured.new_primary, bound.new_primary, FROM_ELECTION)
     most = max(measured.lost)
     assert most <= bound.lost, f"{fault}: {most} acknowledged writes lost in a run, bound {bound.lost}"
     longest = max(measured.pauses)
@@ -678,6 +704,12 @@ def test_partitioned_primary_loses_no_durable_write(stack: Stack) -> None:
     that window), the durable ones never were acknowledged; it rejoins as a replica, with no
     second history."""
     runs = [_partition_once(stack, f"part{run}") for run in range(FAULT_RUNS)]
+    partition = "primary partitioned from the rest"
+    _figure(partition, "time to a new primary", [r.elected for r in runs], ELECTION, FROM_ELECTION)
+    taken_from = "minReplicasMaxLag, plus a replica's acknowledgement and the primary's recount"
+    _figure(partition, "writes taken after the cut", [r.taken for r in runs], PARTITION_WRITES_TAKEN, taken_from)
+    durable_from = "a durable write waits for a replica (WAIT)"
+    _figure(partition, "durable writes lost", [float(r.lost_durable) for r in runs], 0, durable_from, "writes")
     RESULTS["primary partitioned from the rest (its clients write to it)"] = {
         "time to a new primary": _spread([r.elected for r in runs]),
         "longest time without a successful write": "- (its clients see only the old primary)",
@@ -895,6 +927,11 @@ def test_celery_resumes_by_itself_after_kills_and_partitions(stack: Stack) -> No
         log = rig.stop()
         print(f"\nthe worker's log ends:\n{log[-2000:]}")
     for fault in FAULTS:
+        worker = f"Celery worker, {fault}"
+        resume_from = "ELECTION plus two of Kombu's health checks"
+        _figure(worker, "time to resume", resumed[fault], RESUMES_WITHIN, resume_from)
+        lost_tasks = [float(n) for n in lost[fault]]
+        _figure(worker, "tasks lost", lost_tasks, LOST_PER_FAULT, "the task in flight at the fault", "tasks")
         RESULTS[f"Celery worker, {fault} ({CELERY_RUNS} runs, {CELERY_TASKS} tasks queued each)"] = {
             "time to a new primary": "-",
             "longest time without a successful write": f"resumed by itself after {_spread(resumed[fault])}",
