@@ -53,6 +53,7 @@ GUARDS = [
     "src/bizosaas_redis_ops/deploy/docker_engine.py",
     "src/bizosaas_redis_ops/data/layout_move.py",
     "src/bizosaas_redis_ops/data/backup.py",
+    "src/bizosaas_redis_ops/deploy/adopt.py",
     "src/bizosaas_redis_pulumi/components/sentinel_cluster.py",
 ]
 PASSES_OVER = {

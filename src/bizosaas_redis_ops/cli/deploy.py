@@ -1,17 +1,22 @@
-"""Deploying with Pulumi: preview, up, destroy, outputs, doctor."""
+"""Deploying with Pulumi: preview, up, destroy, outputs, doctor, and adopting the running service."""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import click
 
-from bizosaas_redis.settings import load_stack_file
+from bizosaas_redis.answers import refusal
+from bizosaas_redis.settings import NAMESPACE, Settings, load_stack_file, project_dir
 
 if TYPE_CHECKING:
-    pass
+    import docker
+    import redis
+
+    from bizosaas_redis_ops.deploy import adopt as adopt_steps
 
 from bizosaas_redis_ops.cli.check import verify_and_smoke
 from bizosaas_redis_ops.cli.root import CommandError, main, stack_option, yes_option
@@ -104,3 +109,135 @@ def doctor(stack: str) -> None:
     click.echo(host.doctor_table(checks))
     if any(c.status == "FAIL" for c in checks):
         raise CommandError("a prerequisite is missing (FAIL above)")
+
+
+@main.command()
+@stack_option()
+@click.option("--container", help="the running Redis container [default: the stack's redis:containerName]")
+@click.option("--plan", is_flag=True, help="discover and compare only; change nothing")
+@click.option("--write-config", is_flag=True, help="write the values that match what runs into Pulumi.<stack>.yaml")
+@click.option(
+    "--password-env",
+    default="ADOPT_REDIS_PASSWORD",
+    show_default=True,
+    help="environment variable holding the running Redis's password, if it has one (never on the command line)",
+)
+@click.option(
+    "--dest", type=click.Path(file_okay=False, path_type=Path), help="folder for backups [default: backups/<stack>/]"
+)
+@yes_option
+def adopt(
+    stack: str, container: str | None, plan: bool, write_config: bool, password_env: str, dest: Path | None, yes: bool
+) -> None:
+    """Take over the Redis that runs today (docker compose, Dokploy) with the stack's first `up`.
+
+    Discovers the container, compares it with the stack and refuses before touching anything
+    where they differ in what holds or reaches the data (volume, port, network, names);
+    backs the data up, pauses writes, records the keys, stops it and keeps it aside, runs
+    `up`, and proves the stack's Redis holds the same keys (counts, sampled values and
+    TTLs, verify, smoke, no drift). Any failure after the stop puts the old container and
+    its data back."""
+    from bizosaas_redis_ops.data import backup as data
+    from bizosaas_redis_ops.deploy import adopt as steps
+    from bizosaas_redis_ops.deploy import pulumi_stack
+
+    engine, old, found, client, settings = _adoptable(stack, container, write_config, password_env)
+    if plan:
+        click.echo(f"adopt --plan: {found.name} can be adopted by stack {stack}; nothing was changed")
+        return
+    if not yes and not click.confirm(f"stop {found.name} and let stack {stack} take over its data?", default=False):
+        raise CommandError("not confirmed; nothing was changed")
+    # Prepared before the stop: the images, the policy pack (a preview), a checked backup.
+    steps.images_present(engine, settings)
+    pulumi_stack.run("preview", settings)
+    dest = dest or project_dir() / "backups" / stack
+    made = data.backup(engine, client, settings, dest, container=found.name)
+    data.verify_file(made.path, engine, settings.image)
+    click.echo(f"adopt: backup {made.path} ({made.size} bytes), readable by {settings.image}", err=True)
+
+    def checks() -> None:
+        verify_and_smoke(stack)
+        pulumi_stack.run("preview", settings, expect_no_changes=True)
+
+    done = steps.cut_over(engine, old, found, client, settings, dest, checks, lambda line: click.echo(line, err=True))
+    click.echo(
+        f"adopted {found.name} into stack {stack}: {done.keys} keys, the same sampled values and TTLs; Redis did "
+        f"not answer for {done.outage_s:.1f} s (writes paused {done.paused_s:.1f} s)"
+    )
+
+
+class _Adoptable(NamedTuple):
+    engine: docker.DockerClient
+    old: Any  # the running container
+    found: adopt_steps.Found
+    client: redis.Redis
+    settings: Settings
+
+
+def _adoptable(stack: str, container: str | None, write_config: bool, password_env: str) -> _Adoptable:
+    """Discover and compare; refuse (nothing changed) unless the stack would take over what
+    runs. The engine, the old container, what was found, a client of it, the settings."""
+    import os
+
+    import docker
+    import redis
+
+    from bizosaas_redis_ops import tables
+    from bizosaas_redis_ops.deploy import adopt as steps
+    from bizosaas_redis_ops.deploy import outputs as stack_outputs
+    from bizosaas_redis_ops.deploy import preflight
+    from bizosaas_redis_ops.deploy.docker_engine import ensure_engine
+
+    settings = load_stack_file(stack)
+    if settings.topology != "standalone" or settings.layout != "single":
+        raise CommandError(
+            f"stack {stack} has topology {settings.topology}, layout {settings.layout}: adopt takes a standalone "
+            "single stack (adopt with it, then change the topology or layout); nothing was changed"
+        )
+    if stack_outputs.running_instances(stack):
+        raise CommandError(f"stack {stack} is deployed already: adopt is its first deployment; nothing was changed")
+    engine = ensure_engine(start=False)
+    name = container or settings.name
+    try:
+        old = engine.containers.get(name)
+    except docker.errors.NotFound:
+        raise CommandError(
+            f"no container named {name} on this Docker host (--container); nothing was changed"
+        ) from None
+    found = steps.found_from(old.attrs)
+    if found.status != "running":
+        raise CommandError(f"{name} is {found.status}: start it, adopt reads its data first; nothing was changed")
+    client = steps.connect(found, None, os.environ.get(password_env) or None)
+    try:
+        server = steps.ask_server(client)
+    except (redis.RedisError, OSError) as error:
+        where = "{host}:{port}".format(**client.get_connection_kwargs())
+        hint = f"give its password in ${password_env}; nothing was changed"
+        raise CommandError(refusal(f"the running Redis at {where}", error, hint)) from None
+    found_here = steps.compare(found, server, settings)
+    header = ["setting", f"stack {stack}", f"running ({name})", ""]
+    click.echo(tables.render(header, [[r.setting, r.stack, r.running, r.verdict] for r in found_here.rows]))
+    if found_here.refusals:
+        raise CommandError(f"{found_here.refusals[0]}; nothing was changed")
+    if found_here.fixes and write_config:
+        settings = _write_config(stack, found_here.fixes)
+        found_here = steps.compare(found, server, settings)
+    if found_here.fixes:
+        click.echo("\n".join(steps.config_line(stack, key, value) for key, value in found_here.fixes.items()))
+        raise CommandError(
+            f"{len(found_here.fixes)} settings of stack {stack} differ from what runs in what holds or reaches the "
+            f"data ({', '.join(found_here.fixes)}): run the lines above or adopt --write-config; nothing was changed"
+        )
+    for line in [preflight.maxmemory_change(settings, server.used_memory), steps.auth_change(server, settings, stack)]:
+        if line:
+            click.echo(f"note: {line}", err=True)
+    return _Adoptable(engine, old, found, client, settings)
+
+
+def _write_config(stack: str, fixes: dict[str, str]) -> Settings:
+    from bizosaas_redis_ops.deploy import pulumi_stack
+
+    for key, value in fixes.items():
+        pulumi_stack.set_config(stack, f"{NAMESPACE}:{key}", value)
+    click.echo(f"wrote {', '.join(f'{NAMESPACE}:{k}' for k in fixes)} into Pulumi.{stack}.yaml", err=True)
+    return load_stack_file(stack)

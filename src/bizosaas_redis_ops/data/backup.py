@@ -115,14 +115,14 @@ def backup(
     # Milliseconds: two backups in one second keep distinct names, in time order.
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
     path = dest / f"{settings.instance_id}-{stamp}.rdb"
-    _write_private(path, data)
+    write_private(path, data)
     digest = hashlib.sha256(data).hexdigest()
-    _write_private(Path(f"{path}.sha256"), f"{digest}  {path.name}\n".encode())  # sha256sum -c format
+    write_private(Path(f"{path}.sha256"), f"{digest}  {path.name}\n".encode())  # sha256sum -c format
     prune(dest, settings.instance_id, keep)
     return Backup(path, digest, len(data))
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     """Created 0600 from the start: never readable by others, not even for a moment."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
@@ -293,22 +293,27 @@ def restore(
     _check_file_in_image(client, image_name, path)
     volume = _volume_of(attrs)
     aof = attrs["Config"]["Labels"].get(f"{LABEL_PREFIX}appendonly", "yes" if settings.appendonly else "no")
-    aside = f"pre-restore-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
-    # Current data aside (nothing deleted), the file in place; if placing fails, the data
-    # goes back where it was before Redis starts again.
-    script = (
-        f"set -e; cd {DATA_DIR}; {_move_aside(aside)}; "
-        f"if ! ( {_place_command(aof == 'yes')} ); then "
-        f"rm -rf dump.rdb {AOF_DIR} .restore.rdb; mv {aside}/* . 2>/dev/null || true; rmdir {aside}; "
-        "echo 'placing the backup failed; the previous data is back in place' >&2; exit 3; fi"
-    )
     container.stop(timeout=settings.stop_grace_period)
     try:
-        _run_helper(client, attrs["Image"], volume, script, path, settings.stack)
+        return place(client, attrs["Image"], volume, path, aof == "yes", "pre-restore", settings.stack)
     finally:
         # Whatever happened, Redis runs again: on the restored data, or on its own.
         container.start()
         wait_healthy(client, name, wait_timeout)
+
+
+def place(client: docker.DockerClient, image: str, volume: str, path: Path, aof: bool, why: str, stack: str) -> str:
+    """`path` becomes the data Redis loads from `volume` (the AOF base when `aof`), with no
+    container using it; the data there goes into `/data/<why>-<time>` (nothing deleted),
+    and back in place if placing fails. Returns that folder."""
+    aside = f"{why}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    script = (
+        f"set -e; cd {DATA_DIR}; {_move_aside(aside)}; "
+        f"if ! ( {_place_command(aof)} ); then "
+        f"rm -rf dump.rdb {AOF_DIR} .restore.rdb; mv {aside}/* . 2>/dev/null || true; rmdir {aside}; "
+        "echo 'placing the backup failed; the previous data is back in place' >&2; exit 3; fi"
+    )
+    _run_helper(client, image, volume, script, path, stack)
     return f"{DATA_DIR}/{aside}"
 
 

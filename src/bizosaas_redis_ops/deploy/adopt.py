@@ -1,0 +1,500 @@
+"""Adopting the Redis that runs today (made by docker compose or Dokploy) into a stack's
+first deployment, without losing a key: discover it, compare it with the stack's settings
+and refuse before touching anything where they differ in what holds or reaches the data,
+prepare everything, then cut over with the old container kept (renamed, stopped) until the
+new one is proven to hold the same data, and put it back on any failure.
+
+The pure parts (what runs, how it compares, what the data looked like) are functions of
+`docker inspect` and of Redis's replies; `cli/deploy.py` runs the steps in order."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import redis
+
+from bizosaas_redis import redis_conf
+from bizosaas_redis.errors import BizosaasRedisError
+from bizosaas_redis.settings import NAMESPACE, Settings
+
+DATA_DIR = "/data"
+# Redis's port inside the container, as the image and compose files publish it.
+REDIS_PORT_KEY = f"{redis_conf.CONTAINER_PORT}/tcp"
+# Compose's labels on the containers it makes: which project and service, from where.
+COMPOSE_LABELS = {
+    "project": "com.docker.compose.project",
+    "service": "com.docker.compose.service",
+    "config_files": "com.docker.compose.project.config_files",
+    "working_dir": "com.docker.compose.project.working_dir",
+}
+# Networks every container may be on that consumers do not reach Redis through.
+DOCKER_NETWORKS = ("bridge", "host", "none")
+# Keys sampled per database before the stop and compared after it.
+SAMPLE_PER_DB = 1000
+# The old container's new name while the stack's runs under its own, until adoption is proven.
+KEPT_SUFFIX = "-before-adoption"
+
+
+class AdoptError(BizosaasRedisError):
+    """Adoption stopped; the line says whether anything was changed."""
+
+
+@dataclass(frozen=True)
+class Found:
+    """The running container, as `docker inspect` shows it."""
+
+    name: str
+    image: str
+    status: str
+    restart: str
+    volume: str | None  # the named volume at /data
+    bind: str | None  # or the host folder bound there
+    networks: dict[str, tuple[str, ...]]  # network -> aliases
+    published: tuple[tuple[str, int], ...]  # (address, host port) of Redis's port
+    compose: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def reachable_at(self) -> tuple[str, int] | None:
+        """Where a tool on this host reaches it: its published port on loopback or every address."""
+        for address, port in self.published:
+            if address in ("", "0.0.0.0", "127.0.0.1", "::"):
+                return ("127.0.0.1", port)
+        return None
+
+
+def found_from(attrs: dict[str, Any]) -> Found:
+    """What `docker inspect` says of a container, the parts adoption needs."""
+    data = [m for m in attrs.get("Mounts", []) if m.get("Destination") == DATA_DIR]
+    mount = data[0] if data else {}
+    settings = attrs.get("NetworkSettings", {})
+    networks = {
+        name: tuple(a for a in (net.get("Aliases") or []) if a not in (attrs["Id"][:12], attrs["Name"].lstrip("/")))
+        for name, net in (settings.get("Networks") or {}).items()
+    }
+    bindings = (settings.get("Ports") or {}).get(REDIS_PORT_KEY) or []
+    labels = attrs.get("Config", {}).get("Labels") or {}
+    return Found(
+        name=attrs["Name"].lstrip("/"),
+        image=attrs.get("Config", {}).get("Image", ""),
+        status=attrs.get("State", {}).get("Status", ""),
+        restart=(attrs.get("HostConfig", {}).get("RestartPolicy") or {}).get("Name") or "no",
+        volume=mount.get("Name") if mount.get("Type") == "volume" else None,
+        bind=mount.get("Source") if mount.get("Type") == "bind" else None,
+        networks=networks,
+        published=tuple(sorted({(b.get("HostIp", ""), int(b["HostPort"])) for b in bindings if b.get("HostPort")})),
+        compose={key: labels[label] for key, label in COMPOSE_LABELS.items() if label in labels},
+    )
+
+
+@dataclass(frozen=True)
+class Server:
+    """What the running Redis says of itself."""
+
+    version: str
+    config: dict[str, str]  # CONFIG GET of the settings compared
+    used_memory: int
+    keys: dict[int, int]  # keys per database
+    expires: dict[int, int]  # of them, keys with a TTL
+    password: bool  # clients must authenticate
+
+
+SERVER_CONFIG = (
+    "maxmemory",
+    "maxmemory-policy",
+    "save",
+    "appendonly",
+    "appendfsync",
+    "maxclients",
+    "databases",
+    "dir",
+    "dbfilename",
+)
+
+
+def keyspace(info: dict[str, Any]) -> tuple[dict[int, int], dict[int, int]]:
+    """Keys and keys with a TTL per database, from INFO keyspace."""
+    dbs = {int(name[2:]): value for name, value in info.items() if name.startswith("db")}
+    return {db: int(v["keys"]) for db, v in dbs.items()}, {db: int(v.get("expires", 0)) for db, v in dbs.items()}
+
+
+def ask_server(client: redis.Redis) -> Server:
+    """The running server's version, settings, memory and keys (errors are the caller's)."""
+    config = {key: str(client.config_get(key).get(key, "")) for key in SERVER_CONFIG}
+    keys, expires = keyspace(client.info("keyspace"))
+    default: dict[str, Any] = client.acl_getuser("default") or {}
+    flags = [str(flag) for flag in default.get("flags") or []]
+    return Server(
+        version=str(client.info("server")["redis_version"]),
+        config=config,
+        used_memory=int(client.info("memory")["used_memory"]),
+        keys=keys,
+        expires=expires,
+        password="nopass" not in flags or "off" in flags,
+    )
+
+
+@dataclass(frozen=True)
+class Row:
+    setting: str
+    stack: str
+    running: str
+    verdict: str  # "same", "the stack's value applies", or what must change first
+
+
+def config_line(stack: str, key: str, value: str) -> str:
+    return f"pulumi config set {NAMESPACE}:{key} '{value}' --stack {stack}"
+
+
+@dataclass
+class Comparison:
+    """One row per setting; the config values that make the stack take over what runs
+    (alias key -> value: `pulumi config set` lines, or `--write-config`); what no value can
+    fix (refusals)."""
+
+    rows: list[Row] = field(default_factory=list)
+    fixes: dict[str, str] = field(default_factory=dict)
+    refusals: list[str] = field(default_factory=list)
+
+    def must_match(self, setting: str, ours: str, theirs: str, fix: str) -> None:
+        same = ours == theirs
+        self.rows.append(Row(setting, ours, theirs, "same" if same else "differs: set it to what runs"))
+        if not same:
+            self.fixes[setting] = fix
+
+    def stack_applies(self, setting: str, ours: str, theirs: str) -> None:
+        self.rows.append(Row(setting, ours, theirs, "same" if ours == theirs else "the stack's value applies"))
+
+
+def compare(found: Found, server: Server, settings: Settings) -> Comparison:
+    """What holds and reaches the data must be what runs; the rest the stack decides."""
+    found_here = Comparison()
+    _where_the_data_is(found_here, found, server, settings)
+    _how_it_is_reached(found_here, found, settings)
+    beyond = sorted(db for db in server.keys if db >= settings.databases)
+    if beyond:
+        found_here.must_match("databases", str(settings.databases), f"keys in db {beyond[-1]}", str(beyond[-1] + 1))
+    if not settings.retain_data_on_destroy:
+        found_here.must_match("retainDataOnDestroy", "false", "true (a rollback destroys the stack)", "true")
+    version = f"{server.version} ({found.image})"
+    found_here.rows.append(Row("Redis version", settings.image, version, "checked on the backup"))
+    for setting, ours, key in (
+        ("maxmemory", str(settings.maxmemory), "maxmemory"),
+        ("maxmemoryPolicy", settings.maxmemory_policy, "maxmemory-policy"),
+        ("save", " ".join(str(rule) for rule in settings.save), "save"),
+        ("appendonly", "yes" if settings.appendonly else "no", "appendonly"),
+        ("maxclients", str(settings.maxclients), "maxclients"),
+    ):
+        found_here.stack_applies(setting, ours, server.config.get(key, ""))
+    found_here.stack_applies("restartPolicy", settings.restart_policy, found.restart)
+    auth = "password" if settings.auth_enabled else "none"
+    found_here.stack_applies("authentication", auth, "password" if server.password else "none")
+    return found_here
+
+
+def _where_the_data_is(found_here: Comparison, found: Found, server: Server, settings: Settings) -> None:
+    if found.volume is None:
+        where = f"a bind mount of {found.bind}" if found.bind else "the container's own layer (no mount)"
+        found_here.refusals.append(
+            f"{found.name} keeps /data in {where}: the stack takes its data from a named volume; copy the data "
+            "into a volume (docker volume create, then copy /data into it) and run that container first"
+        )
+    else:
+        found_here.must_match("volumeName", settings.volume_name, found.volume, found.volume)
+    if server.config.get("dir") != DATA_DIR or server.config.get("dbfilename", "dump.rdb") != "dump.rdb":
+        where = f"{server.config.get('dir')}/{server.config.get('dbfilename')}"
+        found_here.refusals.append(f"Redis in {found.name} writes its data to {where}, not to {DATA_DIR}/dump.rdb")
+
+
+def _how_it_is_reached(found_here: Comparison, found: Found, settings: Settings) -> None:
+    """The names, port and network consumers reach Redis by."""
+    found_here.must_match("containerName", settings.name, found.name, found.name)
+    if found.published:
+        address, port = found.published[0]
+        found_here.must_match("hostPort", str(settings.host_port), str(port), str(port))
+        published = address or "0.0.0.0"
+        found_here.must_match("publishAddress", settings.publish_address, published, published)
+    networks = {n: a for n, a in found.networks.items() if n not in DOCKER_NETWORKS}
+    if networks and settings.network_name not in networks:
+        first = sorted(networks)[0]
+        found_here.must_match("networkName", settings.network_name, first, first)
+        found_here.fixes["networkExternal"] = "true"
+    elif networks:
+        found_here.rows.append(Row("networkName", settings.network_name, settings.network_name, "same"))
+        if set(networks[settings.network_name]) - set(settings.network_aliases):
+            wanted = json.dumps(sorted({*settings.network_aliases, *networks[settings.network_name]}))
+            found_here.must_match("networkAliases", json.dumps(settings.network_aliases), wanted, wanted)
+        if not settings.network_external:
+            found_here.must_match("networkExternal", "false", "true (it exists already)", "true")
+
+
+def auth_change(server: Server, settings: Settings, stack: str) -> str | None:
+    """What adoption does to clients that connect without a password, said before it starts."""
+    if server.password or not settings.auth_enabled:
+        return None
+    return (
+        f"Redis runs without a password today and stack {stack} turns authentication on: from the moment the "
+        "stack's container starts, every client that connects without a password is refused (NOAUTH). Give the "
+        f"consumers their URLs first (bizosaas-redis outputs --stack {stack} --show-secrets: consumer_env, "
+        "consumer_secrets, after this adoption) and restart them right after it, or adopt with "
+        f"`pulumi config set {NAMESPACE}:authEnabled false --stack {stack}` and turn it on later"
+    )
+
+
+# --- the data, before and after -------------------------------------------------------
+
+
+@dataclass
+class Fingerprint:
+    """The data when writes stopped: keys per database, and a sample of keys' values and TTLs."""
+
+    keys: dict[int, int]
+    expires: dict[int, int]
+    samples: dict[int, dict[bytes, tuple[str, int]]]  # db -> key -> (DUMP digest, PTTL ms)
+
+    @property
+    def total(self) -> int:
+        return sum(self.keys.values())
+
+
+def _digest(dumped: bytes | None) -> str:
+    # DUMP ends with the RDB version (2 bytes) and a checksum (8): the value is what precedes.
+    return hashlib.sha256(dumped[:-10]).hexdigest() if dumped else ""
+
+
+def sample(client: redis.Redis, dbs: list[int], per_db: int = SAMPLE_PER_DB) -> dict[int, dict[bytes, tuple[str, int]]]:
+    """RANDOMKEY `per_db` times per database (repeats dropped), each key's DUMP and PTTL."""
+    found: dict[int, dict[bytes, tuple[str, int]]] = {}
+    for db in dbs:
+        one = client.connection_pool.connection_kwargs.copy()
+        db_client = redis.Redis(**{**one, "db": db, "decode_responses": False})
+        try:
+            pipe = db_client.pipeline(transaction=False)
+            for _ in range(per_db):
+                pipe.randomkey()
+            keys = sorted({k for k in pipe.execute() if k is not None})
+            found[db] = values_of(db_client, keys)
+        finally:
+            db_client.close()
+    return found
+
+
+def values_of(client: redis.Redis, keys: list[bytes]) -> dict[bytes, tuple[str, int]]:
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.dump(key)
+        pipe.pttl(key)
+    replies = pipe.execute()
+    return {key: (_digest(replies[2 * i]), int(replies[2 * i + 1])) for i, key in enumerate(keys)}
+
+
+def differences(before: Fingerprint, after: dict[int, dict[bytes, tuple[str, int]]], elapsed_ms: float) -> list[str]:
+    """Sampled keys whose value changed, or that are gone though their TTL had not run out,
+    or whose TTL grew; empty when the data is the same."""
+    problems = []
+    for db, keys in before.samples.items():
+        for key, (digest, ttl) in keys.items():
+            now_digest, now_ttl = after.get(db, {}).get(key, ("", -2))
+            expired = 0 <= ttl <= elapsed_ms
+            if now_ttl == -2 and not expired:
+                problems.append(f"db {db} key {key!r}: gone (TTL was {ttl} ms)")
+            elif now_ttl != -2 and now_digest != digest:
+                problems.append(f"db {db} key {key!r}: another value")
+            elif now_ttl != -2 and (ttl == -1) != (now_ttl == -1):
+                problems.append(f"db {db} key {key!r}: TTL {ttl} ms became {now_ttl} ms")
+            elif ttl >= 0 and now_ttl > ttl:
+                problems.append(f"db {db} key {key!r}: TTL grew from {ttl} to {now_ttl} ms")
+    return problems
+
+
+def loaded_all(before: Fingerprint, persistence: dict[str, Any]) -> str | None:
+    """None when the new server loaded every key the old one saved (loaded, plus expired on
+    load: Redis drops a key whose TTL ran out while it was down); else what is missing."""
+    loaded = int(persistence.get("rdb_last_load_keys_loaded", -1))
+    expired = int(persistence.get("rdb_last_load_keys_expired", 0))
+    if loaded + expired == before.total:
+        return None
+    return (
+        f"the stack's Redis loaded {loaded} keys (and dropped {expired} expired ones) where the old one held "
+        f"{before.total}"
+    )
+
+
+# --- the steps that touch the running service ------------------------------------------
+
+# Writes wait (CLIENT PAUSE WRITE) from the fingerprint to the stop, at most this long.
+PAUSE_MS = 120_000
+
+
+def connect(found: Found, username: str | None, password: str | None) -> redis.Redis:
+    """A client of the running server through its published port (adoption runs on its host)."""
+    at = found.reachable_at
+    if at is None:
+        raise AdoptError(
+            f"{found.name} publishes no port on this host's loopback or every address "
+            f"({', '.join(f'{a}:{p}' for a, p in found.published) or 'none'}): run adopt where it can reach "
+            "Redis; nothing was changed"
+        )
+    return redis.Redis(
+        host=at[0], port=at[1], username=username, password=password, socket_timeout=30, socket_connect_timeout=5
+    )
+
+
+def freeze(client: redis.Redis) -> Fingerprint:
+    """Writes (and expiry and eviction) paused until the stop, the data saved and counted:
+    what the stop leaves on the volume is exactly what the fingerprint describes. A failure
+    here lets writes go on, as before."""
+    client.execute_command("CLIENT", "PAUSE", PAUSE_MS, "WRITE")
+    try:
+        client.save()
+        if client.config_get("appendonly").get("appendonly") == "yes":
+            _rewrite_aof(client)
+        keys, expires = keyspace(client.info("keyspace"))
+        return Fingerprint(keys, expires, sample(client, sorted(keys)))
+    except BaseException:
+        client.execute_command("CLIENT", "UNPAUSE")
+        raise
+
+
+def _rewrite_aof(client: redis.Redis) -> None:
+    """The AOF the stack's Redis will load, rewritten into one base: it loads it as the RDB
+    it is, and counts it (INFO persistence, rdb_last_load_keys_loaded)."""
+    client.bgrewriteaof()
+    deadline = time.monotonic() + PAUSE_MS / 2000
+    while (found := client.info("persistence"))["aof_rewrite_in_progress"] or found["aof_rewrite_scheduled"]:
+        if time.monotonic() > deadline:
+            raise AdoptError("the running Redis did not finish rewriting its AOF in time; nothing was changed")
+        time.sleep(0.05)
+    if found["aof_last_bgrewrite_status"] != "ok":
+        raise AdoptError("the running Redis failed to rewrite its AOF (its log says why); nothing was changed")
+
+
+def keep_aside(container: Any, grace: int) -> None:
+    """Stopped (Redis saves on SIGTERM), renamed out of the stack's way and kept from
+    restarting with the engine: the volume stays untouched until adoption is proven."""
+    container.stop(timeout=grace)
+    container.rename(container.name + KEPT_SUFFIX)
+    container.update(restart_policy={"Name": "no"})
+    container.reload()
+
+
+def put_back(container: Any, found: Found) -> None:
+    """The kept container under its own name and restart policy, running again."""
+    container.reload()
+    if container.name != found.name:
+        container.rename(found.name)
+    container.update(restart_policy={"Name": found.restart})
+    container.start()
+
+
+# Set to `after-stop` by the rollback test only: fail right after the old container stopped.
+FAULT_ENV = "BIZOSAAS_ADOPT_FAULT"
+
+
+def images_present(engine: docker.DockerClient, settings: Settings) -> None:
+    """Every image the stack runs is on this host, or pulled now: never found missing after the stop."""
+    wanted = [settings.image, *([settings.exporter_image] if settings.exporter_enabled else [])]
+    for image in wanted:
+        try:
+            engine.images.get(image)
+        except docker.errors.ImageNotFound:
+            try:
+                engine.images.pull(image)
+            except docker.errors.APIError as error:
+                key = "image" if image == settings.image else "exporterImage"
+                raise AdoptError(
+                    f"{NAMESPACE}:{key} = {image} is not on this Docker host and cannot be pulled "
+                    f"({' '.join(str(error.explanation or error).split())}); nothing was changed"
+                ) from None
+
+
+@dataclass(frozen=True)
+class Adopted:
+    keys: int
+    outage_s: float  # from the old container's stop to the stack's Redis answering
+    paused_s: float  # from the pause of writes to the stack's Redis answering
+
+
+def cut_over(
+    engine: docker.DockerClient,
+    old: Any,
+    found: Found,
+    client: redis.Redis,
+    settings: Settings,
+    dest: Path,
+    checks: Callable[[], None],
+    say: Callable[[str], None],
+) -> Adopted:
+    """Pause, fingerprint, stop and keep aside the old container, copy its saved data out,
+    `up`, prove; on any failure after the stop, roll back (the stack destroyed, its volume
+    kept; the data as it was at the stop put back; the old container running again)."""
+    from bizosaas_redis_ops.data import backup as data
+    from bizosaas_redis_ops.deploy import outputs as stack_outputs
+    from bizosaas_redis_ops.deploy import pulumi_stack
+
+    aof = client.config_get("appendonly").get("appendonly") == "yes"
+    paused = time.monotonic()
+    frozen = freeze(client)
+    client.close()
+    say(f"adopt: writes paused, {frozen.total} keys counted, {sum(map(len, frozen.samples.values()))} sampled")
+    keep_aside(old, settings.stop_grace_period)
+    stopped = time.monotonic()
+    saved = dest / f"{settings.instance_id}-at-adoption-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.rdb"
+    data.write_private(saved, data.copy_out(engine, old.id, f"{DATA_DIR}/dump.rdb"))
+    say(f"adopt: {found.name} stopped and kept as {old.name}; its data at the stop copied to {saved}")
+    try:
+        if os.environ.get(FAULT_ENV) == "after-stop":
+            raise AdoptError(f"fault injected after the stop ({FAULT_ENV})")
+        pulumi_stack.run("up", settings, yes=True)
+        admin = redis.Redis.from_url(stack_outputs.load(settings.stack)["redis_admin_url"], socket_timeout=30)
+        admin.ping()
+        answered = time.monotonic()
+        problem = loaded_all(frozen, admin.info("persistence"))
+        if problem is None:
+            now = {}
+            for db, keys in frozen.samples.items():
+                one = redis.Redis(**{**admin.connection_pool.connection_kwargs, "db": db})
+                now[db] = values_of(one, sorted(keys))
+                one.close()
+            problems = differences(frozen, now, (answered - paused) * 1000)
+            problem = f"{len(problems)} sampled keys differ, first: {problems[0]}" if problems else None
+        if problem:
+            raise AdoptError(problem)
+        checks()
+    except BaseException as failure:
+        why = " ".join(str(failure).split())[:300] or type(failure).__name__
+        roll_back(engine, old, found, settings, saved, aof)
+        raise AdoptError(
+            f"adoption failed after the stop ({why}); rolled back: {found.name} runs again on volume {found.volume} "
+            f"with its data as it was at the stop, and stack {settings.stack} holds no container"
+        ) from None
+    old.remove(v=False)  # the container only: the volume is the stack's now
+    return Adopted(frozen.total, answered - stopped, answered - paused)
+
+
+def roll_back(engine: docker.DockerClient, old: Any, found: Found, settings: Settings, saved: Path, aof: bool) -> None:
+    """The stack's containers gone (its volume kept: retainDataOnDestroy), the data at the
+    stop back on the volume (what the stack's Redis wrote moved aside), the old container up."""
+    from pulumi.automation.errors import CommandError
+
+    from bizosaas_redis_ops.data import backup as data
+    from bizosaas_redis_ops.deploy import pulumi_stack
+
+    try:
+        pulumi_stack.run("destroy", settings, yes=True)
+        assert found.volume is not None  # compare() refused a container without one
+        data.place(engine, found.image, found.volume, saved, aof, "adopt-rolled-back", settings.stack)
+        put_back(old, found)
+    except (BizosaasRedisError, docker.errors.DockerException, OSError, CommandError) as error:
+        raise AdoptError(
+            f"ROLLBACK INCOMPLETE ({' '.join(str(error).split())[:300]}): the data at the stop is in {saved}; "
+            f"by hand: bizosaas-redis destroy --stack {settings.stack}; docker rename {old.name} {found.name}; "
+            f"docker start {found.name}"
+        ) from None
