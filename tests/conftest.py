@@ -66,8 +66,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.redis)
         if "installed" in names:
             item.add_marker(pytest.mark.install)
-    # A test that restarts the Docker engine runs last: every other deployment restarts with it.
-    items.sort(key=lambda item: item.get_closest_marker("engine_restart") is not None)
+    # A test that restarts the Docker engine runs last: every other deployment restarts with
+    # it. Before it, the one that makes the engine a Swarm node for a while.
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("engine_restart") is not None,
+            item.get_closest_marker("swarm") is not None,
+        )
+    )
 
 
 def unavailable(reason: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from typing import Any
 
 import docker
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from bizosaas_redis import redis_conf
 from bizosaas_redis.errors import BizosaasRedisError
@@ -422,6 +425,41 @@ class Adopted:
     paused_s: float  # from the pause of writes to the stack's Redis answering
 
 
+class FirstReply:
+    """PINGs an address every 50 ms from `start()` until any reply (NOAUTH is Redis
+    answering): when clients could reach Redis again."""
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.address = address
+        self.at: float | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            probe = redis.Redis(*self.address, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+            try:
+                probe.ping()
+                self.at = time.monotonic()
+            except (redis.AuthenticationError, redis.ResponseError):
+                self.at = time.monotonic()
+            except (redis.RedisError, OSError):
+                time.sleep(0.05)
+            finally:
+                probe.close()
+            if self.at is not None:
+                return
+
+    def start(self) -> FirstReply:
+        self._thread.start()
+        return self
+
+    def stop(self) -> float | None:
+        self._done.set()
+        self._thread.join(timeout=5)
+        return self.at
+
+
 def cut_over(
     engine: docker.DockerClient,
     old: Any,
@@ -435,8 +473,9 @@ def cut_over(
     """Pause, fingerprint, stop and keep aside the old container, copy its saved data out,
     `up`, prove; on any failure after the stop, roll back (the stack destroyed, its volume
     kept; the data as it was at the stop put back; the old container running again)."""
+    from pulumi.automation.errors import CommandError
+
     from bizosaas_redis_ops.data import backup as data
-    from bizosaas_redis_ops.deploy import outputs as stack_outputs
     from bizosaas_redis_ops.deploy import pulumi_stack
 
     aof = client.config_get("appendonly").get("appendonly") == "yes"
@@ -446,6 +485,7 @@ def cut_over(
     say(f"adopt: writes paused, {frozen.total} keys counted, {sum(map(len, frozen.samples.values()))} sampled")
     keep_aside(old, settings.stop_grace_period)
     stopped = time.monotonic()
+    reply = FirstReply(found.reachable_at or ("127.0.0.1", settings.host_port)).start()
     saved = dest / f"{settings.instance_id}-at-adoption-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.rdb"
     data.write_private(saved, data.copy_out(engine, old.id, f"{DATA_DIR}/dump.rdb"))
     say(f"adopt: {found.name} stopped and kept as {old.name}; its data at the stop copied to {saved}")
@@ -453,30 +493,43 @@ def cut_over(
         if os.environ.get(FAULT_ENV) == "after-stop":
             raise AdoptError(f"fault injected after the stop ({FAULT_ENV})")
         pulumi_stack.run("up", settings, yes=True)
-        admin = redis.Redis.from_url(stack_outputs.load(settings.stack)["redis_admin_url"], socket_timeout=30)
-        admin.ping()
-        answered = time.monotonic()
-        problem = loaded_all(frozen, admin.info("persistence"))
-        if problem is None:
-            now = {}
-            for db, keys in frozen.samples.items():
-                one = redis.Redis(**{**admin.connection_pool.connection_kwargs, "db": db})
-                now[db] = values_of(one, sorted(keys))
-                one.close()
-            problems = differences(frozen, now, (answered - paused) * 1000)
-            problem = f"{len(problems)} sampled keys differ, first: {problems[0]}" if problems else None
+        problem = prove(frozen, settings, paused)
         if problem:
             raise AdoptError(problem)
         checks()
     except BaseException as failure:
-        why = " ".join(str(failure).split())[:300] or type(failure).__name__
+        reply.stop()
+        why = pulumi_stack.engine_errors(failure) if isinstance(failure, CommandError) else str(failure)
         roll_back(engine, old, found, settings, saved, aof)
         raise AdoptError(
-            f"adoption failed after the stop ({why}); rolled back: {found.name} runs again on volume {found.volume} "
-            f"with its data as it was at the stop, and stack {settings.stack} holds no container"
+            f"adoption failed after the stop ({' '.join(why.split())[:300] or type(failure).__name__}); rolled "
+            f"back: {found.name} runs again on volume {found.volume} with its data as it was at the stop, and "
+            f"stack {settings.stack} holds no container"
         ) from None
+    answered = reply.stop() or time.monotonic()
     old.remove(v=False)  # the container only: the volume is the stack's now
     return Adopted(frozen.total, answered - stopped, answered - paused)
+
+
+def prove(frozen: Fingerprint, settings: Settings, paused: float) -> str | None:
+    """None when the stack's Redis holds what the old one saved: every key loaded (or
+    dropped on load, its TTL run out), the sampled keys with the same values and TTLs."""
+    from bizosaas_redis_ops.deploy import outputs as stack_outputs
+
+    admin = redis.Redis.from_url(stack_outputs.load(settings.stack)["redis_admin_url"], socket_timeout=30)
+    try:
+        problem = loaded_all(frozen, admin.info("persistence"))
+        if problem is not None:
+            return problem
+        now = {}
+        for db, keys in frozen.samples.items():
+            one = redis.Redis(**{**admin.connection_pool.connection_kwargs, "db": db})
+            now[db] = values_of(one, sorted(keys))
+            one.close()
+    finally:
+        admin.close()
+    problems = differences(frozen, now, (time.monotonic() - paused) * 1000)
+    return f"{len(problems)} sampled keys differ, first: {problems[0]}" if problems else None
 
 
 def roll_back(engine: docker.DockerClient, old: Any, found: Found, settings: Settings, saved: Path, aof: bool) -> None:
