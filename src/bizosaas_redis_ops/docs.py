@@ -25,7 +25,7 @@ from bizosaas_redis.settings import (
 )
 from bizosaas_redis_ops.check import alerts
 from bizosaas_redis_ops.deploy.pulumi_stack import policy_pack_dir
-from bizosaas_redis_ops.results import RESULTS_DIR
+from bizosaas_redis_ops.results import BOUND_FACTOR, BOUND_MARGIN_S, RESULTS_DIR
 from redis_policies.rules import RULES, STACK_RULES, effective_level
 
 
@@ -182,6 +182,26 @@ def tiers_table(folder: Path) -> str:
 def whole_suite_seconds(folder: Path) -> float:
     """The slowest measured time of the whole suite: the sum of each tier's max."""
     return float(sum(row["max"] for row in _tiers(load_results(folder, "test-tiers"))))
+
+
+def _amount(value: float, unit: str) -> str:
+    return f"{value:.0f}" if unit != "s" else f"{value:.2f} s"
+
+
+def measured_table(folder: Path, name: str) -> str:
+    """A results file of measurements with bounds (results/<name>.json, written by the test
+    that asserts them): each figure's runs, min/median/max, and the bound with its reason."""
+    results = load_results(folder, name)
+    header = ["What", "Runs", "Min", "Median", "Max", "Bound asserted"]
+    rows = [_row(header), "|" + "---|" * len(header)]
+    for row in results["figures"]:
+        unit = row["unit"]
+        spread = [_amount(row[key], unit) for key in ("min", "median", "max")]
+        rule = f"worst run measured × {BOUND_FACTOR}, at least + {BOUND_MARGIN_S:.0f} s"
+        reason = rule if row.get("bound_from") == "measured" else row.get("bound_from")
+        bound = f"{_amount(row['bound'], unit)} ({reason})" if "bound" in row else ""
+        rows.append(_row([row["name"], str(row["runs"]), *spread, bound]))
+    return "\n".join([*rows, "", measured_under(results)])
 
 
 # Each generated block of the README, rendered from the project folder it documents.

@@ -25,6 +25,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from bizosaas_redis import redis_conf
+from bizosaas_redis.connection import with_db
 from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.settings import NAMESPACE, Settings
 
@@ -516,18 +517,21 @@ def prove(frozen: Fingerprint, settings: Settings, paused: float) -> str | None:
     dropped on load, its TTL run out), the sampled keys with the same values and TTLs."""
     from bizosaas_redis_ops.deploy import outputs as stack_outputs
 
-    admin = redis.Redis.from_url(stack_outputs.load(settings.stack)["redis_admin_url"], socket_timeout=30)
+    url = stack_outputs.load(settings.stack)["redis_admin_url"]
+    admin = redis.Redis.from_url(url, socket_timeout=30)
     try:
         problem = loaded_all(frozen, admin.info("persistence"))
-        if problem is not None:
-            return problem
-        now = {}
-        for db, keys in frozen.samples.items():
-            one = redis.Redis(**{**admin.connection_pool.connection_kwargs, "db": db})
-            now[db] = values_of(one, sorted(keys))
-            one.close()
     finally:
         admin.close()
+    if problem is not None:
+        return problem
+    now = {}
+    for db, keys in frozen.samples.items():
+        one = redis.Redis.from_url(with_db(url, db), socket_timeout=30)
+        try:
+            now[db] = values_of(one, sorted(keys))
+        finally:
+            one.close()
     problems = differences(frozen, now, (time.monotonic() - paused) * 1000)
     return f"{len(problems)} sampled keys differ, first: {problems[0]}" if problems else None
 
