@@ -29,3 +29,20 @@ def test_every_rule_is_listed_with_its_enforcement_per_stack():
     for rule in RULES:
         assert f"| `{rule.name}` |" in table
     assert "| `redis-image-pinned` | advisory | mandatory | advisory |" in table
+
+
+def test_a_measured_table_shows_each_figures_runs_and_bound(tmp_path):
+    from bizosaas_redis_ops import results
+    from bizosaas_redis_ops.docs import measured_table
+
+    figures = [
+        results.figure("kill: pause", [1.2, 0.9, 1.5], bound=2.5, bound_from="measured"),
+        results.figure("kill: writes lost", [0.0, 0.0, 0.0], "writes", bound=0, bound_from="AOF everysec"),
+    ]
+    results.write(tmp_path / "results", results.document("example", "a writer throughout", figures, "abc1234"))
+    table = measured_table(tmp_path, "example").splitlines()
+    assert (
+        table[2] == "| kill: pause | 3 | 0.90 s | 1.20 s | 1.50 s | 2.50 s (worst run measured × 1.5, at least + 1 s) |"
+    )
+    assert table[3] == "| kill: writes lost | 3 | 0 | 0 | 0 | 0 (AOF everysec) |"
+    assert table[-1].startswith("Measured at commit `abc1234` on ") and "(`results/example.json`)" in table[-1]
