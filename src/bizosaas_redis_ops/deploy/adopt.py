@@ -261,24 +261,46 @@ class Fingerprint:
 
     keys: dict[int, int]
     expires: dict[int, int]
-    samples: dict[int, dict[bytes, tuple[str, int]]]  # db -> key -> (DUMP digest, PTTL ms)
+    samples: dict[int, dict[bytes, tuple[str, int]]]  # db -> key -> (value digest, PTTL ms)
 
     @property
     def total(self) -> int:
         return sum(self.keys.values())
 
 
-def _digest(dumped: bytes | None) -> str:
-    # DUMP ends with the RDB version (2 bytes) and a checksum (8): the value is what precedes.
-    return hashlib.sha256(dumped[:-10]).hexdigest() if dumped else ""
+# How each type's value is read for its digest, in an order that does not depend on the
+# server's encoding (a reloaded set or hash iterates in another order, so DUMP differs).
+READ: dict[bytes, Callable[[Any, bytes], Any]] = {
+    b"string": lambda pipe, key: pipe.get(key),
+    b"list": lambda pipe, key: pipe.lrange(key, 0, -1),
+    b"set": lambda pipe, key: pipe.smembers(key),
+    b"zset": lambda pipe, key: pipe.zrange(key, 0, -1, withscores=True),
+    b"hash": lambda pipe, key: pipe.hgetall(key),
+    b"stream": lambda pipe, key: pipe.xrange(key),
+}
+
+
+def _digest(kind: bytes, value: Any) -> str:
+    if isinstance(value, set):
+        value = sorted(value)
+    elif isinstance(value, dict):
+        value = sorted(value.items())
+    return hashlib.sha256(kind + repr(value).encode()).hexdigest()
 
 
 def sample(client: redis.Redis, dbs: list[int], per_db: int = SAMPLE_PER_DB) -> dict[int, dict[bytes, tuple[str, int]]]:
-    """RANDOMKEY `per_db` times per database (repeats dropped), each key's DUMP and PTTL."""
+    """RANDOMKEY `per_db` times per database (repeats dropped), each key's value digest and PTTL."""
     found: dict[int, dict[bytes, tuple[str, int]]] = {}
     for db in dbs:
-        one = client.connection_pool.connection_kwargs.copy()
-        db_client = redis.Redis(**{**one, "db": db, "decode_responses": False})
+        given = client.connection_pool.connection_kwargs
+        db_client = redis.Redis(
+            host=given["host"],
+            port=given["port"],
+            username=given.get("username"),
+            password=given.get("password"),
+            db=db,
+            socket_timeout=30,
+        )
         try:
             pipe = db_client.pipeline(transaction=False)
             for _ in range(per_db):
@@ -291,12 +313,21 @@ def sample(client: redis.Redis, dbs: list[int], per_db: int = SAMPLE_PER_DB) -> 
 
 
 def values_of(client: redis.Redis, keys: list[bytes]) -> dict[bytes, tuple[str, int]]:
+    """Each key's value digest and PTTL; a key gone has PTTL -2."""
     pipe = client.pipeline(transaction=False)
     for key in keys:
-        pipe.dump(key)
+        pipe.type(key)
         pipe.pttl(key)
-    replies = pipe.execute()
-    return {key: (_digest(replies[2 * i]), int(replies[2 * i + 1])) for i, key in enumerate(keys)}
+    head = pipe.execute()
+    kinds = [k if isinstance(k, bytes) else str(k).encode() for k in head[0::2]]
+    pipe = client.pipeline(transaction=False)
+    for key, kind in zip(keys, kinds, strict=True):
+        READ.get(kind, lambda p, k: p.dump(k))(pipe, key)
+    values = pipe.execute()
+    return {
+        key: (_digest(kind, value), int(ttl))
+        for key, kind, value, ttl in zip(keys, kinds, values, head[1::2], strict=True)
+    }
 
 
 def differences(before: Fingerprint, after: dict[int, dict[bytes, tuple[str, int]]], elapsed_ms: float) -> list[str]:
