@@ -21,8 +21,10 @@ RESULTS_DIR = "results"
 # the checkout being measured, for example).
 RESULTS_ENV = "BIZOSAAS_RESULTS_DIR"
 # A bound a fault test asserts is the worst measured run times this, and at least this much
-# above it (a pause of 0.3 s varies by more than half of itself).
-BOUND_FACTOR = 1.5
+# above it (a pause of 0.3 s varies by more than half of itself). Twice, not 1.5 times: a
+# results file holds 1 to 3 runs of a figure, and one slow run on a loaded machine should
+# not fail a suite whose data is safe.
+BOUND_FACTOR = 2.0
 BOUND_MARGIN_S = 1.0
 
 
