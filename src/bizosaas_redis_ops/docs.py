@@ -211,6 +211,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "test-tiers": tiers_table,
     "change-paths": lambda folder: measured_table(folder, "change-paths"),
     "standalone-faults": lambda folder: measured_table(folder, "standalone-faults"),
+    "ha-faults": lambda folder: measured_table(folder, "ha-faults"),
 }
 
 

@@ -41,8 +41,6 @@ def test_a_measured_table_shows_each_figures_runs_and_bound(tmp_path):
     ]
     results.write(tmp_path / "results", results.document("example", "a writer throughout", figures, "abc1234"))
     table = measured_table(tmp_path, "example").splitlines()
-    assert (
-        table[2] == "| kill: pause | 3 | 0.90 s | 1.20 s | 1.50 s | 2.50 s (set from measured runs) |"
-    )
+    assert table[2] == "| kill: pause | 3 | 0.90 s | 1.20 s | 1.50 s | 2.50 s (set from measured runs) |"
     assert table[3] == "| kill: writes lost | 3 | 0 | 0 | 0 | 0 (AOF everysec) |"
     assert table[-1].startswith("Measured at commit `abc1234` on ") and "(`results/example.json`)" in table[-1]
