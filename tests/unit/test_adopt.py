@@ -55,7 +55,6 @@ def server(**changes: Any) -> adopt.Server:
         "config": config,
         "used_memory": 10_000_000,
         "keys": {0: 5001, 1: 3},
-        "expires": {0: 1000, 1: 0},
         "password": False,
     }
     values.update(changes)
@@ -128,7 +127,7 @@ def test_turning_authentication_on_is_said_before_anything_starts() -> None:
 
 
 def fingerprint(samples: dict[int, dict[bytes, tuple[str, int]]], keys: int = 3) -> adopt.Fingerprint:
-    return adopt.Fingerprint({0: keys}, {0: 1}, samples)
+    return adopt.Fingerprint({0: keys}, samples)
 
 
 def test_sampled_keys_must_keep_their_values_and_ttls() -> None:

@@ -6,6 +6,7 @@ the worst run, so a slower regression cannot hide in a generous number."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import sys
@@ -32,6 +33,7 @@ def _figures(name: str) -> list[dict]:
     return json.loads(path.read_text())["figures"]
 
 
+@functools.cache
 def _module(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"bounded_{name.replace('-', '_')}", ROOT / BOUNDED[name])
     assert spec is not None and spec.loader is not None

@@ -106,7 +106,6 @@ class Server:
     config: dict[str, str]  # CONFIG GET of the settings compared
     used_memory: int
     keys: dict[int, int]  # keys per database
-    expires: dict[int, int]  # of them, keys with a TTL
     password: bool  # clients must authenticate
 
 
@@ -123,16 +122,15 @@ SERVER_CONFIG = (
 )
 
 
-def keyspace(info: dict[str, Any]) -> tuple[dict[int, int], dict[int, int]]:
-    """Keys and keys with a TTL per database, from INFO keyspace."""
-    dbs = {int(name[2:]): value for name, value in info.items() if name.startswith("db")}
-    return {db: int(v["keys"]) for db, v in dbs.items()}, {db: int(v.get("expires", 0)) for db, v in dbs.items()}
+def keyspace(info: dict[str, Any]) -> dict[int, int]:
+    """Keys per database, from INFO keyspace."""
+    return {int(name[2:]): int(value["keys"]) for name, value in info.items() if name.startswith("db")}
 
 
 def ask_server(client: redis.Redis) -> Server:
     """The running server's version, settings, memory and keys (errors are the caller's)."""
     config = {key: str(client.config_get(key).get(key, "")) for key in SERVER_CONFIG}
-    keys, expires = keyspace(client.info("keyspace"))
+    keys = keyspace(client.info("keyspace"))
     default: dict[str, Any] = client.acl_getuser("default") or {}
     flags = [str(flag) for flag in default.get("flags") or []]
     return Server(
@@ -140,7 +138,6 @@ def ask_server(client: redis.Redis) -> Server:
         config=config,
         used_memory=int(client.info("memory")["used_memory"]),
         keys=keys,
-        expires=expires,
         password="nopass" not in flags or "off" in flags,
     )
 
@@ -260,7 +257,6 @@ class Fingerprint:
     """The data when writes stopped: keys per database, and a sample of keys' values and TTLs."""
 
     keys: dict[int, int]
-    expires: dict[int, int]
     samples: dict[int, dict[bytes, tuple[str, int]]]  # db -> key -> (value digest, PTTL ms)
 
     @property
@@ -382,17 +378,17 @@ def connect(found: Found, username: str | None, password: str | None) -> redis.R
     )
 
 
-def freeze(client: redis.Redis) -> Fingerprint:
+def freeze(client: redis.Redis, aof: bool) -> Fingerprint:
     """Writes (and expiry and eviction) paused until the stop, the data saved and counted:
     what the stop leaves on the volume is exactly what the fingerprint describes. A failure
     here lets writes go on, as before."""
     client.execute_command("CLIENT", "PAUSE", PAUSE_MS, "WRITE")
     try:
         client.save()
-        if client.config_get("appendonly").get("appendonly") == "yes":
+        if aof:
             _rewrite_aof(client)
-        keys, expires = keyspace(client.info("keyspace"))
-        return Fingerprint(keys, expires, sample(client, sorted(keys)))
+        keys = keyspace(client.info("keyspace"))
+        return Fingerprint(keys, sample(client, sorted(keys)))
     except BaseException:
         client.execute_command("CLIENT", "UNPAUSE")
         raise
@@ -512,7 +508,7 @@ def cut_over(
 
     aof = client.config_get("appendonly").get("appendonly") == "yes"
     paused = time.monotonic()
-    frozen = freeze(client)
+    frozen = freeze(client, aof)
     client.close()
     say(f"adopt: writes paused, {frozen.total} keys counted, {sum(map(len, frozen.samples.values()))} sampled")
     keep_aside(old, settings.stop_grace_period)
