@@ -85,6 +85,19 @@ def test_the_compose_volume_name_is_what_the_stack_must_take() -> None:
     )
 
 
+def test_the_compose_project_that_made_it_is_shown_and_what_becomes_of_it() -> None:
+    found_here = adopt.compare(adopt.found_from(compose_attrs()), server(), load_stack_file("staging"))
+    shown = {r.setting: (r.running, r.verdict) for r in found_here.rows if r.setting.startswith("compose ")}
+    assert shown["compose project"] == ("bizosaas", adopt.COMPOSE_AFTER)
+    assert shown["compose service"] == ("redis", adopt.COMPOSE_AFTER)
+    assert shown["compose working_dir"][0] == "/srv/bizosaas"
+    assert "compose" not in " ".join(found_here.fixes), "compose's labels are shown, never a setting to change"
+    plain = compose_attrs()
+    plain["Config"]["Labels"] = {}
+    rows = adopt.compare(adopt.found_from(plain), server(), load_stack_file("staging")).rows
+    assert not [r for r in rows if r.setting.startswith("compose ")], "a container compose did not make"
+
+
 def test_port_network_and_databases_that_differ_are_fixes() -> None:
     attrs = compose_attrs()
     attrs["NetworkSettings"] = {
@@ -147,3 +160,14 @@ def test_every_key_saved_must_be_loaded_or_expired_on_load() -> None:
     assert adopt.loaded_all(before, {"rdb_last_load_keys_loaded": 5001, "rdb_last_load_keys_expired": 3}) is None
     short = adopt.loaded_all(before, {"rdb_last_load_keys_loaded": 0, "rdb_last_load_keys_expired": 0})
     assert short is not None and "loaded 0 keys" in short and "held 5004" in short
+
+
+def test_the_load_time_is_read_from_redis_log() -> None:
+    log = (
+        "1:M 06 Dec 2026 03:10:01.100 * Loading RDB produced by version 7.0.15\n"
+        "1:M 06 Dec 2026 03:10:01.612 * Done loading RDB, keys loaded: 5005, keys expired: 0.\n"
+        "1:M 06 Dec 2026 03:10:01.612 * DB loaded from disk: 0.512 seconds\n"
+    )
+    assert adopt.load_seconds(log) == 0.512
+    assert adopt.load_seconds("* DB loaded from append only file: 1.250 seconds") == 1.25
+    assert adopt.load_seconds("* Ready to accept connections tcp") is None, "an empty volume says nothing"

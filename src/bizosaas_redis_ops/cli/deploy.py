@@ -147,22 +147,28 @@ def adopt(
         return
     if not yes and not click.confirm(f"stop {found.name} and let stack {stack} take over its data?", default=False):
         raise CommandError("not confirmed; nothing was changed")
-    # Prepared before the stop: the images, the policy pack (a preview), a checked backup.
+
+    def say(line: str) -> None:
+        click.echo(line, err=True)
+
+    # Prepared before the stop: the images, a checked backup, then everything of the stack
+    # but its Redis container (the policy pack runs on that preview and update).
     steps.images_present(engine, settings)
-    pulumi_stack.run("preview", settings)
     dest = dest or project_dir() / "backups" / stack
     made = data.backup(engine, client, settings, dest, container=found.name)
     data.verify_file(made.path, engine, settings.image)
-    click.echo(f"adopt: backup {made.path} ({made.size} bytes), readable by {settings.image}", err=True)
+    say(f"adopt: backup {made.path} ({made.size} bytes), readable by {settings.image}")
+    steps.prepare(settings, found, say)
 
     def checks() -> None:
         verify_and_smoke(stack)
         pulumi_stack.run("preview", settings, expect_no_changes=True)
 
-    done = steps.cut_over(engine, old, found, client, settings, dest, checks, lambda line: click.echo(line, err=True))
+    done = steps.cut_over(engine, old, found, client, settings, dest, checks, say)
+    loading = f", {done.load_s:.1f} s of it loading the data" if done.load_s is not None else ""
     click.echo(
         f"adopted {found.name} into stack {stack}: {done.keys} keys, the same sampled values and TTLs; Redis did "
-        f"not answer for {done.outage_s:.1f} s (writes paused {done.paused_s:.1f} s)"
+        f"not answer for {done.outage_s:.1f} s{loading} (writes paused {done.paused_s:.1f} s)"
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +40,8 @@ COMPOSE_LABELS = {
     "config_files": "com.docker.compose.project.config_files",
     "working_dir": "com.docker.compose.project.working_dir",
 }
+# What becomes of the compose service that made the container, said on each of its rows.
+COMPOSE_AFTER = "after adoption the stack owns the container: take the service out of compose"
 # Networks every container may be on that consumers do not reach Redis through.
 DOCKER_NETWORKS = ("bridge", "host", "none")
 # Keys sampled per database before the stop and compared after it.
@@ -197,6 +200,9 @@ def compare(found: Found, server: Server, settings: Settings) -> Comparison:
     found_here.stack_applies("restartPolicy", settings.restart_policy, found.restart)
     auth = "password" if settings.auth_enabled else "none"
     found_here.stack_applies("authentication", auth, "password" if server.password else "none")
+    for key, value in found.compose.items():
+        # After adoption the stack owns the container: compose must not start its own again.
+        found_here.rows.append(Row(f"compose {key}", "-", value, COMPOSE_AFTER))
     return found_here
 
 
@@ -451,6 +457,45 @@ class Adopted:
     keys: int
     outage_s: float  # from the old container's stop to the stack's Redis answering
     paused_s: float  # from the pause of writes to the stack's Redis answering
+    load_s: float | None  # of that outage, the stack's Redis loading the data (its log)
+
+
+# Redis's log line when it has loaded the data: `DB loaded from disk: 0.512 seconds`
+# (`... from append only file: ...` with AOF on).
+LOADED = re.compile(r"DB loaded from (?:disk|append only file): (?P<seconds>[\d.]+) seconds")
+
+
+def load_seconds(log: str) -> float | None:
+    """How long Redis took to load its data at its start, from its log; None if not said."""
+    found = LOADED.findall(log)
+    return float(found[-1]) if found else None
+
+
+def prepare(settings: Settings, found: Found, say: Callable[[str], None]) -> None:
+    """Before the stop, `up` of everything the stack holds but its Redis container (which
+    would take the old one's name and port): what remains for the outage is creating that
+    container. A failure destroys what it created (never a volume); the old one runs on."""
+    from pulumi.automation.errors import CommandError
+
+    from bizosaas_redis_ops.deploy import pulumi_stack
+
+    try:
+        pulumi_stack.up_all_but(settings, found.name)
+    except (CommandError, BizosaasRedisError) as failure:
+        why = pulumi_stack.engine_errors(failure) if isinstance(failure, CommandError) else str(failure)
+        try:
+            pulumi_stack.run("destroy", settings, yes=True)
+        except (CommandError, BizosaasRedisError) as error:
+            raise AdoptError(
+                f"preparing stack {settings.stack} failed ({' '.join(why.split())[:300]}) and so did destroying what "
+                f"it created ({' '.join(str(error).split())[:200]}): bizosaas-redis destroy --stack "
+                f"{settings.stack}; {found.name} was not touched"
+            ) from None
+        raise AdoptError(
+            f"preparing stack {settings.stack} failed ({' '.join(why.split())[:300]}); what it created was "
+            f"destroyed (never a volume); {found.name} was not touched"
+        ) from None
+    say(f"adopt: stack {settings.stack} prepared: everything but its Redis container exists")
 
 
 class FirstReply:
@@ -511,8 +556,9 @@ def cut_over(
     frozen = freeze(client, aof)
     client.close()
     say(f"adopt: writes paused, {frozen.total} keys counted, {sum(map(len, frozen.samples.values()))} sampled")
-    keep_aside(old, settings.stop_grace_period)
+    # Clients get no reply from here: Redis saves on SIGTERM, then exits.
     stopped = time.monotonic()
+    keep_aside(old, settings.stop_grace_period)
     reply = FirstReply(found.reachable_at or ("127.0.0.1", settings.host_port)).start()
     saved = dest / f"{settings.instance_id}-at-adoption-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.rdb"
     data.write_private(saved, data.copy_out(engine, old.id, f"{DATA_DIR}/dump.rdb"))
@@ -536,7 +582,8 @@ def cut_over(
         ) from None
     answered = reply.stop() or time.monotonic()
     old.remove(v=False)  # the container only: the volume is the stack's now
-    return Adopted(frozen.total, answered - stopped, answered - paused)
+    log = engine.containers.get(settings.name).logs(tail=200).decode(errors="replace")
+    return Adopted(frozen.total, answered - stopped, answered - paused, load_seconds(log))
 
 
 def prove(frozen: Fingerprint, settings: Settings, paused: float) -> str | None:

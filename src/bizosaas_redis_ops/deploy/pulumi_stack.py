@@ -183,6 +183,36 @@ def run(
     return masked_outputs(settings.stack, show_secrets)
 
 
+CONTAINER_TYPE = "docker:index/container:Container"
+
+
+def up_all_but(settings: Settings, container_name: str, on_output: Callable[[str], Any] = print) -> str:
+    """`up` of everything the stack holds except the container named `container_name` and
+    what depends on it (the adoption's preparation, while the old container still runs
+    under that name); returns that container's URN, as the preview (with the policy pack)
+    showed it."""
+    from pulumi.automation import EngineEvent
+
+    stack = select_stack(settings.stack, create=True)
+    urns: list[str] = []
+
+    def seen(event: EngineEvent) -> None:
+        pre = event.resource_pre_event
+        if pre is None or pre.metadata.type != CONTAINER_TYPE or pre.metadata.new is None:
+            return
+        if (pre.metadata.new.inputs or {}).get("name") == container_name:
+            urns.append(pre.metadata.urn)
+
+    stack.preview(on_output=on_output, on_event=seen, diff=True, **policy_args(settings.stack))
+    if len(urns) != 1:
+        raise PulumiStackError(
+            f"the preview of stack {settings.stack} shows {len(urns)} containers named {container_name}, "
+            "where adoption expects one; nothing was changed"
+        )
+    stack.up(on_output=on_output, exclude=urns, exclude_dependents=True, **policy_args(settings.stack))
+    return urns[0]
+
+
 # A resource's header in the engine's Diagnostics section: `  docker:index/container:Container (redis):`.
 _DIAGNOSED = re.compile(r"^  (\S+ \(.+\)):$")
 
