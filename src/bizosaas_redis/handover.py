@@ -82,7 +82,7 @@ def client_at(address: tuple[str, int], username: str | None, password: str | No
 NOT_AS_DEPLOYED = (
     "the settings' admin user, password or master name (redis:adminUsername, redis:adminPassword, "
     "redis:containerName) are not the running Sentinels' ones: change them on a running sentinel stack only as "
-    'README "High availability" says'
+    "docs/explanation/high-availability.md says"
 )
 
 

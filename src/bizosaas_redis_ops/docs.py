@@ -33,6 +33,10 @@ class DocsError(BizosaasRedisError):
     pass
 
 
+README = "README.md"
+DOCS_DIR = "docs"
+
+
 SECRET_DOCS = {
     "password": "Secret. Application user's password; generated (32 characters) when unset.",
     "adminPassword": "Secret. Admin user's password; generated (32 characters) when unset.",
@@ -96,6 +100,91 @@ def config_table() -> str:
     return "\n".join(rows)
 
 
+def _instance_cells(instance: Settings) -> list[str]:
+    """One instance's column of the stacks-at-a-glance table."""
+    save = " / ".join(f"{rule.seconds} {rule.changes}" for rule in instance.save) or "off"
+    aof = f"AOF {instance.appendfsync}" if instance.appendonly else "no AOF"
+    denied = ", ".join(instance.denied_commands[:3]) + (", …" if len(instance.denied_commands) > 3 else "")
+    network = f"`{instance.network_name}`" + (" (existing)" if instance.network_external else " (created)")
+    return [
+        f"`{instance.name}`",
+        f"`{instance.image}`",
+        f"`{instance.publish_address}:{instance.host_port}`",
+        network + (f"; aliases {', '.join(instance.network_aliases)}" if instance.network_aliases else ""),
+        f"`{instance.volume_name}`",
+        f"{format_size(instance.maxmemory)} / {instance.maxmemory_policy} / {instance.memory_limit_mb} MB",
+        f"RDB {save}; {aof}",
+        "on" if instance.auth_enabled else "off",
+        denied or "nothing",
+    ]
+
+
+STACK_ROWS = [
+    "container",
+    "image",
+    "published port",
+    "network",
+    "volume at `/data`",
+    "maxmemory / policy / container limit",
+    "persistence",
+    "authentication",
+    "denied to applications",
+]
+
+
+def stacks_table() -> str:
+    """Each stack file's instances at a glance (a split stack: cache, then durable)."""
+    columns: list[tuple[str, Settings]] = []
+    for stack in available_stacks():
+        settings = load_stack_file(stack)
+        for instance in instances(settings):
+            role = "" if settings.layout == "single" else f" ({instance.role})"
+            columns.append((f"{stack}{role}", instance))
+    header = ["", *(name for name, _ in columns)]
+    rows = [_row(header), "|" + "---|" * len(header)]
+    rows.append(_row(["layout, topology", *(f"{i.layout}, {i.topology}" for _, i in columns)]))
+    cells = [_instance_cells(instance) for _, instance in columns]
+    for number, name in enumerate(STACK_ROWS):
+        rows.append(_row([name, *(column[number] for column in cells)]))
+    return "\n".join(rows)
+
+
+def outputs_table() -> str:
+    """Every stack output, from bizosaas_redis.stack_outputs (the program exports no other)."""
+    from bizosaas_redis import stack_outputs
+
+    rows = [_row(["Output", "Per", "Secret", "What it holds"]), "|" + "---|" * 4]
+    for per, outputs in (("stack", stack_outputs.STACK), ("instance", stack_outputs.INSTANCE)):
+        for name, description in outputs.items():
+            secret = "yes" if name in stack_outputs.SECRET else ""
+            rows.append(_row([f"`{name}`", per, secret, description.removeprefix("Secret. ")]))
+    return "\n".join(rows)
+
+
+def cli_reference() -> str:
+    """Every command's `--help`, as `bizosaas-redis <command> --help` prints it."""
+    import click
+
+    from bizosaas_redis_ops.cli import main
+
+    sections: list[str] = []
+
+    def walk(command: click.Command, name: str, parent: click.Context | None) -> None:
+        # As the command line makes them (each context under its parent, which passes the
+        # group's settings down), at a fixed width: the page must not depend on a terminal.
+        settings = {**main.context_settings, "terminal_width": 100} if parent is None else {}
+        context = click.Context(command, parent=parent, info_name=name, **settings)
+        sections.append(f"### `{context.command_path}`\n\n```\n{command.get_help(context)}\n```")
+        if isinstance(command, click.Group):
+            for sub_name in command.list_commands(context):
+                sub = command.get_command(context, sub_name)
+                if sub is not None and not sub.hidden:
+                    walk(sub, sub_name, context)
+
+    walk(main, "bizosaas-redis", None)
+    return "\n\n".join(sections)
+
+
 def policy_config(stack: str) -> dict[str, Any]:
     path = policy_pack_dir() / "config" / f"{stack}.json"
     return json.loads(path.read_text()) if path.exists() else {}
@@ -115,13 +204,12 @@ def policy_table() -> str:
     return "\n".join(rows)
 
 
-def alert_table() -> str:
-    """Every alerting rule of the production stack (both instances), from the rules themselves."""
-    rows = [_row(["Alert", "Instance", "Severity", "For", "Fires when", "What to do"]), "|" + "---|" * 6]
+def _alerts() -> list[tuple[str, str, dict[str, Any]]]:
+    """Every alerting rule of the production stack (both instances, and the replication
+    rules as they would be with topology sentinel): name, where it applies, the rule."""
     seen: dict[str, list[str]] = {}
     found: dict[str, dict[str, Any]] = {}
     production = instances(load_stack_file("production"))
-    # The replication rules, as production's instances would have them with topology sentinel.
     replicated = production[0].model_copy(update={"topology": "sentinel", "min_replicas_to_write": 1})
     for instance in production:
         for rule in alerts.rules(instance):
@@ -130,10 +218,32 @@ def alert_table() -> str:
     for rule in alerts.rules(replicated):
         if rule["alert"] not in found:
             seen[rule["alert"]], found[rule["alert"]] = ["each, with topology sentinel"], rule
-    for name, rule in found.items():
-        cells = [f"`{name}`", " and ".join(seen[name]), rule["labels"]["severity"], rule["for"]]
+    return [(name, " and ".join(seen[name]), rule) for name, rule in found.items()]
+
+
+def alert_table() -> str:
+    """Every alert with its thresholds (production's) and its runbook."""
+    rows = [_row(["Alert", "Instance", "Severity", "For", "Fires when", "What to do"]), "|" + "---|" * 6]
+    for name, where, rule in _alerts():
+        cells = [f"[`{name}`](../runbooks.md#{name.lower()})", where, rule["labels"]["severity"], rule["for"]]
         rows.append(_row([*cells, rule["annotations"]["summary"], rule["annotations"]["action"]]))
     return "\n".join(rows)
+
+
+def runbooks() -> str:
+    """One section per alert, the target of its `runbook_url` annotation."""
+    sections = []
+    for name, where, rule in _alerts():
+        durable = " --instance durable" if where == "durable" else ""
+        sections.append(
+            f"## {name}\n\n"
+            f"**{rule['labels']['severity']}**, after {rule['for']}; on {where}. "
+            f"**Fires when:** {rule['annotations']['summary']}.\n\n"
+            f"**Look:** `bizosaas-redis monitor --stack <stack>{durable}` grades the same thresholds now; "
+            f"the rule (production's thresholds):\n\n```promql\n{rule['expr']}\n```\n\n"
+            f"**Do:** {rule['annotations']['action']}."
+        )
+    return "\n\n".join(sections)
 
 
 def load_results(folder: Path, name: str) -> dict[str, Any]:
@@ -205,7 +315,11 @@ def measured_table(folder: Path, name: str) -> str:
 
 # Each generated block of the README, rendered from the project folder it documents.
 BLOCKS: dict[str, Callable[[Path], str]] = {
+    "stacks-table": lambda _: stacks_table(),
     "config-table": lambda _: config_table(),
+    "cli-reference": lambda _: cli_reference(),
+    "outputs-table": lambda _: outputs_table(),
+    "runbooks": lambda _: runbooks(),
     "policy-table": lambda _: policy_table(),
     "alert-table": lambda _: alert_table(),
     "test-tiers": tiers_table,
@@ -219,19 +333,27 @@ def _marker(name: str) -> tuple[str, str]:
     return f"<!-- {name}:start (generated by bizosaas-redis docs; do not edit) -->", f"<!-- {name}:end -->"
 
 
-def update_readme(readme: Path, check: bool = False) -> bool:
-    """Rewrite each generated block; with check, only report whether all were current."""
-    text = original = readme.read_text()
+def documents(folder: Path) -> list[Path]:
+    """The README and every page under docs/: where the generated blocks live."""
+    return [folder / README, *sorted((folder / DOCS_DIR).rglob("*.md"))]
+
+
+def update_docs(folder: Path, check: bool = False) -> list[Path]:
+    """Rewrite each generated block in the one document that holds it; the documents that
+    changed (with check, that would change, and nothing is written)."""
+    texts = {path: path.read_text() for path in documents(folder)}
     for name, render in BLOCKS.items():
         start, end = _marker(name)
         pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
-        if not pattern.search(text):
-            raise DocsError(f"{readme} has no {name} markers: restore the start/end comments")
-        block = f"{start}\n{render(readme.parent)}\n{end}"
+        holders = [path for path, text in texts.items() if pattern.search(text)]
+        if len(holders) != 1:
+            where = ", ".join(str(path.relative_to(folder)) for path in holders) or "no document"
+            raise DocsError(f"the {name} block is in {where}: it belongs in exactly one, between its markers")
+        block = f"{start}\n{render(folder)}\n{end}"
         # Escaped: the block's backslashes must not be read as group references.
-        text = pattern.sub(block.replace("\\", "\\\\"), text)
-    if text == original:
-        return True
+        texts[holders[0]] = pattern.sub(block.replace("\\", "\\\\"), texts[holders[0]])
+    stale = [path for path, text in texts.items() if text != path.read_text()]
     if not check:
-        readme.write_text(text)
-    return False
+        for path in stale:
+            path.write_text(texts[path])
+    return stale

@@ -1,7 +1,7 @@
 """Results files (`results/<name>.json`): what a measurement measured, on which commit,
 when, on what machine, how many runs, and per figure its runs, min/median/max and the bound
 a test asserts. The measurements write them when asked (BIZOSAAS_RESULTS_DIR, never by
-default); `bizosaas-redis docs` renders the README's figures from the committed ones.
+default); `bizosaas-redis docs` renders the documents' figures from the committed ones.
 
 Standard library only: scripts/measure-tests imports it before any venv exists."""
 

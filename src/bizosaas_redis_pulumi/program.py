@@ -13,7 +13,7 @@ import pulumi
 import pulumi_random as random
 from pulumi.runtime import config as runtime_config
 
-from bizosaas_redis import redis_conf, sentinel_conf, topology
+from bizosaas_redis import redis_conf, sentinel_conf, stack_outputs, topology
 from bizosaas_redis.connection import (
     InstanceNames,
     consumer_env,
@@ -123,6 +123,13 @@ def deploy_instance(
     return Instance(settings, service, app_password)
 
 
+def _export(name: str, value: Any) -> None:
+    """pulumi.export of an output the reference documents (bizosaas_redis.stack_outputs)."""
+    if not stack_outputs.documented(name):
+        raise ValueError(f"stack output {name} is not in bizosaas_redis.stack_outputs: document it there")
+    pulumi.export(name, value)
+
+
 def _export_instance(
     settings: Settings,
     names: InstanceNames,
@@ -131,7 +138,7 @@ def _export_instance(
     admin_password: pulumi.Output[str],
 ) -> None:
     def export(key: str, value: Any) -> None:
-        pulumi.export(names.output_prefix + key, value)
+        _export(names.output_prefix + key, value)
 
     export("role", settings.role)
     export("topology", settings.topology)
@@ -178,17 +185,17 @@ def main() -> None:
     for other in others:  # on the network the first one created or found, after its container
         cache = deployed[first.role].service
         deployed[other.role] = deploy_instance(other, cache.network_name, after=[cache.container])
-    pulumi.export("layout", settings.layout)
-    pulumi.export("cache_db", settings.cache_db)
-    pulumi.export("celery_broker_db", settings.celery_broker_db)
-    pulumi.export("celery_result_db", settings.celery_result_db)
-    pulumi.export("settings", json.loads(settings.model_dump_json(by_alias=True)))
+    _export("layout", settings.layout)
+    _export("cache_db", settings.cache_db)
+    _export("celery_broker_db", settings.celery_broker_db)
+    _export("celery_result_db", settings.celery_result_db)
+    _export("settings", json.loads(settings.model_dump_json(by_alias=True)))
     # Which instance serves what, the same keys in both layouts.
     serving = {use: deployed[role] for use, role in service_roles(settings.layout).items()}
     serving_settings = {use: instance.settings for use, instance in serving.items()}
-    pulumi.export("consumer_env", consumer_env(serving_settings))
+    _export("consumer_env", consumer_env(serving_settings))
     passwords = pulumi.Output.all(cache=serving["cache"].app_password, durable=serving["durable"].app_password)
-    pulumi.export(
+    _export(
         "consumer_secrets",
         pulumi.Output.secret(
             passwords.apply(

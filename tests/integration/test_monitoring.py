@@ -107,6 +107,25 @@ def test_committed_dashboards_are_current_and_draw_the_alert_thresholds():
         ]
 
 
+def test_every_rule_links_its_runbook_and_each_dashboard_the_page():
+    """kube-prometheus's convention: a `runbook_url` annotation per rule, here a section of
+    docs/runbooks.md (rendered from the same rules by bizosaas-redis docs)."""
+    import re
+
+    page = (ROOT / "docs" / "runbooks.md").read_text()
+    sections = {heading.lower() for heading in re.findall(r"^## (\w+)$", page, re.MULTILINE)}
+    replicated = load_stack_file("production").model_copy(update={"topology": "sentinel"})
+    for settings in [*(load_stack_file(stack) for stack in available_stacks()), replicated]:
+        for rule in alerts.rules(settings):
+            base, _, anchor = rule["annotations"]["runbook_url"].partition("#")
+            assert base == settings.runbook_url == "docs/runbooks.md" and anchor == rule["alert"].lower()
+            assert anchor in sections, f"{rule['alert']} has no section in docs/runbooks.md"
+        links = dashboard.dashboard(settings)["links"]
+        assert [link["url"] for link in links] == [settings.runbook_url]
+    elsewhere = load_stack_file("staging").model_copy(update={"runbook_url": "https://docs.example/runbooks"})
+    assert alerts.rules(elsewhere)[0]["annotations"]["runbook_url"] == "https://docs.example/runbooks#redisdown"
+
+
 @pytest.fixture(scope="module")
 def promtool() -> str:
     found = shutil.which("promtool")

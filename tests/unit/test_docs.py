@@ -8,8 +8,8 @@ from conftest import ROOT
 from redis_policies.rules import RULES
 
 
-def test_readme_tables_are_up_to_date():
-    assert docs.update_readme(ROOT / "README.md", check=True), "run bizosaas-redis docs"
+def test_generated_blocks_are_up_to_date():
+    assert docs.update_docs(ROOT, check=True) == [], "run bizosaas-redis docs"
 
 
 def test_every_setting_is_documented_with_default_and_description():
@@ -44,3 +44,22 @@ def test_a_measured_table_shows_each_figures_runs_and_bound(tmp_path):
     assert table[2] == "| kill: pause | 3 | 0.90 s | 1.20 s | 1.50 s | 2.50 s (set from measured runs) |"
     assert table[3] == "| kill: writes lost | 3 | 0 | 0 | 0 | 0 (AOF everysec) |"
     assert table[-1].startswith("Measured at commit `abc1234` on ") and "(`results/example.json`)" in table[-1]
+
+
+def test_every_relative_link_in_the_documents_reaches_a_file_and_its_heading():
+    import re
+
+    link = re.compile(r"\]\((?!https?://|#)([^)\s]+)\)")
+    broken = []
+    for document in docs.documents(ROOT):
+        for target in link.findall(document.read_text()):
+            path, _, anchor = target.partition("#")
+            reached = (document.parent / path).resolve()
+            if not reached.exists():
+                broken.append(f"{document.relative_to(ROOT)} -> {target}")
+            elif anchor and reached.suffix == ".md":
+                headings = re.findall(r"^#+ (.+)$", reached.read_text(), re.MULTILINE)
+                slugs = {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+                if anchor not in slugs:
+                    broken.append(f"{document.relative_to(ROOT)} -> {target} (no such heading)")
+    assert broken == []

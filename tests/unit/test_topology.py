@@ -267,3 +267,22 @@ def test_standalone_is_unchanged_by_the_topology_code():
     assert container.plain["command"] == startup.COMMAND
     assert "networkMode" not in container.plain
     assert "REDIS_SENTINELS" not in cap.outputs["consumer_env"].value
+
+
+def test_every_output_is_documented_and_every_documented_one_is_exported():
+    """The outputs reference (bizosaas_redis.stack_outputs) against what the program exports:
+    each stack file, a sentinel stack with exporters, and a stack with the unix socket."""
+    from bizosaas_redis import stack_outputs
+    from bizosaas_redis.settings import DURABLE_PREFIX, available_stacks, read_stack_config, stack_file
+
+    staging = read_stack_config(stack_file("staging"))
+    runs = [capture.run_program(stack) for stack in available_stacks()]
+    runs.append(capture.run_program("staging", values={**staging, **BASE}, secrets_config=PASSWORDS))
+    runs.append(capture.run_program("staging", values={**staging, "unixSocket": True}))
+    exported = {name: output for run in runs for name, output in run.outputs.items()}
+    assert all(stack_outputs.documented(name) for name in exported), sorted(exported)
+    plain = {name.removeprefix(f"{DURABLE_PREFIX}_") for name in exported}
+    assert plain == {*stack_outputs.STACK, *stack_outputs.INSTANCE}, "a documented output no stack exports"
+    for name, output in exported.items():
+        documented_secret = name.removeprefix(f"{DURABLE_PREFIX}_") in stack_outputs.SECRET
+        assert output.secret == documented_secret, f"{name}: exported secret={output.secret}, documented otherwise"

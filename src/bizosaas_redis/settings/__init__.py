@@ -3,7 +3,7 @@
 A stack's settings live in the `redis:` namespace of `Pulumi.<stack>.yaml`. The Pulumi
 program reads them through `pulumi.Config`; the operations and tests read the same file
 with `load_stack_file`, with no Pulumi engine. One module per concern declares its
-settings, each with its default and a one-line description (the README's configuration
+settings, each with its default and a one-line description (docs/reference/configuration.md's
 table), and validates them:
 
 | Module | Settings |

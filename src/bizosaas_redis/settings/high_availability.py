@@ -55,9 +55,9 @@ class HighAvailabilitySettings(BaseModel):
         None,
         ge=0,
         le=MAX_REPLICAS,
-        description="Default 1 in production, else 0. The primary refuses writes unless this many replicas "
-        "acknowledged within minReplicasMaxLag: a primary cut off from its replicas stops taking writes that a "
-        "failover would drop, at the cost of refusing writes when replicas are down.",
+        description="Default 1 in production with topology sentinel, else 0. The primary refuses writes unless "
+        "this many replicas acknowledged within minReplicasMaxLag: a primary cut off from its replicas stops "
+        "taking writes that a failover would drop, at the cost of refusing writes when replicas are down.",
     )
     min_replicas_max_lag: int = Field(
         10, ge=1, le=3600, description="Seconds a replica may lag and still count for minReplicasToWrite."

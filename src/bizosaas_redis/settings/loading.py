@@ -45,7 +45,7 @@ def _describe(error: ErrorDetails) -> list[str]:
     if kind == "extra_forbidden":
         close = difflib.get_close_matches(loc[0], _known_keys(), n=1)
         hint = f"; did you mean {NAMESPACE}:{close[0]}?" if close else ""
-        return [f"{key}: unknown setting{hint} (known settings are listed in the README)"]
+        return [f"{key}: unknown setting{hint} (known settings: docs/reference/configuration.md)"]
     if _is_cross_field(error):
         return [line for line, _ in _cross_field_lines(error)]
     message = error["msg"].removeprefix("Value error, ").replace("Input should be", "must be")

@@ -46,7 +46,7 @@ CHECKS = (
 
 
 # Pydantic lists the fields of the last base first: the concerns in reverse, so that the
-# README's configuration table reads from identity to monitoring.
+# configuration reference (docs/reference/configuration.md) reads from identity to monitoring.
 class Settings(
     MonitoringSettings,
     LifecycleSettings,

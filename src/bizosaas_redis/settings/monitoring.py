@@ -13,6 +13,9 @@ from bizosaas_redis.settings.values import MODEL_CONFIG, ImageRef, Port, Problem
 if TYPE_CHECKING:
     from bizosaas_redis.settings.model import Settings
 
+# The runbooks page in this repository: one section per alert (bizosaas-redis docs).
+RUNBOOKS_PAGE = "docs/runbooks.md"
+
 
 class MonitoringSettings(BaseModel):
     model_config = MODEL_CONFIG
@@ -31,6 +34,13 @@ class MonitoringSettings(BaseModel):
     alert_evictions_critical_per_second: int = Field(10_000, ge=1, description="CRIT above this many evictions/s.")
     alert_last_save_age: Seconds = Field(
         3600, gt=0, description="WARN when the last successful RDB save is older than this (s), RDB on."
+    )
+    runbook_url: str = Field(
+        RUNBOOKS_PAGE,
+        min_length=1,
+        description="Where the runbooks page is published: each alert's `runbook_url` annotation is this plus "
+        "`#<alert name in lower case>`, and the dashboard links to it. The default is the page's path in this "
+        "repository; set the URL your Git host or docs site shows it at.",
     )
     exporter_enabled: bool = Field(False, description="Run a redis_exporter sidecar for Prometheus.")
     exporter_image: ImageRef = Field("oliver006/redis_exporter:v1.62.0", description="redis_exporter image.")

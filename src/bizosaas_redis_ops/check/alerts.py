@@ -1,7 +1,7 @@
 """Prometheus alerting rules for redis_exporter metrics, from the stack's thresholds.
 
 The same settings drive bizosaas-redis monitor, so the two never disagree. Targets are
-selected by the scrape job `bizosaas-redis-<stack>` (see README, Monitoring).
+selected by the scrape job `bizosaas-redis-<stack>` (docs/reference/monitoring.md).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ class AlertsError(BizosaasRedisError):
     pass
 
 
-# What an operator does when the alert fires (the rules' `action` annotation, the README's table).
+# What an operator does when the alert fires (the rules' `action` annotation, the runbooks page).
 ACTIONS = {
     "RedisDown": "`docker logs` of the container and `bizosaas-redis doctor --stack <stack>`; "
     "`bizosaas-redis up --stack <stack>` starts it again (the data is on its volume)",
@@ -70,6 +70,11 @@ ACTIONS = {
     "that fails now stays failed. Bring Sentinels or their hosts back at once (`bizosaas-redis monitor` shows "
     "which answer)",
 }
+
+
+def runbook_url(settings: Settings, alert: str) -> str:
+    """The alert's section of the runbooks page (its heading's anchor)."""
+    return f"{settings.runbook_url}#{alert.lower()}"
 
 
 def job(settings: Settings) -> str:
@@ -121,6 +126,7 @@ def _rule(s: Settings, name: str, expr: str, severity: str, duration: str, summa
             "summary": summary,
             "description": f"{summary} (stack {s.stack}, {{{{ $labels.instance }}}})",
             "action": ACTIONS[name],
+            "runbook_url": runbook_url(s, name),
         },
     }
 

@@ -172,6 +172,7 @@ def dashboard(settings: Settings) -> dict[str, Any]:
         "title": f"BizOSaaS Redis ({settings.stack})",
         "uid": f"bizosaas-redis-{settings.stack}",
         "tags": ["redis", "bizosaas"],
+        "links": [{"title": "Runbooks", "type": "link", "url": settings.runbook_url, "targetBlank": True}],
         "schemaVersion": 39,
         "time": {"from": "now-6h", "to": "now"},
         "refresh": "30s",

@@ -133,10 +133,10 @@ def adopt(
 
     Discovers the container, compares it with the stack and refuses before touching anything
     where they differ in what holds or reaches the data (volume, port, network, names);
-    backs the data up, pauses writes, records the keys, stops it and keeps it aside, runs
-    `up`, and proves the stack's Redis holds the same keys (counts, sampled values and
-    TTLs, verify, smoke, no drift). Any failure after the stop puts the old container and
-    its data back."""
+    backs the data up and deploys everything of the stack but its Redis container; then
+    pauses writes, records the keys, stops it and keeps it aside, runs `up`, and proves the
+    stack's Redis holds the same keys (counts, sampled values and TTLs, verify, smoke, no
+    drift). Any failure after the stop puts the old container and its data back."""
     from bizosaas_redis_ops.data import backup as data
     from bizosaas_redis_ops.deploy import adopt as steps
     from bizosaas_redis_ops.deploy import pulumi_stack

@@ -1,4 +1,4 @@
-"""The project's upkeep: the README's generated tables, the offline stand-in image."""
+"""The project's upkeep: the documents' generated blocks, the offline stand-in image."""
 
 from __future__ import annotations
 
@@ -17,11 +17,12 @@ from bizosaas_redis_ops.cli.root import CommandError, main
 @main.command()
 @click.option("--check", is_flag=True, help="only check; exit 1 when stale")
 def docs(check: bool) -> None:
-    """Regenerate the README's configuration, policy and alert tables from the settings model and rules.
+    """Regenerate the documents' generated blocks (README.md, docs/): the references from the
+    settings model, rules and commands, the measured tables from results/.
 
     Outside a project (no Pulumi.yaml here or above), print the configuration reference instead.
     """
-    from bizosaas_redis_ops.docs import config_table, update_readme
+    from bizosaas_redis_ops.docs import config_table, update_docs
 
     folder = find_project_dir()
     if folder is None:
@@ -29,10 +30,10 @@ def docs(check: bool) -> None:
             raise CommandError("no project here (no Pulumi.yaml): nothing to check")
         click.echo(config_table())
         return
-    fresh = update_readme(folder / "README.md", check=check)
-    if check and not fresh:
-        raise CommandError("README.md's generated tables are stale: run bizosaas-redis docs")
-    click.echo("README.md's generated tables are up to date" if fresh else "README.md updated")
+    stale = [str(path.relative_to(folder)) for path in update_docs(folder, check=check)]
+    if check and stale:
+        raise CommandError(f"generated blocks are stale in {', '.join(stale)}: run bizosaas-redis docs")
+    click.echo(f"updated {', '.join(stale)}" if stale else "every generated block is up to date")
 
 
 @main.command("offline-image")

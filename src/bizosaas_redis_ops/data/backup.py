@@ -130,7 +130,7 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 # The kinds of backup file a folder may hold: the snapshot (with its .sha256 beside it) and
-# its encrypted copy (`age -o <file>.age <file>`, README "Backup and restore").
+# its encrypted copy (`age -o <file>.age <file>`, docs/how-to/backup-and-restore.md).
 KINDS = (".rdb", ".rdb.age")
 
 

@@ -122,7 +122,7 @@ def _dockerd_cmdline() -> str | None:
 
 def userland_proxy_check(daemon_json: str | None, cmdline: str | None, unix_socket: bool) -> Check:
     """Docker's userland proxy carries every connection to a published port made from the
-    host itself: measured at about 0.3 × the server's requests/s (README, Performance)."""
+    host itself: measured at about 0.3 × the server's requests/s (docs/measurements/performance.md)."""
     off = "--userland-proxy=false" in (cmdline or "")
     if daemon_json:
         try:

@@ -23,7 +23,7 @@ from bizosaas_redis.settings import NAMESPACE, PROJECT_FILE, SECRET_KEYS, Settin
 STATE_DIR_NAME = ".pulumi-state"
 # Where scripts/install-pulumi links the CLI and its language host.
 VENV_BIN = Path(sys.executable).parent
-INSTALL_HINT = 'run scripts/install-pulumi (README, "Installing the Pulumi engine")'
+INSTALL_HINT = "run scripts/install-pulumi (docs/how-to/install-pulumi-offline.md)"
 # Chosen by the caller's environment and kept by each workspace made from it.
 CARRIED = ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
 # No registry is asked: no update check, no plugin download (the plugins are installed); and
