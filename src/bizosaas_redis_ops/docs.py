@@ -294,8 +294,12 @@ def whole_suite_seconds(folder: Path) -> float:
     return float(sum(row["max"] for row in _tiers(load_results(folder, "test-tiers"))))
 
 
+# Units measured (shown with their unit); any other unit counts things (keys, writes, tasks).
+MEASURES = {"s": 2, "ms": 1, "MB": 1, "k req/s": 1}
+
+
 def _amount(value: float, unit: str) -> str:
-    return f"{value:.0f}" if unit != "s" else f"{value:.2f} s"
+    return f"{value:.{MEASURES[unit]}f} {unit}" if unit in MEASURES else f"{value:.0f}"
 
 
 def measured_table(folder: Path, name: str) -> str:

@@ -75,3 +75,31 @@ def test_parse_refuses_a_run_too_short_to_time():
     text = SAMPLE.read_text().replace("111111.11 requests per second", "inf requests per second")
     with pytest.raises(BenchmarkError, match="too short to time: raise --requests"):
         parse(text)
+
+
+def test_deploy_times_become_one_figure_per_stack_and_step_over_the_runs():
+    from bizosaas_redis_ops.bench import deploy_times
+
+    runs = [
+        deploy_times.Timing("dev", {"up (create)": 19.0, "destroy": 5.0}),
+        deploy_times.Timing("dev", {"up (create)": 21.0, "destroy": 6.0}),
+        deploy_times.Timing("staging", {"up (create)": 18.0}),
+    ]
+    figures = {f["name"]: f for f in deploy_times.figures(runs)}
+    assert set(figures) == {"dev: up (create)", "dev: destroy", "staging: up (create)"}
+    assert figures["dev: up (create)"]["values"] == [19.0, 21.0] and figures["dev: up (create)"]["median"] == 20.0
+    assert figures["staging: up (create)"]["runs"] == 1
+
+
+def test_smoke_rows_keep_their_units_in_the_results_file():
+    from bizosaas_redis_ops.bench import smoke_timings
+
+    rows = [
+        smoke_timings.Row("smoke: sessions", "ms", [4.0, 6.0, 5.0]),
+        smoke_timings.Row("smoke: whole suite", "s", [1.7]),
+    ]
+    figures = smoke_timings.figures(rows)
+    assert [(f["name"], f["unit"], f["median"]) for f in figures] == [
+        ("smoke: sessions", "ms", 5.0),
+        ("smoke: whole suite", "s", 1.7),
+    ]

@@ -17,7 +17,7 @@ from typing import Any
 
 import docker
 
-from bizosaas_redis_ops import tables
+from bizosaas_redis_ops import results, tables
 from bizosaas_redis_ops.deploy.docker_engine import free_port
 from bizosaas_redis_ops.deploy.sandbox import Sandbox, settings_of
 from bizosaas_redis_ops.images import exporter_image
@@ -82,3 +82,13 @@ def table(found: list[Timing]) -> str:
     return tables.render(
         ["stack", *STEPS], [[t.stack, *(f"{t.seconds.get(step, float('nan')):.1f} s" for step in STEPS)] for t in found]
     )
+
+
+def figures(found: list[Timing]) -> list[dict[str, object]]:
+    """Each stack's steps over the runs, for the results file."""
+    by_step: dict[str, list[float]] = {}
+    for timing in found:
+        for step in STEPS:
+            if step in timing.seconds:
+                by_step.setdefault(f"{timing.stack}: {step}", []).append(timing.seconds[step])
+    return [results.figure(name, values) for name, values in by_step.items()]

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from bizosaas_redis_ops import tables
+from bizosaas_redis_ops import results, tables
 from bizosaas_redis_ops.check import smoke
 
 
@@ -78,3 +78,8 @@ def redis_benchmark(url: str, runs: int, requests: int = 20000, pipeline: int = 
 
 def table(rows: list[Row]) -> str:
     return tables.render(["benchmark", "unit", "min", "median", "max", "runs"], [r.cells() for r in rows])
+
+
+def figures(rows: list[Row]) -> list[dict[str, object]]:
+    """The rows for the results file."""
+    return [results.figure(row.name, row.values, row.unit) for row in rows]

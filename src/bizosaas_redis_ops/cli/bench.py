@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,17 @@ from bizosaas_redis_ops.cli.root import main, stack_option
 @main.group()
 def benchmark() -> None:
     """Numbers, not pass/fail: consumer paths side by side, cost against dataset size, smoke timings."""
+
+
+def _record(name: str, conditions: str, figures: list[dict[str, object]]) -> None:
+    """The benchmark's results file, when asked (BIZOSAAS_RESULTS_DIR: results/ of the
+    checkout, committed; the docs render it)."""
+    from bizosaas_redis_ops import results
+
+    folder = results.requested()
+    if folder is not None:
+        measured = results.document(name, conditions, figures, results.commit_of(project_dir()))
+        click.echo(f"results: {results.write(folder, measured)}")
 
 
 @benchmark.command("smoke")
@@ -42,6 +54,7 @@ def benchmark_smoke(stack: str, runs: int, no_throughput: bool) -> None:
         for pipeline in (1, 16):
             rows += bench.redis_benchmark(found["redis_url"], runs, pipeline=pipeline)
     click.echo(bench.table(rows))
+    _record("smoke-timings", f"stack {stack} deployed, bizosaas-redis benchmark smoke", bench.figures(rows))
 
 
 @benchmark.command("durable")
@@ -168,7 +181,8 @@ def benchmark_growth(
 @benchmark.command("deploy")
 @image_option
 @name_prefix_option
-def benchmark_deploy(image: str | None, name_prefix: str) -> None:
+@click.option("--runs", type=click.IntRange(1), default=1, show_default=True, help="deployments of each stack")
+def benchmark_deploy(image: str | None, name_prefix: str, runs: int) -> None:
     """How long `up`, `preview`, a no-change `up`, `refresh` and `destroy` take per stack.
 
     Deploys each stack file under <prefix>-<stack> names with the real Pulumi engine (from
@@ -181,9 +195,46 @@ def benchmark_deploy(image: str | None, name_prefix: str) -> None:
     engine = ensure_engine()
     found = [
         deploy_times.measure(engine, stack, image, name_prefix, lambda line: click.echo(f"  {line}", err=True))
+        for _ in range(runs)
         for stack in available_stacks()
     ]
     click.echo(deploy_times.table(found))
+    image_used = image or "each stack's image"
+    _record("deploy-times", f"every stack file under test names, {image_used}", deploy_times.figures(found))
+
+
+@benchmark.command("image")
+@click.option(
+    "--server",
+    type=click.Choice(["redis-7.0", "redis-8.0", "valkey-8.1"]),
+    multiple=True,
+    help="which stand-ins [default: all three]",
+)
+@click.option("--runs", type=click.IntRange(1), default=3, show_default=True, help="builds of each")
+def benchmark_image(server: tuple[str, ...], runs: int) -> None:
+    """How long the offline stand-in images take to build, and their size.
+
+    Rebuilds each (--force) from the Debian packages already downloaded into
+    ~/.cache/bizosaas-redis: the build's own cost, not the download's.
+    """
+    from bizosaas_redis_ops import results
+    from bizosaas_redis_ops.images import offline_image
+
+    figures = []
+    for name in server or ("redis-7.0", "redis-8.0", "valkey-8.1"):
+        offline_image.build(server=name)  # its packages downloaded, outside the timing
+        seconds, size = [], 0.0
+        for _ in range(runs):
+            started = time.monotonic()
+            tag = offline_image.build(force=True, server=name)
+            seconds.append(time.monotonic() - started)
+            size = offline_image.size_mb(tag)
+        figures += [
+            results.figure(f"{name}: build", seconds),
+            results.figure(f"{name}: image size", [size], "MB"),
+        ]
+        click.echo(f"{name}: built in {min(seconds):.1f}-{max(seconds):.1f} s, {size:.1f} MB")
+    _record("offline-images", "packages already downloaded (~/.cache/bizosaas-redis)", figures)
 
 
 def _sizes(value: str) -> list[int]:

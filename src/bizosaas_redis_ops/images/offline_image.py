@@ -277,6 +277,12 @@ def build(
     return _tag_exact_version(client, image, tag, spec)
 
 
+def size_mb(tag: str, client: docker.DockerClient | None = None) -> float:
+    """The image's size as Docker reports it, in MB (10^6 bytes, as `docker images` shows)."""
+    client = client or ensure_engine()
+    return float(client.images.get(tag).attrs["Size"]) / 1e6
+
+
 def _tag_exact_version(client: docker.DockerClient, image: Any, tag: str, spec: Server) -> str:
     """Tag the image with the server's own version (`redis-server --version`: v=7.0.15)."""
     _, out = run_to_completion(client, image.id, [f"{spec.flavour}-server", "--version"], timeout=60, user=REDIS_USER)
