@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import docker
 import redis
@@ -400,6 +400,34 @@ def freeze(client: redis.Redis, aof: bool) -> Fingerprint:
         raise
 
 
+def ready_to_stop(engine: docker.DockerClient, old: Any, client: redis.Redis, aof: bool, saved: Path) -> Fingerprint:
+    """Frozen (writes paused, saved, counted), the data at the stop copied to `saved` while
+    Redis still answers reads, and no second snapshot at the stop. A failure here lets
+    writes go on, as before (nothing was changed)."""
+    from bizosaas_redis_ops.data import backup as data
+
+    frozen = freeze(client, aof)
+    try:
+        data.write_private(saved, data.copy_out(engine, old.id, f"{DATA_DIR}/dump.rdb"))
+        without_a_second_save(client)
+    except BaseException:
+        client.execute_command("CLIENT", "UNPAUSE")
+        raise
+    finally:
+        client.close()
+    return frozen
+
+
+def without_a_second_save(client: redis.Redis) -> None:
+    """The old server's save rules dropped when nothing changed since freeze's SAVE: Redis
+    would otherwise write the same snapshot again on SIGTERM, which at 500 MB adds seconds
+    of no reply. Not persisted: on a rollback the container's own command line brings
+    them back. With a change (nothing should write under the pause), the rules stay and
+    the stop saves it; the proof then finds the counts differ and rolls back."""
+    if int(client.info("persistence")["rdb_changes_since_last_save"]) == 0:
+        client.config_set("save", "")
+
+
 def _rewrite_aof(client: redis.Redis) -> None:
     """The AOF the stack's Redis will load, rewritten into one base: it loads it as the RDB
     it is, and counts it (INFO persistence, rdb_last_load_keys_loaded)."""
@@ -483,19 +511,28 @@ def prepare(settings: Settings, found: Found, say: Callable[[str], None]) -> Non
         pulumi_stack.up_all_but(settings, found.name)
     except (CommandError, BizosaasRedisError) as failure:
         why = pulumi_stack.engine_errors(failure) if isinstance(failure, CommandError) else str(failure)
-        try:
-            pulumi_stack.run("destroy", settings, yes=True)
-        except (CommandError, BizosaasRedisError) as error:
-            raise AdoptError(
-                f"preparing stack {settings.stack} failed ({' '.join(why.split())[:300]}) and so did destroying what "
-                f"it created ({' '.join(str(error).split())[:200]}): bizosaas-redis destroy --stack "
-                f"{settings.stack}; {found.name} was not touched"
-            ) from None
-        raise AdoptError(
-            f"preparing stack {settings.stack} failed ({' '.join(why.split())[:300]}); what it created was "
-            f"destroyed (never a volume); {found.name} was not touched"
-        ) from None
+        unprepare(settings, found, f"preparing stack {settings.stack} failed ({' '.join(why.split())[:300]})")
     say(f"adopt: stack {settings.stack} prepared: everything but its Redis container exists")
+
+
+def unprepare(settings: Settings, found: Found, what_failed: str) -> NoReturn:
+    """Before the stop: what `prepare` created destroyed (never a volume), then the line
+    saying what failed. Always raises."""
+    from pulumi.automation.errors import CommandError
+
+    from bizosaas_redis_ops.deploy import pulumi_stack
+
+    try:
+        pulumi_stack.run("destroy", settings, yes=True)
+    except (CommandError, BizosaasRedisError) as error:
+        raise AdoptError(
+            f"{what_failed}, and so did destroying what the preparation created "
+            f"({' '.join(str(error).split())[:200]}): bizosaas-redis destroy --stack {settings.stack}; "
+            f"{found.name} runs as before"
+        ) from None
+    raise AdoptError(
+        f"{what_failed}; what the preparation created was destroyed (never a volume); {found.name} runs as before"
+    )
 
 
 class FirstReply:
@@ -548,21 +585,23 @@ def cut_over(
     kept; the data as it was at the stop put back; the old container running again)."""
     from pulumi.automation.errors import CommandError
 
-    from bizosaas_redis_ops.data import backup as data
     from bizosaas_redis_ops.deploy import pulumi_stack
 
     aof = client.config_get("appendonly").get("appendonly") == "yes"
     paused = time.monotonic()
-    frozen = freeze(client, aof)
-    client.close()
-    say(f"adopt: writes paused, {frozen.total} keys counted, {sum(map(len, frozen.samples.values()))} sampled")
-    # Clients get no reply from here: Redis saves on SIGTERM, then exits.
+    saved = dest / f"{settings.instance_id}-at-adoption-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.rdb"
+    try:
+        frozen = ready_to_stop(engine, old, client, aof, saved)
+    except (BizosaasRedisError, redis.RedisError, docker.errors.DockerException, OSError) as failure:
+        why = f"{type(failure).__name__}: {' '.join(str(failure).split())[:300]}"
+        unprepare(settings, found, f"adoption failed before the stop ({why}); writes resumed")
+    sampled = sum(map(len, frozen.samples.values()))
+    say(f"adopt: writes paused, {frozen.total} keys counted, {sampled} sampled; the data at the stop copied to {saved}")
+    # Clients get no reply from here until the stack's Redis answers.
     stopped = time.monotonic()
     keep_aside(old, settings.stop_grace_period)
     reply = FirstReply(found.reachable_at or ("127.0.0.1", settings.host_port)).start()
-    saved = dest / f"{settings.instance_id}-at-adoption-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.rdb"
-    data.write_private(saved, data.copy_out(engine, old.id, f"{DATA_DIR}/dump.rdb"))
-    say(f"adopt: {found.name} stopped and kept as {old.name}; its data at the stop copied to {saved}")
+    say(f"adopt: {found.name} stopped and kept as {old.name}")
     try:
         if os.environ.get(FAULT_ENV) == "after-stop":
             raise AdoptError(f"fault injected after the stop ({FAULT_ENV})")
