@@ -34,12 +34,12 @@ from redis.retry import Retry
 
 from bizosaas_redis.connection import with_db
 from bizosaas_redis.settings import Settings, instances
-from bizosaas_redis_ops import tables
+from bizosaas_redis_ops import results, tables
 from bizosaas_redis_ops.check import alerts
 from bizosaas_redis_ops.deploy.docker_engine import wait_healthy
 from bizosaas_redis_ops.deploy.sandbox import settings_of
 from conftest import ROOT, TEST_EXTERNAL_NETWORK, TEST_PREFIX, cli, unavailable
-from harness import Deployment
+from harness import Deployment, write_results
 from prometheus_server import Prometheus
 
 STACK = "production"
@@ -68,7 +68,9 @@ class Row:
     job: str
     cause: str
     fired_after: float
+    fire_within: float  # the bound the test asserted
     resolved_after: float | None = None
+    resolve_within: float | None = None
 
 
 TABLE: list[Row] = []
@@ -132,7 +134,7 @@ def fired(live: Live, wanted: set[tuple[str, str]], cause: str, since: float, ti
     _until(lambda: wanted <= live.prometheus.firing(), timeout, f"{sorted(wanted)} firing ({cause})")
     after = time.monotonic() - since
     for alert, job in sorted(wanted):
-        TABLE.append(Row(alert, job, cause, after))
+        TABLE.append(Row(alert, job, cause, after, timeout))
 
 
 def resolved(live: Live, wanted: set[tuple[str, str]], since: float, window: float = 0.0) -> None:
@@ -142,6 +144,7 @@ def resolved(live: Live, wanted: set[tuple[str, str]], since: float, window: flo
     for row in TABLE:
         if (row.alert, row.job) in wanted and row.resolved_after is None:
             row.resolved_after = time.monotonic() - since
+            row.resolve_within = window + RESOLVE_MARGIN
 
 
 def _fill(client: redis.Redis, prefix: str, until: Callable[[], bool], batch: int = 200) -> int:
@@ -325,14 +328,14 @@ def test_evictions_high_then_critical(live):
         assert time.monotonic() - started < 90, "RedisEvictionsHigh did not fire at 5 000 evictions/s"
         write(500)
         time.sleep(0.1)
-    TABLE.append(Row("RedisEvictionsHigh", CACHE_JOB, "about 5 000 evictions/s", time.monotonic() - started))
+    TABLE.append(Row("RedisEvictionsHigh", CACHE_JOB, "about 5 000 evictions/s", time.monotonic() - started, 90))
     started = time.monotonic()
     critical = {("RedisEvictionsCritical", CACHE_JOB)}
     while not critical <= live.prometheus.firing():
         assert time.monotonic() - started < 120, "RedisEvictionsCritical did not fire at full speed"
         for _ in range(10):
             write(1000)
-    TABLE.append(Row("RedisEvictionsCritical", CACHE_JOB, "as fast as it goes", time.monotonic() - started))
+    TABLE.append(Row("RedisEvictionsCritical", CACHE_JOB, "as fast as it goes", time.monotonic() - started, 120))
     removed = time.monotonic()
     resolved(live, high | critical, removed, window=60)
     _drop(admin, "*")
@@ -434,3 +437,18 @@ def test_every_rule_fired_and_resolved(live):
             [[r.alert, r.job, r.cause, f"{r.fired_after:.1f} s", f"{r.resolved_after:.1f} s"] for r in TABLE],
         )
     )
+    figures = []
+    for row in TABLE:
+        what = f"{row.alert} ({'durable' if row.job == DURABLE_JOB else 'cache'}, {row.cause})"
+        mechanism = "the time the test gives Prometheus, its rule's window included"
+        figures.append(
+            results.figure(f"{what}: fired after", [row.fired_after], bound=row.fire_within, bound_from=mechanism)
+        )
+        assert row.resolved_after is not None and row.resolve_within is not None
+        figures.append(
+            results.figure(
+                f"{what}: resolved after", [row.resolved_after], bound=row.resolve_within, bound_from=mechanism
+            )
+        )
+    conditions = "the production stack file, small (cache 32 MB, durable 16 MB, maxclients 100), Prometheus every 1 s"
+    write_results("alerts-live", conditions, figures)

@@ -145,6 +145,15 @@ def test_redis_killed_with_rdb_only_loses_at_most_what_came_after_the_last_save(
             "every write since the last RDB save (bound: the save rules, here 60 s / 10 000 changes)",
         )
     )
+    FIGURES.append(
+        results.figure(
+            f"Redis process killed, RDB only (no AOF): acknowledged writes lost, of {len(writer.acked)}",
+            [len(missing)],
+            "writes",
+            bound=at_kill + 1,
+            bound_from="every write since the last RDB save, up to the kill",
+        )
+    )
     assert deployment.admin().get("saved") == b"1"  # the snapshot is intact
     assert 0 < len(missing) <= at_kill + 1  # only what came after the save, up to the kill
 
@@ -174,6 +183,14 @@ def test_maxclients_exhausted_refuses_extra_clients_and_recovers(deploy):
             "nothing",
             f"client {len(held) + 1} refused ('max number of clients reached'); {len(held)} kept working; "
             f"accepted again {recovered:.2f} s after 5 left",
+        )
+    )
+    FIGURES.append(
+        results.figure(
+            f"maxclients ({len(held)}) exhausted: a new client accepted after 5 left",
+            [recovered],
+            bound=10,
+            bound_from="the test's wait",
         )
     )
     for client in held[5:]:
@@ -245,6 +262,20 @@ def test_a_full_data_volume_refuses_writes_and_recovers_when_space_is_freed(depl
             f"resumed {resumed:.2f} s after space was freed, no restart",
         )
     )
+    FIGURES.extend(
+        [
+            results.figure(
+                f"/data full: acknowledged writes lost, of {acked}",
+                [0],
+                "writes",
+                bound=0,
+                bound_from="Redis refuses writes it cannot persist (MISCONF)",
+            ),
+            results.figure(
+                "/data full: writes resumed after space was freed", [resumed], bound=30, bound_from="the test's wait"
+            ),
+        ]
+    )
 
 
 def _writes(client: redis.Redis) -> bool:
@@ -281,6 +312,19 @@ def test_memory_pressure_evicts_without_an_oom_kill(deploy, engine):
             f"{info['evicted_keys']} keys evicted (allkeys-lru: by design)",
             f"peak RSS {peak_rss / 1024**2:.1f} MB of the {limit / 1024**2:.0f} MB limit; not OOM-killed",
         )
+    )
+    pressure = "64 MB written into maxmemory 32mb during BGSAVE and AOF rewrite"
+    FIGURES.extend(
+        [
+            results.figure(
+                f"{pressure}: peak RSS",
+                [peak_rss / 1024**2],
+                "MB",
+                bound=round(limit / 1024**2),
+                bound_from="the container's memory limit (above it, an OOM kill)",
+            ),
+            results.figure(f"{pressure}: keys evicted (allkeys-lru)", [info["evicted_keys"]], "keys"),
+        ]
     )
     assert not state["OOMKilled"] and state["Running"] and _container(engine, deployment).attrs["RestartCount"] == 0
     assert info["evicted_keys"] > 0
@@ -329,5 +373,19 @@ def test_docker_engine_restart_brings_the_container_back_with_its_data(deploy, e
             f"{len(problems)} of {keys} keys",
             f"back by the restart policy {back:.1f} s after the engine was told to stop",
         )
+    )
+    FIGURES.extend(
+        [
+            results.figure(
+                f"Docker engine stopped and started: keys lost, of {keys}",
+                [len(problems)],
+                "keys",
+                bound=0,
+                bound_from="a graceful stop saves (SIGTERM)",
+            ),
+            results.figure(
+                "Docker engine stopped and started: Redis back after", [back], bound=90, bound_from="the test's wait"
+            ),
+        ]
     )
     assert problems == []

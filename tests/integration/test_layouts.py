@@ -24,11 +24,11 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from bizosaas_redis_ops import tables
+from bizosaas_redis_ops import results, tables
 from bizosaas_redis_ops.check import smoke, smoke_celery
 from bizosaas_redis_patterns import EventStream, KeySpace, SessionStore, TokenBlacklist
 from conftest import TEST_EXTERNAL_NETWORK, TEST_PREFIX, cli, free_port
-from harness import FAST, Deployment
+from harness import FAST, Deployment, write_results
 
 MAXMEMORY_MB = 32
 CACHE_FILL_MB = 4 * MAXMEMORY_MB  # "far past maxmemory"
@@ -38,16 +38,19 @@ PREFIX = "layout:"
 QUEUE = "tasks"  # kombu keeps it under PREFIX + QUEUE (its global_keyprefix)
 
 RESULTS: dict[str, dict[str, str]] = {}
+FIGURES: list[dict[str, object]] = []
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _loss_table() -> Iterator[None]:
-    """After the module's tests: the figures the README quotes, from this run (`-s` shows them)."""
+    """After the module's tests: the loss table (`-s` shows it), and results/layouts.json when asked."""
     yield
     if RESULTS:
         rows = sorted({row for found in RESULTS.values() for row in found})
         cells = [[row, *(RESULTS[k].get(row, "") for k in RESULTS)] for row in rows]
         print("\n" + tables.render(["lost / measured", *RESULTS], cells))
+    conditions = f"maxmemory {MAXMEMORY_MB}mb on each instance, then {CACHE_FILL_MB} MB of cache entries"
+    write_results("layouts", conditions, FIGURES)
 
 
 @dataclass
@@ -185,6 +188,14 @@ def _record(layout: str, lost: dict[str, int], evictions: dict[str, int]) -> Non
     total |= {"sessions": SESSIONS, "blacklist entries": REVOKED}
     RESULTS[layout] = {what: f"{n} of {total[what]}" for what, n in lost.items()}
     RESULTS[layout] |= {f"evicted ({instance})": str(n) for instance, n in evictions.items()}
+    for what, n in lost.items():
+        # Split asserts it loses nothing; single only that it loses something.
+        bound = (
+            {"bound": 0, "bound_from": "the durable instance never evicts (noeviction)"} if layout == "split" else {}
+        )
+        FIGURES.append(results.figure(f"{layout}: {what} lost, of {total[what]}", [n], "keys", **bound))
+    for instance, n in evictions.items():
+        FIGURES.append(results.figure(f"{layout}: keys evicted ({instance})", [n], "keys"))
 
 
 def test_single_layout_loses_services_data_when_the_cache_fills(single):
@@ -209,11 +220,11 @@ def test_split_layout_loses_nothing_and_the_worker_runs_every_task(split):
     worker = smoke_celery.start_worker(smoke.with_db(split.durable, 1), smoke.with_db(split.durable, 2), PREFIX, QUEUE)
     app = smoke_celery.make_app(smoke.with_db(split.durable, 1), smoke.with_db(split.durable, 2), PREFIX, QUEUE)
     try:
-        results = [app.AsyncResult(task_id).get(timeout=120) for task_id in written.task_ids]
+        returned = [app.AsyncResult(task_id).get(timeout=120) for task_id in written.task_ids]
     finally:
         smoke_celery.stop_worker(worker)
         app.close()
-    assert results == [i + 1 for i in range(TASKS)]
+    assert returned == [i + 1 for i in range(TASKS)]
 
 
 def test_the_durable_instance_refuses_writes_when_full_instead_of_evicting(split):
