@@ -143,3 +143,22 @@ Resources:
     elsewhere = CommandError(CommandResult(stdout="", stderr="error: no stack named 'dev' found\n", code=255))
     assert pulumi_stack.engine_errors(elsewhere) == "no stack named 'dev' found"
     assert pulumi_stack.engine_errors(CommandError(CommandResult("", "", 1))) == "code: 1"
+    # Refused by the policy pack: the program is stopped (its traceback ends in
+    # KeyboardInterrupt, which says nothing); the violations are what went wrong.
+    refused = """Policies:
+    bizosaas-redis@v0.1.0 (local: policies)
+        - [mandatory]  redis-non-root-user  (docker:index:Container: redis-container)
+          The container runs as a non-root user.
+        - [mandatory]  redis-read-only-root  (docker:index:Container: redis-container)
+          The root filesystem is read-only.
+        - [advisory]  redis-image-pinned  (docker:index:Container: redis-container)
+
+Diagnostics:
+  pulumi:pulumi:Stack (bizosaas-redis-staging):
+    Traceback (most recent call last):
+    KeyboardInterrupt
+"""
+    assert pulumi_stack.engine_errors(CommandError(CommandResult(stdout=refused, stderr="", code=255))) == (
+        "policy redis-non-root-user refused docker:index:Container: redis-container; "
+        "policy redis-read-only-root refused docker:index:Container: redis-container"
+    )

@@ -209,18 +209,24 @@ def up_all_but(settings: Settings, container_name: str, on_output: Callable[[str
             f"the preview of stack {settings.stack} shows {len(urns)} containers named {container_name}, "
             "where adoption expects one; nothing was changed"
         )
-    stack.up(on_output=on_output, exclude=urns, exclude_dependents=True, **policy_args(settings.stack))
+    # The policy pack judged the whole program on the preview above. On an update with
+    # --exclude, Pulumi shows it the excluded container without its inputs (no user, no
+    # limits), which every hardening rule refuses; the after-stop `up` runs the pack again.
+    stack.up(on_output=on_output, exclude=urns, exclude_dependents=True)
     return urns[0]
 
 
 # A resource's header in the engine's Diagnostics section: `  docker:index/container:Container (redis):`.
 _DIAGNOSED = re.compile(r"^  (\S+ \(.+\)):$")
+# A mandatory policy violation in the engine's Policies section: `- [mandatory]  rule  (type: name)`.
+_REFUSED_BY_POLICY = re.compile(r"^\s*- \[mandatory\]\s+(\S+)\s+\((.+)\)$")
 
 
 def engine_errors(failure: BaseException) -> str:
     """What the engine said went wrong, in one line: each `error:` of its Diagnostics with
     the resource it is under (the Automation API's message puts them in stdout, and leaves
-    stderr empty when a resource failed); else the last line it printed."""
+    stderr empty when a resource failed); else each mandatory policy violation; else the
+    last line it printed."""
     text = str(failure)
     lines = text.replace("\n stderr: ", "\n").splitlines()
     found: list[str] = []
@@ -237,6 +243,9 @@ def engine_errors(failure: BaseException) -> str:
             found += [one] if one not in found else []
     if found:
         return "; ".join(found)
+    refused = [f"policy {m.group(1)} refused {m.group(2)}" for line in lines if (m := _REFUSED_BY_POLICY.match(line))]
+    if refused:
+        return "; ".join(dict.fromkeys(refused))
     printed = [line.strip() for line in lines if line.strip() and line.strip() not in ("stdout:", "stderr:")]
     return printed[-1] if printed else type(failure).__name__
 
