@@ -330,6 +330,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "change-paths": lambda folder: measured_table(folder, "change-paths"),
     "standalone-faults": lambda folder: measured_table(folder, "standalone-faults"),
     "ha-faults": lambda folder: measured_table(folder, "ha-faults"),
+    "adoption": lambda folder: measured_table(folder, "adoption"),
 }
 
 

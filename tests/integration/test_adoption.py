@@ -44,7 +44,7 @@ SEED = [
 FIGURES: list[dict[str, object]] = []
 # Redis does not answer from the old container's stop until the stack's answers: `up`
 # creates its container then (docs/how-to/adopt.md). Set from the measured runs
-# (results/adoption.json: worst 4.6 s, at 500 MB; results.bound_for).
+# (results/adoption.json, results.bound_for of the worst; tests/unit/test_bounds.py holds it).
 MAX_OUTAGE_S = 9.0
 # adopt's last line: the outage, the part of it Redis spent loading, the writes' pause.
 SAID = re.compile(
