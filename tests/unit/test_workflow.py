@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import json
 import re
 import subprocess
@@ -69,6 +71,18 @@ def test_every_pull_request_runs_the_fast_tier_then_the_whole_suite_with_room_fr
     assert "scripts/uv sync --locked" in runs["preview"] and "pip install" not in " ".join(runs.values())
     measured = docs.whole_suite_seconds(ROOT) / 60
     assert jobs["test"]["timeout-minutes"] >= 1.25 * measured, f"the whole suite took up to {measured:.0f} min"
+
+
+def test_the_measured_suite_is_every_tier():
+    # The timeout above is the sum of the tiers measured: a tier missing from the results
+    # file would make the whole suite look shorter than it is.
+    loader = importlib.machinery.SourceFileLoader("measure_tests", str(ROOT / "scripts" / "measure-tests"))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    assert spec is not None
+    measure_tests = importlib.util.module_from_spec(spec)
+    loader.exec_module(measure_tests)
+    measured = {row["name"] for row in docs.load_results(ROOT, "test-tiers")["figures"]}
+    assert set(measure_tests.TIERS) <= measured, f"results/test-tiers.json lacks {set(measure_tests.TIERS) - measured}"
 
 
 RENOVATE = ROOT / "renovate.json"
