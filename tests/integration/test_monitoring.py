@@ -286,6 +286,7 @@ def test_each_rule_fires_on_its_threshold_and_not_below(promtool, tmp_path, stac
             "summary": summary,
             "description": f"{summary} (stack {stack}, redis:9121)",
             "action": alerts.ACTIONS[alertname],
+            "runbook_url": f"docs/runbooks.md#{alertname.lower()}",
         },
     }
 
@@ -466,6 +467,7 @@ def test_each_replication_rule_fires_on_its_bound_and_not_within_it(promtool, tm
             "summary": summary,
             "description": f"{summary} (stack staging, {where})",
             "action": alerts.ACTIONS[alertname],
+            "runbook_url": f"docs/runbooks.md#{alertname.lower()}",
         },
     }
 
