@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from bizosaas_redis.settings import INTERNAL_FIELDS, Settings
 from bizosaas_redis_ops import docs
 from conftest import ROOT
@@ -63,3 +65,48 @@ def test_every_relative_link_in_the_documents_reaches_a_file_and_its_heading():
                 if anchor not in slugs:
                     broken.append(f"{document.relative_to(ROOT)} -> {target} (no such heading)")
     assert broken == []
+
+
+# What a measured figure looks like in prose: 1.6 s, 22.5 MB, 1.8 ×, 603 of 879, 2.5-3.5 s.
+FIGURE = re.compile(
+    r"(?<![\w.])\d+(?:\.\d+)?[–-]\d+(?:\.\d+)? ?(?:s|ms|MB)\b"  # a range: 2.5-3.5 s
+    r"|(?<![\w.])\d+\.\d+ ?(?:s|ms|MB|GB|GiB|×|%)(?!\w)"  # a measured amount: 1.6 s, 1.8 ×
+    r"|(?<![\w.])\d[\d ]* of \d[\d ]*\b"  # a count: 603 of 879
+)
+GENERATED = re.compile(r"<!-- (\S+):start.*?<!-- \1:end -->", re.DOTALL)
+FENCED = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
+# Measurement pages whose figures were typed from runs made before their measurement wrote a
+# results file. Each leaves this list when it does; no other document may type a figure.
+TYPED_UNTIL_RESULTS = {
+    "docs/measurements/alerts.md": "tests/integration/test_alerts_live.py",
+    "docs/measurements/data-safety.md": "the untimed rows of test_faults.py and test_data_safety.py",
+    "docs/measurements/high-availability.md": "the typed table, the durable writes and the quorum alerts",
+    "docs/measurements/layouts.md": "tests/integration/test_layouts.py",
+    "docs/measurements/performance.md": "bizosaas-redis benchmark paths and growth",
+}
+
+
+def figures_typed_in(text: str) -> list[str]:
+    return FIGURE.findall(FENCED.sub("", GENERATED.sub("", text)))
+
+
+def test_a_figure_appears_only_in_a_generated_block_or_a_page_awaiting_its_results():
+    typed = {}
+    for document in docs.documents(ROOT):
+        name = str(document.relative_to(ROOT))
+        found = figures_typed_in(document.read_text())
+        if name in TYPED_UNTIL_RESULTS:
+            assert found, f"{name} types no figure any more: take it off TYPED_UNTIL_RESULTS"
+        elif found:
+            typed[name] = found
+    for name, field in Settings.model_fields.items():
+        if found := figures_typed_in(field.description or ""):
+            typed[f"setting {name}"] = found
+    assert typed == {}, "measured figures belong in results files, rendered by bizosaas-redis docs"
+
+
+def test_the_figure_check_sees_a_typed_figure_and_not_a_generated_one():
+    block = "<!-- x:start (generated) -->\n| pause | 1.20 s |\n<!-- x:end -->"
+    assert figures_typed_in(f"the suite takes 1.6–1.7 s here\n{block}") == ["1.6–1.7 s"]
+    assert figures_typed_in(f"a run lost 321 of 647 writes; {block}") == ["321 of 647 "]
+    assert figures_typed_in(block + "\n```sh\nsleep 0.5 s\n```\nkeep 30 s, port 6379") == []

@@ -47,7 +47,7 @@ class MemorySettings(BaseModel):
     memory_limit: Size | None = Field(
         None,
         description="Container memory limit. Default and minimum: 2 × maxmemory, at least maxmemory + 64mb "
-        "(writing during a snapshot peaked at 1.64-1.8 × in RSS).",
+        "(writing during a snapshot, the fork's copy-on-write grows RSS well past maxmemory).",
     )
     maxclients: int = Field(1000, ge=1, le=100_000, description="Redis `maxclients`.")
     timeout: Seconds = Field(300, description="Close client connections idle this long (s).")

@@ -31,9 +31,8 @@ class NetworkSettings(BaseModel):
     unix_socket: bool = Field(
         False,
         description="Also listen on a unix socket in a volume of its own (`<container>-socket`, in memory) that "
-        "co-located consumer containers mount, running with group 1000. Measured: 1.2 × the requests/s of "
-        "loopback TCP unpipelined, where host tools through the published port get 0.3 × (Docker's userland "
-        "proxy).",
+        "co-located consumer containers mount, running with group 1000: faster than the published port, "
+        "which Docker's userland proxy slows (docs/measurements/performance.md).",
     )
     volume_name: DockerName = Field("redis_data", description="Named volume mounted at /data (RDB, AOF, redis.conf).")
     retain_data_on_destroy: bool = Field(True, description="Keep the data volume when the stack is destroyed.")

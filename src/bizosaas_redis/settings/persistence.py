@@ -35,6 +35,7 @@ class PersistenceSettings(BaseModel):
         True,
         description="With AOF off: write a snapshot when the container is stopped or replaced, even with RDB "
         "rules off (`shutdown-on-sigterm save`), so a replacement keeps what was in memory. With AOF on, a stop "
-        "flushes the AOF and writes no snapshot (`nosave`: the AOF holds everything, and a snapshot at 1.5 GB "
-        "would add its whole write time to every stop); switching AOF off loads the AOF once at start.",
+        "flushes the AOF and writes no snapshot (`nosave`: the AOF holds everything, and a snapshot would add "
+        "its whole write time, which grows with the data, to every stop); switching AOF off loads the AOF once "
+        "at start.",
     )
