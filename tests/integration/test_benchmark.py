@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
+from bizosaas_redis_ops import results
 from bizosaas_redis_ops.bench import paths
 from bizosaas_redis_ops.bench.runner import WORKLOADS
 from conftest import TEST_PREFIX, cli
@@ -22,6 +25,13 @@ def _nothing_left(engine, dangling_before: set[str]) -> None:
     assert _dangling_volumes(engine) <= dangling_before
     assert not engine.volumes.list(filters={"name": PREFIX})
     assert not engine.networks.list(names=[f"{PREFIX}-net"])
+
+
+@pytest.fixture(autouse=True)
+def no_results_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These runs use tiny counts: never a measurement to keep, even when the suite runs
+    with BIZOSAAS_RESULTS_DIR (scripts/measure-tests), which would overwrite the real one."""
+    monkeypatch.delenv(results.RESULTS_ENV, raising=False)
 
 
 def test_paths_measures_every_path_and_cleans_up(engine, offline_image, tmp_path):

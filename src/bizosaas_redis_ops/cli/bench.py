@@ -31,7 +31,8 @@ def _record(name: str, conditions: str, figures: list[dict[str, object]]) -> Non
     folder = results.requested()
     if folder is not None:
         measured = results.document(name, conditions, figures, results.commit_of(project_dir()))
-        click.echo(f"results: {results.write(folder, measured)}")
+        # On stderr: stdout is the table, which scripts read.
+        click.echo(f"results: {results.write(folder, measured)}", err=True)
 
 
 @benchmark.command("smoke")
