@@ -332,6 +332,8 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "change-paths": lambda folder: measured_table(folder, "change-paths"),
     "standalone-faults": lambda folder: measured_table(folder, "standalone-faults"),
     "ha-faults": lambda folder: measured_table(folder, "ha-faults"),
+    "layouts": lambda folder: measured_table(folder, "layouts"),
+    "alerts-live": lambda folder: measured_table(folder, "alerts-live"),
     "smoke-timings": lambda folder: measured_table(folder, "smoke-timings"),
     "deploy-times": lambda folder: measured_table(folder, "deploy-times"),
     "offline-images": lambda folder: measured_table(folder, "offline-images"),

@@ -78,10 +78,7 @@ FENCED = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
 # Measurement pages whose figures were typed from runs made before their measurement wrote a
 # results file. Each leaves this list when it does; no other document may type a figure.
 TYPED_UNTIL_RESULTS = {
-    "docs/measurements/alerts.md": "tests/integration/test_alerts_live.py",
-    "docs/measurements/data-safety.md": "the untimed rows of test_faults.py and test_data_safety.py",
     "docs/measurements/high-availability.md": "the typed table, the durable writes and the quorum alerts",
-    "docs/measurements/layouts.md": "tests/integration/test_layouts.py",
     "docs/measurements/performance.md": "bizosaas-redis benchmark paths and growth",
 }
 
