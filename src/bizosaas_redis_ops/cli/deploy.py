@@ -152,7 +152,7 @@ def adopt(
         click.echo(line, err=True)
 
     # Prepared before the stop: the images, a checked backup, then everything of the stack
-    # but its Redis container (the policy pack runs on that preview and update).
+    # but its Redis container (the policy pack judges the whole program on its preview).
     steps.images_present(engine, settings)
     dest = dest or project_dir() / "backups" / stack
     made = data.backup(engine, client, settings, dest, container=found.name)

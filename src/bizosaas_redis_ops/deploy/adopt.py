@@ -54,6 +54,11 @@ class AdoptError(BizosaasRedisError):
     """Adoption stopped; the line says whether anything was changed."""
 
 
+def _brief(text: str, limit: int | None = None) -> str:
+    """A message's words on one line (engine and Docker errors span many), cut at `limit`."""
+    return " ".join(text.split())[:limit]
+
+
 @dataclass(frozen=True)
 class Found:
     """The running container, as `docker inspect` shows it."""
@@ -476,7 +481,7 @@ def images_present(engine: docker.DockerClient, settings: Settings) -> None:
                 key = "image" if image == settings.image else "exporterImage"
                 raise AdoptError(
                     f"{NAMESPACE}:{key} = {image} is not on this Docker host and cannot be pulled "
-                    f"({' '.join(str(error.explanation or error).split())}); nothing was changed"
+                    f"({_brief(str(error.explanation or error))}); nothing was changed"
                 ) from None
 
 
@@ -511,7 +516,7 @@ def prepare(settings: Settings, found: Found, say: Callable[[str], None]) -> Non
         pulumi_stack.up_all_but(settings, found.name)
     except (CommandError, BizosaasRedisError) as failure:
         why = pulumi_stack.engine_errors(failure) if isinstance(failure, CommandError) else str(failure)
-        unprepare(settings, found, f"preparing stack {settings.stack} failed ({' '.join(why.split())[:300]})")
+        unprepare(settings, found, f"preparing stack {settings.stack} failed ({_brief(why, 300)})")
     say(f"adopt: stack {settings.stack} prepared: everything but its Redis container exists")
 
 
@@ -527,7 +532,7 @@ def unprepare(settings: Settings, found: Found, what_failed: str) -> NoReturn:
     except (CommandError, BizosaasRedisError) as error:
         raise AdoptError(
             f"{what_failed}, and so did destroying what the preparation created "
-            f"({' '.join(str(error).split())[:200]}): bizosaas-redis destroy --stack {settings.stack}; "
+            f"({_brief(str(error), 200)}): bizosaas-redis destroy --stack {settings.stack}; "
             f"{found.name} runs as before"
         ) from None
     raise AdoptError(
@@ -593,7 +598,7 @@ def cut_over(
     try:
         frozen = ready_to_stop(engine, old, client, aof, saved)
     except (BizosaasRedisError, redis.RedisError, docker.errors.DockerException, OSError) as failure:
-        why = f"{type(failure).__name__}: {' '.join(str(failure).split())[:300]}"
+        why = f"{type(failure).__name__}: {_brief(str(failure), 300)}"
         unprepare(settings, found, f"adoption failed before the stop ({why}); writes resumed")
     sampled = sum(map(len, frozen.samples.values()))
     say(f"adopt: writes paused, {frozen.total} keys counted, {sampled} sampled; the data at the stop copied to {saved}")
@@ -615,7 +620,7 @@ def cut_over(
         why = pulumi_stack.engine_errors(failure) if isinstance(failure, CommandError) else str(failure)
         roll_back(engine, old, found, settings, saved, aof)
         raise AdoptError(
-            f"adoption failed after the stop ({' '.join(why.split())[:300] or type(failure).__name__}); rolled "
+            f"adoption failed after the stop ({_brief(why, 300) or type(failure).__name__}); rolled "
             f"back: {found.name} runs again on volume {found.volume} with its data as it was at the stop, and "
             f"stack {settings.stack} holds no container"
         ) from None
@@ -664,7 +669,7 @@ def roll_back(engine: docker.DockerClient, old: Any, found: Found, settings: Set
         put_back(old, found)
     except (BizosaasRedisError, docker.errors.DockerException, OSError, CommandError) as error:
         raise AdoptError(
-            f"ROLLBACK INCOMPLETE ({' '.join(str(error).split())[:300]}): the data at the stop is in {saved}; "
+            f"ROLLBACK INCOMPLETE ({_brief(str(error), 300)}): the data at the stop is in {saved}; "
             f"by hand: bizosaas-redis destroy --stack {settings.stack}; docker rename {old.name} {found.name}; "
             f"docker start {found.name}"
         ) from None

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from bizosaas_redis.constants import CONTAINER
 from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.settings import NAMESPACE, PROJECT_FILE, SECRET_KEYS, Settings, load_yaml, project_dir
 
@@ -183,9 +184,6 @@ def run(
     return masked_outputs(settings.stack, show_secrets)
 
 
-CONTAINER_TYPE = "docker:index/container:Container"
-
-
 def up_all_but(settings: Settings, container_name: str, on_output: Callable[[str], Any] = print) -> str:
     """`up` of everything the stack holds except the container named `container_name` and
     what depends on it (the adoption's preparation, while the old container still runs
@@ -198,7 +196,7 @@ def up_all_but(settings: Settings, container_name: str, on_output: Callable[[str
 
     def seen(event: EngineEvent) -> None:
         pre = event.resource_pre_event
-        if pre is None or pre.metadata.type != CONTAINER_TYPE or pre.metadata.new is None:
+        if pre is None or pre.metadata.type != CONTAINER or pre.metadata.new is None:
             return
         if (pre.metadata.new.inputs or {}).get("name") == container_name:
             urns.append(pre.metadata.urn)
