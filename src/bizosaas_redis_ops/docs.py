@@ -3,6 +3,7 @@ committed results files of the measurements (`results/`)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -319,7 +320,19 @@ def measured_table(folder: Path, name: str) -> str:
     return "\n".join([*rows, "", measured_under(results)])
 
 
-# Each generated block of the README, rendered from the project folder it documents.
+# The results files (results/<name>.json) whose figures the documents show, each as a table.
+MEASURED = (
+    "change-paths",
+    "standalone-faults",
+    "ha-faults",
+    "layouts",
+    "alerts-live",
+    "smoke-timings",
+    "deploy-times",
+    "offline-images",
+    "adoption",
+)
+# Each generated block of the documents, rendered from the project folder it documents.
 BLOCKS: dict[str, Callable[[Path], str]] = {
     "stacks-table": lambda _: stacks_table(),
     "config-table": lambda _: config_table(),
@@ -329,15 +342,8 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "policy-table": lambda _: policy_table(),
     "alert-table": lambda _: alert_table(),
     "test-tiers": tiers_table,
-    "change-paths": lambda folder: measured_table(folder, "change-paths"),
-    "standalone-faults": lambda folder: measured_table(folder, "standalone-faults"),
-    "ha-faults": lambda folder: measured_table(folder, "ha-faults"),
-    "layouts": lambda folder: measured_table(folder, "layouts"),
-    "alerts-live": lambda folder: measured_table(folder, "alerts-live"),
-    "smoke-timings": lambda folder: measured_table(folder, "smoke-timings"),
-    "deploy-times": lambda folder: measured_table(folder, "deploy-times"),
-    "offline-images": lambda folder: measured_table(folder, "offline-images"),
-    "adoption": lambda folder: measured_table(folder, "adoption"),
+    # Each results/<name>.json rendered as a table of the same name.
+    **{name: functools.partial(measured_table, name=name) for name in MEASURED},
 }
 
 

@@ -158,3 +158,9 @@ def test_a_bad_setting_names_itself_before_anything_is_deployed(assignment, prob
     assert lines[0] == "bizosaas-redis up: Pulumi.dev.yaml: 1 invalid setting(s):"
     assert lines[1].startswith(f"  - {problem}"), lines[1]
     assert not (tmp_path / ".pulumi-state").exists() or not any((tmp_path / ".pulumi-state").iterdir())
+
+
+def test_the_stand_ins_offered_are_the_ones_the_builder_builds():
+    from bizosaas_redis_ops.images import STAND_INS, offline_image
+
+    assert tuple(offline_image.SERVERS) == STAND_INS

@@ -11,6 +11,7 @@ import click
 
 from bizosaas_redis.settings import available_stacks, project_dir
 from bizosaas_redis_ops.bench import NAME_PREFIX
+from bizosaas_redis_ops.images import STAND_INS
 
 if TYPE_CHECKING:
     pass
@@ -207,7 +208,7 @@ def benchmark_deploy(image: str | None, name_prefix: str, runs: int) -> None:
 @benchmark.command("image")
 @click.option(
     "--server",
-    type=click.Choice(["redis-7.0", "redis-8.0", "valkey-8.1"]),
+    type=click.Choice(STAND_INS),
     multiple=True,
     help="which stand-ins [default: all three]",
 )
@@ -222,7 +223,7 @@ def benchmark_image(server: tuple[str, ...], runs: int) -> None:
     from bizosaas_redis_ops.images import offline_image
 
     figures = []
-    for name in server or ("redis-7.0", "redis-8.0", "valkey-8.1"):
+    for name in server or STAND_INS:
         offline_image.build(server=name)  # its packages downloaded, outside the timing
         seconds, size = [], 0.0
         for _ in range(runs):

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     pass
 
 from bizosaas_redis_ops.cli.root import CommandError, main
+from bizosaas_redis_ops.images import STAND_INS
 
 
 @main.command()
@@ -39,7 +40,7 @@ def docs(check: bool) -> None:
 @main.command("offline-image")
 @click.option(
     "--server",
-    type=click.Choice(["redis-7.0", "redis-8.0", "valkey-8.1"]),
+    type=click.Choice(STAND_INS),
     default="redis-7.0",
     show_default=True,
     help="which server: Debian 12's Redis 7.0, Debian 13's Redis 8.0 or Valkey 8.1",
