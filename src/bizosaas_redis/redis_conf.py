@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
+from bizosaas_redis.constants import REDIS_GID, REDIS_UID
 from bizosaas_redis.settings import Settings, format_size
 
 if TYPE_CHECKING:  # topology imports nothing of this module; only its type is needed
@@ -30,6 +31,14 @@ SOCKET_DIR = "/run/redis"
 SOCKET_PATH = f"{SOCKET_DIR}/redis.sock"
 # Owner and group may connect: consumers share the socket by running with the group.
 SOCKET_PERM = "770"
+
+
+def socket_volume_opts() -> dict[str, str]:
+    """The socket's volume: in memory, owned by Redis's user and group (a socket needs no
+    disk; consumers that mount the volume connect when they run with the group)."""
+    return {"type": "tmpfs", "device": "tmpfs", "o": f"uid={REDIS_UID},gid={REDIS_GID},mode=0{SOCKET_PERM},size=1m"}
+
+
 HEALTHCHECK_USER = "healthcheck"
 # The healthcheck user may only PING; its password guards nothing, so it is fixed and
 # public, which keeps every real password out of the container's healthcheck command.

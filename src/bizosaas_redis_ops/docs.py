@@ -296,7 +296,7 @@ def whole_suite_seconds(folder: Path) -> float:
 
 
 # Units measured (shown with their unit); any other unit counts things (keys, writes, tasks).
-MEASURES = {"s": 2, "ms": 1, "MB": 1, "k req/s": 1}
+MEASURES = {"s": 2, "ms": 1, "MB": 1, "k req/s": 1, "×": 2, "MB/s": 0}
 
 
 def _amount(value: float, unit: str) -> str:
@@ -320,6 +320,28 @@ def measured_table(folder: Path, name: str) -> str:
     return "\n".join([*rows, "", measured_under(results)])
 
 
+def _bare(value: float, unit: str) -> str:
+    return f"{value:.{MEASURES.get(unit, 0)}f}"
+
+
+def grid_table(folder: Path, name: str) -> str:
+    """A results file whose figures each name a row and a column (a benchmark's grid: the
+    paths by pipeline, the quantities by dataset size): the median, and its min–max over
+    the runs when there were several. The row's or the column's label names the unit."""
+    results = load_results(folder, name)
+    cells: dict[str, dict[str, str]] = {}
+    for row in results["figures"]:
+        unit = row["unit"]
+        cell = _bare(row["median"], unit)
+        if row["runs"] > 1:
+            cell += f" ({_bare(row['min'], unit)}–{_bare(row['max'], unit)})"
+        cells.setdefault(row["row"], {})[row["column"]] = cell
+    columns = list(dict.fromkeys(column for found in cells.values() for column in found))
+    rows = [_row(["", *columns]), "|" + "---|" * (len(columns) + 1)]
+    rows += [_row([label, *(found.get(column, "") for column in columns)]) for label, found in cells.items()]
+    return "\n".join([*rows, "", measured_under(results)])
+
+
 # The results files (results/<name>.json) whose figures the documents show, each as a table.
 MEASURED = (
     "change-paths",
@@ -332,6 +354,8 @@ MEASURED = (
     "offline-images",
     "adoption",
 )
+# The benchmarks' results files shown as a grid (grid_table).
+GRIDS = ("consumer-paths", "growth")
 # Each generated block of the documents, rendered from the project folder it documents.
 BLOCKS: dict[str, Callable[[Path], str]] = {
     "stacks-table": lambda _: stacks_table(),
@@ -344,6 +368,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "test-tiers": tiers_table,
     # Each results/<name>.json rendered as a table of the same name.
     **{name: functools.partial(measured_table, name=name) for name in MEASURED},
+    **{name: functools.partial(grid_table, name=name) for name in GRIDS},
 }
 
 

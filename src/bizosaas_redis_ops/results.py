@@ -56,9 +56,10 @@ def figure(name: str, values: list[float], unit: str = "s", **extra: object) -> 
         "unit": unit,
         "runs": len(values),
         "values": [round(v, 3) for v in values],
-        "min": round(min(values), 1),
-        "median": round(statistics.median(values), 1),
-        "max": round(max(values), 1),
+        # As precise as the values: the documents round each unit as it reads best.
+        "min": round(min(values), 3),
+        "median": round(statistics.median(values), 3),
+        "max": round(max(values), 3),
     }
 
 

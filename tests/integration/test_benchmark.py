@@ -7,7 +7,7 @@ import re
 import pytest
 
 from bizosaas_redis_ops import results
-from bizosaas_redis_ops.bench import paths
+from bizosaas_redis_ops.bench import growth, paths
 from bizosaas_redis_ops.bench.runner import WORKLOADS
 from conftest import TEST_PREFIX, cli
 
@@ -44,16 +44,18 @@ def test_paths_measures_every_path_and_cleans_up(engine, offline_image, tmp_path
     detail, summary, goals = result.stdout.split("chart:")[0].strip().split("\n\n")
     commands = sum(len(c) for c in WORKLOADS.values())
     measured = [line for line in detail.splitlines()[2:] if line.strip()]
-    # 9 target/path pairs × 9 commands × 2 pipeline depths, each with a number in every column.
-    assert len(measured) == 9 * commands * len(paths.PIPELINES)
+    # 10 target/path pairs × 9 commands × 2 pipeline depths, each with a number in every column.
+    assert len(measured) == 10 * commands * len(paths.PIPELINES)
     for line in measured:
         cells = re.split(r"\s{2,}", line.strip())
         assert all(float(c) > 0 for c in cells[-5:]), line
-        if cells[0] == paths.LIMIT:
+        if cells[:2] == [paths.LIMIT, paths.LIMIT_PATH]:
             assert cells[-4] == "1.00"
-    assert {re.split(r"\s{2,}", line)[1] for line in summary.splitlines()[2:]} == {
-        "loopback", "network", "published port", "unix socket",
-    }  # fmt: skip
+    summary_rows = [re.split(r"\s{2,}", line.strip()) for line in summary.splitlines()[2:]]
+    assert {row[1] for row in summary_rows} == {"loopback", "network", "published port", "unix socket"}
+    # × limit at P1 and P16, then × seed: the seed on its network path is 1.00 of itself.
+    seed = next(row for row in summary_rows if row[:2] == [paths.SEED, paths.SEED_PATH])
+    assert seed[4:] == ["1.00", "1.00"]
     assert len(goals.splitlines()) == 2 + 6 and ("met" in goals or "missed" in goals)
     assert chart.read_bytes().startswith(PNG)
     _nothing_left(engine, dangling)
@@ -70,11 +72,11 @@ def test_growth_measures_each_size_and_cleans_up(engine, offline_image, tmp_path
     table = result.stdout.split("chart:")[0]
     lines = {re.split(r"\s{2,}", line.strip())[0]: re.split(r"\s{2,}", line.strip())[1:] for line in table.splitlines()}
     assert lines["measured"] == ["8 MB", "16 MB"]
-    small, large = (float(v) for v in lines["dataset MB (used_memory)"])
+    small, large = (float(v) for v in lines["dataset (used_memory), MB"])
     assert 8 <= small < large  # filled to at least the size asked for
-    for row in ("BGSAVE fork ms", "rewrite s", "Redis load s", "first command s", "healthy s", "disk MB/s"):
-        assert all(float(v) > 0 for v in lines[row]), row
-    peak, limit = (float(v) for v in lines["peak RSS MB / limit"][0].split(" / "))
+    for label, _, unit in growth.QUANTITIES:
+        assert all(float(v) > 0 for v in lines[f"{label}, {unit}"]), label
+    peak, limit = (float(lines[row][0]) for row in ("peak RSS during the rewrite, MB", "container memory limit, MB"))
     assert 0 < peak < limit
     assert chart.read_bytes().startswith(PNG)
     _nothing_left(engine, dangling)

@@ -40,7 +40,7 @@ def rows(ratios: dict[tuple[str, str], float]) -> list[paths.Row]:
 def test_goals_say_met_or_missed_against_their_floor():
     found = rows(
         {
-            (paths.LIMIT, "loopback"): 1.0,
+            (paths.LIMIT, paths.LIMIT_PATH): 1.0,
             (paths.SEED, "network"): 0.9,
             (paths.SEED, "published port"): 0.4,
             (paths.DEPLOYMENT, "network"): 0.81,
@@ -66,9 +66,9 @@ def test_summary_is_the_geometric_mean_over_commands():
     # 2 ** (1/9) ≈ 1.08, where the arithmetic mean would say 1.33.
     found = [
         dataclasses.replace(row, ratio=0.5 if i % 2 else 2.0)
-        for i, row in enumerate(rows({(paths.LIMIT, "loopback"): 1.0}))
+        for i, row in enumerate(rows({(paths.LIMIT, paths.LIMIT_PATH): 1.0}))
     ]
-    assert paths.summary(found)[(paths.LIMIT, "loopback", 1)] == pytest.approx(2.0 ** (1 / 9))
+    assert paths.summary(found)[(paths.LIMIT, paths.LIMIT_PATH, 1)] == pytest.approx(2.0 ** (1 / 9))
 
 
 def test_parse_refuses_a_run_too_short_to_time():
@@ -103,3 +103,45 @@ def test_smoke_rows_keep_their_units_in_the_results_file():
         ("smoke: sessions", "ms", 5.0),
         ("smoke: whole suite", "s", 1.7),
     ]
+
+
+def measured(target: str, path: str, runs: list[float]) -> list[tuple[str, str, str, str, int, list[Measured]]]:
+    """Every command at both pipelines, each with these requests/s over its runs."""
+    return [
+        (target, path, workload, label, pipeline, [Measured(rps, 0.2, 0.5, 1.0) for rps in runs])
+        for pipeline in paths.PIPELINES
+        for workload, commands in WORKLOADS.items()
+        for label, _ in commands
+    ]
+
+
+def test_paths_are_ratios_to_the_limits_socket_and_to_the_seeds_network_path_run_by_run():
+    found = paths.with_ratios(
+        measured(paths.LIMIT, paths.LIMIT_PATH, [90_000, 100_000, 110_000])
+        + measured(paths.SEED, paths.SEED_PATH, [80_000, 80_000, 80_000])
+        + measured(paths.DEPLOYMENT, "network", [60_000, 70_000, 80_000])
+    )
+    # The ratio of a row is its median run's to the limit's median run.
+    assert {(r.target, round(r.ratio, 2)) for r in found} == {
+        (paths.LIMIT, 1.0),
+        (paths.SEED, 0.8),
+        (paths.DEPLOYMENT, 0.7),
+    }
+    figures = {f["name"]: f for f in paths.figures(found)}
+    deployment = figures[f"{paths.DEPLOYMENT} via network: × limit, P1"]
+    assert deployment["values"] == [0.6, 0.7, 0.8] and deployment["unit"] == "×"
+    assert figures[f"{paths.DEPLOYMENT} via network: × seed, P16"]["values"] == [0.75, 0.875, 1.0]
+    assert figures[f"{paths.LIMIT} via {paths.LIMIT_PATH}: k req/s, P1"]["median"] == 100.0
+    assert deployment["row"] == f"{paths.DEPLOYMENT} via network" and deployment["column"] == "× limit, P1"
+
+
+def test_growth_figures_are_one_per_quantity_and_size_with_the_unit_in_the_row():
+    from bizosaas_redis_ops.bench import growth
+
+    fields = {field: float(i + 1) for i, (_, field, _) in enumerate(growth.QUANTITIES)}
+    rows = [growth.Growth(target_mb=size, **{**fields, "keys": size * 450}) for size in (100, 500)]
+    figures = growth.figures(rows)
+    assert len(figures) == 2 * len(growth.QUANTITIES)
+    keys = [f for f in figures if f["row"] == "keys, keys"]
+    assert [(f["column"], f["values"]) for f in keys] == [("100 MB", [45000.0]), ("500 MB", [225000.0])]
+    assert {f["unit"] for f in figures} == {unit for _, _, unit in growth.QUANTITIES}

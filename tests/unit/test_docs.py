@@ -48,6 +48,25 @@ def test_a_measured_table_shows_each_figures_runs_and_bound(tmp_path):
     assert table[-1].startswith("Measured at commit `abc1234` on ") and "(`results/example.json`)" in table[-1]
 
 
+def test_a_grid_table_places_each_figure_by_its_row_and_column(tmp_path):
+    from bizosaas_redis_ops import results
+    from bizosaas_redis_ops.docs import grid_table
+
+    figures = [
+        results.figure("a: × limit, P1", [0.8, 0.9, 0.85], "×", row="a via network", column="× limit, P1"),
+        results.figure("b: × limit, P16", [1.0], "×", row="b via socket", column="× limit, P16"),
+    ]
+    results.write(tmp_path / "results", results.document("grid", "three runs", figures, "abc1234"))
+    table = grid_table(tmp_path, "grid").splitlines()
+    assert table[:4] == [
+        "|  | × limit, P1 | × limit, P16 |",
+        "|---|---|---|",
+        "| a via network | 0.85 (0.80–0.90) |  |",
+        "| b via socket |  | 1.00 |",
+    ]
+    assert table[-1].startswith("Measured at commit `abc1234` on ")
+
+
 def test_every_relative_link_in_the_documents_reaches_a_file_and_its_heading():
     import re
 

@@ -19,7 +19,7 @@ from redis.retry import Retry
 from bizosaas_redis import redis_conf
 from bizosaas_redis.constants import REDIS_GID, REDIS_UID
 from bizosaas_redis.settings import Settings
-from bizosaas_redis_ops import tables
+from bizosaas_redis_ops import results, tables
 from bizosaas_redis_ops.bench.lab import Lab, wait_for
 from bizosaas_redis_ops.bench.probes import PeakRss, Probe
 from bizosaas_redis_ops.bench.runner import CLIENTS, BenchmarkError
@@ -252,29 +252,53 @@ def _until(condition: Callable[[], object], timeout: float) -> float:
     return time.monotonic()
 
 
+# What the table and the results file show, one row each: (label, field, unit).
+QUANTITIES: tuple[tuple[str, str, str], ...] = (
+    ("dataset (used_memory)", "used_mb", "MB"),
+    ("keys", "keys", "keys"),
+    ("fill", "fill_s", "s"),
+    ("RDB", "rdb_mb", "MB"),
+    ("BGSAVE: fork", "bgsave_fork_ms", "ms"),
+    ("BGSAVE: total", "bgsave_s", "s"),
+    ("AOF rewrite under writes: fork", "rewrite_fork_ms", "ms"),
+    ("AOF rewrite under writes: total", "rewrite_s", "s"),
+    ("peak RSS during the rewrite", "peak_rss_mb", "MB"),
+    ("container memory limit", "limit_mb", "MB"),
+    ("probe p99 under writes", "p99_ms_load", "ms"),
+    ("probe p99 under writes and the rewrite", "p99_ms_rewrite", "ms"),
+    ("stop", "stop_s", "s"),
+    ("load, as Redis logs it", "redis_load_s", "s"),
+    ("load at the disk's rate", "load_at_disk_rate_s", "s"),
+    ("restart: first answered command", "first_command_s", "s"),
+    ("restart: healthy", "healthy_s", "s"),
+    ("replacement (bizosaas-redis up): clients waited", "replace_window_s", "s"),
+    ("replacement (bizosaas-redis up): up took", "replace_up_s", "s"),
+    ("disk read rate past the page cache", "disk_mb_s", "MB/s"),
+)
+DECIMALS = {"ms": 2, "s": 3}  # any other unit: whole numbers
+
+
 def table(rows: list[Growth]) -> str:
-    columns = [
-        ("dataset MB (used_memory)", lambda g: f"{g.used_mb:.0f}"),
-        ("keys", lambda g: str(g.keys)),
-        ("fill s", lambda g: f"{g.fill_s:.1f}"),
-        ("RDB MB", lambda g: f"{g.rdb_mb:.0f}"),
-        ("BGSAVE fork ms", lambda g: f"{g.bgsave_fork_ms:.1f}"),
-        ("BGSAVE s", lambda g: f"{g.bgsave_s:.1f}"),
-        ("rewrite fork ms", lambda g: f"{g.rewrite_fork_ms:.1f}"),
-        ("rewrite s", lambda g: f"{g.rewrite_s:.1f}"),
-        ("peak RSS MB / limit", lambda g: f"{g.peak_rss_mb:.0f} / {g.limit_mb:.0f}"),
-        ("p99 ms: load / +rewrite", lambda g: f"{g.p99_ms_load:.2f} / {g.p99_ms_rewrite:.2f}"),
-        ("stop s", lambda g: f"{g.stop_s:.1f}"),
-        ("Redis load s", lambda g: f"{g.redis_load_s:.3f}"),
-        ("disk-rate load s", lambda g: f"{g.load_at_disk_rate_s:.2f}"),
-        ("first command s", lambda g: f"{g.first_command_s:.2f}"),
-        ("healthy s", lambda g: f"{g.healthy_s:.1f}"),
-        ("replace: clients waited s", lambda g: f"{g.replace_window_s:.1f}"),
-        ("replace: up took s", lambda g: f"{g.replace_up_s:.1f}"),
-        ("disk MB/s", lambda g: f"{g.disk_mb_s:.0f}"),
-    ]
     # One row per measurement, one column per dataset: it fits a terminal.
     return tables.render(
         ["measured", *(f"{g.target_mb} MB" for g in rows)],
-        [[name, *(cell(g) for g in rows)] for name, cell in columns],
+        [
+            [f"{label}, {unit}", *(f"{getattr(g, field):.{DECIMALS.get(unit, 0)}f}" for g in rows)]
+            for label, field, unit in QUANTITIES
+        ],
     )
+
+
+def figures(rows: list[Growth]) -> list[dict[str, object]]:
+    """For the results file: one figure per quantity and dataset size (one run each)."""
+    return [
+        results.figure(
+            f"{label}, {g.target_mb} MB",
+            [float(getattr(g, field))],
+            unit,
+            row=f"{label}, {unit}",
+            column=f"{g.target_mb} MB",
+        )
+        for label, field, unit in QUANTITIES
+        for g in rows
+    ]

@@ -5,8 +5,9 @@
   unix socket on (the stack's settings otherwise);
 - `seed`: the compose container as the seed runs it (`redis-server --maxmemory 2gb
   --maxmemory-policy allkeys-lru`, no password, no AOF) on the same network;
-- `limit`: a bare redis-server of the same image on the host's loopback (host network:
-  no NAT, no proxy, no cgroup limit).
+- `limit`: a bare redis-server of the same image on the host's network (no NAT, no
+  proxy, no cgroup limit), listening on loopback and on a unix socket in an in-memory
+  volume of its own, as the deployment's: its best path is the limit.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from bizosaas_redis_ops.images import exporter_image
 
 # The official image is built with protected mode off; Debian's server (the offline
 # stand-in) is not, so the seed's container says it on its command line.
+# The deployment's socket volume (in memory, Redis's user and group) for the limit's socket.
+SOCKET_VOLUME_OPTS = redis_conf.socket_volume_opts()
 SEED_COMMAND = ["redis-server", "--maxmemory", "2gb", "--maxmemory-policy", "allkeys-lru", "--protected-mode", "no"]
 
 
@@ -60,6 +63,7 @@ class Lab:
     exporter_port: int = field(default_factory=free_port)
     _sandbox: Sandbox | None = None  # made by the first deploy
     _made: list[str] = field(default_factory=list)  # containers started outside the stack
+    _volumes: list[str] = field(default_factory=list)  # volumes made outside the stack
 
     # --- the deployment ------------------------------------------------------------------
 
@@ -159,11 +163,25 @@ class Lab:
         wait_for(redis.Redis(port=port))
         return port
 
+    @property
+    def limit_socket_volume(self) -> str:
+        return f"{self.prefix}-limit-socket"
+
     def start_limit(self, server_args: list[str]) -> int:
-        """redis-server of the same image on the host's loopback; returns its port."""
+        """redis-server of the same image on the host's loopback and on a unix socket at
+        the deployment's path, in a volume like the deployment's (limit_socket_volume);
+        returns its port."""
         port = free_port()
+        self.engine.volumes.create(self.limit_socket_volume, driver="local", driver_opts=SOCKET_VOLUME_OPTS)
+        self._volumes.append(self.limit_socket_volume)
         args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "no"]
-        self._run(f"{self.prefix}-limit", [*args, *server_args], network_mode="host")
+        args += ["--unixsocket", redis_conf.SOCKET_PATH, "--unixsocketperm", redis_conf.SOCKET_PERM]
+        self._run(
+            f"{self.prefix}-limit",
+            [*args, *server_args],
+            network_mode="host",
+            volumes={self.limit_socket_volume: {"bind": redis_conf.SOCKET_DIR, "mode": "rw"}},
+        )
         wait_for(redis.Redis(port=port))
         return port
 
@@ -180,6 +198,10 @@ class Lab:
             with contextlib.suppress(docker.errors.NotFound):
                 self.engine.containers.get(name).remove(force=True, v=True)
         self._made.clear()
+        for name in self._volumes:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.engine.volumes.get(name).remove(force=True)
+        self._volumes.clear()
         self.remove_deployment()
 
     def __enter__(self) -> Lab:

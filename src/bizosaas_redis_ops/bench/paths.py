@@ -1,10 +1,13 @@
-"""Every consumer path side by side: requests/s and latency as a ratio to the limit.
+"""Every consumer path side by side: requests/s and latency as a ratio to the limit (a
+bare redis-server on its best path, its unix socket) and to the seed's compose container
+(on the Docker network, as its consumers reach it today).
 
 One run, one server version (the deployment's image everywhere), one client binary.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections.abc import Callable
@@ -14,14 +17,16 @@ import docker
 import redis
 
 from bizosaas_redis import redis_conf
-from bizosaas_redis_ops import tables
+from bizosaas_redis_ops import results, tables
 from bizosaas_redis_ops.bench import runner
 from bizosaas_redis_ops.bench.lab import Lab
 from bizosaas_redis_ops.bench.runner import Client, Measured
 
 PIPELINES = (1, 16)
-LIMIT = "limit: redis-server on loopback"
+LIMIT = "limit: bare redis-server"
+LIMIT_PATH = "unix socket"
 SEED = "seed: compose container"
+SEED_PATH = "network"
 DEPLOYMENT = "this deployment"
 DEPLOYMENT_BARE = "this deployment, persistence off"
 
@@ -33,8 +38,9 @@ class Row:
     workload: str
     command: str
     pipeline: int
-    measured: Measured
+    measured: Measured  # the median run by requests/s
     ratio: float  # requests/s against the limit's, same command and pipeline
+    samples: tuple[float, ...] = ()  # requests/s of every run
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,7 @@ def measure(
     requests: int,
     runs: int,
     progress: Callable[[str], None],
-) -> list[tuple[str, str, int, Measured]]:
+) -> list[tuple[str, str, int, list[Measured]]]:
     found = []
     for pipeline in PIPELINES:
         for workload, commands in runner.WORKLOADS.items():
@@ -69,8 +75,7 @@ def measure(
                     runner.run(engine, image, target.client, command, requests, pipeline, target.auth)
                     for _ in range(runs)
                 ]
-                # The median run by requests/s, with its own latencies: one noisy run moves nothing.
-                found.append((workload, label, pipeline, sorted(samples, key=lambda m: m.rps)[runs // 2]))
+                found.append((workload, label, pipeline, samples))
     return found
 
 
@@ -94,15 +99,18 @@ def run(lab: Lab, requests: int, runs: int = 1, progress: Callable[[str], None] 
     )
     seed_port = lab.start_seed()
     socket_client = Client("none", socket_volume=settings.socket_volume_name, socket_path=redis_conf.SOCKET_PATH)
-    results: list[tuple[str, str, str, str, int, Measured]] = []
+    measured: list[tuple[str, str, str, str, int, list[Measured]]] = []
 
     def add(target: Target) -> None:
-        for workload, label, pipeline, measured in measure(lab.engine, image, target, requests, runs, progress):
-            results.append((target.name, target.path, workload, label, pipeline, measured))
+        for workload, label, pipeline, samples in measure(lab.engine, image, target, requests, runs, progress):
+            measured.append((target.name, target.path, workload, label, pipeline, samples))
 
-    add(Target(LIMIT, "loopback", Client("host", port=limit_port), None, lambda: redis.Redis(port=limit_port)))
+    limit = lambda: redis.Redis(port=limit_port)  # noqa: E731
+    limit_socket = Client("none", socket_volume=lab.limit_socket_volume, socket_path=redis_conf.SOCKET_PATH)
+    add(Target(LIMIT, LIMIT_PATH, limit_socket, None, limit))
+    add(Target(LIMIT, "loopback", Client("host", port=limit_port), None, limit))
     seed = lambda: redis.Redis(port=seed_port)  # noqa: E731
-    add(Target(SEED, "network", Client(lab.network, host=lab.seed_name, port=6379), None, seed))
+    add(Target(SEED, SEED_PATH, Client(lab.network, host=lab.seed_name, port=6379), None, seed))
     add(Target(SEED, "published port", Client("host", port=seed_port), None, seed))
     deployment_paths = [
         ("network", Client(lab.network, host=lab.container_name, port=redis_conf.CONTAINER_PORT)),
@@ -118,8 +126,21 @@ def run(lab: Lab, requests: int, runs: int = 1, progress: Callable[[str], None] 
         for path, client in deployment_paths:
             add(Target(DEPLOYMENT_BARE, path, client, user, lab.admin))
 
-    limit = {(w, c, p): m.rps for name, _, w, c, p, m in results if name == LIMIT}
-    return [Row(n, path, w, c, p, m, m.rps / limit[(w, c, p)]) for n, path, w, c, p, m in results]
+    return with_ratios(measured)
+
+
+def with_ratios(measured: list[tuple[str, str, str, str, int, list[Measured]]]) -> list[Row]:
+    """Each command's median run (by requests/s, with its own latencies: one noisy run
+    moves nothing), as a ratio to the limit's median run of the same command."""
+    rows = [
+        Row(name, path, workload, command, pipeline, sorted(samples, key=lambda m: m.rps)[len(samples) // 2], 1.0,
+            tuple(m.rps for m in samples))
+        for name, path, workload, command, pipeline, samples in measured
+    ]  # fmt: skip
+    limit = {
+        (r.workload, r.command, r.pipeline): r.measured.rps for r in rows if (r.target, r.path) == (LIMIT, LIMIT_PATH)
+    }
+    return [dataclasses.replace(r, ratio=r.measured.rps / limit[(r.workload, r.command, r.pipeline)]) for r in rows]
 
 
 def _geomean(values: list[float]) -> float:
@@ -158,10 +179,48 @@ def summary(rows: list[Row]) -> dict[tuple[str, str, int], float]:
 def summary_table(rows: list[Row]) -> str:
     found = summary(rows)
     keys = list(dict.fromkeys((t, p) for t, p, _ in found))
+    seed = {n: found[(SEED, SEED_PATH, n)] for n in PIPELINES}
     return tables.render(
-        ["target", "path", *(f"× limit, P{p}" for p in PIPELINES)],
-        [[t, p, *(f"{found[(t, p, n)]:.2f}" for n in PIPELINES)] for t, p in keys],
+        ["target", "path", *(f"× limit, P{p}" for p in PIPELINES), *(f"× seed, P{p}" for p in PIPELINES)],
+        [
+            [
+                t,
+                p,
+                *(f"{found[(t, p, n)]:.2f}" for n in PIPELINES),
+                *(f"{found[(t, p, n)] / seed[n]:.2f}" for n in PIPELINES),
+            ]
+            for t, p in keys
+        ],
     )
+
+
+def figures(rows: list[Row]) -> list[dict[str, object]]:
+    """For the results file: per target, path and pipeline, each run's geometric mean over
+    the commands of its requests/s, and of its requests/s ÷ the limit's median (and ÷ the
+    seed's)."""
+    median = {(r.target, r.path, r.command, r.pipeline): r.measured.rps for r in rows}
+    grouped: dict[tuple[str, str, int], list[Row]] = {}
+    for r in rows:
+        grouped.setdefault((r.target, r.path, r.pipeline), []).append(r)
+    found: list[dict[str, object]] = []
+    for (target, path, pipeline), commands in grouped.items():
+        runs = range(len(commands[0].samples))
+        # column -> (unit, each run's value)
+        per_run = {
+            f"k req/s, P{pipeline}": ("k req/s", [_geomean([r.samples[i] / 1000 for r in commands]) for i in runs])
+        }
+        for versus, (other, other_path) in (("limit", (LIMIT, LIMIT_PATH)), ("seed", (SEED, SEED_PATH))):
+            per_run[f"× {versus}, P{pipeline}"] = (
+                "×",
+                [
+                    _geomean([r.samples[i] / median[(other, other_path, r.command, pipeline)] for r in commands])
+                    for i in runs
+                ],
+            )
+        for column, (unit, values) in per_run.items():
+            row = f"{target} via {path}"
+            found.append(results.figure(f"{row}: {column}", values, unit, row=row, column=column))
+    return found
 
 
 def goals(rows: list[Row]) -> list[tuple[str, str, str]]:

@@ -145,6 +145,11 @@ def benchmark_paths(
     click.echo(paths.summary_table(rows) + "\n")
     click.echo(paths.goals_table(rows))
     click.echo(f"chart: {charts.paths_chart(rows, _chart_path(chart, 'paths'))}")
+    conditions = (
+        f"stack {stack}{_with(assignments)}, {image or 'its image'}; redis-benchmark, {requests} requests, "
+        f"{runs} run(s) per command; each run's geometric mean over the 9 commands"
+    )
+    _record("consumer-paths", conditions, paths.figures(rows))
 
 
 @benchmark.command("growth")
@@ -178,6 +183,9 @@ def benchmark_growth(
             found.append(growth.measure(lab, size, progress=lambda line: click.echo(f"  {line}", err=True)))
     click.echo(growth.table(found))
     click.echo(f"chart: {charts.growth_chart(found, _chart_path(chart, 'growth'))}")
+    _record(
+        "growth", f"stack {stack}{_with(assignments)}, {image or 'its image'}; one run per size", growth.figures(found)
+    )
 
 
 @benchmark.command("deploy")
@@ -237,6 +245,10 @@ def benchmark_image(server: tuple[str, ...], runs: int) -> None:
         ]
         click.echo(f"{name}: built in {min(seconds):.1f}-{max(seconds):.1f} s, {size:.1f} MB")
     _record("offline-images", "packages already downloaded (~/.cache/bizosaas-redis)", figures)
+
+
+def _with(assignments: tuple[str, ...]) -> str:
+    return f" with {', '.join(assignments)}" if assignments else ""
 
 
 def _sizes(value: str) -> list[int]:

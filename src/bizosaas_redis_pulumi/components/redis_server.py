@@ -11,7 +11,7 @@ import pulumi
 import pulumi_docker as docker
 
 from bizosaas_redis import redis_conf, sentinel_conf, startup
-from bizosaas_redis.constants import LABEL_PREFIX, REDIS_GID, REDIS_UID, REDIS_USER, SERVICE_REDIS
+from bizosaas_redis.constants import LABEL_PREFIX, REDIS_USER, SERVICE_REDIS
 from bizosaas_redis.settings import Settings
 from bizosaas_redis.topology import Placed
 from bizosaas_redis_pulumi.components.exporter import RedisExporter
@@ -178,17 +178,11 @@ class RedisServer(pulumi.ComponentResource):
         volumes = [docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=redis_conf.DATA_DIR)]
         self.socket_volume: docker.Volume | None = None
         if settings.unix_socket:
-            # In memory, owned by Redis's user and group: a socket needs no disk, and
-            # consumers that mount the volume connect when they run with the group.
             self.socket_volume = docker.Volume(
                 f"{self._name}-socket",
                 name=settings.socket_volume_name,
                 driver="local",
-                driver_opts={
-                    "type": "tmpfs",
-                    "device": "tmpfs",
-                    "o": f"uid={REDIS_UID},gid={REDIS_GID},mode=0{redis_conf.SOCKET_PERM},size=1m",
-                },
+                driver_opts=redis_conf.socket_volume_opts(),
                 labels=[docker.VolumeLabelArgs(**stack_label(settings))],
                 opts=pulumi.ResourceOptions(parent=self),
             )
