@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -296,7 +297,13 @@ def whole_suite_seconds(folder: Path) -> float:
 
 
 # Units measured (shown with their unit); any other unit counts things (keys, writes, tasks).
-MEASURES = {"s": 2, "ms": 1, "MB": 1, "k req/s": 1, "×": 2, "MB/s": 0}
+MEASURES = {"s": 2, "ms": 2, "MB": 1, "k req/s": 1, "×": 2, "MB/s": 0}
+
+
+def _spread(row: dict[str, Any]) -> tuple[float, float, float]:
+    """A figure's min, median and max, from its runs (the stored ones are rounded)."""
+    values = row["values"]
+    return min(values), statistics.median(values), max(values)
 
 
 def _amount(value: float, unit: str) -> str:
@@ -313,7 +320,7 @@ def measured_table(folder: Path, name: str) -> str:
     rows = [_row(header), "|" + "---|" * len(header)]
     for row in results["figures"]:
         unit = row["unit"]
-        spread = [_amount(row[key], unit) for key in ("min", "median", "max")]
+        spread = [_amount(value, unit) for value in _spread(row)]
         reason = "set from measured runs" if row.get("bound_from") == "measured" else row.get("bound_from")
         bound = [f"{_amount(row['bound'], unit)} ({reason})" if "bound" in row else ""] if bounded else []
         rows.append(_row([row["name"], str(row["runs"]), *spread, *bound]))
@@ -332,9 +339,10 @@ def grid_table(folder: Path, name: str) -> str:
     cells: dict[str, dict[str, str]] = {}
     for row in results["figures"]:
         unit = row["unit"]
-        cell = _bare(row["median"], unit)
+        least, median, most = _spread(row)
+        cell = _bare(median, unit)
         if row["runs"] > 1:
-            cell += f" ({_bare(row['min'], unit)}–{_bare(row['max'], unit)})"
+            cell += f" ({_bare(least, unit)}–{_bare(most, unit)})"
         cells.setdefault(row["row"], {})[row["column"]] = cell
     columns = list(dict.fromkeys(column for found in cells.values() for column in found))
     rows = [_row(["", *columns]), "|" + "---|" * (len(columns) + 1)]
@@ -353,9 +361,10 @@ MEASURED = (
     "deploy-times",
     "offline-images",
     "adoption",
+    "quorum-alerts",
 )
 # The benchmarks' results files shown as a grid (grid_table).
-GRIDS = ("consumer-paths", "growth")
+GRIDS = ("consumer-paths", "growth", "durable-writes")
 # Each generated block of the documents, rendered from the project folder it documents.
 BLOCKS: dict[str, Callable[[Path], str]] = {
     "stacks-table": lambda _: stacks_table(),

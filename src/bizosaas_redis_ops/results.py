@@ -68,9 +68,16 @@ def bound_for(worst: float) -> float:
     return round(max(worst * BOUND_FACTOR, worst + BOUND_MARGIN_S), 1)
 
 
+UNKNOWN = "unknown"
+
+
 def commit_of(folder: Path) -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=folder, capture_output=True, text=True)
-    return done.stdout.strip() or "unknown"
+    """The commit checked out where `folder` is, or UNKNOWN outside a git checkout."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=folder, capture_output=True, text=True)
+    except OSError:
+        return UNKNOWN
+    return done.stdout.strip() or UNKNOWN
 
 
 def document(name: str, conditions: str, figures: list[dict[str, object]], commit: str) -> dict[str, Any]:

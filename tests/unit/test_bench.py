@@ -142,6 +142,20 @@ def test_growth_figures_are_one_per_quantity_and_size_with_the_unit_in_the_row()
     rows = [growth.Growth(target_mb=size, **{**fields, "keys": size * 450}) for size in (100, 500)]
     figures = growth.figures(rows)
     assert len(figures) == 2 * len(growth.QUANTITIES)
-    keys = [f for f in figures if f["row"] == "keys, keys"]
+    keys = [f for f in figures if f["row"] == "keys"]
     assert [(f["column"], f["values"]) for f in keys] == [("100 MB", [45000.0]), ("500 MB", [225000.0])]
     assert {f["unit"] for f in figures} == {unit for _, _, unit in growth.QUANTITIES}
+
+
+def test_durable_writes_give_p50_p99_and_max_per_kind():
+    from bizosaas_redis_ops.bench import durable_writes
+
+    row = durable_writes.Row("plain SET", [float(n) for n in range(1, 201)])
+    assert (row.p50, row.p99) == (100.5, 199.0)
+    figures = {f["column"]: f for f in durable_writes.figures([row])}
+    assert {column: f["values"] for column, f in figures.items()} == {
+        "p50 ms": [100.5],
+        "p99 ms": [199.0],
+        "max ms": [200.0],
+    }
+    assert figures["p99 ms"]["row"] == "plain SET" and figures["p99 ms"]["writes"] == 200

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import statistics
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 
-from bizosaas_redis_ops import tables
+from bizosaas_redis_ops import results, tables
 from bizosaas_redis_ops.bench.runner import BenchmarkError
 from bizosaas_redis_patterns import Durability, connect
 
@@ -34,8 +35,22 @@ def _timings(client: redis.Redis, durability: Durability, writes: int, label: st
     return found
 
 
-def measure(outputs: dict[str, Any], replicas: int, timeout_ms: int, writes: int) -> list[list[str]]:
-    """Rows (kind, p50, p99, max, writes) for plain and durable writes."""
+@dataclass(frozen=True)
+class Row:
+    kind: str
+    ms: list[float]  # each write's, sorted
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.ms)
+
+    @property
+    def p99(self) -> float:
+        return self.ms[min(len(self.ms) - 1, round(0.99 * len(self.ms)))]
+
+
+def measure(outputs: dict[str, Any], replicas: int, timeout_ms: int, writes: int) -> list[Row]:
+    """Plain and durable writes' latencies."""
     if replicas < 1:
         raise BenchmarkError("the stack's durableWriteReplicas is 0: durable writes need topology sentinel")
     client = connect(
@@ -45,10 +60,8 @@ def measure(outputs: dict[str, Any], replicas: int, timeout_ms: int, writes: int
     try:
         for label, durability in (("plain", Durability(0)), ("durable", Durability(replicas, timeout_ms))):
             _timings(client, durability, min(100, writes), f"warm-{label}")
-            values = sorted(_timings(client, durability, writes, label))
-            p99 = values[min(len(values) - 1, round(0.99 * len(values)))]
-            name = label if label == "plain" else f"durable (WAIT {replicas} replica(s))"
-            rows.append([name, f"{statistics.median(values):.2f}", f"{p99:.2f}", f"{values[-1]:.2f}", str(writes)])
+            name = "plain SET" if label == "plain" else f"durable SET + WAIT {replicas} {timeout_ms}"
+            rows.append(Row(name, sorted(_timings(client, durability, writes, label))))
     finally:
         for keys in _chunks(list(client.scan_iter(match=f"{PREFIX}*", count=1000)), 1000):
             client.unlink(*keys)
@@ -59,5 +72,17 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def table(rows: list[list[str]]) -> str:
-    return tables.render(["write", "p50 ms", "p99 ms", "max ms", "writes"], rows)
+def table(rows: list[Row]) -> str:
+    return tables.render(
+        ["write", "p50 ms", "p99 ms", "max ms", "writes"],
+        [[r.kind, f"{r.p50:.2f}", f"{r.p99:.2f}", f"{r.ms[-1]:.2f}", str(len(r.ms))] for r in rows],
+    )
+
+
+def figures(rows: list[Row]) -> list[dict[str, object]]:
+    """For the results file: each kind's p50, p99 and max (one run of `writes` writes)."""
+    return [
+        results.figure(f"{r.kind}: {column}", [value], "ms", row=r.kind, column=f"{column} ms", writes=len(r.ms))
+        for r in rows
+        for column, value in (("p50", r.p50), ("p99", r.p99), ("max", r.ms[-1]))
+    ]

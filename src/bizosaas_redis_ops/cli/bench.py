@@ -31,7 +31,12 @@ def _record(name: str, conditions: str, figures: list[dict[str, object]]) -> Non
 
     folder = results.requested()
     if folder is not None:
-        measured = results.document(name, conditions, figures, results.commit_of(project_dir()))
+        # The checkout measured: the project's, or (a project folder of its own, as the
+        # tests' sandboxes are) the one this code runs from.
+        commit = results.commit_of(project_dir())
+        if commit == results.UNKNOWN:
+            commit = results.commit_of(Path(__file__).resolve().parent)
+        measured = results.document(name, conditions, figures, commit)
         # On stderr: stdout is the table, which scripts read.
         click.echo(f"results: {results.write(folder, measured)}", err=True)
 
@@ -44,7 +49,8 @@ def benchmark_smoke(stack: str, runs: int, no_throughput: bool) -> None:
     """Smoke scenario timings and redis-benchmark throughput of a deployed stack (min / median / max).
 
     redis-benchmark runs only on stacks without a password (it takes one only on its
-    command line, which process lists show). Writes keys: not for production.
+    command line, which process lists show). Writes keys: not for production. With
+    BIZOSAAS_RESULTS_DIR, writes smoke-timings.json there.
     """
     from bizosaas_redis_ops.bench import smoke_timings as bench
     from bizosaas_redis_ops.check import smoke as suite
@@ -66,7 +72,8 @@ def benchmark_durable(stack: str, writes: int) -> None:
     """Cost of a durable write (confirmed by replicas, WAIT) against a plain one: p50 / p99 per write.
 
     Through the stack's REDIS_URL, as services connect; needs durableWriteReplicas (topology
-    sentinel). Writes keys (removed afterwards): not for production.
+    sentinel). Writes keys (removed afterwards): not for production. With
+    BIZOSAAS_RESULTS_DIR, writes durable-writes.json there.
     """
     from bizosaas_redis_ops.bench import durable_writes as bench
     from bizosaas_redis_ops.deploy import outputs as stack_outputs
@@ -77,6 +84,7 @@ def benchmark_durable(stack: str, writes: int) -> None:
     assert settings.durable_write_replicas is not None
     rows = bench.measure(found, settings.durable_write_replicas, settings.durable_write_timeout_ms, writes)
     click.echo(bench.table(rows))
+    _record("durable-writes", f"stack {stack}, {writes} writes of each kind through REDIS_URL", bench.figures(rows))
 
 
 image_option = click.option("--image", help="the server image [default: the stack's]; e.g. the offline stand-in")
@@ -131,9 +139,11 @@ def benchmark_paths(
     """Every consumer path of a disposable deployment beside the limit and the seed's container.
 
     Deploys the stack under bizosaas-bench-* names (socket on), starts the seed's compose
-    container and a bare server on loopback from the same image, runs redis-benchmark
-    (cache, session and queue commands, pipelines 1 and 16) from a client container on
-    each path, removes everything, and prints the tables; the chart goes to --chart.
+    container and the limit (a bare server on its unix socket and loopback) from the same
+    image, runs redis-benchmark (cache, session and queue commands, pipelines 1 and 16)
+    from a client container on each path, removes everything, and prints the tables, each
+    path as a ratio to the limit and to the seed; the chart goes to --chart. With
+    BIZOSAAS_RESULTS_DIR, writes consumer-paths.json there.
     """
     from bizosaas_redis_ops.bench import charts, paths
     from bizosaas_redis_ops.bench.lab import Lab
@@ -170,6 +180,7 @@ def benchmark_growth(
     values of 256 B to 4 KB, then BGSAVE, an AOF rewrite under a write load (peak memory
     against the container limit, p99 of a probe), a restart and a replacement (time to the
     first answered command and to healthy), and the disk's read rate as the physical limit.
+    With BIZOSAAS_RESULTS_DIR, writes growth.json there.
     """
     from bizosaas_redis_ops.bench import charts, growth
     from bizosaas_redis_ops.bench.lab import Lab
@@ -197,7 +208,8 @@ def benchmark_deploy(image: str | None, name_prefix: str, runs: int) -> None:
 
     Deploys each stack file under <prefix>-<stack> names with the real Pulumi engine (from
     a project folder of its own, external networks made for the run), times each step and
-    removes everything; prints one row per stack.
+    removes everything; prints one row per stack. With BIZOSAAS_RESULTS_DIR, writes
+    deploy-times.json there.
     """
     from bizosaas_redis_ops.bench import deploy_times
     from bizosaas_redis_ops.deploy.docker_engine import ensure_engine
@@ -225,7 +237,8 @@ def benchmark_image(server: tuple[str, ...], runs: int) -> None:
     """How long the offline stand-in images take to build, and their size.
 
     Rebuilds each (--force) from the Debian packages already downloaded into
-    ~/.cache/bizosaas-redis: the build's own cost, not the download's.
+    ~/.cache/bizosaas-redis: the build's own cost, not the download's. With
+    BIZOSAAS_RESULTS_DIR, writes offline-images.json there.
     """
     from bizosaas_redis_ops import results
     from bizosaas_redis_ops.images import offline_image
