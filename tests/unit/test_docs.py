@@ -94,26 +94,17 @@ FIGURE = re.compile(
 )
 GENERATED = re.compile(r"<!-- (\S+):start.*?<!-- \1:end -->", re.DOTALL)
 FENCED = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
-# Measurement pages whose figures were typed from runs made before their measurement wrote a
-# results file. Each leaves this list when it does; no other document may type a figure.
-TYPED_UNTIL_RESULTS = {
-    "docs/measurements/high-availability.md": "the typed table, the durable writes and the quorum alerts",
-    "docs/measurements/performance.md": "bizosaas-redis benchmark paths and growth",
-}
 
 
 def figures_typed_in(text: str) -> list[str]:
     return FIGURE.findall(FENCED.sub("", GENERATED.sub("", text)))
 
 
-def test_a_figure_appears_only_in_a_generated_block_or_a_page_awaiting_its_results():
+def test_a_figure_appears_only_in_a_generated_block():
     typed = {}
     for document in docs.documents(ROOT):
         name = str(document.relative_to(ROOT))
-        found = figures_typed_in(document.read_text())
-        if name in TYPED_UNTIL_RESULTS:
-            assert found, f"{name} types no figure any more: take it off TYPED_UNTIL_RESULTS"
-        elif found:
+        if found := figures_typed_in(document.read_text()):
             typed[name] = found
     for name, field in Settings.model_fields.items():
         if found := figures_typed_in(field.description or ""):

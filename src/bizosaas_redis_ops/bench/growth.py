@@ -255,7 +255,7 @@ def _until(condition: Callable[[], object], timeout: float) -> float:
 # What the table and the results file show, one row each: (label, field, unit).
 QUANTITIES: tuple[tuple[str, str, str], ...] = (
     ("dataset (used_memory)", "used_mb", "MB"),
-    ("keys", "keys", "keys"),
+    ("keys", "keys", ""),  # a count
     ("fill", "fill_s", "s"),
     ("RDB", "rdb_mb", "MB"),
     ("BGSAVE: fork", "bgsave_fork_ms", "ms"),
@@ -278,12 +278,16 @@ QUANTITIES: tuple[tuple[str, str, str], ...] = (
 DECIMALS = {"ms": 2, "s": 3}  # any other unit: whole numbers
 
 
+def _label(label: str, unit: str) -> str:
+    return f"{label}, {unit}" if unit else label
+
+
 def table(rows: list[Growth]) -> str:
     # One row per measurement, one column per dataset: it fits a terminal.
     return tables.render(
         ["measured", *(f"{g.target_mb} MB" for g in rows)],
         [
-            [f"{label}, {unit}", *(f"{getattr(g, field):.{DECIMALS.get(unit, 0)}f}" for g in rows)]
+            [_label(label, unit), *(f"{getattr(g, field):.{DECIMALS.get(unit, 0)}f}" for g in rows)]
             for label, field, unit in QUANTITIES
         ],
     )
@@ -296,7 +300,7 @@ def figures(rows: list[Growth]) -> list[dict[str, object]]:
             f"{label}, {g.target_mb} MB",
             [float(getattr(g, field))],
             unit,
-            row=f"{label}, {unit}",
+            row=_label(label, unit),
             column=f"{g.target_mb} MB",
         )
         for label, field, unit in QUANTITIES
