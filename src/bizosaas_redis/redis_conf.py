@@ -9,6 +9,7 @@ ever written into the container.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bizosaas_redis.constants import REDIS_GID, REDIS_UID
@@ -208,30 +209,54 @@ def acl_rules(settings: Settings) -> str:
     return " ".join(part for part in ("~* &* +@all", denied) if part)
 
 
+@dataclass(frozen=True)
+class Previous:
+    """A rotation's previous passwords, each still accepted beside its user's current one
+    (an ACL user may hold several): the application's, the admin's, the exporter's."""
+
+    app: str | None = None
+    admin: str | None = None
+    exporter: str | None = None
+
+
+def _secrets(current: str, previous: str | None) -> str:
+    """An ACL user's password hashes: the current one, and the previous one during a rotation."""
+    hashes = [current, *([previous] if previous and previous != current else [])]
+    return " ".join(f"#{password_hash(p)}" for p in hashes)
+
+
 def render_users(
-    settings: Settings, app_password: str | None, admin_password: str, exporter_password: str | None = None
+    settings: Settings,
+    app_password: str | None,
+    admin_password: str,
+    exporter_password: str | None = None,
+    previous: Previous = Previous(),
 ) -> str:
     """The ACL users. `app_password` is None only when authentication is off."""
-    app_secret = f"#{password_hash(app_password)}" if app_password else "nopass"
+    app_secret = _secrets(app_password, previous.app) if app_password else "nopass"
     lines = [
         "",
         "# ACL users (password hashes only).",
         f"user {settings.app_username} reset on {app_secret} {acl_rules(settings)}",
-        f"user {settings.admin_username} reset on #{password_hash(admin_password)} ~* &* +@all",
+        f"user {settings.admin_username} reset on {_secrets(admin_password, previous.admin)} ~* &* +@all",
         f"user {HEALTHCHECK_USER} reset on #{password_hash(HEALTHCHECK_PASSWORD)} -@all +ping",
     ]
     if exporter_password:
-        lines.append(f"user {EXPORTER_USER} reset on #{password_hash(exporter_password)} {EXPORTER_RULES}")
+        lines.append(f"user {EXPORTER_USER} reset on {_secrets(exporter_password, previous.exporter)} {EXPORTER_RULES}")
     if settings.app_username != "default":
         lines.append("user default reset off")
     return "\n".join(lines) + "\n"
 
 
 def render(
-    settings: Settings, app_password: str | None, admin_password: str, exporter_password: str | None = None
+    settings: Settings,
+    app_password: str | None,
+    admin_password: str,
+    exporter_password: str | None = None,
+    previous: Previous = Previous(),
 ) -> str:
     """The whole redis.conf uploaded into the container."""
-    return render_config(settings) + render_users(settings, app_password, admin_password, exporter_password)
+    return render_config(settings) + render_users(settings, app_password, admin_password, exporter_password, previous)
 
 
 def healthcheck_command(settings: Settings, port: int | None = None) -> list[str]:

@@ -48,6 +48,12 @@ SECRET_DOCS = {
     "mode 0600 on its volume): Redis takes it no other way.",
     "sentinelPassword": "Secret. Topology sentinel: the password Sentinels authenticate to nodes and to each "
     "other with; generated when unset. In clear in each Sentinel's sentinel.conf (mode 0600, its volume).",
+    "previousPassword": "Secret. During a rotation (`bizosaas-redis rotate start`): the application user's "
+    "previous password, still accepted beside `password` until `rotate finish` removes it.",
+    "previousAdminPassword": "Secret. During a rotation: the admin user's previous password, still accepted "
+    "beside `adminPassword` until `rotate finish`.",
+    "previousExporterPassword": "Secret. During a rotation: the exporter user's previous password, still "
+    "accepted beside `exporterPassword` until it is removed.",
 }
 SECRET_DOCS.update(
     {
@@ -98,7 +104,8 @@ def config_table() -> str:
         shown_default = f"`{default}`" if default != "—" else default
         rows.append(_row([f"`{NAMESPACE}:{field.alias}`", shown_default, *per_stack, field.description or ""]))
     for key in SECRET_KEYS:
-        rows.append(_row([f"`{NAMESPACE}:{key}`", "generated", *[""] * len(stacks), SECRET_DOCS[key]]))
+        default = "—" if key.removeprefix(DURABLE_PREFIX).lower().startswith("previous") else "generated"
+        rows.append(_row([f"`{NAMESPACE}:{key}`", default, *[""] * len(stacks), SECRET_DOCS[key]]))
     return "\n".join(rows)
 
 

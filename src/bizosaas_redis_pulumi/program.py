@@ -22,7 +22,15 @@ from bizosaas_redis.connection import (
     redis_url,
     service_roles,
 )
-from bizosaas_redis.settings import NAMESPACE, SECRET_KEYS, Settings, SettingsError, build_settings, instances
+from bizosaas_redis.settings import (
+    NAMESPACE,
+    PREVIOUS_KEYS,
+    SECRET_KEYS,
+    Settings,
+    SettingsError,
+    build_settings,
+    instances,
+)
 from bizosaas_redis_pulumi.components import Passwords, RedisServer, SentinelCluster
 
 
@@ -87,13 +95,34 @@ def _instance_password(names: InstanceNames, key: str, suffix: str) -> pulumi.Ou
     return _password(names.config_key(key), f"{names.resource}-{suffix}")
 
 
+def _previous(settings: Settings, names: InstanceNames) -> dict[str, pulumi.Output[str]]:
+    """A rotation's previous passwords (password key -> its previous one), still accepted
+    until `bizosaas-redis rotate finish` removes them from the stack's config."""
+    config = pulumi.Config(NAMESPACE)
+    found = {
+        key: given
+        for key, previous in PREVIOUS_KEYS.items()
+        if (given := config.get_secret(names.config_key(previous))) is not None
+    }
+    if found and settings.topology == "sentinel":
+        key = f"{NAMESPACE}:{names.config_key(PREVIOUS_KEYS[next(iter(found))])}"
+        raise StackConfigError(
+            f"Pulumi.{settings.stack}.yaml", [f"{key}: a rotation is not built for topology sentinel yet; remove it"]
+        )
+    return found
+
+
 def _passwords(settings: Settings, names: InstanceNames) -> Passwords:
+    previous = _previous(settings, names)
     return Passwords(
         app=_instance_password(names, "password", "password") if settings.auth_enabled else None,
         admin=_instance_password(names, "adminPassword", "admin-password"),
         exporter=_instance_password(names, "exporterPassword", "exporter-password")
         if settings.exporter_enabled
         else None,
+        previous_app=previous.get("password"),
+        previous_admin=previous.get("adminPassword"),
+        previous_exporter=previous.get("exporterPassword"),
     )
 
 

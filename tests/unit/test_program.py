@@ -351,3 +351,30 @@ def test_a_split_stack_has_one_network_for_both_instances(captures):
         assert cap.container(durable=durable).plain["networksAdvanced"][0]["name"] == "bizosaas-dev"
     production = captures["production"][0]
     assert [i for i in production.invokes if i[0] == GET_NETWORK] == [(GET_NETWORK, {"name": "dokploy-network"})]
+
+
+def test_a_rotation_keeps_the_previous_password_accepted_beside_the_new_one():
+    cap = run_program(
+        "staging",
+        secrets_config={"password": "new-Pw-2", "previousPassword": "old-Pw-1", "adminPassword": "admin-Pw-3"},
+    )
+    content = files(cap)["uploads"][0]["content"]
+    hashes = " ".join(f"#{redis_conf.password_hash(p)}" for p in ("new-Pw-2", "old-Pw-1"))
+    assert f"user default reset on {hashes} " in content
+    # The admin has no rotation under way: its one password only.
+    assert f"user admin reset on #{redis_conf.password_hash('admin-Pw-3')} ~* " in content
+    # Consumers get the new password, never the previous one.
+    assert cap.outputs["redis_url"].value.startswith("redis://default:new-Pw-2@")
+    assert "old-Pw-1" not in json.dumps({k: v.value for k, v in cap.outputs.items()})
+
+
+def test_a_rotation_is_refused_with_topology_sentinel():
+    from bizosaas_redis_pulumi.program import StackConfigError
+
+    hosts = {"a": {"url": "unix:///var/run/docker.sock", "address": "127.0.0.1"}}
+    with pytest.raises(StackConfigError, match="redis:previousAdminPassword: a rotation is not built for topology"):
+        run_program(
+            "staging",
+            values={"topology": "sentinel", "dockerHosts": hosts, "sentinelPlacement": ["a", "a", "a"]},
+            secrets_config={"previousAdminPassword": "old-Pw-1"},
+        )

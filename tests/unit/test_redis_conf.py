@@ -144,3 +144,13 @@ def test_the_durable_instance_says_why_it_never_evicts():
     cache, durable = (redis_conf.render_config(s) for s in instances(build_settings({"layout": "split"}, "x")))
     assert "maxmemory-policy noeviction\n" in durable and "refuse writes when full, never evict" in durable
     assert "maxmemory-policy allkeys-lru\n" in cache and "evict rather than refuse writes" in cache
+
+
+def test_a_rotation_gives_a_user_both_password_hashes_and_never_one_twice():
+    settings = load_stack_file("staging")
+    both = redis_conf.render_users(settings, "new", "adm", previous=redis_conf.Previous(app="old", admin="adm"))
+    assert f"on #{redis_conf.password_hash('new')} #{redis_conf.password_hash('old')} " in both
+    assert f"user admin reset on #{redis_conf.password_hash('adm')} ~* " in both  # the same password once
+    assert redis_conf.render_users(settings, "new", "adm") == redis_conf.render_users(
+        settings, "new", "adm", previous=redis_conf.Previous()
+    )

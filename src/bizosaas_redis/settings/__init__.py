@@ -24,7 +24,14 @@ table), and validates them:
 """
 
 from bizosaas_redis.settings.high_availability import DEFAULT_HOST, MAX_REPLICAS, MAX_SENTINELS, TOPOLOGIES
-from bizosaas_redis.settings.keys import DURABLE_PREFIX, INSTANCE_SECRET_KEYS, INTERNAL_FIELDS, NAMESPACE, SECRET_KEYS
+from bizosaas_redis.settings.keys import (
+    DURABLE_PREFIX,
+    INSTANCE_SECRET_KEYS,
+    INTERNAL_FIELDS,
+    NAMESPACE,
+    PREVIOUS_KEYS,
+    SECRET_KEYS,
+)
 from bizosaas_redis.settings.layout import DURABLE_PORT_OFFSET, LAYOUTS, SHARED_SETTINGS, Role
 from bizosaas_redis.settings.loading import NoDurableInstance, SettingsError, build_settings, instance, instances
 from bizosaas_redis.settings.memory import (
@@ -66,6 +73,7 @@ __all__ = [
     "MIN_MEMORY_HEADROOM",
     "MIN_MEMORY_OVERHEAD",
     "NAMESPACE",
+    "PREVIOUS_KEYS",
     "PROJECT_DIR_VARIABLE",
     "PROJECT_FILE",
     "RESERVED_USERS",

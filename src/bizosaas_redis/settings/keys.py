@@ -6,7 +6,21 @@ NAMESPACE = "redis"
 # Secret keys are read with get_secret by the program; the model never holds them.
 # The durable instance of a split stack has its own (`durablePassword`, ...).
 # `replicationPassword` and `sentinelPassword` only with topology sentinel.
-INSTANCE_SECRET_KEYS = ("password", "adminPassword", "exporterPassword", "replicationPassword", "sentinelPassword")
+# A password rotation's previous passwords, still accepted beside the current ones until
+# `bizosaas-redis rotate finish` (password key -> its previous one's key).
+PREVIOUS_KEYS = {
+    "password": "previousPassword",
+    "adminPassword": "previousAdminPassword",
+    "exporterPassword": "previousExporterPassword",
+}
+INSTANCE_SECRET_KEYS = (
+    "password",
+    "adminPassword",
+    "exporterPassword",
+    "replicationPassword",
+    "sentinelPassword",
+    *PREVIOUS_KEYS.values(),
+)
 DURABLE_PREFIX = "durable"
 SECRET_KEYS = (
     *INSTANCE_SECRET_KEYS,

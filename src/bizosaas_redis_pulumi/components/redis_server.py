@@ -66,6 +66,10 @@ class Passwords:
     app: pulumi.Input[str] | None
     admin: pulumi.Input[str]
     exporter: pulumi.Input[str] | None = None
+    # A rotation's previous passwords, still accepted beside the current ones.
+    previous_app: pulumi.Input[str] | None = None
+    previous_admin: pulumi.Input[str] | None = None
+    previous_exporter: pulumi.Input[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -196,8 +200,17 @@ class RedisServer(pulumi.ComponentResource):
         settings, node_of = self._settings, self._node_of
         if node_of is None:
             return pulumi.Output.secret(
-                pulumi.Output.all(passwords.app, passwords.admin, passwords.exporter).apply(
-                    lambda pw: redis_conf.render(settings, pw[0], pw[1], pw[2])
+                pulumi.Output.all(
+                    passwords.app,
+                    passwords.admin,
+                    passwords.exporter,
+                    passwords.previous_app,
+                    passwords.previous_admin,
+                    passwords.previous_exporter,
+                ).apply(
+                    lambda pw: redis_conf.render(
+                        settings, pw[0], pw[1], pw[2], redis_conf.Previous(pw[3], pw[4], pw[5])
+                    )
                 )
             )
         return pulumi.Output.secret(
