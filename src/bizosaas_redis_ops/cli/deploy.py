@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -11,15 +12,18 @@ import click
 
 from bizosaas_redis.answers import refusal
 from bizosaas_redis.settings import NAMESPACE, Settings, load_stack_file, project_dir
+from bizosaas_redis.settings import instance as settings_instance
 
 if TYPE_CHECKING:
     import docker
     import redis
 
     from bizosaas_redis_ops.deploy import adopt as adopt_steps
+    from bizosaas_redis_ops.deploy.outputs import Instance
 
 from bizosaas_redis_ops.cli.check import verify_and_smoke
-from bizosaas_redis_ops.cli.root import CommandError, main, stack_option, yes_option
+from bizosaas_redis_ops.cli.root import CommandError, instance_option, main, stack_option, yes_option
+from bizosaas_redis_ops.deploy import rotation
 
 
 @main.command()
@@ -247,3 +251,89 @@ def _write_config(stack: str, fixes: dict[str, str]) -> Settings:
         pulumi_stack.set_config(stack, f"{NAMESPACE}:{key}", value)
     click.echo(f"wrote {', '.join(f'{NAMESPACE}:{k}' for k in fixes)} into Pulumi.{stack}.yaml", err=True)
     return load_stack_file(stack)
+
+
+# --- password rotation ---------------------------------------------------------------------
+
+
+@main.group()
+def rotate() -> None:
+    """Rotate a password with no client refused: start, move the consumers, finish."""
+
+
+def rotation_options(command: Callable[..., None]) -> Callable[..., None]:
+    """What `rotate start` and `rotate finish` share."""
+    for option in reversed(
+        [
+            stack_option(),
+            click.option(
+                "--user",
+                type=click.Choice(["app", "admin"]),
+                default="app",
+                show_default=True,
+                help="the application user's password, or the admin's",
+            ),
+            instance_option,
+            yes_option,
+            click.option("--no-verify", is_flag=True, help="skip verify and smoke after the update"),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+@rotate.command("start")
+@rotation_options
+@click.pass_context
+def rotate_start(
+    ctx: click.Context, stack: str, user: rotation.User, instance: Instance, yes: bool, no_verify: bool
+) -> None:
+    """Keep the current password as the previous one (still accepted) and set a new one, then `up`.
+
+    Every server accepts both passwords from then on; the consumer secrets
+    (`outputs --show-secrets`) carry the new one. Move the consumers to it, then run
+    `rotate finish`. The passwords go into Pulumi.<stack>.yaml as secrets.
+    """
+    from bizosaas_redis_ops.deploy import outputs as stack_outputs
+    from bizosaas_redis_ops.deploy import pulumi_stack
+
+    settings = settings_instance(load_stack_file(stack), instance)
+    changes = rotation.start(settings, user, _secret_config(stack), stack_outputs.load(stack, instance))
+    for key, value in changes.items():
+        pulumi_stack.set_config(stack, key, value, secret=True)
+    click.echo(f"rotation started: {', '.join(changes)} set (secrets); applying it with `up`", err=True)
+    ctx.invoke(up, stack=stack, yes=yes, no_verify=no_verify)
+    click.echo(
+        f"both passwords are accepted now; move the consumers to the new one, then run "
+        f"`bizosaas-redis rotate finish --stack {stack} --user {user} --instance {instance}`"
+    )
+
+
+@rotate.command("finish")
+@rotation_options
+@click.pass_context
+def rotate_finish(
+    ctx: click.Context, stack: str, user: rotation.User, instance: Instance, yes: bool, no_verify: bool
+) -> None:
+    """Remove the previous password (clients still on it are refused from then on), then `up`."""
+    from bizosaas_redis_ops.deploy import pulumi_stack
+
+    settings = settings_instance(load_stack_file(stack), instance)
+    key = rotation.finish(settings, user, _secret_config(stack))
+    pulumi_stack.remove_config(stack, key)
+    click.echo(f"rotation finishing: {key} removed; applying it with `up`", err=True)
+    ctx.invoke(up, stack=stack, yes=yes, no_verify=no_verify)
+    click.echo(f"rotation finished: only the new {user} password is accepted")
+
+
+def _secret_config(stack: str) -> dict[str, str]:
+    """The stack's secret config, namespaced keys (none before its first `up`)."""
+    from pulumi import automation as auto
+
+    from bizosaas_redis_ops.deploy import pulumi_stack
+
+    try:
+        given = pulumi_stack.secret_config(stack)
+    except auto.StackNotFoundError:
+        raise CommandError(f"stack {stack} has never been deployed: there is no password to rotate") from None
+    return {f"{NAMESPACE}:{key}": value for key, value in given.items()}

@@ -110,11 +110,17 @@ def stack_outputs(stack: str) -> dict[str, Any]:
     return {k: v.value for k, v in select_stack(stack, create=False).outputs().items()}
 
 
-def set_config(stack: str, key: str, value: str) -> None:
-    """`pulumi config set KEY VALUE --stack STACK`: written into the stack file."""
+def set_config(stack: str, key: str, value: str, secret: bool = False) -> None:
+    """`pulumi config set [--secret] KEY VALUE --stack STACK`: written into the stack file
+    (a secret encrypted with the stack's key)."""
     from pulumi import automation as auto
 
-    select_stack(stack).set_config(key, auto.ConfigValue(value=value))
+    select_stack(stack).set_config(key, auto.ConfigValue(value=value, secret=secret))
+
+
+def remove_config(stack: str, key: str) -> None:
+    """`pulumi config rm KEY --stack STACK`."""
+    select_stack(stack, create=False).remove_config(key)
 
 
 def secret_config(stack: str) -> dict[str, str]:

@@ -84,7 +84,7 @@ class Project:
 
     def write(self, stack: str, values: dict[str, Any]) -> None:
         """Pulumi.yaml (the checkout's program and venv) and the stack's file; the stack
-        file keeps what Pulumi added to it (its encryption salt)."""
+        file keeps what Pulumi added to it (its encryption salt, secrets set through it)."""
         project = load_yaml((self.origin / "Pulumi.yaml").read_text())
         project["main"] = str(self.origin / project.get("main", "."))
         project["runtime"]["options"]["virtualenv"] = str(Path(sys.executable).parent.parent)
@@ -92,7 +92,9 @@ class Project:
         (self.folder / pulumi_stack.STATE_DIR_NAME).mkdir(exist_ok=True)
         path = stack_file(stack, self.folder)
         document = (load_yaml(path.read_text()) or {}) if path.exists() else {}
-        document["config"] = {f"{NAMESPACE}:{key}": value for key, value in values.items()}
+        # Secrets set through Pulumi (`pulumi config set --secret`, a rotation) stay.
+        kept = {k: v for k, v in (document.get("config") or {}).items() if isinstance(v, dict) and "secure" in v}
+        document["config"] = kept | {f"{NAMESPACE}:{key}": value for key, value in values.items()}
         path.write_text(yaml.safe_dump(document, sort_keys=False))
 
     def remove(self) -> None:

@@ -1,0 +1,94 @@
+"""A password rotation that refuses no client: `start` keeps the current password as the
+previous one (still accepted, a second hash on the same ACL user) and sets a new one,
+which the consumer secrets publish; `finish` removes the previous one once the consumers
+have moved. Both change the stack's config only; `bizosaas-redis up` applies it."""
+
+from __future__ import annotations
+
+import secrets
+import string
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from bizosaas_redis.connection import instance_names
+from bizosaas_redis.errors import BizosaasRedisError
+from bizosaas_redis.settings import NAMESPACE, PREVIOUS_KEYS, Settings
+
+User = Literal["app", "admin"]
+USERS: tuple[User, ...] = ("app", "admin")
+# Each rotated user's password key (see PREVIOUS_KEYS for its previous one's).
+PASSWORD_KEYS: dict[User, str] = {"app": "password", "admin": "adminPassword"}
+# As long as the generated ones (random.RandomPassword, 32 characters, no special ones).
+LENGTH = 32
+ALPHABET = string.ascii_letters + string.digits
+
+
+class RotationError(BizosaasRedisError):
+    pass
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The stack config keys (namespaced) of one user's rotation on one instance."""
+
+    password: str
+    previous: str
+
+
+def keys(settings: Settings, user: User) -> Keys:
+    names = instance_names(settings.role)
+    password = PASSWORD_KEYS[user]
+    return Keys(f"{NAMESPACE}:{names.config_key(password)}", f"{NAMESPACE}:{names.config_key(PREVIOUS_KEYS[password])}")
+
+
+def new_password() -> str:
+    return "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
+
+
+def current_password(settings: Settings, user: User, outputs: dict[str, Any]) -> str:
+    """The password the running instance takes now, from its outputs (the instance's keys
+    unprefixed, as deploy.outputs.load gives them)."""
+    if user == "app":
+        if not settings.auth_enabled or not outputs.get("redis_password"):
+            raise RotationError(
+                f"stack {settings.stack} ({settings.role}): authentication is off (redis:authEnabled false), "
+                "so the application user has no password to rotate"
+            )
+        return str(outputs["redis_password"])
+    password = urllib.parse.urlsplit(str(outputs["redis_admin_url"])).password
+    if not password:
+        raise RotationError(f"stack {settings.stack} ({settings.role}): its admin URL holds no password")
+    return urllib.parse.unquote(password)
+
+
+def start(settings: Settings, user: User, config: dict[str, str], outputs: dict[str, Any]) -> dict[str, str]:
+    """The config values (namespaced key -> secret) that start the rotation of `user`:
+    `config` is the stack's secret config (namespaced keys) as set now."""
+    _refuse_sentinel(settings)
+    found = keys(settings, user)
+    if found.previous in config:
+        raise RotationError(
+            f"{found.previous} is set: a rotation of the {user} password is in progress; "
+            f"finish it first (bizosaas-redis rotate finish --stack {settings.stack})"
+        )
+    return {found.previous: current_password(settings, user, outputs), found.password: new_password()}
+
+
+def finish(settings: Settings, user: User, config: dict[str, str]) -> str:
+    """The config key whose removal finishes the rotation of `user`."""
+    _refuse_sentinel(settings)
+    found = keys(settings, user)
+    if found.previous not in config:
+        raise RotationError(
+            f"{found.previous} is not set: no rotation of the {user} password is in progress on stack {settings.stack}"
+        )
+    return found.previous
+
+
+def _refuse_sentinel(settings: Settings) -> None:
+    if settings.topology == "sentinel":
+        raise RotationError(
+            f"stack {settings.stack} has topology sentinel: a rotation is not built for it yet (its nodes and "
+            "Sentinels need the new password applied at run time)"
+        )

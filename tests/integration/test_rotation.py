@@ -1,0 +1,143 @@
+"""A password rotation with the real engine: `bizosaas-redis rotate start`, then `finish`,
+on the staging stack file under the test's own names, while clients connect again and
+again with the old password and with the new one.
+
+Asserted: from start to finish no client is refused (WRONGPASS) on either password (a
+connection refused while the container is replaced is not a refusal, and is counted
+apart); after finish the old password is refused and the new one works; the consumers'
+secrets carry the new one; no password appears in the commands' output; the stack shows
+no change afterwards."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from bizosaas_redis_ops.deploy.sandbox import Sandbox
+from conftest import TEST_PREFIX, sandbox_of
+from harness import FAST
+
+STACK = "staging"
+NAMES = {
+    "containerName": f"{TEST_PREFIX}-rotate",
+    "volumeName": f"{TEST_PREFIX}-rotate-data",
+    "networkName": f"{TEST_PREFIX}-rotate",
+    "networkExternal": False,
+}
+
+
+@dataclass
+class Knocker:
+    """Connects again every 20 ms with one password, as a client that restarts would, and
+    counts what the server answered: accepted, refused (a wrong password) or unreachable."""
+
+    port: int
+    username: str
+    password: str = field(repr=False)
+    accepted: int = 0
+    refused: int = 0
+    unreachable: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _knocked_to_the_end: bool = field(default=False, repr=False)
+
+    def knock(self) -> bool:
+        # No retries (redis-py retries a failed connection three times by default): each
+        # knock is one answer of the server.
+        client = redis.Redis(
+            port=self.port,
+            username=self.username,
+            password=self.password,
+            socket_timeout=2,
+            retry=Retry(NoBackoff(), 0),
+        )
+        try:
+            client.ping()
+            return True
+        finally:
+            client.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.knock()
+                self.accepted += 1
+            except redis.AuthenticationError:  # before RedisError: it is one
+                self.refused += 1
+            except (redis.RedisError, OSError):  # refused connection, reset, timeout
+                self.unreachable += 1
+            time.sleep(0.02)
+        self._knocked_to_the_end = True  # not when an exception ended the thread
+
+    def __enter__(self) -> Knocker:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        assert self._knocked_to_the_end, "the knocking client stopped early (its exception is printed above)"
+
+
+@pytest.fixture
+def sandbox(engine, offline_image) -> Iterator[Sandbox]:
+    made = sandbox_of(STACK, offline_image, *FAST, names=NAMES)
+    made.up()
+    yield made
+    made.close(engine)
+    made.project.remove()
+
+
+def _outputs(sandbox: Sandbox) -> dict:
+    sandbox._outputs = None  # read again after the commands' updates
+    return sandbox.outputs()
+
+
+def _rotate(sandbox: Sandbox, step: str, user: str, *passwords: str) -> None:
+    sandbox.run("rotate", step, "--stack", STACK, "--user", user, "--no-verify")
+    for password in passwords:
+        assert password not in sandbox.last_output, f"rotate {step} printed a password"
+
+
+def test_an_application_password_rotation_refuses_no_client(sandbox: Sandbox, engine) -> None:
+    container = engine.containers.get(NAMES["containerName"]).id
+    before = _outputs(sandbox)
+    user, old = before["app_username"], before["redis_password"]
+    with Knocker(sandbox.port, user, old) as on_old:
+        _rotate(sandbox, "start", "app", old)
+        assert on_old.knock(), "the previous password is still accepted after start"
+        new = _outputs(sandbox)["redis_password"]
+        assert new != old and new in _outputs(sandbox)["consumer_secrets"]["REDIS_URL"]
+        with Knocker(sandbox.port, user, new) as on_new:
+            time.sleep(1)  # both knock on the rotated server
+    assert on_old.refused == 0 and on_new.refused == 0, (on_old, on_new)
+    assert on_old.accepted > 0 and on_new.accepted > 0
+    print(f"\nrotate start: old password {on_old}, new password {on_new}")
+    # Today a new password is a new redis.conf, so start replaces the container: its
+    # restart shows as knocks unanswered, never as a password refused.
+    assert engine.containers.get(NAMES["containerName"]).id != container and on_old.unreachable > 0
+    _rotate(sandbox, "finish", "app", old, new)
+    with pytest.raises(redis.AuthenticationError):
+        Knocker(sandbox.port, user, old).knock()
+    assert Knocker(sandbox.port, user, new).knock()
+    sandbox.run("preview", "--stack", STACK, "--expect-no-changes")
+
+
+def test_an_admin_password_rotation_keeps_the_tools_working(sandbox: Sandbox) -> None:
+    old = redis.Redis.from_url(_outputs(sandbox)["redis_admin_url"]).connection_pool.connection_kwargs["password"]
+    _rotate(sandbox, "start", "admin", old)
+    admin = _outputs(sandbox)["admin_username"]
+    assert Knocker(sandbox.port, admin, old).knock(), "the previous admin password is still accepted"
+    sandbox.run("rotate", "finish", "--stack", STACK, "--user", "admin")  # verify and smoke with the new one
+    with pytest.raises(redis.AuthenticationError):
+        Knocker(sandbox.port, admin, old).knock()
+    # Starting twice, or finishing what was not started, is refused in one line.
+    refused = sandbox.run("rotate", "finish", "--stack", STACK, "--user", "admin", check=False)
+    assert refused.returncode != 0 and "no rotation of the admin password is in progress" in sandbox.last_output

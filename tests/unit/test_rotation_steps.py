@@ -1,0 +1,48 @@
+"""A password rotation's config changes (bizosaas_redis_ops.deploy.rotation): what start
+sets and finish removes, and what each refuses, before anything changes."""
+
+from __future__ import annotations
+
+import pytest
+
+from bizosaas_redis.settings import build_settings, instance
+from bizosaas_redis_ops.deploy import rotation
+
+OUTPUTS = {"redis_password": "app-Pw-1", "redis_admin_url": "redis://admin:adm%2Fin-Pw@127.0.0.1:6380/0"}
+
+
+def test_start_keeps_the_current_password_as_the_previous_one_and_sets_a_new_one():
+    settings = build_settings({}, "staging")
+    changes = rotation.start(settings, "app", {}, OUTPUTS)
+    assert changes.pop("redis:previousPassword") == "app-Pw-1"
+    new = changes.pop("redis:password")
+    assert changes == {}
+    assert len(new) == rotation.LENGTH and new.isalnum() and new != "app-Pw-1"
+    admin = rotation.start(settings, "admin", {}, OUTPUTS)
+    assert admin["redis:previousAdminPassword"] == "adm/in-Pw"  # decoded from the URL
+
+
+def test_a_durable_instance_rotates_under_its_own_keys():
+    durable = instance(build_settings({"layout": "split"}, "production"), "durable")
+    assert rotation.keys(durable, "app") == rotation.Keys("redis:durablePassword", "redis:durablePreviousPassword")
+
+
+def test_start_refuses_a_rotation_in_progress_and_finish_one_that_is_not():
+    settings = build_settings({}, "staging")
+    with pytest.raises(rotation.RotationError, match="redis:previousPassword is set: a rotation of the app"):
+        rotation.start(settings, "app", {"redis:previousPassword": "x"}, OUTPUTS)
+    with pytest.raises(rotation.RotationError, match="redis:previousAdminPassword is not set: no rotation"):
+        rotation.finish(settings, "admin", {"redis:previousPassword": "x"})
+    assert rotation.finish(settings, "app", {"redis:previousPassword": "x"}) == "redis:previousPassword"
+
+
+def test_start_refuses_what_it_cannot_rotate():
+    with pytest.raises(rotation.RotationError, match="authentication is off"):
+        rotation.start(build_settings({}, "dev"), "app", {}, {"redis_admin_url": "redis://admin:a@h:1/0"})
+    sentinel = build_settings(
+        {"topology": "sentinel", "dockerHosts": {"a": {"url": "unix:///var/run/docker.sock", "address": "127.0.0.1"}},
+         "sentinelPlacement": ["a", "a", "a"]},
+        "staging",
+    )  # fmt: skip
+    with pytest.raises(rotation.RotationError, match="topology sentinel: a rotation is not built"):
+        rotation.start(sentinel, "admin", {}, OUTPUTS)
