@@ -56,9 +56,11 @@ class Growth:
 
 
 def _used_without_clients(client: redis.Redis) -> int:
-    # The filling client's own buffers count in used_memory until its pipeline is answered.
+    # The filling client's own buffers count in used_memory until its pipeline is answered, and
+    # the AOF buffer (in mem_not_counted_for_evict) holds a whole batch until everysec writes it.
     memory = client.info("memory")
-    return int(memory["used_memory"]) - int(memory.get("mem_clients_normal", 0))
+    transient = int(memory.get("mem_clients_normal", 0)) + int(memory.get("mem_not_counted_for_evict", 0))
+    return int(memory["used_memory"]) - transient
 
 
 def _fill(client: redis.Redis, target_bytes: int) -> int:
