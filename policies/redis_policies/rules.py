@@ -36,6 +36,7 @@ LABEL_SERVICE = "com.bizosaas.service"
 LABEL_ENVIRONMENT = "com.bizosaas.environment"
 LABEL_ROLE = "com.bizosaas.role"
 REDIS_USER = "999:1000"
+AUTH_ON, AUTH_TURNING_ON = "on", "turning-on"
 MIN_HEADROOM = 2.0
 MIN_OVERHEAD = 64 * 1024**2
 # Denied to applications in every environment, and in production.
@@ -132,8 +133,12 @@ def _image_patched(args: ResourceValidationArgs) -> list[str]:
 
 
 def _auth_required(args: ResourceValidationArgs) -> list[str]:
+    # "turning-on": the consumers have the password and `rotate finish` requires it; a
+    # stack adopted without one gets there without refusing a client. Never in production.
     value = labels(args.props).get(f"{LABEL}auth")
-    return [] if value == "on" else [f"authentication is {value or 'not declared'}"]
+    if value == AUTH_ON or (value == AUTH_TURNING_ON and not is_production(args)):
+        return []
+    return [f"authentication is {value or 'not declared'}"]
 
 
 def _port_not_public(args: ResourceValidationArgs) -> list[str]:
@@ -298,7 +303,7 @@ RULES: list[Rule] = [
     ),
     Rule(
         "redis-auth-required",
-        "Redis requires a password.",
+        "Redis requires a password (outside production: or is turning it on, between `rotate start` and `finish`).",
         "set redis:authEnabled to true (and a secret redis:password, or let one be generated)",
         _C,
         _auth_required,

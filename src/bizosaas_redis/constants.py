@@ -47,3 +47,6 @@ DEFAULT_STREAM_MAXLEN = 10_000
 # redis_exporter: the image's own user, and the port it serves /metrics on.
 EXPORTER_UID = 59000
 EXPORTER_PORT = 9121
+# The `com.bizosaas.redis.auth` label: a password required, none, or none yet while a
+# password `rotate start` published reaches the consumers (turning authentication on).
+AUTH_ON, AUTH_OFF, AUTH_TURNING_ON = "on", "off", "turning-on"

@@ -40,7 +40,8 @@ DOCS_DIR = "docs"
 
 
 SECRET_DOCS = {
-    "password": "Secret. Application user's password; generated (32 characters) when unset.",
+    "password": "Secret. Application user's password; generated (32 characters) when unset. With authEnabled "
+    "false (set by `rotate start`, turning authentication on): published to the consumers, not yet required.",
     "adminPassword": "Secret. Admin user's password; generated (32 characters) when unset.",
     "exporterPassword": "Secret. The exporter ACL user's password (exporterEnabled); generated when unset.",
     "replicationPassword": "Secret. Topology sentinel: the password replicas authenticate to the primary with "

@@ -114,8 +114,10 @@ def _previous(settings: Settings, names: InstanceNames) -> dict[str, pulumi.Outp
 
 def _passwords(settings: Settings, names: InstanceNames) -> Passwords:
     previous = _previous(settings, names)
+    config = pulumi.Config(NAMESPACE)
     return Passwords(
         app=_instance_password(names, "password", "password") if settings.auth_enabled else None,
+        published_app=None if settings.auth_enabled else config.get_secret(names.config_key("password")),
         admin=_instance_password(names, "adminPassword", "admin-password"),
         exporter=_instance_password(names, "exporterPassword", "exporter-password")
         if settings.exporter_enabled
@@ -147,7 +149,10 @@ def deploy_instance(
         service = cluster.primary
     else:
         service = RedisServer(names.resource, settings, passwords, network_name=network_name, after=after)
-    app_password = pulumi.Output.from_input(passwords.app) if passwords.app is not None else None
+    # The consumers' password; with authentication off, one `rotate start` published
+    # (turning it on), which the server accepts as it accepts none.
+    published = passwords.app if passwords.app is not None else passwords.published_app
+    app_password = pulumi.Output.from_input(published) if published is not None else None
     _export_instance(settings, names, service, app_password, pulumi.Output.from_input(passwords.admin))
     return Instance(settings, service, app_password)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import redis
+import yaml
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -25,6 +26,7 @@ from conftest import TEST_PREFIX, sandbox_of
 from harness import FAST
 
 STACK = "staging"
+WITHOUT_AUTH = "dev"
 NAMES = {
     "containerName": f"{TEST_PREFIX}-rotate",
     "volumeName": f"{TEST_PREFIX}-rotate-data",
@@ -39,8 +41,8 @@ class Knocker:
     counts what the server answered: accepted, refused (a wrong password) or unreachable."""
 
     port: int
-    username: str
-    password: str = field(repr=False)
+    username: str | None  # None: a client that sends no AUTH
+    password: str | None = field(repr=False)
     accepted: int = 0
     refused: int = 0
     unreachable: int = 0
@@ -88,7 +90,17 @@ class Knocker:
 
 @pytest.fixture
 def sandbox(engine, offline_image) -> Iterator[Sandbox]:
-    made = sandbox_of(STACK, offline_image, *FAST, names=NAMES)
+    yield from _deployed(engine, offline_image)
+
+
+@pytest.fixture
+def sandbox_without_auth(engine, offline_image) -> Iterator[Sandbox]:
+    """The dev stack, which runs without a password (authEnabled false)."""
+    yield from _deployed(engine, offline_image, stack=WITHOUT_AUTH)
+
+
+def _deployed(engine, offline_image: str, stack: str = STACK) -> Iterator[Sandbox]:
+    made = sandbox_of(stack, offline_image, *FAST, names=NAMES)
     made.up()
     yield made
     made.close(engine)
@@ -141,3 +153,32 @@ def test_an_admin_password_rotation_keeps_the_tools_working(sandbox: Sandbox) ->
     # Starting twice, or finishing what was not started, is refused in one line.
     refused = sandbox.run("rotate", "finish", "--stack", STACK, "--user", "admin", check=False)
     assert refused.returncode != 0 and "no rotation of the admin password is in progress" in sandbox.last_output
+
+
+def test_turning_authentication_on_refuses_no_client_until_finish(sandbox_without_auth: Sandbox, engine) -> None:
+    sandbox = sandbox_without_auth
+    container = engine.containers.get(NAMES["containerName"]).id
+    assert "redis_password" not in _outputs(sandbox)
+    with Knocker(sandbox.port, None, None) as anonymous:
+        sandbox.run("rotate", "start", "--stack", WITHOUT_AUTH, "--user", "app", "--no-verify")
+        new = _outputs(sandbox)["redis_password"]
+        assert new in _outputs(sandbox)["consumer_secrets"]["REDIS_URL"] and new not in sandbox.last_output
+        with Knocker(sandbox.port, "default", new) as on_new:
+            time.sleep(1)
+    print(f"\nrotate start from no password: anonymous {anonymous}, new password {on_new}")
+    # The auth label (turning-on) is new, so the container was replaced: unanswered knocks,
+    # never a refused one.
+    assert engine.containers.get(NAMES["containerName"]).id != container
+    assert anonymous.refused == 0 and on_new.refused == 0, (anonymous, on_new)
+    assert anonymous.accepted > 0 and on_new.accepted > 0
+    with Knocker(sandbox.port, "default", new) as on_new:
+        sandbox.run("rotate", "finish", "--stack", WITHOUT_AUTH, "--user", "app")  # verify and smoke, with auth on
+    assert on_new.refused == 0 and on_new.accepted > 0, on_new
+    assert new not in sandbox.last_output
+    with pytest.raises(redis.AuthenticationError):
+        Knocker(sandbox.port, None, None).knock()
+    # finish wrote the setting into the stack file, as `pulumi config set` does.
+    written = yaml.safe_load((sandbox.project.folder / f"Pulumi.{WITHOUT_AUTH}.yaml").read_text())["config"]
+    assert str(written["redis:authEnabled"]).lower() == "true", written
+    sandbox.overrides["authEnabled"] = True
+    sandbox.run("preview", "--stack", WITHOUT_AUTH, "--expect-no-changes")

@@ -14,6 +14,7 @@ def test_the_policy_pack_copies_are_the_originals():
     assert rules.LABEL_ENVIRONMENT == constants.LABEL_ENVIRONMENT
     assert rules.LABEL_ROLE == constants.LABEL_ROLE
     assert rules.REDIS_USER == constants.REDIS_USER
+    assert (rules.AUTH_ON, rules.AUTH_TURNING_ON) == (constants.AUTH_ON, constants.AUTH_TURNING_ON)
     assert rules.MIN_HEADROOM == settings.MIN_MEMORY_HEADROOM
     assert rules.MIN_OVERHEAD == settings.MIN_MEMORY_OVERHEAD
 

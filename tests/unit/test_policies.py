@@ -136,6 +136,8 @@ def _set_label(props: dict, key: str, value: str | None) -> dict:
 # One property of the real production container changed -> exactly that rule fires.
 PROP_CASES = [
     ("redis-auth-required", lambda p: _set_label(p, "com.bizosaas.redis.auth", "off"), "redis:authEnabled"),
+    # Turning authentication on (between `rotate start` and `finish`) is never a production state.
+    ("redis-auth-required", lambda p: _set_label(p, "com.bizosaas.redis.auth", "turning-on"), "redis:authEnabled"),
     ("redis-maxmemory-below-limit", lambda p: {**p, "memory": 2048.0}, "redis:memoryLimit"),
     ("redis-maxmemory-below-limit", lambda p: _set_label(p, "com.bizosaas.redis.maxmemory", None), "redis:maxmemory"),
     (
@@ -433,3 +435,20 @@ def test_one_host_for_everything_is_refused_and_a_standalone_stack_is_not_judged
     rule = "redis-sentinel-survives-a-host"
     levels = {stack: rules.effective_level(policy_config(stack), rule) for stack in available_stacks()}
     assert levels == {"dev": "advisory", "staging": "advisory", "production": "mandatory"}
+
+
+def test_turning_authentication_on_passes_outside_production_only():
+    # The staging stack after `rotate start` from no password: its consumers hold the
+    # password, the server does not require it yet, and `rotate finish` will.
+    values = {**read_stack_config(stack_file("staging")), "authEnabled": False}
+    cap = capture.run_program("staging", values=values, secrets_config={"password": "first-Pw-1"})
+    auth = rules.RULES_BY_NAME["redis-auth-required"]
+    props = _container_props(cap)
+    assert _label(props, "com.bizosaas.redis.auth") == "turning-on"
+    assert run_rule(auth, rules.CONTAINER, unknown_checking_proxy(props)) == []
+    off = capture.run_program("staging", values=values)
+    assert run_rule(auth, rules.CONTAINER, unknown_checking_proxy(_container_props(off))) != []
+
+
+def _label(props: dict, key: str) -> str | None:
+    return next((item["value"] for item in props["labels"] if item["label"] == key), None)

@@ -368,6 +368,26 @@ def test_a_rotation_keeps_the_previous_password_accepted_beside_the_new_one():
     assert "old-Pw-1" not in json.dumps({k: v.value for k, v in cap.outputs.items()})
 
 
+def test_turning_auth_on_publishes_the_password_before_the_server_requires_it():
+    # `rotate start` with authentication off: the consumers get a password, the server
+    # still takes any (nopass), and its auth label says so for reviewers and the policy pack.
+    off = run_program("dev")
+    cap = run_program("dev", secrets_config={"password": "first-Pw-1"})
+    assert "user default reset on nopass" in files(cap)["uploads"][0]["content"]
+    assert "first-Pw-1" not in files(cap)["uploads"][0]["content"]
+    assert cap.outputs["redis_url"].value == "redis://default:first-Pw-1@127.0.0.1:6382/0"
+    assert cap.outputs["redis_url"].secret and cap.outputs["redis_password"].secret
+    assert "first-Pw-1" in json.dumps(cap.outputs["consumer_secrets"].value)
+    changed = [x for x in container(cap)["labels"] if x not in container(off)["labels"]]
+    assert changed == [{"label": "com.bizosaas.redis.auth", "value": "turning-on"}]
+    # `rotate finish` sets authEnabled: from then on the server requires it.
+    dev_on = {**read_stack_config(stack_file("dev")), "authEnabled": "true"}
+    on = run_program("dev", values=dev_on, secrets_config={"password": "first-Pw-1"})
+    content = files(on)["uploads"][0]["content"]
+    assert f"user default reset on #{redis_conf.password_hash('first-Pw-1')} " in content
+    assert "protected-mode yes" in content
+
+
 def test_a_rotation_is_refused_with_topology_sentinel():
     from bizosaas_redis_pulumi.program import StackConfigError
 

@@ -13,13 +13,15 @@ OUTPUTS = {"redis_password": "app-Pw-1", "redis_admin_url": "redis://admin:adm%2
 
 def test_start_keeps_the_current_password_as_the_previous_one_and_sets_a_new_one():
     settings = build_settings({}, "staging")
-    changes = rotation.start(settings, "app", {}, OUTPUTS)
+    step = rotation.start(settings, "app", {}, OUTPUTS)
+    assert (step.settings, step.remove) == ({}, ())
+    changes = dict(step.secrets)
     assert changes.pop("redis:previousPassword") == "app-Pw-1"
     new = changes.pop("redis:password")
     assert changes == {}
     assert len(new) == rotation.LENGTH and new.isalnum() and new != "app-Pw-1"
     admin = rotation.start(settings, "admin", {}, OUTPUTS)
-    assert admin["redis:previousAdminPassword"] == "adm/in-Pw"  # decoded from the URL
+    assert admin.secrets["redis:previousAdminPassword"] == "adm/in-Pw"  # decoded from the URL
 
 
 def test_a_durable_instance_rotates_under_its_own_keys():
@@ -33,12 +35,31 @@ def test_start_refuses_a_rotation_in_progress_and_finish_one_that_is_not():
         rotation.start(settings, "app", {"redis:previousPassword": "x"}, OUTPUTS)
     with pytest.raises(rotation.RotationError, match="redis:previousAdminPassword is not set: no rotation"):
         rotation.finish(settings, "admin", {"redis:previousPassword": "x"})
-    assert rotation.finish(settings, "app", {"redis:previousPassword": "x"}) == "redis:previousPassword"
+    finished = rotation.finish(settings, "app", {"redis:previousPassword": "x"})
+    assert finished == rotation.Step(remove=("redis:previousPassword",))
+
+
+def test_turning_auth_on_is_a_rotation_from_no_password():
+    settings = build_settings({"authEnabled": False}, "dev")
+    started = rotation.start(settings, "app", {}, {"redis_admin_url": "redis://admin:a@h:1/0"})
+    assert list(started.secrets) == ["redis:password"] and not started.settings and not started.remove
+    with pytest.raises(rotation.RotationError, match="redis:password is set while authentication is off"):
+        rotation.start(settings, "app", started.secrets, {})
+    with pytest.raises(rotation.RotationError, match="authentication is off and redis:password is not set"):
+        rotation.finish(settings, "app", {})
+    assert rotation.finish(settings, "app", started.secrets) == rotation.Step(settings={"redis:authEnabled": "true"})
+    # A split stack's durable instance: its block's key, which the settings read as a bool.
+    split = build_settings({"layout": "split", "durable": {"authEnabled": False}}, "staging")
+    durable = instance(split, "durable")
+    finished = rotation.finish(durable, "app", {"redis:durablePassword": "x"})
+    assert finished.settings == {"redis:durable.authEnabled": "true"}
+    on = build_settings({"layout": "split", "durable": {"authEnabled": "true"}}, "staging")
+    assert instance(on, "durable").auth_enabled is True
 
 
 def test_start_refuses_what_it_cannot_rotate():
-    with pytest.raises(rotation.RotationError, match="authentication is off"):
-        rotation.start(build_settings({}, "dev"), "app", {}, {"redis_admin_url": "redis://admin:a@h:1/0"})
+    with pytest.raises(rotation.RotationError, match=r"its outputs hold no application password \(redis_password\)"):
+        rotation.start(build_settings({}, "staging"), "app", {}, {"redis_admin_url": "redis://admin:a@h:1/0"})
     sentinel = build_settings(
         {"topology": "sentinel", "dockerHosts": {"a": {"url": "unix:///var/run/docker.sock", "address": "127.0.0.1"}},
          "sentinelPlacement": ["a", "a", "a"]},

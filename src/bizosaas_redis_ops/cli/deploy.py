@@ -292,19 +292,18 @@ def rotate_start(
 
     Every server accepts both passwords from then on; the consumer secrets
     (`outputs --show-secrets`) carry the new one. Move the consumers to it, then run
-    `rotate finish`. The passwords go into Pulumi.<stack>.yaml as secrets.
+    `rotate finish`. The passwords go into Pulumi.<stack>.yaml as secrets. With
+    authentication off, `--user app` starts turning it on: the consumer secrets carry a
+    password, which the server accepts as it accepts none, until `finish`.
     """
     from bizosaas_redis_ops.deploy import outputs as stack_outputs
-    from bizosaas_redis_ops.deploy import pulumi_stack
 
     settings = settings_instance(load_stack_file(stack), instance)
-    changes = rotation.start(settings, user, _secret_config(stack), stack_outputs.load(stack, instance))
-    for key, value in changes.items():
-        pulumi_stack.set_config(stack, key, value, secret=True)
-    click.echo(f"rotation started: {', '.join(changes)} set (secrets); applying it with `up`", err=True)
-    ctx.invoke(up, stack=stack, yes=yes, no_verify=no_verify)
+    step = rotation.start(settings, user, _secret_config(stack), stack_outputs.load(stack, instance))
+    _apply_step(ctx, stack, step, "rotation started", yes, no_verify)
+    accepted = "no password and the new one" if not settings.auth_enabled and user == "app" else "both passwords"
     click.echo(
-        f"both passwords are accepted now; move the consumers to the new one, then run "
+        f"{accepted} are accepted now; move the consumers to the new one, then run "
         f"`bizosaas-redis rotate finish --stack {stack} --user {user} --instance {instance}`"
     )
 
@@ -315,15 +314,26 @@ def rotate_start(
 def rotate_finish(
     ctx: click.Context, stack: str, user: rotation.User, instance: Instance, yes: bool, no_verify: bool
 ) -> None:
-    """Remove the previous password (clients still on it are refused from then on), then `up`."""
+    """Remove the previous password (or, from none, turn authentication on), then `up`:
+    clients still on the old one are refused from then on."""
+    settings = settings_instance(load_stack_file(stack), instance)
+    step = rotation.finish(settings, user, _secret_config(stack))
+    _apply_step(ctx, stack, step, "rotation finishing", yes, no_verify)
+    click.echo(f"rotation finished: only the new {user} password is accepted")
+
+
+def _apply_step(ctx: click.Context, stack: str, step: rotation.Step, what: str, yes: bool, no_verify: bool) -> None:
+    """Write a step's config changes into the stack file (secrets encrypted), then `up`."""
     from bizosaas_redis_ops.deploy import pulumi_stack
 
-    settings = settings_instance(load_stack_file(stack), instance)
-    key = rotation.finish(settings, user, _secret_config(stack))
-    pulumi_stack.remove_config(stack, key)
-    click.echo(f"rotation finishing: {key} removed; applying it with `up`", err=True)
+    for key, value in step.secrets.items():
+        pulumi_stack.set_config(stack, key, value, secret=True)
+    for key, value in step.settings.items():
+        pulumi_stack.set_config(stack, key, value, path=True)
+    for key in step.remove:
+        pulumi_stack.remove_config(stack, key)
+    click.echo(f"{what}: {', '.join(step.changed())} changed; applying it with `up`", err=True)
     ctx.invoke(up, stack=stack, yes=yes, no_verify=no_verify)
-    click.echo(f"rotation finished: only the new {user} password is accepted")
 
 
 def _secret_config(stack: str) -> dict[str, str]:

@@ -255,8 +255,9 @@ def auth_change(server: Server, settings: Settings, stack: str) -> str | None:
         f"Redis runs without a password today and stack {stack} turns authentication on: from the moment the "
         "stack's container starts, every client that connects without a password is refused (NOAUTH). Give the "
         f"consumers their URLs first (bizosaas-redis outputs --stack {stack} --show-secrets: consumer_env, "
-        "consumer_secrets, after this adoption) and restart them right after it, or adopt with "
-        f"`pulumi config set {NAMESPACE}:authEnabled false --stack {stack}` and turn it on later"
+        "consumer_secrets, after this adoption) and restart them right after it, or, where the policy "
+        f"allows it, adopt with `pulumi config set {NAMESPACE}:authEnabled false --stack {stack}` and turn it on "
+        f"later with `bizosaas-redis rotate start` and `finish`, which refuse no client"
     )
 
 

@@ -110,12 +110,12 @@ def stack_outputs(stack: str) -> dict[str, Any]:
     return {k: v.value for k, v in select_stack(stack, create=False).outputs().items()}
 
 
-def set_config(stack: str, key: str, value: str, secret: bool = False) -> None:
-    """`pulumi config set [--secret] KEY VALUE --stack STACK`: written into the stack file
-    (a secret encrypted with the stack's key)."""
+def set_config(stack: str, key: str, value: str, secret: bool = False, path: bool = False) -> None:
+    """`pulumi config set [--secret] [--path] KEY VALUE --stack STACK`: written into the
+    stack file (a secret encrypted with the stack's key)."""
     from pulumi import automation as auto
 
-    select_stack(stack).set_config(key, auto.ConfigValue(value=value, secret=secret))
+    select_stack(stack).set_config(key, auto.ConfigValue(value=value, secret=secret), path=path)
 
 
 def remove_config(stack: str, key: str) -> None:

@@ -11,7 +11,7 @@ import pulumi
 import pulumi_docker as docker
 
 from bizosaas_redis import redis_conf, sentinel_conf, startup
-from bizosaas_redis.constants import LABEL_PREFIX, REDIS_USER, SERVICE_REDIS
+from bizosaas_redis.constants import AUTH_OFF, AUTH_ON, AUTH_TURNING_ON, LABEL_PREFIX, REDIS_USER, SERVICE_REDIS
 from bizosaas_redis.settings import Settings
 from bizosaas_redis.topology import Placed
 from bizosaas_redis_pulumi.components.exporter import RedisExporter
@@ -35,9 +35,10 @@ def node_config(settings: Settings, node: Placed | None) -> str:
     return redis_conf.render_config(settings) if node is None else sentinel_conf.render_node_config(settings, node)
 
 
-def labels(settings: Settings, node: Placed | None = None) -> dict[str, str]:
+def labels(settings: Settings, node: Placed | None = None, turning_auth_on: bool = False) -> dict[str, str]:
     """Container labels. The `com.bizosaas.redis.*` ones state the Redis settings in the
-    clear (the uploaded file is a secret), for the policy pack, reviewers and operators."""
+    clear (the uploaded file is a secret), for the policy pack, reviewers and operators.
+    `turning_auth_on`: authentication is off and `rotate start` published a password."""
     config_sha = hashlib.sha256(node_config(settings, node).encode()).hexdigest()
     topology = {f"{LABEL_PREFIX}topology": settings.topology}
     if node is not None:
@@ -48,7 +49,7 @@ def labels(settings: Settings, node: Placed | None = None) -> dict[str, str]:
         f"{LABEL_PREFIX}config-sha256": config_sha,
         f"{LABEL_PREFIX}maxmemory": str(settings.maxmemory),
         f"{LABEL_PREFIX}maxmemory-policy": settings.maxmemory_policy,
-        f"{LABEL_PREFIX}auth": "on" if settings.auth_enabled else "off",
+        f"{LABEL_PREFIX}auth": auth_label(settings.auth_enabled, turning_auth_on),
         f"{LABEL_PREFIX}appendonly": "yes" if settings.appendonly else "no",
         f"{LABEL_PREFIX}flavour": settings.flavour,
         f"{LABEL_PREFIX}licence": settings.licence,
@@ -56,6 +57,12 @@ def labels(settings: Settings, node: Placed | None = None) -> dict[str, str]:
         f"{LABEL_PREFIX}denied-commands": ",".join(settings.denied_commands),
         **settings.labels,
     }
+
+
+def auth_label(enabled: bool, turning_on: bool) -> str:
+    if enabled:
+        return AUTH_ON
+    return AUTH_TURNING_ON if turning_on else AUTH_OFF
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,9 @@ class Passwords:
     previous_app: pulumi.Input[str] | None = None
     previous_admin: pulumi.Input[str] | None = None
     previous_exporter: pulumi.Input[str] | None = None
+    # With authentication off: the password `rotate start` published to the consumers
+    # while the server still requires none (turning authentication on).
+    published_app: pulumi.Input[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,7 @@ class RedisServer(pulumi.ComponentResource):
                 update={"container_name": node.container_name, "volume_name": node.volume_name}
             )
         self._name, self._settings, self._node_of = name, settings, node_of
+        self._turning_auth_on = passwords.published_app is not None
         # Children inherit the provider (the node's Docker host) from this component.
         image = docker.RemoteImage(
             f"{name}-image", name=settings.image, keep_locally=True, opts=pulumi.ResourceOptions(parent=self)
@@ -262,7 +273,7 @@ class RedisServer(pulumi.ComponentResource):
             mounts=mounts or None,
             # redis-cli and the shell need a writable /tmp; everything else is read-only.
             tmpfs={"/tmp": "rw,noexec,nosuid,size=64m"},
-            labels=label_args(labels(settings, node)),
+            labels=label_args(labels(settings, node, self._turning_auth_on)),
             **lifecycle_args(settings, redis_conf.healthcheck_command(settings, node.port if node else None)),
             **hardened_container_args(settings, settings.memory_limit_mb),
             opts=served_by(
