@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Self
 
 import docker
 import redis
+import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -27,6 +30,58 @@ def write_results(name: str, conditions: str, figures: list[dict[str, object]]) 
     folder = results.requested()
     if folder is not None and figures:
         results.write(folder, results.document(name, conditions, figures, results.commit_of(ROOT)))
+
+
+def refused(error: BaseException) -> bool:
+    """A password refused: by the server, or by every Sentinel asked for the primary
+    (redis-py then raises MasterNotFoundError naming each Sentinel's AuthenticationError)."""
+    if isinstance(error, redis.AuthenticationError):
+        return True
+    return isinstance(error, redis.sentinel.MasterNotFoundError) and "AuthenticationError" in str(error)
+
+
+@dataclass
+class Knocker:
+    """Connects again every 20 ms (`connect`: a new client with one password), as a client
+    that restarts would, and counts what the server answered: accepted, refused (a wrong
+    password) or unreachable."""
+
+    connect: Callable[[], redis.Redis] = field(repr=False)
+    accepted: int = 0
+    refused: int = 0
+    unreachable: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _knocked_to_the_end: bool = field(default=False, repr=False)
+
+    def knock(self) -> bool:
+        client = self.connect()
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.knock()
+                self.accepted += 1
+            except (redis.RedisError, OSError) as error:  # refused connection, reset, timeout
+                if refused(error):
+                    self.refused += 1
+                else:
+                    self.unreachable += 1
+            time.sleep(0.02)
+        self._knocked_to_the_end = True  # not when an exception ended the thread
+
+    def __enter__(self) -> Knocker:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        assert self._knocked_to_the_end, "the knocking client stopped early (its exception is printed above)"
 
 
 class CountingWriter:

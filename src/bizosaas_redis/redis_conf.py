@@ -219,7 +219,11 @@ class Previous:
     exporter: str | None = None
 
 
-def _secrets(current: str, previous: str | None) -> str:
+# No rotation under way.
+NO_PREVIOUS = Previous()
+
+
+def password_secrets(current: str, previous: str | None) -> str:
     """An ACL user's password hashes: the current one, and the previous one during a rotation."""
     hashes = [current, *([previous] if previous and previous != current else [])]
     return " ".join(f"#{password_hash(p)}" for p in hashes)
@@ -233,16 +237,17 @@ def render_users(
     previous: Previous = Previous(),
 ) -> str:
     """The ACL users. `app_password` is None only when authentication is off."""
-    app_secret = _secrets(app_password, previous.app) if app_password else "nopass"
+    app_secret = password_secrets(app_password, previous.app) if app_password else "nopass"
     lines = [
         "",
         "# ACL users (password hashes only).",
         f"user {settings.app_username} reset on {app_secret} {acl_rules(settings)}",
-        f"user {settings.admin_username} reset on {_secrets(admin_password, previous.admin)} ~* &* +@all",
+        f"user {settings.admin_username} reset on {password_secrets(admin_password, previous.admin)} ~* &* +@all",
         f"user {HEALTHCHECK_USER} reset on #{password_hash(HEALTHCHECK_PASSWORD)} -@all +ping",
     ]
     if exporter_password:
-        lines.append(f"user {EXPORTER_USER} reset on {_secrets(exporter_password, previous.exporter)} {EXPORTER_RULES}")
+        exporter = password_secrets(exporter_password, previous.exporter)
+        lines.append(f"user {EXPORTER_USER} reset on {exporter} {EXPORTER_RULES}")
     if settings.app_username != "default":
         lines.append("user default reset off")
     return "\n".join(lines) + "\n"

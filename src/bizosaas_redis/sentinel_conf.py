@@ -55,10 +55,12 @@ def render_node(
     settings: Settings,
     node: Placed,
     passwords: tuple[str | None, str, str | None, str, str],
+    previous: redis_conf.Previous = redis_conf.NO_PREVIOUS,
 ) -> str:
-    """The whole redis.conf of a node. `passwords`: app, admin, exporter, replication, sentinel."""
+    """The whole redis.conf of a node. `passwords`: app, admin, exporter, replication, sentinel;
+    `previous`: a rotation's, still accepted."""
     app, admin, exporter, replication, sentinel = passwords
-    users = redis_conf.render_users(settings, app, admin, exporter)
+    users = redis_conf.render_users(settings, app, admin, exporter, previous)
     return render_node_config(settings, node) + users + "\n".join(node_users(replication, sentinel)) + "\n"
 
 
@@ -126,23 +128,25 @@ def render_sentinel_users(
     admin_password: str,
     sentinel_password: str,
     exporter_password: str | None = None,
+    previous: redis_conf.Previous = redis_conf.NO_PREVIOUS,
 ) -> str:
     """Sentinel's users (hashes) and the clear password it authenticates upstream with; the
-    exporter's user with the exporter."""
+    exporter's user with the exporter; a rotation's previous passwords still accepted."""
     name = master_name(settings)
-    app_secret = f"#{password_hash(app_password)}" if app_password else "nopass"
+    app_secret = redis_conf.password_secrets(app_password, previous.app) if app_password else "nopass"
     lines = [
         "",
         f"sentinel auth-pass {name} {sentinel_password}",
         f"sentinel sentinel-pass {sentinel_password}",
         f"user {settings.app_username} reset on {app_secret} {SENTINEL_CLIENT_RULES}",
-        f"user {settings.admin_username} reset on #{password_hash(admin_password)} +@all",
+        f"user {settings.admin_username} reset on {redis_conf.password_secrets(admin_password, previous.admin)} +@all",
         f"user {SENTINEL_USER} reset on #{password_hash(sentinel_password)} +@all",
         f"user {HEALTHCHECK_USER} reset on #{password_hash(HEALTHCHECK_PASSWORD)} {SENTINEL_HEALTHCHECK_RULES}",
     ]
     if exporter_password is not None:
         lines.append(
-            f"user {redis_conf.EXPORTER_USER} reset on #{password_hash(exporter_password)} {SENTINEL_EXPORTER_RULES}"
+            f"user {redis_conf.EXPORTER_USER} reset on "
+            f"{redis_conf.password_secrets(exporter_password, previous.exporter)} {SENTINEL_EXPORTER_RULES}"
         )
     if settings.app_username != "default":
         lines.append("user default reset off")

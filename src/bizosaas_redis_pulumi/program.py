@@ -95,25 +95,19 @@ def _instance_password(names: InstanceNames, key: str, suffix: str) -> pulumi.Ou
     return _password(names.config_key(key), f"{names.resource}-{suffix}")
 
 
-def _previous(settings: Settings, names: InstanceNames) -> dict[str, pulumi.Output[str]]:
+def _previous(names: InstanceNames) -> dict[str, pulumi.Output[str]]:
     """A rotation's previous passwords (password key -> its previous one), still accepted
     until `bizosaas-redis rotate finish` removes them from the stack's config."""
     config = pulumi.Config(NAMESPACE)
-    found = {
+    return {
         key: given
         for key, previous in PREVIOUS_KEYS.items()
         if (given := config.get_secret(names.config_key(previous))) is not None
     }
-    if found and settings.topology == "sentinel":
-        key = f"{NAMESPACE}:{names.config_key(PREVIOUS_KEYS[next(iter(found))])}"
-        raise StackConfigError(
-            f"Pulumi.{settings.stack}.yaml", [f"{key}: a rotation is not built for topology sentinel yet; remove it"]
-        )
-    return found
 
 
 def _passwords(settings: Settings, names: InstanceNames) -> Passwords:
-    previous = _previous(settings, names)
+    previous = _previous(names)
     config = pulumi.Config(NAMESPACE)
     return Passwords(
         app=_instance_password(names, "password", "password") if settings.auth_enabled else None,

@@ -225,9 +225,15 @@ def test_a_sentinel_stacks_credentials_and_names_are_checked_against_the_running
     check = preflight.sentinel_as_deployed
     check(settings, running, {})
     check(settings, running, {"replicationPassword": "running-replication", "adminPassword": SECRET})
+    # An admin rotation's start: the handover uses the previous password, which the servers hold.
+    check(settings, running, {"adminPassword": "new-admin", "previousAdminPassword": SECRET})
     refused = {
         "replicationPassword": ({"replicationPassword": "new-replication"}, "redis:replicationPassword: "),
         "adminPassword": ({"adminPassword": "new-admin"}, "redis:adminUsername / redis:adminPassword: "),
+        "previousAdminPassword": (
+            {"adminPassword": SECRET, "previousAdminPassword": "new-not-running"},
+            "redis:adminUsername / redis:adminPassword: ",
+        ),
     }
     for case, (given, start) in refused.items():
         with pytest.raises(preflight.PreflightError) as raised:

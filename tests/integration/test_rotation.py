@@ -10,10 +10,8 @@ no change afterwards."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import pytest
 import redis
@@ -23,7 +21,7 @@ from redis.retry import Retry
 
 from bizosaas_redis_ops.deploy.sandbox import Sandbox
 from conftest import TEST_PREFIX, sandbox_of
-from harness import FAST
+from harness import FAST, Knocker
 
 STACK = "staging"
 WITHOUT_AUTH = "dev"
@@ -35,57 +33,15 @@ NAMES = {
 }
 
 
-@dataclass
-class Knocker:
-    """Connects again every 20 ms with one password, as a client that restarts would, and
-    counts what the server answered: accepted, refused (a wrong password) or unreachable."""
-
-    port: int
-    username: str | None  # None: a client that sends no AUTH
-    password: str | None = field(repr=False)
-    accepted: int = 0
-    refused: int = 0
-    unreachable: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
-    _knocked_to_the_end: bool = field(default=False, repr=False)
-
-    def knock(self) -> bool:
+def knocker_at(port: int, username: str | None, password: str | None) -> Knocker:
+    """Knocks on the published port with one password (None: no AUTH at all)."""
+    return Knocker(
         # No retries (redis-py retries a failed connection three times by default): each
         # knock is one answer of the server.
-        client = redis.Redis(
-            port=self.port,
-            username=self.username,
-            password=self.password,
-            socket_timeout=2,
-            retry=Retry(NoBackoff(), 0),
+        lambda: redis.Redis(
+            port=port, username=username, password=password, socket_timeout=2, retry=Retry(NoBackoff(), 0)
         )
-        try:
-            client.ping()
-            return True
-        finally:
-            client.close()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.knock()
-                self.accepted += 1
-            except redis.AuthenticationError:  # before RedisError: it is one
-                self.refused += 1
-            except (redis.RedisError, OSError):  # refused connection, reset, timeout
-                self.unreachable += 1
-            time.sleep(0.02)
-        self._knocked_to_the_end = True  # not when an exception ended the thread
-
-    def __enter__(self) -> Knocker:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        assert self._knocked_to_the_end, "the knocking client stopped early (its exception is printed above)"
+    )
 
 
 @pytest.fixture
@@ -122,12 +78,12 @@ def test_an_application_password_rotation_refuses_no_client(sandbox: Sandbox, en
     container = engine.containers.get(NAMES["containerName"]).id
     before = _outputs(sandbox)
     user, old = before["app_username"], before["redis_password"]
-    with Knocker(sandbox.port, user, old) as on_old:
+    with knocker_at(sandbox.port, user, old) as on_old:
         _rotate(sandbox, "start", "app", old)
         assert on_old.knock(), "the previous password is still accepted after start"
         new = _outputs(sandbox)["redis_password"]
         assert new != old and new in _outputs(sandbox)["consumer_secrets"]["REDIS_URL"]
-        with Knocker(sandbox.port, user, new) as on_new:
+        with knocker_at(sandbox.port, user, new) as on_new:
             time.sleep(1)  # both knock on the rotated server
     assert on_old.refused == 0 and on_new.refused == 0, (on_old, on_new)
     assert on_old.accepted > 0 and on_new.accepted > 0
@@ -137,8 +93,8 @@ def test_an_application_password_rotation_refuses_no_client(sandbox: Sandbox, en
     assert engine.containers.get(NAMES["containerName"]).id != container and on_old.unreachable > 0
     _rotate(sandbox, "finish", "app", old, new)
     with pytest.raises(redis.AuthenticationError):
-        Knocker(sandbox.port, user, old).knock()
-    assert Knocker(sandbox.port, user, new).knock()
+        knocker_at(sandbox.port, user, old).knock()
+    assert knocker_at(sandbox.port, user, new).knock()
     sandbox.run("preview", "--stack", STACK, "--expect-no-changes")
 
 
@@ -146,10 +102,10 @@ def test_an_admin_password_rotation_keeps_the_tools_working(sandbox: Sandbox) ->
     old = redis.Redis.from_url(_outputs(sandbox)["redis_admin_url"]).connection_pool.connection_kwargs["password"]
     _rotate(sandbox, "start", "admin", old)
     admin = _outputs(sandbox)["admin_username"]
-    assert Knocker(sandbox.port, admin, old).knock(), "the previous admin password is still accepted"
+    assert knocker_at(sandbox.port, admin, old).knock(), "the previous admin password is still accepted"
     sandbox.run("rotate", "finish", "--stack", STACK, "--user", "admin")  # verify and smoke with the new one
     with pytest.raises(redis.AuthenticationError):
-        Knocker(sandbox.port, admin, old).knock()
+        knocker_at(sandbox.port, admin, old).knock()
     # Starting twice, or finishing what was not started, is refused in one line.
     refused = sandbox.run("rotate", "finish", "--stack", STACK, "--user", "admin", check=False)
     assert refused.returncode != 0 and "no rotation of the admin password is in progress" in sandbox.last_output
@@ -159,11 +115,11 @@ def test_turning_authentication_on_refuses_no_client_until_finish(sandbox_withou
     sandbox = sandbox_without_auth
     container = engine.containers.get(NAMES["containerName"]).id
     assert "redis_password" not in _outputs(sandbox)
-    with Knocker(sandbox.port, None, None) as anonymous:
+    with knocker_at(sandbox.port, None, None) as anonymous:
         sandbox.run("rotate", "start", "--stack", WITHOUT_AUTH, "--user", "app", "--no-verify")
         new = _outputs(sandbox)["redis_password"]
         assert new in _outputs(sandbox)["consumer_secrets"]["REDIS_URL"] and new not in sandbox.last_output
-        with Knocker(sandbox.port, "default", new) as on_new:
+        with knocker_at(sandbox.port, "default", new) as on_new:
             time.sleep(1)
     print(f"\nrotate start from no password: anonymous {anonymous}, new password {on_new}")
     # The auth label (turning-on) is new, so the container was replaced: unanswered knocks,
@@ -171,12 +127,12 @@ def test_turning_authentication_on_refuses_no_client_until_finish(sandbox_withou
     assert engine.containers.get(NAMES["containerName"]).id != container
     assert anonymous.refused == 0 and on_new.refused == 0, (anonymous, on_new)
     assert anonymous.accepted > 0 and on_new.accepted > 0
-    with Knocker(sandbox.port, "default", new) as on_new:
+    with knocker_at(sandbox.port, "default", new) as on_new:
         sandbox.run("rotate", "finish", "--stack", WITHOUT_AUTH, "--user", "app")  # verify and smoke, with auth on
     assert on_new.refused == 0 and on_new.accepted > 0, on_new
     assert new not in sandbox.last_output
     with pytest.raises(redis.AuthenticationError):
-        Knocker(sandbox.port, None, None).knock()
+        knocker_at(sandbox.port, None, None).knock()
     # finish wrote the setting into the stack file, as `pulumi config set` does.
     written = yaml.safe_load((sandbox.project.folder / f"Pulumi.{WITHOUT_AUTH}.yaml").read_text())["config"]
     assert str(written["redis:authEnabled"]).lower() == "true", written

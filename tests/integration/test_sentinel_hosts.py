@@ -33,6 +33,7 @@ import yaml
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+import harness
 from bizosaas_redis import topology
 from bizosaas_redis.connection import BROKER_HEALTH_CHECK
 from bizosaas_redis_ops import results, tables
@@ -40,7 +41,7 @@ from bizosaas_redis_ops.check import alerts, smoke_celery
 from bizosaas_redis_ops.deploy.sandbox import Sandbox
 from bizosaas_redis_patterns import EventStream, KeySpace, connect
 from conftest import STAND_INS, TEST_PREFIX, cli, unavailable
-from harness import CountingWriter, write_results
+from harness import CountingWriter, Knocker, write_results
 from hosts import DockerHost, docker_hosts
 from prometheus_server import Prometheus
 
@@ -590,6 +591,41 @@ def test_a_credential_change_is_refused_before_anything_changes(stack: Stack, ch
     assert line.startswith(f"bizosaas-redis up: {named}: ") and " refuses the new value; " in line, line
     assert line.endswith("nothing was changed") and change.split("=")[1] not in line, line
     assert containers() == before, "no container was replaced or created"
+
+
+def test_a_password_rotation_refuses_no_client_through_sentinel(stack: Stack) -> None:
+    """`rotate start` of the application password, then of the admin's, then both `finish`:
+    each `up` replaces every node and Sentinel, the primary handed over with the previous
+    admin password (which the running servers hold). Clients through Sentinel on the old and
+    on the new application password are never refused until finish; no acknowledged write
+    is lost; after finish the old one is refused."""
+    _settled(stack)
+    old, master = stack.app_url()
+
+    def knocker(url: str) -> Knocker:
+        return Knocker(lambda: stack.app((url, master)))
+
+    def rotate(step: str, user: str, *flags: str) -> None:
+        stack.sandbox.run("rotate", step, "--stack", STACK, "--user", user, *flags)
+        stack.sandbox._outputs = None  # the outputs changed
+        assert old.rpartition("@")[0] not in stack.sandbox.last_output, f"rotate {step} printed a password"
+
+    with Writer(stack, "rotation:") as writer, knocker(old) as on_old:
+        rotate("start", "app", "--no-verify")
+        new, _ = stack.app_url()
+        with knocker(new) as on_new:
+            rotate("start", "admin", "--no-verify")
+            rotate("finish", "admin")  # verify and smoke with the new admin password
+    print(f"\nrotation through Sentinel: old password {on_old}, new password {on_new}")
+    assert on_old.refused == 0 and on_new.refused == 0, (on_old, on_new)
+    assert on_old.accepted > 0 and on_new.accepted > 0
+    assert writer.lost() == 0
+    rotate("finish", "app", "--no-verify")
+    with pytest.raises(redis.RedisError) as raised:
+        knocker(old).knock()
+    assert harness.refused(raised.value), raised.value
+    assert knocker(new).knock()
+    stack.sandbox.run("preview", "--stack", STACK, "--expect-no-changes")
 
 
 def test_killed_primary_process_restarted_by_docker(stack: Stack) -> None:

@@ -388,13 +388,21 @@ def test_turning_auth_on_publishes_the_password_before_the_server_requires_it():
     assert "protected-mode yes" in content
 
 
-def test_a_rotation_is_refused_with_topology_sentinel():
-    from bizosaas_redis_pulumi.program import StackConfigError
-
+def test_a_rotation_on_a_sentinel_stack_holds_both_passwords_on_every_node_and_sentinel():
     hosts = {"a": {"url": "unix:///var/run/docker.sock", "address": "127.0.0.1"}}
-    with pytest.raises(StackConfigError, match="redis:previousAdminPassword: a rotation is not built for topology"):
-        run_program(
-            "staging",
-            values={"topology": "sentinel", "dockerHosts": hosts, "sentinelPlacement": ["a", "a", "a"]},
-            secrets_config={"previousAdminPassword": "old-Pw-1"},
-        )
+    cap = run_program(
+        "staging",
+        values={"topology": "sentinel", "dockerHosts": hosts, "sentinelPlacement": ["a", "a", "a"]},
+        secrets_config={"adminPassword": "new-Adm-2", "previousAdminPassword": "old-Adm-1", "password": "app-Pw-3"},
+    )
+    both = " ".join(f"#{redis_conf.password_hash(p)}" for p in ("new-Adm-2", "old-Adm-1"))
+    configs = [
+        upload["content"]
+        for declared in cap.of_type(CONTAINER)
+        for upload in unwrap(declared.inputs.get("uploads", []))
+        if upload["file"].endswith(".conf")
+    ]
+    assert len(configs) == 6  # three nodes, three Sentinels
+    assert all(f"user admin reset on {both} " in content for content in configs)
+    # The application user has no rotation under way: its one password only.
+    assert all(f"user default reset on #{redis_conf.password_hash('app-Pw-3')} " in content for content in configs)

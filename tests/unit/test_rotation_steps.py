@@ -65,5 +65,7 @@ def test_start_refuses_what_it_cannot_rotate():
          "sentinelPlacement": ["a", "a", "a"]},
         "staging",
     )  # fmt: skip
-    with pytest.raises(rotation.RotationError, match="topology sentinel: a rotation is not built"):
-        rotation.start(sentinel, "admin", {}, OUTPUTS)
+    with pytest.raises(rotation.RotationError, match="topology sentinel: turning authentication on is not built"):
+        rotation.start(sentinel.model_copy(update={"auth_enabled": False}), "app", {}, OUTPUTS)
+    # A password rotation on it is the standalone one's (its nodes and Sentinels hold both).
+    assert rotation.start(sentinel, "admin", {}, OUTPUTS).secrets["redis:previousAdminPassword"] == "adm/in-Pw"

@@ -179,6 +179,10 @@ def test_the_program_places_each_container_on_its_hosts_engine():
     # Replicas before node 0 (it depends on them), Sentinels after every node.
     order = [r.plain["name"] for r in containers.values()]
     assert order.index("x-2") < order.index("x-1") < order.index("x") < order.index("x-sentinel-1")
+    # Sentinels one after the other: replaced at once, none could learn the primary from a peer.
+    for later, earlier in (("x-sentinel-2", "x-sentinel-1"), ("x-sentinel-3", "x-sentinel-2")):
+        needs = containers[later].options["dependencies"]
+        assert any(urn.endswith(f"::{containers[earlier].name}") for urn in needs), (later, needs)
     for r in containers.values():  # the files containers' uploads are secrets
         text = json.dumps(r.plain)
         assert "app-pw-7" not in text and "admin-pw-7" not in text

@@ -19,7 +19,7 @@ from bizosaas_redis.answers import is_absent, refusal
 from bizosaas_redis.connection import credentials, host_tls, instance_names
 from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.sentinel_conf import REPLICATION_USER, SENTINEL_USER
-from bizosaas_redis.settings import NAMESPACE, Settings, instances
+from bizosaas_redis.settings import NAMESPACE, PREVIOUS_KEYS, Settings, instances
 from bizosaas_redis.topology import master_name, sentinels
 
 
@@ -169,7 +169,12 @@ def sentinel_as_deployed(new: Settings, running: dict[str, Any], given: Mapping[
             f"{deployed[0]} with {', '.join(deployed[1])} (redis:containerName, redis:sentinelPort or the hosts "
             f"changed): {NOT_IN_PLACE}"
         )
-    admin = given.get(names.config_key("adminPassword")) or credentials(str(running["redis_admin_url"]))[1]
+    # The handover's admin password: a rotation's previous one, which the running servers hold.
+    admin = (
+        given.get(names.config_key(PREVIOUS_KEYS["adminPassword"]))
+        or given.get(names.config_key("adminPassword"))
+        or credentials(str(running["redis_admin_url"]))[1]
+    )
     primary = f"{running['host']}:{running['port']}"
     checks = [("redis:adminUsername / redis:adminPassword", [primary, *deployed[1]], new.admin_username, admin)]
     for key, user, where in (

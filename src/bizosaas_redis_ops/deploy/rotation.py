@@ -84,9 +84,9 @@ def current_password(settings: Settings, user: User, outputs: dict[str, Any]) ->
 def start(settings: Settings, user: User, config: dict[str, str], outputs: dict[str, Any]) -> Step:
     """What starts the rotation of `user`: `config` is the stack's secret config
     (namespaced keys) as set now."""
-    _refuse_sentinel(settings)
     found = keys(settings, user)
     if user == "app" and not settings.auth_enabled:
+        _refuse_sentinel(settings)
         if found.password in config:
             raise RotationError(
                 f"{found.password} is set while authentication is off: turning it on is in progress; "
@@ -104,9 +104,9 @@ def start(settings: Settings, user: User, config: dict[str, str], outputs: dict[
 def finish(settings: Settings, user: User, config: dict[str, str]) -> Step:
     """What finishes the rotation of `user`: the previous password removed, or, from no
     password, authentication turned on."""
-    _refuse_sentinel(settings)
     found = keys(settings, user)
     if user == "app" and not settings.auth_enabled:
+        _refuse_sentinel(settings)
         if found.password not in config:
             raise RotationError(
                 f"authentication is off and {found.password} is not set: no rotation of the app password is in "
@@ -128,6 +128,6 @@ def auth_key(settings: Settings) -> str:
 def _refuse_sentinel(settings: Settings) -> None:
     if settings.topology == "sentinel":
         raise RotationError(
-            f"stack {settings.stack} has topology sentinel: a rotation is not built for it yet (its nodes and "
-            "Sentinels need the new password applied at run time)"
+            f"stack {settings.stack} has topology sentinel: turning authentication on is not built for it yet "
+            "(set redis:authEnabled true and move the consumers with the new URLs)"
         )

@@ -231,7 +231,14 @@ class RedisServer(pulumi.ComponentResource):
                 passwords.exporter,
                 node_of.replication_password,
                 node_of.sentinel_password,
-            ).apply(lambda pw: sentinel_conf.render_node(settings, node_of.node, (pw[0], pw[1], pw[2], pw[3], pw[4])))
+                passwords.previous_app,
+                passwords.previous_admin,
+                passwords.previous_exporter,
+            ).apply(
+                lambda pw: sentinel_conf.render_node(
+                    settings, node_of.node, (pw[0], pw[1], pw[2], pw[3], pw[4]), redis_conf.Previous(*pw[5:8])
+                )
+            )
         )
 
     def _placement(self) -> dict[str, Any]:

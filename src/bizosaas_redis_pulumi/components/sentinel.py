@@ -45,10 +45,20 @@ def _config(
 ) -> pulumi.Output[str]:
     """sentinel.conf with its users: a secret."""
     return pulumi.Output.secret(
-        pulumi.Output.all(passwords.app, passwords.admin, sentinel_password, passwords.exporter).apply(
+        pulumi.Output.all(
+            passwords.app,
+            passwords.admin,
+            sentinel_password,
+            passwords.exporter,
+            passwords.previous_app,
+            passwords.previous_admin,
+            passwords.previous_exporter,
+        ).apply(
             lambda pw: (
                 sentinel_conf.render_sentinel_config(settings, sentinel)
-                + sentinel_conf.render_sentinel_users(settings, pw[0], pw[1], pw[2], pw[3])
+                + sentinel_conf.render_sentinel_users(
+                    settings, pw[0], pw[1], pw[2], pw[3], redis_conf.Previous(pw[4], pw[5], pw[6])
+                )
             )
         )
     )

@@ -56,7 +56,8 @@ class SentinelCluster(pulumi.ComponentResource):
     volume and port.
 
     Order, for changes that replace every node: the replicas first (node 0 depends on them),
-    then node 0, whose hook hands the primary role over before it goes; Sentinels last."""
+    then node 0, whose hook hands the primary role over before it goes; Sentinels last, one
+    after the other."""
 
     primary: RedisServer
 
@@ -88,22 +89,30 @@ class SentinelCluster(pulumi.ComponentResource):
                 replication_password,
                 sentinel_password,
                 startup.Discovery(master, sentinel_endpoints, node.address),
-                handover_hook(settings, node, resource, passwords.admin),
+                # During an admin rotation the previous password: the running servers hold
+                # it, the replaced ones both (bizosaas_redis_ops.deploy.preflight checks it).
+                handover_hook(settings, node, resource, passwords.previous_admin or passwords.admin),
             )
             depends = [*(after or []), *(n.container for n in nodes)]
             server_opts = self._child(providers[node.host_name])
             nodes.append(RedisServer(resource, settings, passwords, None, depends or None, node_of, server_opts))
+        placed: list[docker.Container] = []
         for sentinel in topology.sentinels(settings):
             peers = [s for s in sentinel_endpoints if s != sentinel.address]
-            RedisSentinel(
-                f"{name}-sentinel-{sentinel.index}",
-                settings,
-                sentinel,
-                passwords,
-                sentinel_password,
-                startup.Discovery(master, peers),
-                after=[n.container for n in nodes],
-                opts=self._child(providers[sentinel.host_name]),
+            # One after the other, each healthy before the next goes: a Sentinel starting
+            # learns the primary from its peers, and with every peer replaced at once none
+            # answers, so it would monitor node 0 from its file, a replica after a handover.
+            placed.append(
+                RedisSentinel(
+                    f"{name}-sentinel-{sentinel.index}",
+                    settings,
+                    sentinel,
+                    passwords,
+                    sentinel_password,
+                    startup.Discovery(master, peers),
+                    after=[*(n.container for n in nodes), *placed],
+                    opts=self._child(providers[sentinel.host_name]),
+                ).container
             )
         self.primary = nodes[-1]
         self.register_outputs({"primary": self.primary.container.name})
