@@ -301,7 +301,7 @@ def rotate_start(
     settings = settings_instance(load_stack_file(stack), instance)
     step = rotation.start(settings, user, _secret_config(stack), stack_outputs.load(stack, instance))
     _apply_step(ctx, stack, step, "rotation started", yes, no_verify)
-    accepted = "no password and the new one" if not settings.auth_enabled and user == "app" else "both passwords"
+    accepted = "no password and the new one" if rotation.turns_auth_on(settings, user) else "both passwords"
     click.echo(
         f"{accepted} are accepted now; move the consumers to the new one, then run "
         f"`bizosaas-redis rotate finish --stack {stack} --user {user} --instance {instance}`"

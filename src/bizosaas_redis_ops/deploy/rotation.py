@@ -85,7 +85,7 @@ def start(settings: Settings, user: User, config: dict[str, str], outputs: dict[
     """What starts the rotation of `user`: `config` is the stack's secret config
     (namespaced keys) as set now."""
     found = keys(settings, user)
-    if user == "app" and not settings.auth_enabled:
+    if turns_auth_on(settings, user):
         _refuse_sentinel(settings)
         if found.password in config:
             raise RotationError(
@@ -105,7 +105,7 @@ def finish(settings: Settings, user: User, config: dict[str, str]) -> Step:
     """What finishes the rotation of `user`: the previous password removed, or, from no
     password, authentication turned on."""
     found = keys(settings, user)
-    if user == "app" and not settings.auth_enabled:
+    if turns_auth_on(settings, user):
         _refuse_sentinel(settings)
         if found.password not in config:
             raise RotationError(
@@ -118,6 +118,11 @@ def finish(settings: Settings, user: User, config: dict[str, str]) -> Step:
             f"{found.previous} is not set: no rotation of the {user} password is in progress on stack {settings.stack}"
         )
     return Step(remove=(found.previous,))
+
+
+def turns_auth_on(settings: Settings, user: User) -> bool:
+    """Whether a rotation of `user` starts from no password (authentication off)."""
+    return user == "app" and not settings.auth_enabled
 
 
 def auth_key(settings: Settings) -> str:
