@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 
 import pytest
 
-from bizosaas_redis.settings import load_stack_file
+from bizosaas_redis.settings import load_stack_file, load_yaml
 from bizosaas_redis_ops.deploy import pulumi_stack
 from conftest import CLI, ROOT
 
@@ -162,3 +163,33 @@ Diagnostics:
         "policy redis-non-root-user refused docker:index:Container: redis-container; "
         "policy redis-read-only-root refused docker:index:Container: redis-container"
     )
+
+
+def test_the_dynamic_provider_finds_the_venv_from_the_programs_folder():
+    """The engine starts pulumi-resource-pulumi-python (the online settings' provider) in
+    the program's folder, `main: infra/`, with Pulumi.yaml's virtualenv as it is written,
+    relative (pulumi/pulumi#7061): infra/venv must lead to the project's venv, or every
+    `up` of the checkout fails with "could not read plugin"."""
+    project = load_yaml((ROOT / "Pulumi.yaml").read_text())
+    options = project["runtime"]["options"]
+    launcher = pulumi_stack.VENV_BIN / "pulumi-resource-pulumi-python"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PULUMI_RUNTIME_VIRTUALENV": options["virtualenv"],
+        "PULUMI_RUNTIME_TOOLCHAIN": options["toolchain"],
+    }
+    started = subprocess.Popen(
+        [str(launcher)],
+        cwd=ROOT / project["main"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # the script runs Python as its child: stop both
+    )
+    try:
+        port = started.stdout.readline() if started.stdout else ""  # a plugin's first line: its port
+    finally:
+        os.killpg(started.pid, signal.SIGKILL)
+        _, errors = started.communicate(timeout=10)
+    assert port.strip().isdigit(), errors
