@@ -32,6 +32,7 @@ from bizosaas_redis.constants import (
 )
 from bizosaas_redis.settings import NAMESPACE, SECRET_KEYS, read_stack_config, stack_file
 from bizosaas_redis_pulumi import program
+from bizosaas_redis_pulumi.components.files import NAME_SUFFIX
 
 PROJECT = "bizosaas-redis"
 # How pulumi's RPC layer marks a secret value.
@@ -97,13 +98,15 @@ class Capture:
                 return resource
         raise AssertionError(f"no container for service {service}" + (" (durable)" if durable else ""))
 
-    def files_of(self, container: Resource) -> Resource:
-        """The files container (components/files.py) that writes `container`'s files."""
+    def files_of(self, container: Resource, suffix: str = NAME_SUFFIX) -> Resource:
+        """The files container (components/files.py) that writes `container`'s files, or
+        (suffix ONLINE_SUFFIX) its online.conf."""
         name = container.plain["name"]
         for resource in self.of_type(CONTAINER):
-            if label_dict(resource.plain.get("labels")).get(LABEL_FILES_FOR) == name:
+            labels = label_dict(resource.plain.get("labels"))
+            if labels.get(LABEL_FILES_FOR) == name and resource.plain["name"] == name + suffix:
                 return resource
-        raise AssertionError(f"no files container for {name}")
+        raise AssertionError(f"no files container {name}{suffix}")
 
     def one(self, typ: str) -> Resource:
         found = self.of_type(typ)

@@ -24,6 +24,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from bizosaas_redis import redis_conf
 from bizosaas_redis.settings import (
     Settings,
     available_stacks,
@@ -98,7 +99,11 @@ class RedisProcess:
         self.workdir = workdir
         self.conf = workdir / "redis.conf"
         # redis-server changes to `dir` while reading the file, before the command line.
-        self.conf.write_text(re.sub(r"^dir .*$", f"dir {workdir}", conf_text, flags=re.M))
+        conf_text = re.sub(r"^dir .*$", f"dir {workdir}", conf_text, flags=re.M)
+        # A deployed redis.conf includes the container's online.conf; a test appends its text
+        # (redis_conf.render_online) to the config it gives.
+        conf_text = conf_text.replace(f"include {redis_conf.ONLINE_CONFIG_PATH}\n", "")
+        self.conf.write_text(conf_text)
         self.conf.chmod(0o600)
         self.log = workdir / "redis.log"
         ports = ["--port", "0", "--tls-port", str(self.port)] if tls else ["--port", str(self.port)]
@@ -143,6 +148,12 @@ class RedisProcess:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+def server_conf(settings: Settings, app: str | None, admin: str) -> str:
+    """A deployed server's redis.conf with its online.conf, as one text for a redis-server
+    outside a container (RedisProcess drops the include)."""
+    return redis_conf.render(settings, app, admin) + redis_conf.render_online(settings)
 
 
 @pytest.fixture

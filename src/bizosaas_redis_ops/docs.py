@@ -24,6 +24,7 @@ from bizosaas_redis.settings import (
     format_size,
     instances,
     load_stack_file,
+    online_directives,
 )
 from bizosaas_redis_ops.check import alerts
 from bizosaas_redis_ops.deploy.pulumi_stack import policy_pack_dir
@@ -94,8 +95,9 @@ def config_table() -> str:
     """Every setting: key, default, each stack's value where it differs, description."""
     stacks = available_stacks()
     loaded = {stack: load_stack_file(stack) for stack in stacks}
-    header = ["Key", "Default", *stacks, "Description"]
+    header = ["Key", "Default", *stacks, "Applied without restart", "Description"]
     rows = [_row(header), "|" + "---|" * len(header)]
+    online = online_directives()
     for name, field in Settings.model_fields.items():
         if name in INTERNAL_FIELDS:
             continue
@@ -103,10 +105,11 @@ def config_table() -> str:
         per_stack = [_show(name, getattr(loaded[s], name)) for s in stacks]
         per_stack = [v if v != default else "" for v in per_stack]
         shown_default = f"`{default}`" if default != "—" else default
-        rows.append(_row([f"`{NAMESPACE}:{field.alias}`", shown_default, *per_stack, field.description or ""]))
+        applied = f"yes (`CONFIG SET {online[name]}`)" if name in online else ""
+        rows.append(_row([f"`{NAMESPACE}:{field.alias}`", shown_default, *per_stack, applied, field.description or ""]))
     for key in SECRET_KEYS:
         default = "—" if key.removeprefix(DURABLE_PREFIX).lower().startswith("previous") else "generated"
-        rows.append(_row([f"`{NAMESPACE}:{key}`", default, *[""] * len(stacks), SECRET_DOCS[key]]))
+        rows.append(_row([f"`{NAMESPACE}:{key}`", default, *[""] * len(stacks), "", SECRET_DOCS[key]]))
     return "\n".join(rows)
 
 

@@ -21,6 +21,9 @@ from bizosaas_redis.settings import build_settings
 from bizosaas_redis_ops.data import layout_move
 from bizosaas_redis_ops.deploy import outputs, preflight
 from bizosaas_redis_ops.deploy.docker_engine import free_port
+from bizosaas_redis_pulumi.components import online
+from bizosaas_redis_pulumi.components.online import OnlineSettingsError
+from conftest import server_conf
 
 ADMIN, SECRET = "admin", "admin-secret"
 USERS = f"user default off\nuser {ADMIN} on >{SECRET} ~* &* +@all\n"
@@ -100,7 +103,7 @@ def test_the_maxmemory_guard_reads_a_tls_server_with_the_files_it_was_deployed_w
     _make_certs(certs)
     deployed = {"tlsEnabled": True, "tlsCertsDir": str(certs), "tlsAuthClients": auth_clients}
     settings = build_settings(deployed, "x")
-    conf = redis_conf.render(settings, "app-secret", SECRET).replace(f"{redis_conf.TLS_DIR}/", f"{certs}/")
+    conf = server_conf(settings, "app-secret", SECRET).replace(f"{redis_conf.TLS_DIR}/", f"{certs}/")
     server = start_redis(conf, tls=True)
     admin = f"rediss://{ADMIN}:{SECRET}@127.0.0.1:{server.port}/0"
     assert preflight.used_memory(admin, host_tls(deployed)) > 0
@@ -247,3 +250,29 @@ def test_a_sentinel_stacks_credentials_and_names_are_checked_against_the_running
         check(sentinel_settings(containerName="renamed"), running, {})
     with pytest.raises(preflight.PreflightError, match=rf"^127\.0\.0\.1:{silent} did not answer as expected"):
         check(settings, {**running, "port": silent}, {})
+
+
+def _online(port: int, password: str = SECRET) -> dict[str, Any]:
+    """RedisOnlineSettings' inputs for one server on this host."""
+    return {
+        "endpoints": [f"127.0.0.1:{port}"],
+        "directives": {"maxclients": "321", "timeout": "17"},
+        "username": ADMIN,
+        "password": password,
+    }
+
+
+def test_online_settings_are_applied_persisted_and_never_recorded_when_refused(start_redis, silent):
+    server = start_redis(USERS)
+    for props in (_online(server.port, "wrong"), _online(closed_port()), _online(silent)):
+        with pytest.raises(OnlineSettingsError) as refused:
+            online.apply(props)
+        line = str(refused.value)
+        assert "\n" not in line and props["endpoints"][0] in line and SECRET not in line and "wrong" not in line
+    admin = server.client(username=ADMIN, password=SECRET)
+    assert admin.config_get("maxclients") != {"maxclients": "321"}, "a refused apply changed nothing"
+
+    online.apply(_online(server.port))
+    assert admin.config_get("maxclients") == {"maxclients": "321"} and admin.config_get("timeout") == {"timeout": "17"}
+    # CONFIG REWRITE: a restart of this server keeps them.
+    assert "maxclients 321" in server.conf.read_text().splitlines()

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from bizosaas_redis import redis_conf
 from bizosaas_redis.settings import load_stack_file
 from bizosaas_redis_ops.check import scenarios
+from conftest import server_conf
 
 ROOT = Path(__file__).resolve().parents[2]
 # What the three distributions are built from.
@@ -108,7 +108,7 @@ def test_help_of_every_command_and_docs_outside_a_project(installed: Path) -> No
 
 
 def test_smoke_and_monitor_by_url(installed: Path, start_redis) -> None:
-    process = start_redis(redis_conf.render(load_stack_file("staging", ROOT), APP, ADMIN))
+    process = start_redis(server_conf(load_stack_file("staging", ROOT), APP, ADMIN))
     env = {"REDIS_URL": f"redis://default:{APP}@127.0.0.1:{process.port}/0"}
     smoke = run(installed, "bizosaas-redis", "smoke", env=env)
     assert smoke.returncode == 0, smoke.stdout[-3000:] + smoke.stderr[-3000:]

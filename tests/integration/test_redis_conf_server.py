@@ -10,6 +10,7 @@ import redis
 
 from bizosaas_redis import redis_conf
 from bizosaas_redis.settings import available_stacks, build_settings, load_stack_file
+from conftest import server_conf
 
 APP, ADMIN = "app-Pw-0123456789", "admin-Pw-0123456789"
 # The command line moves these to the test's own port and folder; all else is the file's.
@@ -19,7 +20,7 @@ OVERRIDDEN = {"port", "bind", "dir"}
 @pytest.mark.parametrize("stack", available_stacks())
 def test_config_get_matches_the_settings(stack, start_redis):
     settings = load_stack_file(stack)
-    server = start_redis(redis_conf.render(settings, APP if settings.auth_enabled else None, ADMIN))
+    server = start_redis(server_conf(settings, APP if settings.auth_enabled else None, ADMIN))
     admin = server.client(username="admin", password=ADMIN)
     for key, value in redis_conf.expected_config(settings).items():
         if key in OVERRIDDEN:
@@ -29,7 +30,7 @@ def test_config_get_matches_the_settings(stack, start_redis):
 
 def test_acl_users_behave_as_declared(start_redis):
     settings = load_stack_file("production")
-    server = start_redis(redis_conf.render(settings, APP, ADMIN))
+    server = start_redis(server_conf(settings, APP, ADMIN))
 
     anonymous = server.client(protocol=2)
     with pytest.raises(redis.AuthenticationError):
@@ -57,7 +58,7 @@ def test_acl_users_behave_as_declared(start_redis):
 
 def test_healthcheck_command_reports_pong_only_when_serving(start_redis):
     settings = load_stack_file("staging")
-    server = start_redis(redis_conf.render(settings, APP, ADMIN))
+    server = start_redis(server_conf(settings, APP, ADMIN))
     command = redis_conf.healthcheck_command(settings)[1].replace("redis-cli", f"redis-cli -p {server.port}")
     assert subprocess.run(["sh", "-c", command]).returncode == 0
     server.stop()
@@ -66,7 +67,7 @@ def test_healthcheck_command_reports_pong_only_when_serving(start_redis):
 
 def test_dev_without_auth_serves_password_less_clients(start_redis):
     settings = load_stack_file("dev")
-    server = start_redis(redis_conf.render(settings, None, ADMIN))
+    server = start_redis(server_conf(settings, None, ADMIN))
     client = server.client()
     assert client.ping() and client.flushall()  # dev allows flushing
 
@@ -136,7 +137,7 @@ def test_tls_config_serves_tls(start_redis, tmp_path, server_name):
     _make_certs(certs)
     settings = build_settings({"tlsEnabled": True, "tlsCertsDir": str(certs), "tlsAuthClients": "no"}, "x")
     # In the container the folder is mounted at /tls; here it is the test's.
-    conf = redis_conf.render(settings, APP, ADMIN).replace(f"{redis_conf.TLS_DIR}/", f"{certs}/")
+    conf = server_conf(settings, APP, ADMIN).replace(f"{redis_conf.TLS_DIR}/", f"{certs}/")
     server = start_redis(conf, tls=True, server_name=server_name)
     client = server.client(ssl=True, ssl_ca_certs=str(certs / "ca.crt"), ssl_check_hostname=False, password=APP)
     assert client.ping()

@@ -22,7 +22,7 @@ from bizosaas_redis.settings import available_stacks, load_stack_file
 from bizosaas_redis_ops.check import scenarios, smoke
 from bizosaas_redis_ops.deploy.sandbox import Sandbox
 from bizosaas_redis_ops.images import offline_image
-from conftest import ROOT, TEST_PREFIX, cli, free_port
+from conftest import ROOT, TEST_PREFIX, cli, free_port, server_conf
 from dataset import differences, snapshot, write_every_type
 from harness import Deployment, Writer
 
@@ -37,7 +37,7 @@ VERSIONS = {"redis-7.0": "7.0.", "redis-8.0": "8.0.", "valkey-8.1": "7.2."}
 @pytest.mark.parametrize("stack", available_stacks(ROOT))
 def test_the_rendered_config_means_the_same_on_every_server(start_redis, server, stack):
     settings = load_stack_file(stack, ROOT)
-    conf = redis_conf.render(settings, APP if settings.auth_enabled else None, ADMIN)
+    conf = server_conf(settings, APP if settings.auth_enabled else None, ADMIN)
     process = start_redis(conf, server_name=server)
     admin = process.client(username="admin", password=ADMIN)
     assert admin.info("server")["redis_version"].startswith(VERSIONS[server])
@@ -48,7 +48,7 @@ def test_the_rendered_config_means_the_same_on_every_server(start_redis, server,
 
 @pytest.mark.parametrize("server", SERVERS)
 def test_acl_users_behave_the_same_on_every_server(start_redis, server):
-    process = start_redis(redis_conf.render(load_stack_file("production", ROOT), APP, ADMIN), server_name=server)
+    process = start_redis(server_conf(load_stack_file("production", ROOT), APP, ADMIN), server_name=server)
     app = process.client(password=APP)
     assert app.set("k", "v") and app.eval("return 1", 0) == 1
     for command in ("FLUSHALL", "FLUSHDB", "KEYS *", "CONFIG GET maxmemory", "SHUTDOWN", "ACL LIST"):
@@ -62,7 +62,7 @@ def test_acl_users_behave_the_same_on_every_server(start_redis, server):
 
 @pytest.mark.parametrize("server", SERVERS)
 def test_the_smoke_suite_passes_on_every_server(start_redis, server):
-    conf = redis_conf.render(load_stack_file("staging", ROOT), APP, ADMIN)
+    conf = server_conf(load_stack_file("staging", ROOT), APP, ADMIN)
     process = start_redis(conf, server_name=server)
     env = {**os.environ, "REDIS_URL": f"redis://default:{APP}@127.0.0.1:{process.port}/0"}
     result = cli("smoke", env=env, check=False)

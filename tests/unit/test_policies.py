@@ -217,8 +217,8 @@ def test_every_rule_has_a_violating_case():
 
 def test_the_exporter_sidecar_passes_every_rule():
     cap = _production({"exporterEnabled": True})
-    # Both instances and their exporters, each with its files container.
-    assert len(cap.of_type(rules.CONTAINER)) == 8
+    # Both instances and their exporters, each with its files container, and each instance's online.conf's.
+    assert len(cap.of_type(rules.CONTAINER)) == 10
     assert violations(cap, policy_config("production")) == []
 
 

@@ -10,13 +10,16 @@ from bizosaas_redis import redis_conf
 from bizosaas_redis.settings import (
     DEFAULT_DENIED_COMMANDS,
     available_stacks,
+    instances,
     load_stack_file,
     read_stack_config,
     stack_file,
 )
+from bizosaas_redis_pulumi.components.files import NAME_SUFFIX, ONLINE_SUFFIX
 from capture import is_secret, label_dict, run_program, unwrap
 
 CONTAINER = "docker:index/container:Container"
+ONLINE_SETTINGS = "pulumi-python:dynamic/bizosaas:RedisOnlineSettings"
 IMAGE = "docker:index/remoteImage:RemoteImage"
 NETWORK = "docker:index/network:Network"
 VOLUME = "docker:index/volume:Volume"
@@ -38,9 +41,10 @@ def container(capture) -> dict:
     return capture.container().plain
 
 
-def files(capture, service: str = "redis", durable: bool = False) -> dict:
-    """The files container writing the Redis container's (or the exporter's) files."""
-    return capture.files_of(capture.container(service, durable)).plain
+def files(capture, service: str = "redis", durable: bool = False, suffix: str = NAME_SUFFIX) -> dict:
+    """The files container writing the Redis container's (or the exporter's) files, or
+    (suffix ONLINE_SUFFIX) its online.conf."""
+    return capture.files_of(capture.container(service, durable), suffix).plain
 
 
 def test_staging_container_is_todays_service(captures):
@@ -65,7 +69,7 @@ def test_staging_container_is_todays_service(captures):
         "retries": 5.0,
         "startPeriod": "10s",
     }
-    conf = files(cap)["uploads"][0]["content"]
+    conf = files(cap)["uploads"][0]["content"] + files(cap, suffix=ONLINE_SUFFIX)["uploads"][0]["content"]
     for line in (
         "maxmemory 2gb",
         "maxmemory-policy allkeys-lru",
@@ -125,6 +129,12 @@ def test_provider_quirks_are_designed_for(captures, stack):
             written = cap.files_of(declared)
             [files_urn] = options["replaceWith"]
             assert files_urn.endswith(f"::{written.name}") and files_urn in options["dependencies"]
+    # online.conf's files container: a dependency of the server, never what replaces it.
+    server = cap.container()
+    online_files = cap.files_of(server, ONLINE_SUFFIX)
+    assert online_files.options["dependencies"] and not online_files.options.get("replaceWith")
+    assert any(dep.endswith(f"::{online_files.name}") for dep in server.options["dependencies"])
+    assert not any(urn.endswith(f"::{online_files.name}") for urn in server.options["replaceWith"])
     # Data volumes outlive a destroy; the exporter's holds only its password file.
     data = [v for v in cap.of_type(VOLUME) if not v.plain["name"].endswith("_exporter")]
     assert data and all(volume.options["retainOnDelete"] is True for volume in data)
@@ -177,7 +187,10 @@ def test_passwords_are_secret_everywhere(captures, stack):
             for password in passwords.values():
                 assert password not in json.dumps(out.value), f"output {name} holds a password"
     for declared in cap.of_type(CONTAINER):
-        if "uploads" in declared.inputs:
+        if declared.plain["name"].endswith(ONLINE_SUFFIX):
+            online = unwrap(declared.inputs["uploads"])[0]["content"]
+            assert "\nuser " not in online and "#" + redis_conf.password_hash(app) not in online
+        elif "uploads" in declared.inputs:
             assert is_secret(declared.inputs["uploads"]), "the uploaded redis.conf (password hashes) is a secret input"
     content = unwrap(cap.files_of(cap.container()).inputs["uploads"])[0]["content"]
     assert app not in content and redis_conf.password_hash(app) in content
@@ -400,9 +413,26 @@ def test_a_rotation_on_a_sentinel_stack_holds_both_passwords_on_every_node_and_s
         upload["content"]
         for declared in cap.of_type(CONTAINER)
         for upload in unwrap(declared.inputs.get("uploads", []))
-        if upload["file"].endswith(".conf")
+        if upload["file"].endswith(".conf") and upload["file"] != redis_conf.ONLINE_CONFIG_PATH
     ]
     assert len(configs) == 6  # three nodes, three Sentinels
     assert all(f"user admin reset on {both} " in content for content in configs)
     # The application user has no rotation under way: its one password only.
     assert all(f"user default reset on #{redis_conf.password_hash('app-Pw-3')} " in content for content in configs)
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "production"])
+def test_each_server_has_its_online_settings_applied_as_admin(captures, stack):
+    cap = captures[stack][0]
+    settings = load_stack_file(stack)
+    applied = cap.of_type(ONLINE_SETTINGS)
+    assert len(applied) == len(instances(settings))
+    first = next(r for r in applied if r.name == "redis-online")
+    assert first.plain["directives"] == redis_conf.online_config(settings)
+    assert first.plain["endpoints"] == [f"{settings.url_host}:{settings.host_port}"]
+    assert first.plain["username"] == settings.admin_username and is_secret(first.inputs["password"])
+    # After online.conf is written and the server runs.
+    server, online_files = cap.container(), cap.files_of(cap.container(), ONLINE_SUFFIX)
+    assert {f"::{server.name}", f"::{online_files.name}"} <= {
+        "::" + urn.rsplit("::", 1)[1] for urn in first.options["dependencies"]
+    }

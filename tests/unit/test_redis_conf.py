@@ -31,9 +31,9 @@ def directives(text: str) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("stack", available_stacks())
-def test_every_expected_setting_is_in_the_file(stack):
+def test_every_expected_setting_is_in_the_files(stack):
     settings = load_stack_file(stack)
-    found = directives(redis_conf.render_config(settings))
+    found = directives(redis_conf.render_config(settings) + redis_conf.render_online(settings))
     expected = redis_conf.expected_config(settings)
     assert found["maxmemory"] == [redis_conf.format_size(settings.maxmemory)]
     for key, value in expected.items():
@@ -41,6 +41,20 @@ def test_every_expected_setting_is_in_the_file(stack):
             continue
         assert found[key] == [value], key
     assert [f"save {v}" for v in found.get("save", [])] == ([f"save {r}" for r in settings.save] or ['save ""'])
+
+
+@pytest.mark.parametrize("stack", available_stacks())
+def test_the_online_settings_are_in_online_conf_alone(stack):
+    """redis.conf, whose every byte replaces the container, holds none of the settings
+    applied while Redis runs; it includes online.conf, which holds exactly those."""
+    settings = load_stack_file(stack)
+    main, online = directives(redis_conf.render_config(settings)), directives(redis_conf.render_online(settings))
+    assert set(online) == {"maxclients", "timeout", "tcp-keepalive", "maxmemory-samples", "appendfsync", "loglevel"}
+    assert not set(online) & set(main)
+    assert main["include"] == [redis_conf.ONLINE_CONFIG_PATH]
+    changed = settings.model_copy(update={"maxclients": 77, "timeout": 9, "loglevel": "warning"})
+    assert redis_conf.render_config(changed) == redis_conf.render_config(settings)
+    assert directives(redis_conf.render_online(changed))["maxclients"] == ["77"]
 
 
 RENDER = (
@@ -62,7 +76,8 @@ def test_rendering_is_the_same_in_every_process():
 
 def test_staging_is_the_running_service():
     """The numbers of the service as it runs today, written out."""
-    found = directives(redis_conf.render_config(load_stack_file("staging")))
+    staging = load_stack_file("staging")
+    found = directives(redis_conf.render_config(staging) + redis_conf.render_online(staging))
     assert found["maxmemory"] == ["2gb"]
     assert found["maxmemory-policy"] == ["allkeys-lru"]
     assert found["save"] == ["900 1", "300 10", "60 10000"]

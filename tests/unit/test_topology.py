@@ -169,7 +169,11 @@ def test_the_program_places_each_container_on_its_hosts_engine():
     everything = {r.plain["name"]: r for r in cap.of_type(CONTAINER)}
     containers = {name: r for name, r in everything.items() if r.plain.get("start") is not False}
     assert set(containers) == {"x", "x-1", "x-2", "x-sentinel-1", "x-sentinel-2", "x-sentinel-3"}
-    assert set(everything) - set(containers) == {f"{name}-files" for name in containers}
+    # Each container's files; each node's online.conf too (a Sentinel has none).
+    nodes = ("x", "x-1", "x-2")
+    assert set(everything) - set(containers) == {f"{name}-files" for name in containers} | {
+        f"{name}-online" for name in nodes
+    }
     for name, host in (("x", "a"), ("x-1", "b"), ("x-2", "c"), ("x-sentinel-2", "b")):
         assert f"::redis-docker-{host}::" in containers[name].options["provider"]
         # Its files land on its volume, on its host.
@@ -267,7 +271,7 @@ def test_standalone_is_unchanged_by_the_topology_code():
     cap = capture.run_program("staging", values={}, secrets_config=PASSWORDS)
     assert not cap.of_type(DOCKER_PROVIDER)
     container = cap.container()
-    assert len(cap.of_type(CONTAINER)) == 2  # with its files container
+    assert len(cap.of_type(CONTAINER)) == 3  # with its files container and its online.conf's
     assert container.plain["command"] == startup.COMMAND
     assert "networkMode" not in container.plain
     assert "REDIS_SENTINELS" not in cap.outputs["consumer_env"].value

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from bizosaas_redis.settings.values import MODEL_CONFIG, JsonDict, Problems, YamlWord
+from bizosaas_redis.settings.values import MODEL_CONFIG, JsonDict, Problems, YamlWord, online
 
 if TYPE_CHECKING:
     from bizosaas_redis.settings.model import Settings
@@ -32,7 +32,9 @@ class LifecycleSettings(BaseModel):
         "10m", description="json-file log rotation size."
     )
     log_max_files: int = Field(3, ge=1, le=100, description="Rotated log files kept.")
-    loglevel: Literal["debug", "verbose", "notice", "warning"] = Field("notice", description="Redis log level.")
+    loglevel: Literal["debug", "verbose", "notice", "warning"] = Field(
+        "notice", description="Redis log level.", json_schema_extra=online("loglevel")
+    )
     labels: Annotated[dict[str, str], JsonDict] = Field(default_factory=dict, description="Extra container labels.")
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
-from bizosaas_redis.settings.values import MODEL_CONFIG, Problems, Seconds, Size, format_size
+from bizosaas_redis.settings.values import MODEL_CONFIG, Problems, Seconds, Size, format_size, online
 
 if TYPE_CHECKING:
     from bizosaas_redis.settings.model import Settings
@@ -43,15 +43,23 @@ class MemorySettings(BaseModel):
     maxmemory_policy: Literal[MAXMEMORY_POLICIES] = Field(  # type: ignore[valid-type]
         "allkeys-lru", description="Eviction policy when maxmemory is reached."
     )
-    maxmemory_samples: int = Field(5, ge=1, le=64, description="Keys sampled per eviction.")
+    maxmemory_samples: int = Field(
+        5, ge=1, le=64, description="Keys sampled per eviction.", json_schema_extra=online("maxmemory-samples")
+    )
     memory_limit: Size | None = Field(
         None,
         description="Container memory limit. Default and minimum: 2 × maxmemory, at least maxmemory + 64mb "
         "(writing during a snapshot, the fork's copy-on-write grows RSS well past maxmemory).",
     )
-    maxclients: int = Field(1000, ge=1, le=100_000, description="Redis `maxclients`.")
-    timeout: Seconds = Field(300, description="Close client connections idle this long (s).")
-    tcp_keepalive: Seconds = Field(300, description="TCP keepalive probe interval (s).")
+    maxclients: int = Field(
+        1000, ge=1, le=100_000, description="Redis `maxclients`.", json_schema_extra=online("maxclients")
+    )
+    timeout: Seconds = Field(
+        300, description="Close client connections idle this long (s).", json_schema_extra=online("timeout")
+    )
+    tcp_keepalive: Seconds = Field(
+        300, description="TCP keepalive probe interval (s).", json_schema_extra=online("tcp-keepalive")
+    )
 
     @property
     def memory_limit_bytes(self) -> int:

@@ -30,7 +30,7 @@ from bizosaas_redis.settings.monitoring import MonitoringSettings
 from bizosaas_redis.settings.network import NetworkSettings
 from bizosaas_redis.settings.persistence import DEFAULT_SAVE, PersistenceSettings
 from bizosaas_redis.settings.security import SecuritySettings
-from bizosaas_redis.settings.values import MODEL_CONFIG, DockerHost, Problems, SaveRule
+from bizosaas_redis.settings.values import MODEL_CONFIG, ONLINE_MARK, DockerHost, Problems, SaveRule
 
 # Each concern's cross-field rules, in the order their problems are listed.
 CHECKS = (
@@ -126,3 +126,14 @@ class Settings(
             "save": [str(SaveRule(seconds=s, changes=c)) for s, c in DEFAULT_SAVE],
         }
         return {**inherited, **defaults, **self.durable}
+
+
+def online_directives() -> dict[str, str]:
+    """Field -> the Redis directive it sets, for every setting Redis applies while it runs
+    (marked `online` in its concern's model); every other setting needs a new container."""
+    found = {}
+    for name, field in Settings.model_fields.items():
+        extra = field.json_schema_extra
+        if isinstance(extra, dict) and ONLINE_MARK in extra:
+            found[name] = str(extra[ONLINE_MARK])
+    return found

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field
 
-from bizosaas_redis.settings.values import MODEL_CONFIG, JsonList, SaveRule, YamlWord, parse_save_rule
+from bizosaas_redis.settings.values import MODEL_CONFIG, JsonList, SaveRule, YamlWord, online, parse_save_rule
 
 # The service's RDB rules as it runs today (save 900 1 / 300 10 / 60 10000).
 DEFAULT_SAVE = ((900, 1), (300, 10), (60, 10000))
@@ -29,7 +29,7 @@ class PersistenceSettings(BaseModel):
         "with it seeds the AOF from the snapshot written at stop.",
     )
     appendfsync: Annotated[Literal["always", "everysec", "no"], YamlWord] = Field(
-        "everysec", description="AOF fsync policy."
+        "everysec", description="AOF fsync policy.", json_schema_extra=online("appendfsync")
     )
     save_on_shutdown: bool = Field(
         True,

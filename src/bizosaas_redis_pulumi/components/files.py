@@ -28,6 +28,8 @@ import pulumi_docker as docker
 from bizosaas_redis.constants import LABEL_FILES_FOR, LABEL_STACK, REDIS_GID, REDIS_UID
 
 NAME_SUFFIX = "-files"
+# The files container of the settings applied without a restart (components/online.py).
+ONLINE_SUFFIX = "-online"
 
 
 @dataclass(frozen=True)
@@ -47,11 +49,13 @@ def files_container(
     volume: docker.ContainerVolumeArgs,
     files: list[File],
     opts: pulumi.ResourceOptions,
+    suffix: str = NAME_SUFFIX,
 ) -> docker.Container:
-    """The never-started container that writes `files` onto `volume` for `container_name`."""
+    """The never-started container that writes `files` onto `volume` for `container_name`
+    (named `container_name` + `suffix`)."""
     return docker.Container(
         name,
-        name=f"{container_name}{NAME_SUFFIX}",
+        name=f"{container_name}{suffix}",
         image=image_id,
         # Never run; a command is still required of a container.
         command=["true"],

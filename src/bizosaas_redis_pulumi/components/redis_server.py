@@ -11,11 +11,21 @@ import pulumi
 import pulumi_docker as docker
 
 from bizosaas_redis import redis_conf, sentinel_conf, startup
-from bizosaas_redis.constants import AUTH_OFF, AUTH_ON, AUTH_TURNING_ON, LABEL_PREFIX, REDIS_USER, SERVICE_REDIS
+from bizosaas_redis.connection import host_tls
+from bizosaas_redis.constants import (
+    AUTH_OFF,
+    AUTH_ON,
+    AUTH_TURNING_ON,
+    LABEL_PREFIX,
+    REDIS_GID,
+    REDIS_UID,
+    REDIS_USER,
+    SERVICE_REDIS,
+)
 from bizosaas_redis.settings import Settings
 from bizosaas_redis.topology import Placed
 from bizosaas_redis_pulumi.components.exporter import RedisExporter
-from bizosaas_redis_pulumi.components.files import files_container, served_by, server_files
+from bizosaas_redis_pulumi.components.files import ONLINE_SUFFIX, File, files_container, served_by, server_files
 from bizosaas_redis_pulumi.components.hardening import (
     hardened_container_args,
     label_args,
@@ -23,6 +33,7 @@ from bizosaas_redis_pulumi.components.hardening import (
     ownership_labels,
     stack_label,
 )
+from bizosaas_redis_pulumi.components.online import RedisOnlineSettings
 
 # The type token the deployed stacks' state holds (the component's first name): a new
 # token would change the URN of every resource of every stack.
@@ -145,7 +156,9 @@ class RedisServer(pulumi.ComponentResource):
             # container first, so it must wait for the containers this one waits for.
             pulumi.ResourceOptions(parent=self, depends_on=after),
         )
-        self.container = self._container(image.image_id, data, files, after)
+        online_files = self._online_files(image.image_id, data[0], after)
+        self.container = self._container(image.image_id, data, files, [online_files, *(after or [])])
+        self.online = self._online(passwords.admin, online_files)
         self.exporter: RedisExporter | None = None
         if settings.exporter_enabled:
             if passwords.exporter is None:
@@ -239,6 +252,39 @@ class RedisServer(pulumi.ComponentResource):
                     settings, node_of.node, (pw[0], pw[1], pw[2], pw[3], pw[4]), redis_conf.Previous(*pw[5:8])
                 )
             )
+        )
+
+    def _online_files(
+        self, image_id: pulumi.Input[str], data: docker.ContainerVolumeArgs, after: list[pulumi.Resource] | None
+    ) -> docker.Container:
+        """The files container of online.conf: replaced on a change of it, the server is not."""
+        settings = self._settings
+        return files_container(
+            f"{self._name}-online-files",
+            settings.name,
+            settings.stack,
+            image_id,
+            data,
+            [File(redis_conf.ONLINE_CONFIG_PATH, redis_conf.render_online(settings), "0600", REDIS_UID, REDIS_GID)],
+            pulumi.ResourceOptions(parent=self, depends_on=after),
+            suffix=ONLINE_SUFFIX,
+        )
+
+    def _online(self, admin_password: pulumi.Input[str], online_files: docker.Container) -> RedisOnlineSettings:
+        """Sets the online settings on the running server, after its online.conf is written."""
+        settings, node_of = self._settings, self._node_of
+        if node_of is None:
+            endpoint = f"{settings.url_host}:{settings.host_port}"
+        else:
+            endpoint = f"{node_of.node.host.address}:{node_of.node.port}"
+        tls = host_tls(settings.model_dump(by_alias=True))
+        return RedisOnlineSettings(
+            f"{self._name}-online",
+            [endpoint],
+            redis_conf.online_config(settings),
+            (settings.admin_username, admin_password),
+            {"ssl": True, **tls} if tls else {},
+            pulumi.ResourceOptions(parent=self, depends_on=[online_files, self.container]),
         )
 
     def _placement(self) -> dict[str, Any]:

@@ -1,0 +1,115 @@
+"""The settings Redis applies while it runs (settings.online_directives), applied to a
+running server without replacing its container.
+
+Two resources carry them, so that a preview shows such a change as what it is:
+- a files container of its own writes `online.conf`, which redis.conf includes: a new
+  container (and a crash restart) starts with the values. It is replaced on a change; the
+  server is not (it depends on it, it is not `replace_with` it);
+- `RedisOnlineSettings`, a Python dynamic resource, sets them on the running server as the
+  admin user: `CONFIG SET` of every directive at once, `CONFIG REWRITE` (redis.conf keeps
+  what runs, also where Sentinel or an earlier rewrite wrote the directives into it), and
+  `CONFIG GET` to check. It refuses to record anything it could not apply or read back:
+  an error fails the `up` with one line naming the server, and the next `up` tries again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import redis
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from bizosaas_redis.answers import refusal
+from bizosaas_redis.errors import BizosaasRedisError
+
+# Seconds a server may take to answer: a silent one fails the `up` rather than hang it.
+TIMEOUT = 5
+HINT = (
+    "the online settings need the admin user as deployed (redis:adminUsername, redis:adminPassword) "
+    "and every server up; its online.conf holds the new values, and the next `up` sets them again"
+)
+# What the state records (outputs): no password.
+RECORDED = ("endpoints", "directives")
+
+
+class OnlineSettingsError(BizosaasRedisError):
+    """A running server did not take the settings."""
+
+
+def apply(props: dict[str, Any]) -> None:
+    """Set, persist and check `props["directives"]` on every endpoint (`host:port`)."""
+    directives: dict[str, str] = props["directives"]
+    for endpoint in props["endpoints"]:
+        host, _, port = str(endpoint).rpartition(":")
+        client = redis.Redis(
+            host=host,
+            port=int(port),
+            username=props["username"],
+            password=props["password"],
+            socket_timeout=TIMEOUT,
+            socket_connect_timeout=TIMEOUT,
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=True,
+            **props.get("tls", {}),
+        )
+        try:
+            client.execute_command("CONFIG", "SET", *(word for pair in directives.items() for word in pair))
+            client.execute_command("CONFIG", "REWRITE")
+            found = client.config_get(*directives)
+        except (redis.RedisError, OSError) as error:
+            raise OnlineSettingsError(refusal(f"Redis at {endpoint}", error, HINT)) from None
+        finally:
+            client.close()
+        differ = {name: found.get(name) for name, value in directives.items() if found.get(name) != value}
+        if differ:
+            raise OnlineSettingsError(f"Redis at {endpoint} reports {differ} after CONFIG SET; {HINT}")
+
+
+def _recorded(props: dict[str, Any]) -> dict[str, Any]:
+    return {key: props[key] for key in RECORDED}
+
+
+class _Provider(ResourceProvider):
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        apply(props)
+        return CreateResult(id_=",".join(props["endpoints"]), outs=_recorded(props))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        return DiffResult(changes=any(olds.get(key) != news.get(key) for key in RECORDED), replaces=[])
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        apply(news)
+        return UpdateResult(outs=_recorded(news))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        # What was applied is what the state holds; verify reads the running values.
+        return ReadResult(id_=id_, outs=props)
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        """Nothing to undo: the values live in the server's files, which go with it."""
+
+
+class RedisOnlineSettings(Resource, module="bizosaas", name="RedisOnlineSettings"):
+    """The online settings of one server (or of each node listed), applied as `admin`."""
+
+    def __init__(
+        self,
+        name: str,
+        endpoints: list[str],
+        directives: dict[str, str],
+        admin: tuple[str, pulumi.Input[str]],
+        tls: dict[str, object],
+        opts: pulumi.ResourceOptions,
+    ) -> None:
+        username, password = admin
+        props = {
+            "endpoints": endpoints,
+            "directives": directives,
+            "username": username,
+            "password": pulumi.Output.secret(password),
+            "tls": tls,
+        }
+        super().__init__(_Provider(), name, props, opts)

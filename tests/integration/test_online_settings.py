@@ -1,0 +1,117 @@
+"""Settings Redis applies while it runs, with the real engine: a change of every one of
+them (settings.online_directives) on the staging stack file, under the test's own names,
+while a writer counts acknowledged writes.
+
+Asserted: the preview shows the change as an update of the settings resource, the server
+container is neither replaced nor restarted (same container, same Redis run_id); the
+running server reports the new values; no acknowledged write is lost and none paused
+longer than PAUSE_BOUND; `preview --expect-no-changes` afterwards; a restart of the
+container keeps the new values (online.conf, and redis.conf as CONFIG REWRITE left it,
+still readable by Redis alone); `verify` passes. A setting added to the online class
+without a case here fails the test."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from bizosaas_redis import redis_conf
+from bizosaas_redis.settings import online_directives
+from bizosaas_redis_ops.deploy.sandbox import Sandbox
+from conftest import TEST_PREFIX, sandbox_of
+from harness import FAST, Writer
+
+STACK = "staging"
+NAMES = {
+    "containerName": f"{TEST_PREFIX}-online",
+    "volumeName": f"{TEST_PREFIX}-online-data",
+    "networkName": f"{TEST_PREFIX}-online",
+    "networkExternal": False,
+}
+# A new value for each online setting (field -> config key = value), none of them staging's.
+CHANGES = {
+    "maxmemory_samples": "maxmemorySamples=7",
+    "maxclients": "maxclients=777",
+    "timeout": "timeout=42",
+    "tcp_keepalive": "tcpKeepalive=60",
+    "appendfsync": "appendfsync=always",
+    "loglevel": "loglevel=warning",
+}
+# The longest an acknowledged write may wait while the settings change: CONFIG SET and
+# CONFIG REWRITE take microseconds; this leaves room for a loaded CI machine.
+PAUSE_BOUND = 0.5
+
+
+@pytest.fixture
+def sandbox(engine, offline_image) -> Iterator[Sandbox]:
+    made = sandbox_of(STACK, offline_image, *FAST, names=NAMES)
+    made.up()
+    yield made
+    made.close(engine)
+    made.project.remove()
+
+
+def _admin(sandbox: Sandbox) -> redis.Redis:
+    return redis.Redis.from_url(
+        sandbox.outputs()["redis_admin_url"], decode_responses=True, retry=Retry(NoBackoff(), 0)
+    )
+
+
+def test_every_online_setting_changes_without_a_restart(sandbox: Sandbox, engine) -> None:
+    assert set(CHANGES) == set(online_directives()), "each online setting needs a case here"
+    container = engine.containers.get(NAMES["containerName"])
+    admin = _admin(sandbox)
+    run_id, before = admin.info("server")["run_id"], admin.dbsize()
+
+    sandbox.overrides.update({k: v for k, _, v in (c.partition("=") for c in CHANGES.values())})
+    preview = sandbox.run("preview", "--stack", STACK).stdout
+    # Only online.conf's files container is replaced; the settings resource is updated.
+    assert _planned(preview) == {"redis-online-files": "replace", "redis-online": "update"}, preview[-3000:]
+    with Writer(sandbox.outputs()["redis_admin_url"], sandbox.port) as writer:
+        sandbox.up(*CHANGES.values())
+
+    assert engine.containers.get(NAMES["containerName"]).id == container.id, "the server container was replaced"
+    assert admin.info("server")["run_id"] == run_id, "Redis restarted"
+    expected = redis_conf.online_config(sandbox.settings())
+    assert {key: admin.config_get(key)[key] for key in expected} == expected
+    assert writer.longest_gap < PAUSE_BOUND, f"a write waited {writer.longest_gap:.2f} s"
+    kept = admin.mget([f"{writer.prefix}{n}" for n in writer.acked])
+    assert None not in kept, f"{kept.count(None)} of {len(writer.acked)} acknowledged writes lost"
+    assert admin.dbsize() == before + len(writer.acked)
+    print(f"online change: {len(writer.acked)} acknowledged writes, longest wait {writer.longest_gap * 1000:.0f} ms")
+
+    result = sandbox.run("preview", "--stack", STACK, "--expect-no-changes", check=False)
+    assert result.returncode == 0, sandbox.last_output[-3000:]
+
+    container.restart(timeout=30)
+    admin = _admin(sandbox)
+    _wait_for(admin)
+    assert admin.info("server")["run_id"] != run_id
+    assert {key: admin.config_get(key)[key] for key in expected} == expected, "a restart reverted the settings"
+    mode = container.exec_run(["stat", "-c", "%a", redis_conf.CONFIG_PATH]).output.decode().strip()
+    assert mode == "600", f"redis.conf is {mode} after CONFIG REWRITE"
+    sandbox.run("verify", "--stack", STACK)
+
+
+def _planned(preview: str) -> dict[str, str]:
+    """Resource name -> the step a `preview` plans for it (same-steps are not listed)."""
+    steps = re.findall(r"^\s*[-+~]+\s*[\w:/.-]+: \((\w+)\)\n(?:\s+\[id=.*\]\n)?\s+\[urn=.*::([\w-]+)\]", preview, re.M)
+    return {name: step for step, name in steps}
+
+
+def _wait_for(client: redis.Redis, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            client.ping()
+            return
+        except (redis.ConnectionError, redis.BusyLoadingError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
