@@ -102,7 +102,10 @@ def test_help_of_every_command_and_docs_outside_a_project(installed: Path) -> No
         assert helped.returncode == 0, f"{command}: {helped.stderr}"
     docs = run(installed, "bizosaas-redis", "docs")
     assert docs.returncode == 0, docs.stderr
-    assert docs.stdout.startswith("| Key | Default | Description |") and "`redis:maxmemory` | `2gb`" in docs.stdout
+    assert (
+        docs.stdout.startswith("| Key | Default | Applied without restart | Description |")
+        and "`redis:maxmemory` | `2gb`" in docs.stdout
+    )
     outside = run(installed, "bizosaas-redis", "up", "--stack", "dev")
     assert outside.returncode == 1 and outside.stderr.startswith("bizosaas-redis up: no Pulumi project in "), outside
 
