@@ -13,7 +13,6 @@ without a case here fails the test."""
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -23,6 +22,7 @@ from redis.retry import Retry
 
 from bizosaas_redis import redis_conf
 from bizosaas_redis.settings import online_directives
+from bizosaas_redis_ops.bench.lab import wait_for
 from bizosaas_redis_ops.deploy.sandbox import Sandbox
 from conftest import TEST_PREFIX, sandbox_of
 from harness import FAST, Writer
@@ -91,7 +91,7 @@ def test_every_online_setting_changes_without_a_restart(sandbox: Sandbox, engine
 
     container.restart(timeout=30)
     admin = _admin(sandbox)
-    _wait_for(admin)
+    wait_for(admin)
     assert admin.info("server")["run_id"] != run_id
     assert {key: admin.config_get(key)[key] for key in expected} == expected, "a restart reverted the settings"
     mode = container.exec_run(["stat", "-c", "%a", redis_conf.CONFIG_PATH]).output.decode().strip()
@@ -103,15 +103,3 @@ def _planned(preview: str) -> dict[str, str]:
     """Resource name -> the step a `preview` plans for it (same-steps are not listed)."""
     steps = re.findall(r"^\s*[-+~]+\s*[\w:/.-]+: \((\w+)\)\n(?:\s+\[id=.*\]\n)?\s+\[urn=.*::([\w-]+)\]", preview, re.M)
     return {name: step for step, name in steps}
-
-
-def _wait_for(client: redis.Redis, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            client.ping()
-            return
-        except (redis.ConnectionError, redis.BusyLoadingError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
