@@ -16,7 +16,6 @@ from pydantic.config import JsonDict as SchemaExtra
 if TYPE_CHECKING:
     from bizosaas_redis.settings.model import Settings
 
-# Every settings model: camelCase keys as in the stack files, unknown keys refused.
 # A setting Redis applies while it runs (`CONFIG SET <directive>`): its Field carries
 # `json_schema_extra=online("<directive>")`. A change of it is applied to the running
 # servers, not by a new container (bizosaas_redis_pulumi.components.online).
@@ -27,6 +26,7 @@ def online(directive: str) -> SchemaExtra:
     return {ONLINE_MARK: directive}
 
 
+# Every settings model: camelCase keys as in the stack files, unknown keys refused.
 MODEL_CONFIG = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*(b|k|kb|m|mb|g|gb)?\s*$", re.IGNORECASE)
