@@ -35,6 +35,8 @@ from bizosaas_redis_pulumi import program
 from bizosaas_redis_pulumi.components.files import NAME_SUFFIX
 
 PROJECT = "bizosaas-redis"
+# The type the engine gives the online settings' dynamic resource (components/online.py).
+ONLINE_SETTINGS = "pulumi-python:dynamic/bizosaas:RedisOnlineSettings"
 # How pulumi's RPC layer marks a secret value.
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"

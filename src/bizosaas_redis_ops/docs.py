@@ -25,6 +25,7 @@ from bizosaas_redis.settings import (
     instances,
     load_stack_file,
     online_directives,
+    online_sentinel_options,
 )
 from bizosaas_redis_ops.check import alerts
 from bizosaas_redis_ops.deploy.pulumi_stack import policy_pack_dir
@@ -97,7 +98,8 @@ def config_table() -> str:
     loaded = {stack: load_stack_file(stack) for stack in stacks}
     header = ["Key", "Default", *stacks, "Applied without restart", "Description"]
     rows = [_row(header), "|" + "---|" * len(header)]
-    online = online_directives()
+    online = {name: f"CONFIG SET {directive}" for name, directive in online_directives().items()}
+    online |= {name: f"SENTINEL SET {option}" for name, option in online_sentinel_options().items()}
     for name, field in Settings.model_fields.items():
         if name in INTERNAL_FIELDS:
             continue
@@ -105,7 +107,7 @@ def config_table() -> str:
         per_stack = [_show(name, getattr(loaded[s], name)) for s in stacks]
         per_stack = [v if v != default else "" for v in per_stack]
         shown_default = f"`{default}`" if default != "—" else default
-        applied = f"yes (`CONFIG SET {online[name]}`)" if name in online else ""
+        applied = f"yes (`{online[name]}`)" if name in online else ""
         rows.append(_row([f"`{NAMESPACE}:{field.alias}`", shown_default, *per_stack, applied, field.description or ""]))
     for key in SECRET_KEYS:
         default = "—" if key.removeprefix(DURABLE_PREFIX).lower().startswith("previous") else "generated"

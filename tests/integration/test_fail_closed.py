@@ -276,3 +276,21 @@ def test_online_settings_are_applied_persisted_and_never_recorded_when_refused(s
     assert admin.config_get("maxclients") == {"maxclients": "321"} and admin.config_get("timeout") == {"timeout": "17"}
     # CONFIG REWRITE: a restart of this server keeps them.
     assert "maxclients 321" in server.conf.read_text().splitlines()
+
+
+def test_sentinel_online_settings_are_set_on_the_master_named_and_persisted(start_redis):
+    primary = start_redis(USERS)
+    sentinel = sentinel_of(start_redis, primary.port)
+    wanted = {"down-after-milliseconds": "7000", "failover-timeout": "20000"}
+    props = {**_online(sentinel.port), "directives": wanted, "master": "cache"}
+    for refused_props in ({**props, "password": "wrong"}, {**props, "master": "not-monitored"}):
+        with pytest.raises(OnlineSettingsError) as refused:
+            online.apply(refused_props)
+        line = str(refused.value)
+        assert "\n" not in line and line.startswith(f"Sentinel at {props['endpoints'][0]}") and SECRET not in line
+
+    online.apply(props)
+    found = sentinel.client(username=ADMIN, password=SECRET).sentinel_master("cache")
+    assert {key: str(found[key]) for key in wanted} == wanted
+    # Sentinel rewrote its file: a restart keeps them.
+    assert "sentinel down-after-milliseconds cache 7000" in sentinel.conf.read_text().splitlines()

@@ -631,25 +631,47 @@ def test_a_password_rotation_refuses_no_client_through_sentinel(stack: Stack) ->
     stack.sandbox.run("preview", "--stack", STACK, "--expect-no-changes")
 
 
+def _run_ids(stack: Stack, endpoints: list[str]) -> dict[str, str]:
+    return {e: stack.node_admin(e).info("server")["run_id"] for e in endpoints}
+
+
 def test_an_online_setting_changes_every_node_without_a_handover(stack: Stack) -> None:
-    """A change of settings Redis applies while it runs (maxclients, timeout): set on every
-    node by its RedisOnlineSettings, no node restarted, the primary not handed over, no
+    """A change of settings Redis applies while it runs (maxclients, timeout) and of those
+    Sentinel does (downAfterMilliseconds, failoverTimeout): set on every node and Sentinel
+    by their RedisOnlineSettings, none restarted, the primary not handed over, no
     acknowledged write lost through Sentinel, none waiting longer than a blip."""
     _settled(stack)
     primary = stack.primary()
-    endpoints = [node.endpoint for node in topology.nodes(stack.settings)]
-    run_ids = {e: stack.node_admin(e).info("server")["run_id"] for e in endpoints}
+    nodes = [node.endpoint for node in topology.nodes(stack.settings)]
+    sentinels = [sentinel.endpoint for sentinel in topology.sentinels(stack.settings)]
+    run_ids = _run_ids(stack, nodes + sentinels)
+    timing = {"down-after-milliseconds": DOWN_AFTER_MS + 1000, "failover-timeout": FAILOVER_TIMEOUT_MS + 1000}
     with Writer(stack, "online:") as writer:
-        stack.sandbox.up("maxclients=555", "timeout=40")
+        stack.sandbox.up(
+            "maxclients=555",
+            "timeout=40",
+            f"downAfterMilliseconds={timing['down-after-milliseconds']}",
+            f"failoverTimeout={timing['failover-timeout']}",
+        )
     assert stack.primary() == primary, "an online change handed the primary over"
-    for endpoint in endpoints:
+    assert _run_ids(stack, nodes + sentinels) == run_ids, "an online change restarted a node or Sentinel"
+    for endpoint in nodes:
         admin = stack.node_admin(endpoint)
-        assert admin.info("server")["run_id"] == run_ids[endpoint], f"{endpoint} restarted"
         assert admin.config_get("maxclients") == {"maxclients": "555"}, endpoint
         assert admin.config_get("timeout") == {"timeout": "40"}, endpoint
-    print(f"\nonline change on 3 nodes: {len(writer.acked)} writes, longest wait {writer.longest_gap * 1000:.0f} ms")
+    for endpoint in sentinels:
+        found = stack.node_admin(endpoint).sentinel_master(NAME)
+        assert {key: found[key] for key in timing} == timing, endpoint
+    print(
+        f"\nonline change on 3 nodes and 3 Sentinels: {len(writer.acked)} writes, "
+        f"longest wait {writer.longest_gap * 1000:.0f} ms"
+    )
     assert writer.lost() == 0 and writer.longest_gap < ONLINE_PAUSE_BOUND, writer.longest_gap
     stack.sandbox.run("preview", "--stack", STACK, "--expect-no-changes")
+    # Back to the timing the fault tests' bounds (ELECTION) are computed from, online too.
+    stack.sandbox.up(f"downAfterMilliseconds={DOWN_AFTER_MS}", f"failoverTimeout={FAILOVER_TIMEOUT_MS}")
+    assert _run_ids(stack, nodes + sentinels) == run_ids
+    assert stack.node_admin(sentinels[0]).sentinel_master(NAME)["down-after-milliseconds"] == DOWN_AFTER_MS
 
 
 def test_killed_primary_process_restarted_by_docker(stack: Stack) -> None:

@@ -16,10 +16,9 @@ from bizosaas_redis.settings import (
     stack_file,
 )
 from bizosaas_redis_pulumi.components.files import NAME_SUFFIX, ONLINE_SUFFIX
-from capture import is_secret, label_dict, run_program, unwrap
+from capture import ONLINE_SETTINGS, is_secret, label_dict, run_program, unwrap
 
 CONTAINER = "docker:index/container:Container"
-ONLINE_SETTINGS = "pulumi-python:dynamic/bizosaas:RedisOnlineSettings"
 IMAGE = "docker:index/remoteImage:RemoteImage"
 NETWORK = "docker:index/network:Network"
 VOLUME = "docker:index/volume:Volume"

@@ -169,10 +169,9 @@ def test_the_program_places_each_container_on_its_hosts_engine():
     everything = {r.plain["name"]: r for r in cap.of_type(CONTAINER)}
     containers = {name: r for name, r in everything.items() if r.plain.get("start") is not False}
     assert set(containers) == {"x", "x-1", "x-2", "x-sentinel-1", "x-sentinel-2", "x-sentinel-3"}
-    # Each container's files; each node's online.conf too (a Sentinel has none).
-    nodes = ("x", "x-1", "x-2")
+    # Each container's files, and its online.conf's.
     assert set(everything) - set(containers) == {f"{name}-files" for name in containers} | {
-        f"{name}-online" for name in nodes
+        f"{name}-online" for name in containers
     }
     for name, host in (("x", "a"), ("x-1", "b"), ("x-2", "c"), ("x-sentinel-2", "b")):
         assert f"::redis-docker-{host}::" in containers[name].options["provider"]
@@ -190,6 +189,52 @@ def test_the_program_places_each_container_on_its_hosts_engine():
     for r in containers.values():  # the files containers' uploads are secrets
         text = json.dumps(r.plain)
         assert "app-pw-7" not in text and "admin-pw-7" not in text
+
+
+def test_sentinel_timing_is_applied_to_the_running_sentinels():
+    s = _settings(downAfterMilliseconds=7000, failoverTimeout=20000)
+    one = topology.sentinels(s)[0]
+    main = sentinel_conf.render_sentinel_config(s, one).splitlines()
+    assert not [line for line in main if "down-after" in line or "failover-timeout" in line]
+    # Included after the monitor line the options refer to.
+    assert main.index(f"include {redis_conf.ONLINE_CONFIG_PATH}") > next(
+        i for i, line in enumerate(main) if line.startswith("sentinel monitor ")
+    )
+    online = sentinel_conf.render_sentinel_online(s).splitlines()
+    assert f"sentinel down-after-milliseconds {s.name} 7000" in online
+    assert f"sentinel failover-timeout {s.name} 20000" in online
+    assert sentinel_conf.sentinel_online_config(s) == {"down-after-milliseconds": "7000", "failover-timeout": "20000"}
+
+
+def _sentinel_resources(**values: object) -> tuple[dict[str, capture.Resource], list[capture.Resource]]:
+    # Every password given: generated ones would differ between the two runs compared.
+    secrets = {**PASSWORDS, "sentinelPassword": "sent-pw-7", "replicationPassword": "repl-pw-7"}
+    cap = capture.run_program(
+        "staging", values={**BASE, "containerName": "x", "volumeName": "x", **values}, secrets_config=secrets
+    )
+    containers = {r.plain["name"]: r for r in cap.of_type(CONTAINER) if "sentinel" in r.plain["name"]}
+    applied = [r for r in cap.of_type(capture.ONLINE_SETTINGS) if r.plain["master"]]
+    return containers, applied
+
+
+def test_a_sentinel_timing_change_replaces_no_sentinel_and_is_set_on_each():
+    before, _ = _sentinel_resources()
+    after, applied = _sentinel_resources(downAfterMilliseconds=7000, failoverTimeout=20000)
+    s = _settings(containerName="x", volumeName="x")
+    assert [r.plain["endpoints"] for r in applied] == [[x.endpoint] for x in topology.sentinels(s)]
+    for r in applied:
+        assert r.plain["master"] == topology.master_name(s)
+        assert r.plain["directives"] == {"down-after-milliseconds": "7000", "failover-timeout": "20000"}
+        assert r.plain["username"] == s.admin_username and capture.is_secret(r.inputs["password"])
+    for name in ("x-sentinel-1", "x-sentinel-2", "x-sentinel-3"):
+        # The Sentinel, its files and its labels are the same: nothing replaces it ...
+        for same in (name, f"{name}-files"):
+            assert json.dumps(after[same].plain, sort_keys=True) == json.dumps(before[same].plain, sort_keys=True)
+        # ... but its online.conf, which it depends on and is not replaced with.
+        assert after[f"{name}-online"].plain != before[f"{name}-online"].plain
+        online = after[f"{name}-online"].name
+        assert any(urn.endswith(f"::{online}") for urn in after[name].options["dependencies"])
+        assert not any(urn.endswith(f"::{online}") for urn in after[name].options.get("replaceWith", []))
 
 
 SENTINEL_WRITES = {"set", "remove", "monitor", "failover", "reset", "config", "flushconfig", "simulate-failure"}

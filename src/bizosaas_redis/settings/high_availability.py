@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from bizosaas_redis.settings.values import MODEL_CONFIG, DockerHost, DockerName, JsonDict, JsonList, Port, Problems
+from bizosaas_redis.settings.values import (
+    MODEL_CONFIG,
+    DockerHost,
+    DockerName,
+    JsonDict,
+    JsonList,
+    Port,
+    Problems,
+    online_sentinel,
+)
 
 if TYPE_CHECKING:
     from bizosaas_redis.settings.model import Settings
@@ -41,6 +50,7 @@ class HighAvailabilitySettings(BaseModel):
         le=3_600_000,
         description="Silence after which a Sentinel deems a node down (ms). Lower: faster failover, and "
         "failovers on short network hiccups.",
+        json_schema_extra=online_sentinel("down-after-milliseconds"),
     )
     failover_timeout: int = Field(
         10_000,
@@ -50,6 +60,7 @@ class HighAvailabilitySettings(BaseModel):
         "the vote) tries again only twice this after its first attempt, so it bounds the unlucky failover "
         "(about downAfterMilliseconds + 2 x failoverTimeout); Redis's own default, 180 000, would make that "
         "six minutes. It also bounds the reconfiguration of the other replicas after a promotion.",
+        json_schema_extra=online_sentinel("failover-timeout"),
     )
     min_replicas_to_write: int | None = Field(
         None,

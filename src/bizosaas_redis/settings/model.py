@@ -30,7 +30,14 @@ from bizosaas_redis.settings.monitoring import MonitoringSettings
 from bizosaas_redis.settings.network import NetworkSettings
 from bizosaas_redis.settings.persistence import DEFAULT_SAVE, PersistenceSettings
 from bizosaas_redis.settings.security import SecuritySettings
-from bizosaas_redis.settings.values import MODEL_CONFIG, ONLINE_MARK, DockerHost, Problems, SaveRule
+from bizosaas_redis.settings.values import (
+    MODEL_CONFIG,
+    ONLINE_MARK,
+    SENTINEL_ONLINE_MARK,
+    DockerHost,
+    Problems,
+    SaveRule,
+)
 
 # Each concern's cross-field rules, in the order their problems are listed.
 CHECKS = (
@@ -131,9 +138,19 @@ class Settings(
 def online_directives() -> dict[str, str]:
     """Field -> the Redis directive it sets, for every setting Redis applies while it runs
     (marked `online` in its concern's model); every other setting needs a new container."""
+    return _marked(ONLINE_MARK)
+
+
+def online_sentinel_options() -> dict[str, str]:
+    """Field -> the Sentinel option it sets, for every setting Sentinel applies while it
+    runs (marked `online_sentinel`)."""
+    return _marked(SENTINEL_ONLINE_MARK)
+
+
+def _marked(mark: str) -> dict[str, str]:
     found = {}
     for name, field in Settings.model_fields.items():
         extra = field.json_schema_extra
-        if isinstance(extra, dict) and ONLINE_MARK in extra:
-            found[name] = str(extra[ONLINE_MARK])
+        if isinstance(extra, dict) and mark in extra:
+            found[name] = str(extra[mark])
     return found

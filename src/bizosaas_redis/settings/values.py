@@ -22,8 +22,17 @@ if TYPE_CHECKING:
 ONLINE_MARK = "redisOnlineDirective"
 
 
+# A setting Sentinel applies while it runs (`SENTINEL SET <master> <option>`), marked
+# `json_schema_extra=online_sentinel("<option>")`: set on every running Sentinel.
+SENTINEL_ONLINE_MARK = "sentinelOnlineOption"
+
+
 def online(directive: str) -> SchemaExtra:
     return {ONLINE_MARK: directive}
+
+
+def online_sentinel(option: str) -> SchemaExtra:
+    return {SENTINEL_ONLINE_MARK: option}
 
 
 # Every settings model: camelCase keys as in the stack files, unknown keys refused.

@@ -1,5 +1,6 @@
-"""The settings Redis applies while it runs (settings.online_directives), applied to a
-running server without replacing its container.
+"""The settings Redis applies while it runs (settings.online_directives), and those
+Sentinel does (settings.online_sentinel_options), applied to a running server or Sentinel
+without replacing its container.
 
 Two resources carry them, so that a preview shows such a change as what it is:
 - a files container of its own writes `online.conf`, which redis.conf includes: a new
@@ -8,8 +9,10 @@ Two resources carry them, so that a preview shows such a change as what it is:
 - `RedisOnlineSettings`, a Python dynamic resource, sets them on the running server as the
   admin user: `CONFIG SET` of every directive at once, `CONFIG REWRITE` (redis.conf keeps
   what runs, also where Sentinel or an earlier rewrite wrote the directives into it), and
-  `CONFIG GET` to check. It refuses to record anything it could not apply or read back:
-  an error fails the `up` with one line naming the server, and the next `up` tries again.
+  `CONFIG GET` to check. On a Sentinel: `SENTINEL SET <master>` of every option at once
+  (Sentinel rewrites its own file) and `SENTINEL MASTER` to check. It refuses to record
+  anything it could not apply or read back: an error fails the `up` with one line naming
+  the server, and the next `up` tries again.
 """
 
 from __future__ import annotations
@@ -39,9 +42,27 @@ class OnlineSettingsError(BizosaasRedisError):
     """A running server did not take the settings."""
 
 
+def _set_server(client: redis.Redis, directives: dict[str, str]) -> dict[str, str]:
+    client.execute_command("CONFIG", "SET", *(word for pair in directives.items() for word in pair))
+    client.execute_command("CONFIG", "REWRITE")
+    return {str(name): str(value) for name, value in client.config_get(*directives).items()}
+
+
+def _set_sentinel(client: redis.Redis, master: str, options: dict[str, str]) -> dict[str, str]:
+    client.execute_command("SENTINEL", "SET", master, *(word for pair in options.items() for word in pair))
+    state = client.sentinel_master(master)
+    if not isinstance(state, dict):
+        raise redis.ResponseError(f"SENTINEL MASTER {master} answered {state!r}")
+    # redis-py reads numbers as int: compare as the config file and SENTINEL SET write them.
+    return {str(name): str(value) for name, value in state.items()}
+
+
 def apply(props: dict[str, Any]) -> None:
-    """Set, persist and check `props["directives"]` on every endpoint (`host:port`)."""
+    """Set, persist and check `props["directives"]` on every endpoint (`host:port`): a
+    server's, or with `props["master"]` a Sentinel's options for that master."""
     directives: dict[str, str] = props["directives"]
+    master: str = props.get("master") or ""
+    who, command = ("Sentinel", "SENTINEL SET") if master else ("Redis", "CONFIG SET")
     for endpoint in props["endpoints"]:
         host, _, port = str(endpoint).rpartition(":")
         client = redis.Redis(
@@ -56,16 +77,14 @@ def apply(props: dict[str, Any]) -> None:
             **props.get("tls", {}),
         )
         try:
-            client.execute_command("CONFIG", "SET", *(word for pair in directives.items() for word in pair))
-            client.execute_command("CONFIG", "REWRITE")
-            found = client.config_get(*directives)
+            found = _set_sentinel(client, master, directives) if master else _set_server(client, directives)
         except (redis.RedisError, OSError) as error:
-            raise OnlineSettingsError(refusal(f"Redis at {endpoint}", error, HINT)) from None
+            raise OnlineSettingsError(refusal(f"{who} at {endpoint}", error, HINT)) from None
         finally:
             client.close()
         differ = {name: found.get(name) for name, value in directives.items() if found.get(name) != value}
         if differ:
-            raise OnlineSettingsError(f"Redis at {endpoint} reports {differ} after CONFIG SET; {HINT}")
+            raise OnlineSettingsError(f"{who} at {endpoint} reports {differ} after {command}; {HINT}")
 
 
 def _recorded(props: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +112,8 @@ class _Provider(ResourceProvider):
 
 
 class RedisOnlineSettings(Resource, module="bizosaas", name="RedisOnlineSettings"):
-    """The online settings of one server (or of each node listed), applied as `admin`."""
+    """The online settings of one server (or of each node listed), applied as `admin`;
+    with `master`, a Sentinel's options for the primary it monitors under that name."""
 
     def __init__(
         self,
@@ -103,6 +123,7 @@ class RedisOnlineSettings(Resource, module="bizosaas", name="RedisOnlineSettings
         admin: tuple[str, pulumi.Input[str]],
         tls: dict[str, object],
         opts: pulumi.ResourceOptions,
+        master: str = "",
     ) -> None:
         username, password = admin
         props = {
@@ -111,5 +132,6 @@ class RedisOnlineSettings(Resource, module="bizosaas", name="RedisOnlineSettings
             "username": username,
             "password": pulumi.Output.secret(password),
             "tls": tls,
+            "master": master,
         }
         super().__init__(_Provider(), name, props, opts)

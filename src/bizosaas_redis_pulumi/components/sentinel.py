@@ -8,11 +8,11 @@ import pulumi
 import pulumi_docker as docker
 
 from bizosaas_redis import redis_conf, sentinel_conf, startup
-from bizosaas_redis.constants import LABEL_PREFIX, REDIS_USER, SERVICE_SENTINEL
+from bizosaas_redis.constants import LABEL_PREFIX, REDIS_GID, REDIS_UID, REDIS_USER, SERVICE_SENTINEL
 from bizosaas_redis.settings import Settings
-from bizosaas_redis.topology import Placed
+from bizosaas_redis.topology import Placed, master_name
 from bizosaas_redis_pulumi.components.exporter import RedisExporter
-from bizosaas_redis_pulumi.components.files import files_container, served_by, server_files
+from bizosaas_redis_pulumi.components.files import ONLINE_SUFFIX, File, files_container, served_by, server_files
 from bizosaas_redis_pulumi.components.hardening import (
     hardened_container_args,
     label_args,
@@ -20,6 +20,7 @@ from bizosaas_redis_pulumi.components.hardening import (
     ownership_labels,
     stack_label,
 )
+from bizosaas_redis_pulumi.components.online import RedisOnlineSettings
 from bizosaas_redis_pulumi.components.redis_server import HOST_NETWORK, Passwords
 
 COMPONENT_TYPE = "bizosaas:redis:RedisSentinel"
@@ -90,25 +91,9 @@ class RedisSentinel(pulumi.ComponentResource):
             labels=[docker.VolumeLabelArgs(**stack_label(settings))],
             opts=child,
         )
-        conf = _config(settings, sentinel, passwords, sentinel_password)
         data = docker.ContainerVolumeArgs(volume_name=volume.name, container_path=redis_conf.DATA_DIR)
-        files = files_container(
-            f"{name}-files",
-            sentinel.container_name,
-            settings.stack,
-            image.image_id,
-            data,
-            server_files(
-                (startup.SENTINEL_CONFIG_PATH, conf),
-                (
-                    startup.SENTINEL_SCRIPT_PATH,
-                    startup.render_sentinel(settings.flavour, discovery, settings.sentinel_quorum),
-                ),
-            ),
-            # In the same order as the containers: a files container replaced deletes its
-            # container first, so it must wait for the containers this one waits for.
-            pulumi.ResourceOptions(parent=self, depends_on=after),
-        )
+        conf = _config(settings, sentinel, passwords, sentinel_password)
+        files, online_files = self._files(name, settings, sentinel, conf, discovery, image, data, after)
         self.container = docker.Container(
             f"{name}-container",
             name=sentinel.container_name,
@@ -121,11 +106,62 @@ class RedisSentinel(pulumi.ComponentResource):
             labels=label_args(sentinel_labels(settings, sentinel)),
             **lifecycle_args(settings, redis_conf.healthcheck_command(settings, sentinel.port)),
             **hardened_container_args(settings, SENTINEL_MEMORY_MB),
-            opts=served_by(files, after, self),
+            opts=served_by(files, [online_files, *(after or [])], self),
+        )
+        self.online = RedisOnlineSettings(
+            f"{name}-online",
+            [sentinel.endpoint],
+            sentinel_conf.sentinel_online_config(settings),
+            (settings.admin_username, passwords.admin),
+            {},  # the sentinel topology has no TLS (settings.high_availability)
+            pulumi.ResourceOptions(parent=self, depends_on=[online_files, self.container]),
+            master=master_name(settings),
         )
         if settings.exporter_enabled:
             self._exporter(name, settings, sentinel, passwords, image.image_id)
         self.register_outputs({"container_name": self.container.name})
+
+    def _files(
+        self,
+        name: str,
+        settings: Settings,
+        sentinel: Placed,
+        conf: pulumi.Output[str],
+        discovery: startup.Discovery,
+        image: docker.RemoteImage,
+        data: docker.ContainerVolumeArgs,
+        after: list[pulumi.Resource] | None,
+    ) -> tuple[docker.Container, docker.Container]:
+        """The files containers: sentinel.conf and the start script (new ones replace the
+        Sentinel), and online.conf, the settings Sentinel applies while it runs (a new one
+        replaces nothing: `online` sets them on the running Sentinel)."""
+        # In the same order as the containers: a files container replaced deletes its
+        # container first, so it must wait for the containers this one waits for.
+        opts = pulumi.ResourceOptions(parent=self, depends_on=after)
+        script = startup.render_sentinel(settings.flavour, discovery, settings.sentinel_quorum)
+        files = files_container(
+            f"{name}-files",
+            sentinel.container_name,
+            settings.stack,
+            image.image_id,
+            data,
+            server_files((startup.SENTINEL_CONFIG_PATH, conf), (startup.SENTINEL_SCRIPT_PATH, script)),
+            opts,
+        )
+        online = File(
+            redis_conf.ONLINE_CONFIG_PATH, sentinel_conf.render_sentinel_online(settings), "0600", REDIS_UID, REDIS_GID
+        )
+        online_files = files_container(
+            f"{name}-online-files",
+            sentinel.container_name,
+            settings.stack,
+            image.image_id,
+            data,
+            [online],
+            opts,
+            suffix=ONLINE_SUFFIX,
+        )
+        return files, online_files
 
     def _exporter(
         self, name: str, settings: Settings, sentinel: Placed, passwords: Passwords, image: pulumi.Input[str]
