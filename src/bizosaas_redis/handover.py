@@ -63,18 +63,26 @@ class Handover:
         )
 
 
-def client_at(address: tuple[str, int], username: str | None, password: str | None) -> redis.Redis:
+def client_at(
+    address: tuple[str, int],
+    username: str | None,
+    password: str | None,
+    timeout: float = 2,
+    tls: dict[str, Any] | None = None,
+) -> redis.Redis:
     """A client of one node or Sentinel, with short timeouts and no retry: a silent host must
-    not hold it (redis-py retries a connection 10 times by default: 25 s on a silent host)."""
+    not hold it (redis-py retries a connection 10 times by default: 25 s on a silent host).
+    `tls`: redis-py's ssl arguments, for a server that takes TLS only."""
     return redis.Redis(
         host=address[0],
         port=address[1],
         username=username,
         password=password,
-        socket_timeout=2,
-        socket_connect_timeout=2,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
         decode_responses=True,
+        **(tls or {}),
     )
 
 

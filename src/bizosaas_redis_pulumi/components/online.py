@@ -22,9 +22,8 @@ from typing import Any
 import pulumi
 import redis
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from bizosaas_redis import handover
 from bizosaas_redis.answers import refusal
 from bizosaas_redis.errors import BizosaasRedisError
 
@@ -65,17 +64,8 @@ def apply(props: dict[str, Any]) -> None:
     who, command = ("Sentinel", "SENTINEL SET") if master else ("Redis", "CONFIG SET")
     for endpoint in props["endpoints"]:
         host, _, port = str(endpoint).rpartition(":")
-        client = redis.Redis(
-            host=host,
-            port=int(port),
-            username=props["username"],
-            password=props["password"],
-            socket_timeout=TIMEOUT,
-            socket_connect_timeout=TIMEOUT,
-            retry=Retry(NoBackoff(), 0),
-            decode_responses=True,
-            **props.get("tls", {}),
-        )
+        address = (host, int(port))
+        client = handover.client_at(address, props["username"], props["password"], TIMEOUT, props.get("tls"))
         try:
             found = _set_sentinel(client, master, directives) if master else _set_server(client, directives)
         except (redis.RedisError, OSError) as error:
