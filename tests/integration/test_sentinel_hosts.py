@@ -571,6 +571,33 @@ def test_verify_monitor_and_smoke_work_through_sentinel(stack: Stack) -> None:
     assert smoke.returncode == 0, smoke.stdout + smoke.stderr
 
 
+def test_verify_reads_every_node_and_sentinel(stack: Stack) -> None:
+    """A replica or a Sentinel that runs another value than the stack declares (an online
+    change it missed) fails verify, which names it; not only the primary is read."""
+    _settled(stack)
+    primary = stack.primary()
+    replica = next(n.endpoint for n in topology.nodes(stack.settings) if n.endpoint != primary)
+    sentinel = topology.sentinels(stack.settings)[1].endpoint
+    admin = stack.settings.admin_username
+    stack.node_admin(replica).config_set("maxclients", 321)
+    stack.node_admin(sentinel).execute_command("SENTINEL", "SET", NAME, "failover-timeout", FAILOVER_TIMEOUT_MS + 1)
+    stack.node_admin(sentinel).execute_command("ACL", "SETUSER", admin, ">another-admin-password")
+    try:
+        checked = stack.cli("verify", "--stack", STACK)
+    finally:
+        stack.node_admin(replica).config_set("maxclients", stack.settings.maxclients)
+        stack.node_admin(sentinel).execute_command("SENTINEL", "SET", NAME, "failover-timeout", FAILOVER_TIMEOUT_MS)
+        stack.node_admin(sentinel).execute_command("ACL", "SETUSER", admin, "<another-admin-password")
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    for check, named in (
+        ("every node runs the online settings and follows the primary", replica),
+        ("every sentinel monitors the primary as declared", sentinel),
+        ("every node and sentinel accepts the same passwords", sentinel),
+    ):
+        row = next(line for line in checked.stdout.splitlines() if line.startswith(check))
+        assert " FAIL " in row and named in row, row
+
+
 @pytest.mark.parametrize(
     ("change", "named"),
     [

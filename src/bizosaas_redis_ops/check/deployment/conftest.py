@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import docker
 import pytest
@@ -51,6 +52,18 @@ class Deployment:
     def client(self, url_key: str = "redis_url", **kwargs: Any) -> redis.Redis:
         kwargs.setdefault("retry", Retry(NoBackoff(), 0))
         return redis.Redis.from_url(self.outputs[url_key], decode_responses=True, socket_timeout=5, **kwargs)
+
+    def admin_at(self, endpoint: str) -> redis.Redis:
+        """The admin user at another node or a Sentinel of the topology (`host:port`): the
+        same user and password everywhere."""
+        parts = urlsplit(self.outputs["redis_admin_url"])
+        credentials, _, _ = parts.netloc.rpartition("@")
+        return redis.Redis.from_url(
+            f"redis://{credentials + '@' if credentials else ''}{endpoint}/0",
+            decode_responses=True,
+            socket_timeout=5,
+            retry=Retry(NoBackoff(), 0),
+        )
 
     @property
     def passwords(self) -> list[str]:

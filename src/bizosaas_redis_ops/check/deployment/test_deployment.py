@@ -13,7 +13,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from bizosaas_redis import redis_conf, startup
+from bizosaas_redis import redis_conf, sentinel_conf, startup, topology
 from bizosaas_redis.constants import LABEL_ROLE, REDIS_UID, REDIS_USER
 from bizosaas_redis.settings import minimum_memory_limit
 
@@ -129,6 +129,59 @@ def test_healthcheck_is_as_declared(deployment):
 def test_config_get_matches_every_setting(deployment, admin):
     for key, value in redis_conf.expected_config(deployment.settings, deployment.node).items():
         assert admin.config_get(key) == {key: value}, key
+
+
+def test_every_node_runs_the_online_settings_and_follows_the_primary(deployment, admin):
+    """Every server of the stack, not only the one checked above: the settings applied
+    without a restart (a node an online change missed differs), and with topology sentinel
+    each other node replicating from the primary, its link up."""
+    expected = redis_conf.online_config(deployment.settings)
+    if deployment.node is None:
+        assert admin.config_get(*expected) == expected
+        return
+    primary = deployment.node
+    for node in topology.nodes(deployment.settings):
+        client = deployment.admin_at(node.endpoint)
+        assert client.config_get(*expected) == expected, node.endpoint
+        if node.endpoint != primary.endpoint:
+            found = client.info("replication")
+            assert found["role"] == "slave", f"{node.endpoint} is a {found['role']}"
+            assert f"{found['master_host']}:{found['master_port']}" == primary.endpoint, node.endpoint
+            assert found["master_link_status"] == "up", f"{node.endpoint}: link {found['master_link_status']}"
+
+
+def test_every_sentinel_monitors_the_primary_as_declared(deployment):
+    """With topology sentinel, every Sentinel: the primary, the quorum, the settings it
+    applies while it runs, and the other Sentinels and the replicas it knows."""
+    settings = deployment.settings
+    if deployment.node is None:
+        return  # no Sentinel
+    expected = sentinel_conf.sentinel_online_config(settings)
+    for sentinel in topology.sentinels(settings):
+        state = deployment.admin_at(sentinel.endpoint).sentinel_master(topology.master_name(settings))
+        assert f"{state['ip']}:{state['port']}" == deployment.node.endpoint, sentinel.endpoint
+        assert state["quorum"] == settings.sentinel_quorum, sentinel.endpoint
+        assert {key: str(state[key]) for key in expected} == expected, sentinel.endpoint
+        assert state["num-other-sentinels"] == settings.sentinels - 1, sentinel.endpoint
+        assert state["num-slaves"] == settings.replicas, sentinel.endpoint
+
+
+def test_every_node_and_sentinel_accepts_the_same_passwords(deployment, admin):
+    """The service's users (application, admin, exporter) hold the same password hashes on
+    every node and Sentinel as on the server checked: one, or two while a rotation runs (a
+    server a rotation missed would refuse a client the others take)."""
+    settings = deployment.settings
+    users = [settings.app_username, settings.admin_username]
+    if settings.exporter_enabled:
+        users.append(redis_conf.EXPORTER_USER)
+    expected = {user: sorted(admin.acl_getuser(user)["passwords"]) for user in users}
+    assert all(len(hashes) <= 2 for hashes in expected.values()), expected.keys()
+    others = [] if deployment.node is None else [*topology.nodes(settings), *topology.sentinels(settings)]
+    for other in others:
+        client = deployment.admin_at(other.endpoint)
+        found = {user: sorted((client.acl_getuser(user) or {}).get("passwords", [])) for user in users}
+        differ = [user for user in users if found[user] != expected[user]]
+        assert not differ, f"{other.endpoint}: other passwords for {', '.join(differ)}"
 
 
 def test_role_label_and_eviction_policy_fit_what_the_instance_holds(deployment, admin):
