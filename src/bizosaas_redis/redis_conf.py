@@ -32,6 +32,13 @@ AOF_MANIFEST = "appendonly.aof.manifest"
 # The manifest of an AOF that is only its base, as a seeded or restored one starts.
 AOF_BASE_ONLY_MANIFEST = f"file {AOF_BASE} seq 1 type b"
 TLS_DIR = "/tls"
+# The certificate files redis.conf names. `CONFIG SET` of the same paths makes Redis read
+# them again: renewed certificates load without a restart (components/online.py).
+TLS_FILES = {
+    "tls-cert-file": f"{TLS_DIR}/tls.crt",
+    "tls-key-file": f"{TLS_DIR}/tls.key",
+    "tls-ca-cert-file": f"{TLS_DIR}/ca.crt",
+}
 SOCKET_DIR = "/run/redis"
 SOCKET_PATH = f"{SOCKET_DIR}/redis.sock"
 # Owner and group may connect: consumers share the socket by running with the group.
@@ -179,9 +186,7 @@ def _network_lines(settings: Settings, node: Placed | None) -> list[str]:
         lines += [
             "port 0",
             f"tls-port {CONTAINER_PORT}",
-            f"tls-cert-file {TLS_DIR}/tls.crt",
-            f"tls-key-file {TLS_DIR}/tls.key",
-            f"tls-ca-cert-file {TLS_DIR}/ca.crt",
+            *(f"{directive} {path}" for directive, path in TLS_FILES.items()),
             f"tls-auth-clients {settings.tls_auth_clients}",
         ]
     else:

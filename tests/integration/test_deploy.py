@@ -13,6 +13,7 @@ import json
 import os
 import re
 import socket
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -293,11 +294,51 @@ def test_a_tls_stack_is_healthy_and_serves_only_tls(deployed, engine, tmp_path):
         assert {"Type": "bind", "Destination": "/tls", "RW": False} in [
             {k: m[k] for k in ("Type", "Destination", "RW")} for m in mounts
         ]
+        _renewed_certificates_load_without_a_restart(sandbox, engine, certs, url)
     finally:
         for key in ("tlsEnabled", "tlsCertsDir", "tlsAuthClients"):
             sandbox.overrides.pop(key, None)
         sandbox.up()
     assert app_client("dev").ping()
+
+
+def _renewed_certificates_load_without_a_restart(sandbox: Sandbox, engine, certs: Path, url: str) -> None:
+    """A new certificate in tlsCertsDir (a renewal by the same CA): the next `up` updates
+    the online settings only; the running server presents it, and a connected client keeps
+    its session."""
+    from test_redis_conf_server import _make_certs
+
+    container = engine.containers.get("bizosaas-test-dev").id
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    presented = ssl.get_server_certificate(("127.0.0.1", port))
+    held = redis.Redis.from_url(
+        url, ssl_ca_certs=str(certs / "ca.crt"), ssl_check_hostname=False, single_connection_client=True
+    )
+    assert held.set("tls:held", "before")
+    # A ca.crt of another CA only: up cannot verify the running server, and stops first.
+    same_ca = (certs / "ca.crt").read_bytes()
+    other = certs.parent / "other-ca"
+    other.mkdir()
+    _make_certs(other)
+    (certs / "ca.crt").write_bytes((other / "ca.crt").read_bytes())
+    refused = sandbox.attempt()
+    (certs / "ca.crt").write_bytes(same_ca)
+    line = refused.stderr.strip().splitlines()[-1]
+    assert refused.returncode == 1 and "certificate verify failed" in line and line.endswith("nothing was changed")
+    _make_certs(certs)  # the CA in the folder signs a new certificate, written in place
+    output = sandbox.up()
+    assert re.search(r"redis-online +updated", output) and "replaced" not in output, output[-3000:]
+    assert engine.containers.get("bizosaas-test-dev").id == container, "the renewal restarted Redis"
+    assert held.get("tls:held") == b"before", "the connected client lost its session"
+    renewed = ssl.get_server_certificate(("127.0.0.1", port))
+    assert renewed != presented and _der(renewed) == _der((certs / "tls.crt").read_text())
+    fresh = redis.Redis.from_url(url, ssl_ca_certs=str(certs / "ca.crt"), ssl_check_hostname=False)
+    assert fresh.ping()
+    sandbox.run("preview", "--stack", "dev", "--expect-no-changes")
+
+
+def _der(pem: str) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(pem)
 
 
 def test_the_exporter_reads_a_tls_only_redis_over_tls(deployed, engine, tmp_path):

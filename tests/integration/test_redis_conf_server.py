@@ -74,29 +74,17 @@ def test_dev_without_auth_serves_password_less_clients(start_redis):
 
 def _make_certs(folder: Path, dns_names: tuple[str, ...] = ()) -> None:
     """A CA and a server certificate it signed (CN localhost, plus `dns_names` as
-    subjectAltNames: clients that check the name, such as the exporter, need them)."""
+    subjectAltNames: clients that check the name, such as the exporter, need them). A CA
+    already in `folder` (ca.crt, ca.key) signs a new certificate: a renewal."""
     san = ("-addext", "subjectAltName=" + ",".join(f"DNS:{name}" for name in dns_names)) if dns_names else ()
     copy = ("-copy_extensions", "copy") if dns_names else ()
 
     def run(*args: str) -> None:
         subprocess.run(args, cwd=folder, check=True, capture_output=True)
 
-    run(
-        "openssl",
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=test-ca",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-    )
+    if not (folder / "ca.key").exists():
+        ca = ("-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca")
+        run("openssl", "req", *ca, "-keyout", "ca.key", "-out", "ca.crt")
     run(
         "openssl",
         "req",

@@ -435,3 +435,25 @@ def test_each_server_has_its_online_settings_applied_as_admin(captures, stack):
     assert {f"::{server.name}", f"::{online_files.name}"} <= {
         "::" + urn.rsplit("::", 1)[1] for urn in first.options["dependencies"]
     }
+
+
+def test_new_certificates_are_loaded_by_the_online_settings(tmp_path):
+    """With TLS on, the online settings set the certificate files again (Redis reads them
+    again) and record a fingerprint of the certificate and the CA, not of the key: new
+    files are an update of that resource, not a new container."""
+
+    def applied() -> tuple[dict, str]:
+        cap = run_program("dev", values={"tlsEnabled": True, "tlsCertsDir": str(tmp_path)})
+        [online] = cap.of_type(ONLINE_SETTINGS)
+        return online.plain, json.dumps(cap.container().plain, sort_keys=True)
+
+    for name in ("tls.crt", "tls.key", "ca.crt"):
+        (tmp_path / name).write_text(f"first {name}")
+    first, container = applied()
+    assert redis_conf.TLS_FILES.items() <= first["directives"].items()
+    (tmp_path / "tls.key").write_text("another key")
+    assert applied()[0]["certificates"] == first["certificates"], "the key is not fingerprinted"
+    (tmp_path / "tls.crt").write_text("renewed")
+    renewed, same_container = applied()
+    assert renewed["certificates"] != first["certificates"] and same_container == container
+    assert "certificates" not in run_program("dev").of_type(ONLINE_SETTINGS)[0].plain

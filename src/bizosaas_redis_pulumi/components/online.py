@@ -13,10 +13,17 @@ Two resources carry them, so that a preview shows such a change as what it is:
   (Sentinel rewrites its own file) and `SENTINEL MASTER` to check. It refuses to record
   anything it could not apply or read back: an error fails the `up` with one line naming
   the server, and the next `up` tries again.
+
+With TLS on, it also sets the certificate files' directives again (same paths), which
+makes Redis read them again, and records a fingerprint of the certificate and the CA: new
+files in tlsCertsDir (a renewal) make the next `up` an update of this resource, and the
+running server loads them without a restart; connected clients keep their sessions.
 """
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -33,12 +40,28 @@ HINT = (
     "the online settings need the admin user as deployed (redis:adminUsername, redis:adminPassword) "
     "and every server up; its online.conf holds the new values, and the next `up` sets them again"
 )
-# What the state records (outputs): no password.
-RECORDED = ("endpoints", "directives")
+# What the state records (outputs): no password; `certificates` only with TLS on.
+RECORDED = ("endpoints", "directives", "certificates")
+# What the fingerprint covers, in tlsCertsDir: the key is not read (a new key comes with a
+# new certificate, and the state never holds anything derived from it).
+FINGERPRINTED = ("tls.crt", "ca.crt")
 
 
 class OnlineSettingsError(BizosaasRedisError):
     """A running server did not take the settings."""
+
+
+def certificates(folder: str) -> str:
+    """SHA-256 of the certificate and the CA in `folder`, as this machine reads them (a file
+    it cannot read counts as empty: its change is then not seen, and applying still works)."""
+    digest = hashlib.sha256()
+    for name in FINGERPRINTED:
+        try:
+            digest.update((Path(folder) / name).read_bytes())
+        except OSError:
+            digest.update(b"")
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def _set_server(client: redis.Redis, directives: dict[str, str]) -> dict[str, str]:
@@ -78,7 +101,7 @@ def apply(props: dict[str, Any]) -> None:
 
 
 def _recorded(props: dict[str, Any]) -> dict[str, Any]:
-    return {key: props[key] for key in RECORDED}
+    return {key: props[key] for key in RECORDED if key in props}
 
 
 class _Provider(ResourceProvider):
@@ -103,7 +126,8 @@ class _Provider(ResourceProvider):
 
 class RedisOnlineSettings(Resource, module="bizosaas", name="RedisOnlineSettings"):
     """The online settings of one server (or of each node listed), applied as `admin`;
-    with `master`, a Sentinel's options for the primary it monitors under that name."""
+    with `master`, a Sentinel's options for the primary it monitors under that name;
+    `certificates`, the fingerprint of the TLS files the directives make Redis load."""
 
     def __init__(
         self,
@@ -114,6 +138,7 @@ class RedisOnlineSettings(Resource, module="bizosaas", name="RedisOnlineSettings
         tls: dict[str, object],
         opts: pulumi.ResourceOptions,
         master: str = "",
+        certificates: str = "",
     ) -> None:
         username, password = admin
         props = {
@@ -124,4 +149,6 @@ class RedisOnlineSettings(Resource, module="bizosaas", name="RedisOnlineSettings
             "tls": tls,
             "master": master,
         }
+        if certificates:  # `directives` then sets the certificate files again: a reload
+            props["certificates"] = certificates
         super().__init__(_Provider(), name, props, opts)

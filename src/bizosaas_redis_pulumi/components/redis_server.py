@@ -33,7 +33,7 @@ from bizosaas_redis_pulumi.components.hardening import (
     ownership_labels,
     stack_label,
 )
-from bizosaas_redis_pulumi.components.online import RedisOnlineSettings
+from bizosaas_redis_pulumi.components.online import RedisOnlineSettings, certificates
 
 # The type token the deployed stacks' state holds (the component's first name): a new
 # token would change the URN of every resource of every stack.
@@ -278,13 +278,19 @@ class RedisServer(pulumi.ComponentResource):
         else:
             endpoint = f"{node_of.node.host.address}:{node_of.node.port}"
         tls = host_tls(settings.model_dump(by_alias=True))
+        directives = redis_conf.online_config(settings)
+        fingerprint = ""
+        if settings.tls_enabled and settings.tls_certs_dir:
+            directives |= redis_conf.TLS_FILES  # set again: Redis reads the files again
+            fingerprint = certificates(settings.tls_certs_dir)
         return RedisOnlineSettings(
             f"{self._name}-online",
             [endpoint],
-            redis_conf.online_config(settings),
+            directives,
             (settings.admin_username, admin_password),
             {"ssl": True, **tls} if tls else {},
             pulumi.ResourceOptions(parent=self, depends_on=[online_files, self.container]),
+            certificates=fingerprint,
         )
 
     def _placement(self) -> dict[str, Any]:
