@@ -36,6 +36,8 @@ FIGURES: list[dict[str, object]] = []  # the same runs, for results/change-paths
 # worst run measured (results/change-paths.json) times results.BOUND_FACTOR, or plus
 # BOUND_MARGIN_S when more; tests/unit/test_bounds.py holds them to the measurements.
 PAUSE_BOUND = {"replaced": 3.2, "updated": 1.0, None: 1.0}
+# Settings applied without a restart (settings.online_directives), changed at once.
+ONLINE_CHANGE = ("maxclients=900", "timeout=30", "loglevel=verbose")
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +111,9 @@ def test_every_change_path_keeps_every_key_and_every_acknowledged_write(safety, 
     _change(safety, "RDB rules changed", 'save=["60 1", "300 10"]')
     _change(safety, "published port changed", port=free_port())
     _change(safety, "memory limit changed (updated in place)", "memoryLimit=5gb", expect="updated")
+    # Settings Redis applies while it runs: set on the running server, the container kept.
+    _change(safety, "online settings changed (maxclients, timeout, loglevel)", *ONLINE_CHANGE, expect=None)
+    assert safety.admin().config_get("maxclients") == {"maxclients": "900"}
     # Another tag of the same image: Pulumi replaces the image resource, not the container.
     retagged = _retagged(safety.sandbox.overrides["image"])
     _change(safety, "image tag changed (same image: container kept)", f"image={retagged}", expect=None)
