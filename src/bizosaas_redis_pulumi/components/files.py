@@ -26,6 +26,7 @@ import pulumi
 import pulumi_docker as docker
 
 from bizosaas_redis.constants import LABEL_FILES_FOR, LABEL_STACK, REDIS_GID, REDIS_UID
+from bizosaas_redis.redis_conf import ONLINE_CONFIG_PATH
 
 NAME_SUFFIX = "-files"
 # The files container of the settings applied without a restart (components/online.py).
@@ -87,6 +88,22 @@ def server_files(config: tuple[str, pulumi.Input[str]], script: tuple[str, str])
         File(config_path, config_text, "0600", REDIS_UID, REDIS_GID),
         File(script_path, script_text, "0500", REDIS_UID, REDIS_GID),
     ]
+
+
+def online_files_container(
+    name: str,
+    container_name: str,
+    stack: str,
+    image_id: pulumi.Input[str],
+    volume: docker.ContainerVolumeArgs,
+    online_conf: str,
+    opts: pulumi.ResourceOptions,
+) -> docker.Container:
+    """The files container of a server's or Sentinel's online.conf (the settings applied
+    while it runs; components/online.py), named `container_name` + ONLINE_SUFFIX: replaced
+    on a change of it, while the server depends on it and is not replaced with it."""
+    online = File(ONLINE_CONFIG_PATH, online_conf, "0600", REDIS_UID, REDIS_GID)
+    return files_container(name, container_name, stack, image_id, volume, [online], opts, suffix=ONLINE_SUFFIX)
 
 
 def served_by(

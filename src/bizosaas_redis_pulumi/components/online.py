@@ -57,10 +57,10 @@ def certificates(folder: str) -> str:
     digest = hashlib.sha256()
     for name in FINGERPRINTED:
         try:
-            digest.update((Path(folder) / name).read_bytes())
+            content = (Path(folder) / name).read_bytes()
         except OSError:
-            digest.update(b"")
-        digest.update(b"\0")
+            content = b""
+        digest.update(content + b"\0")
     return digest.hexdigest()
 
 

@@ -17,15 +17,13 @@ from bizosaas_redis.constants import (
     AUTH_ON,
     AUTH_TURNING_ON,
     LABEL_PREFIX,
-    REDIS_GID,
-    REDIS_UID,
     REDIS_USER,
     SERVICE_REDIS,
 )
 from bizosaas_redis.settings import Settings
 from bizosaas_redis.topology import Placed
 from bizosaas_redis_pulumi.components.exporter import RedisExporter
-from bizosaas_redis_pulumi.components.files import ONLINE_SUFFIX, File, files_container, served_by, server_files
+from bizosaas_redis_pulumi.components.files import files_container, online_files_container, served_by, server_files
 from bizosaas_redis_pulumi.components.hardening import (
     hardened_container_args,
     label_args,
@@ -259,15 +257,14 @@ class RedisServer(pulumi.ComponentResource):
     ) -> docker.Container:
         """The files container of online.conf: replaced on a change of it, the server is not."""
         settings = self._settings
-        return files_container(
+        return online_files_container(
             f"{self._name}-online-files",
             settings.name,
             settings.stack,
             image_id,
             data,
-            [File(redis_conf.ONLINE_CONFIG_PATH, redis_conf.render_online(settings), "0600", REDIS_UID, REDIS_GID)],
+            redis_conf.render_online(settings),
             pulumi.ResourceOptions(parent=self, depends_on=after),
-            suffix=ONLINE_SUFFIX,
         )
 
     def _online(self, admin_password: pulumi.Input[str], online_files: docker.Container) -> RedisOnlineSettings:

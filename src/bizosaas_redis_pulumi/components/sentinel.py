@@ -8,11 +8,11 @@ import pulumi
 import pulumi_docker as docker
 
 from bizosaas_redis import redis_conf, sentinel_conf, startup
-from bizosaas_redis.constants import LABEL_PREFIX, REDIS_GID, REDIS_UID, REDIS_USER, SERVICE_SENTINEL
+from bizosaas_redis.constants import LABEL_PREFIX, REDIS_USER, SERVICE_SENTINEL
 from bizosaas_redis.settings import Settings
 from bizosaas_redis.topology import Placed, master_name
 from bizosaas_redis_pulumi.components.exporter import RedisExporter
-from bizosaas_redis_pulumi.components.files import ONLINE_SUFFIX, File, files_container, served_by, server_files
+from bizosaas_redis_pulumi.components.files import files_container, online_files_container, served_by, server_files
 from bizosaas_redis_pulumi.components.hardening import (
     hardened_container_args,
     label_args,
@@ -148,18 +148,14 @@ class RedisSentinel(pulumi.ComponentResource):
             server_files((startup.SENTINEL_CONFIG_PATH, conf), (startup.SENTINEL_SCRIPT_PATH, script)),
             opts,
         )
-        online = File(
-            redis_conf.ONLINE_CONFIG_PATH, sentinel_conf.render_sentinel_online(settings), "0600", REDIS_UID, REDIS_GID
-        )
-        online_files = files_container(
+        online_files = online_files_container(
             f"{name}-online-files",
             sentinel.container_name,
             settings.stack,
             image.image_id,
             data,
-            [online],
+            sentinel_conf.render_sentinel_online(settings),
             opts,
-            suffix=ONLINE_SUFFIX,
         )
         return files, online_files
 
