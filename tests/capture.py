@@ -27,6 +27,7 @@ from bizosaas_redis.constants import (
     LABEL_FILES_FOR,
     LABEL_ROLE,
     LABEL_SERVICE,
+    ONLINE_SETTINGS,
     RANDOM_PASSWORD,
     REMOTE_IMAGE,
 )
@@ -35,8 +36,6 @@ from bizosaas_redis_pulumi import program
 from bizosaas_redis_pulumi.components.files import NAME_SUFFIX
 
 PROJECT = "bizosaas-redis"
-# The type the engine gives the online settings' dynamic resource (components/online.py).
-ONLINE_SETTINGS = "pulumi-python:dynamic/bizosaas:RedisOnlineSettings"
 # How pulumi's RPC layer marks a secret value.
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
@@ -94,11 +93,18 @@ class Capture:
     def container(self, service: str = "redis", durable: bool = False) -> Resource:
         """The Container labelled com.bizosaas.service=<service> (redis, redis-exporter) of
         the durable instance, or else of the other one (cache or shared)."""
-        for resource in self.of_type(CONTAINER):
+        return self._labelled(CONTAINER, service, durable)
+
+    def online_settings(self, durable: bool = False) -> Resource:
+        """The RedisOnlineSettings of the server `container(durable=durable)` is."""
+        return self._labelled(ONLINE_SETTINGS, "redis", durable)
+
+    def _labelled(self, typ: str, service: str, durable: bool) -> Resource:
+        for resource in self.of_type(typ):
             labels = label_dict(resource.plain.get("labels"))
             if labels.get(LABEL_SERVICE) == service and (labels.get(LABEL_ROLE) == "durable") == durable:
                 return resource
-        raise AssertionError(f"no container for service {service}" + (" (durable)" if durable else ""))
+        raise AssertionError(f"no {typ} for service {service}" + (" (durable)" if durable else ""))
 
     def files_of(self, container: Resource, suffix: str = NAME_SUFFIX) -> Resource:
         """The files container (components/files.py) that writes `container`'s files, or

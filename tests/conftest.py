@@ -150,6 +150,14 @@ class RedisProcess:
             self.proc.kill()
 
 
+def open_conf(stack: str = "dev") -> str:
+    """A stack's redis.conf with its online.conf and no users but a default one without a
+    password, for a redis-server outside a container (RedisProcess drops the include)."""
+    settings = load_stack_file(stack)
+    users = "user default on nopass ~* &* +@all\n"
+    return redis_conf.render_config(settings) + redis_conf.render_online(settings) + users
+
+
 def server_conf(settings: Settings, app: str | None, admin: str) -> str:
     """A deployed server's redis.conf with its online.conf, as one text for a redis-server
     outside a container (RedisProcess drops the include)."""

@@ -7,7 +7,10 @@ reports as "can't run policy during preview" and re-checks at `pulumi up`.
 
 Redis settings are read from the container's `com.bizosaas.redis.*` labels, which the
 program derives from the same settings model as redis.conf (the uploaded file itself is
-a secret and unknown in previews of new stacks).
+a secret and unknown in previews of new stacks); the settings Redis applies while it runs
+(the eviction policy, `save`) from the `directives` of the server's RedisOnlineSettings,
+which carries the same ownership labels: as labels they would replace the container on
+every change.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from pulumi_policy import (
 # (tests/unit/test_constants.py pins them equal).
 CONTAINER = "docker:index/container:Container"
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
+ONLINE_SETTINGS = "pulumi-python:dynamic/bizosaas:RedisOnlineSettings"
 LABEL = "com.bizosaas.redis."
 LABEL_SERVICE = "com.bizosaas.service"
 LABEL_ENVIRONMENT = "com.bizosaas.environment"
@@ -80,9 +84,14 @@ def labels(props: Mapping[str, Any]) -> dict[str, str]:
     return {item["label"]: item["value"] for item in props.get("labels") or []}
 
 
+def directives(props: Mapping[str, Any]) -> dict[str, str]:
+    """The online settings' directive -> value (RedisOnlineSettings)."""
+    return dict(props.get("directives") or {})
+
+
 def environment(args: ResourceValidationArgs) -> str:
-    """The container's environment label; else the stack name in the URN."""
-    if args.resource_type == CONTAINER:
+    """The resource's environment label; else the stack name in the URN."""
+    if args.resource_type in (CONTAINER, ONLINE_SETTINGS):
         env = labels(args.props).get(LABEL_ENVIRONMENT)
         if env:
             return env
@@ -169,7 +178,7 @@ def _maxmemory_below_limit(args: ResourceValidationArgs) -> list[str]:
 
 
 def _eviction_policy_set(args: ResourceValidationArgs) -> list[str]:
-    return [] if labels(args.props).get(f"{LABEL}maxmemory-policy") else ["maxmemory-policy is not set explicitly"]
+    return [] if directives(args.props).get("maxmemory-policy") else ["maxmemory-policy is not set explicitly"]
 
 
 def _healthcheck_authenticates(args: ResourceValidationArgs) -> list[str]:
@@ -188,23 +197,22 @@ def _restart_policy_set(args: ResourceValidationArgs) -> list[str]:
 
 
 def _persistence_configured(args: ResourceValidationArgs) -> list[str]:
-    problems = []
+    """The container: its volume; its online settings: AOF (a label, a restart setting)
+    or RDB rules (`save`, applied online) in production."""
+    if args.resource_type == ONLINE_SETTINGS:
+        aof = labels(args.props).get(f"{LABEL}appendonly") == "yes"
+        if is_production(args) and not aof and not directives(args.props).get("save"):
+            return ["neither AOF nor RDB snapshots are on"]
+        return []
     volumes = [v for v in args.props.get("volumes") or [] if v.get("containerPath") == "/data" and v.get("volumeName")]
     mounts = [m for m in args.props.get("mounts") or [] if m.get("target") == "/data" and m.get("type") == "volume"]
-    if not volumes and not mounts:
-        problems.append("/data is not a named volume: data dies with the container")
-    if is_production(args):
-        found = labels(args.props)
-        if found.get(f"{LABEL}appendonly") != "yes" and not found.get(f"{LABEL}save"):
-            problems.append("neither AOF nor RDB snapshots are on")
-    return problems
+    return [] if volumes or mounts else ["/data is not a named volume: data dies with the container"]
 
 
 def _durable_data_not_evicted(args: ResourceValidationArgs) -> list[str]:
     """An instance holding the broker, streams and sessions (role shared or durable) must
     not evict: volatile-* policies evict sessions and blacklist entries too (they have TTLs)."""
-    found = labels(args.props)
-    role, policy = found.get(LABEL_ROLE), found.get(f"{LABEL}maxmemory-policy")
+    role, policy = labels(args.props).get(LABEL_ROLE), directives(args.props).get("maxmemory-policy")
     if role in ("shared", "durable") and policy and policy != "noeviction":
         return [
             f"this instance (role {role}) holds the Celery broker and results, streams, sessions and the JWT "
@@ -284,6 +292,7 @@ def _dangerous_commands_denied(args: ResourceValidationArgs) -> list[str]:
 
 
 _C = frozenset({CONTAINER})
+_ONLINE = frozenset({ONLINE_SETTINGS})
 RULES: list[Rule] = [
     Rule(
         "redis-image-pinned",
@@ -326,7 +335,7 @@ RULES: list[Rule] = [
         "redis-eviction-policy-set",
         "The eviction policy is set explicitly.",
         "set redis:maxmemoryPolicy (allkeys-lru for a cache)",
-        _C,
+        _ONLINE,
         _eviction_policy_set,
     ),
     Rule(
@@ -349,7 +358,7 @@ RULES: list[Rule] = [
         "redis-persistence-configured",
         "/data is a named volume; production keeps AOF or RDB on.",
         "set redis:volumeName, and redis:appendonly true or redis:save rules in production",
-        _C,
+        _C | _ONLINE,
         _persistence_configured,
     ),
     Rule(
@@ -433,7 +442,7 @@ RULES: list[Rule] = [
         "Queues, streams, sessions and the JWT blacklist live on an instance that does not evict.",
         "set redis:layout to split (a durable instance with noeviction beside the cache), or "
         "redis:maxmemoryPolicy to noeviction",
-        _C,
+        _ONLINE,
         _durable_data_not_evicted,
     ),
 ]

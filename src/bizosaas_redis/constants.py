@@ -35,6 +35,8 @@ VOLUME = "docker:index/volume:Volume"
 GET_NETWORK = "docker:index/getNetwork:getNetwork"
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
 DOCKER_PROVIDER = "pulumi:providers:docker"
+# The engine's type of the online settings' dynamic resource (components/online.py).
+ONLINE_SETTINGS = "pulumi-python:dynamic/bizosaas:RedisOnlineSettings"
 
 # Databases and TTLs the consumers use unless a stack says otherwise.
 DEFAULT_CACHE_DB = 0

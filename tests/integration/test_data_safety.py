@@ -108,7 +108,8 @@ def test_every_change_path_keeps_every_key_and_every_acknowledged_write(safety, 
     assert safety.admin().config_get("appendonly") == {"appendonly": "yes"}
     _change(safety, "AOF on -> off", "appendonly=false")
     _change(safety, "AOF off -> on again (stale AOF kept aside)", "appendonly=true")
-    _change(safety, "RDB rules changed", 'save=["60 1", "300 10"]')
+    _change(safety, "RDB rules changed (online)", 'save=["60 1", "300 10"]', expect=None)
+    assert safety.admin().config_get("save") == {"save": "60 1 300 10"}
     _change(safety, "published port changed", port=free_port())
     _change(safety, "memory limit changed (updated in place)", "memoryLimit=5gb", expect="updated")
     # Settings Redis applies while it runs: set on the running server, the container kept.

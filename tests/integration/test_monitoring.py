@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bizosaas_redis import redis_conf
 from bizosaas_redis.settings import (
     Settings,
     available_stacks,
@@ -24,7 +23,7 @@ from bizosaas_redis.settings import (
     stack_file,
 )
 from bizosaas_redis_ops.check import alerts, dashboard
-from conftest import ROOT, TEST_EXTERNAL_NETWORK, cli, own_settings, unavailable
+from conftest import ROOT, TEST_EXTERNAL_NETWORK, cli, open_conf, own_settings, unavailable
 
 
 def test_monitor_is_ok_on_a_fresh_deployment(deployed):
@@ -46,8 +45,7 @@ def test_monitor_is_ok_on_a_fresh_deployment(deployed):
 
 
 def test_monitor_reports_a_full_cache_with_misses_as_critical(start_redis):
-    conf = redis_conf.render_config(load_stack_file("dev")).replace("maxmemory 256mb", "maxmemory 4mb")
-    server = start_redis(conf + "user default on nopass ~* &* +@all\n")
+    server = start_redis(open_conf().replace("maxmemory 256mb", "maxmemory 4mb"))
     client = server.client()
     pipe = client.pipeline(transaction=False)
     for i in range(6000):

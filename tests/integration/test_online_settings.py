@@ -36,10 +36,12 @@ NAMES = {
 }
 # A new value for each online setting (field -> config key = value), none of them staging's.
 CHANGES = {
+    "maxmemory_policy": "maxmemoryPolicy=allkeys-lfu",
     "maxmemory_samples": "maxmemorySamples=7",
     "maxclients": "maxclients=777",
     "timeout": "timeout=42",
     "tcp_keepalive": "tcpKeepalive=60",
+    "save": 'save=["600 5", "60 20000"]',
     "appendfsync": "appendfsync=always",
     "loglevel": "loglevel=warning",
 }

@@ -9,11 +9,9 @@ import xml.etree.ElementTree as ET
 import pytest
 import redis
 
-from bizosaas_redis import redis_conf
-from bizosaas_redis.settings import load_stack_file
 from bizosaas_redis_ops import results
 from bizosaas_redis_ops.check import scenarios, smoke
-from conftest import STACKS, admin_client, cli, free_port, outputs
+from conftest import STACKS, admin_client, cli, free_port, open_conf, outputs
 
 SCENARIOS = len(scenarios.SCENARIOS)
 # A split stack runs health and role checks on both instances, the rest where services keep it.
@@ -176,7 +174,7 @@ def test_an_interrupted_run_cleans_up(deployed):
 
 
 def test_read_only_replica_is_one_clear_line(start_redis):
-    conf = redis_conf.render_config(load_stack_file("dev")) + "user default on nopass ~* &* +@all\n"
+    conf = open_conf()
     primary = start_redis(conf)
     replica = start_redis(conf + f"replicaof 127.0.0.1 {primary.port}\n")
     result = cli("smoke", "--url", _target_for(replica.port), check=False)
@@ -187,7 +185,7 @@ def test_read_only_replica_is_one_clear_line(start_redis):
 
 
 def test_out_of_memory_is_one_clear_line(start_redis):
-    conf = redis_conf.render_config(load_stack_file("dev")) + "user default on nopass ~* &* +@all\n"
+    conf = open_conf()
     server = start_redis(conf.replace("maxmemory 256mb", "maxmemory 2mb").replace("allkeys-lru", "noeviction"))
     client = server.client()
     with pytest.raises(redis.exceptions.OutOfMemoryError):
@@ -204,7 +202,7 @@ def test_tls_mismatch_is_one_clear_line(start_redis, tmp_path):
     certs = tmp_path / "certs"
     certs.mkdir()
     _make_certs(certs)
-    conf = redis_conf.render_config(load_stack_file("dev")) + "user default on nopass ~* &* +@all\n"
+    conf = open_conf()
     conf += f"tls-cert-file {certs}/tls.crt\ntls-key-file {certs}/tls.key\ntls-ca-cert-file {certs}/ca.crt\n"
     conf += "tls-auth-clients no\n"
     server = start_redis(conf, tls=True)

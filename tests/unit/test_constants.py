@@ -9,6 +9,7 @@ from redis_policies import rules
 def test_the_policy_pack_copies_are_the_originals():
     assert rules.CONTAINER == constants.CONTAINER
     assert rules.REMOTE_IMAGE == constants.REMOTE_IMAGE
+    assert rules.ONLINE_SETTINGS == constants.ONLINE_SETTINGS
     assert rules.LABEL == constants.LABEL_PREFIX
     assert rules.LABEL_SERVICE == constants.LABEL_SERVICE
     assert rules.LABEL_ENVIRONMENT == constants.LABEL_ENVIRONMENT

@@ -141,11 +141,6 @@ PROP_CASES = [
     ("redis-maxmemory-below-limit", lambda p: {**p, "memory": 2048.0}, "redis:memoryLimit"),
     ("redis-maxmemory-below-limit", lambda p: _set_label(p, "com.bizosaas.redis.maxmemory", None), "redis:maxmemory"),
     (
-        "redis-eviction-policy-set",
-        lambda p: _set_label(p, "com.bizosaas.redis.maxmemory-policy", None),
-        "redis:maxmemoryPolicy",
-    ),
-    (
         "redis-healthcheck-authenticates",
         lambda p: {**p, "healthcheck": {**p["healthcheck"], "tests": ["CMD", "redis-cli", "ping"]}},
         "redis:healthcheck",
@@ -156,11 +151,6 @@ PROP_CASES = [
         "redis:healthcheck",
     ),
     ("redis-persistence-configured", lambda p: {**p, "volumes": []}, "redis:volumeName"),
-    (
-        "redis-persistence-configured",
-        lambda p: _set_label(_set_label(p, "com.bizosaas.redis.appendonly", "no"), "com.bizosaas.redis.save", ""),
-        "redis:appendonly",
-    ),
     ("redis-no-privileged", lambda p: {**p, "privileged": True}, "privileged"),
     ("redis-capabilities-dropped", lambda p: {**p, "capabilities": {"drops": ["NET_RAW"]}}, "capabilities.drops"),
     (
@@ -210,8 +200,52 @@ def test_changing_one_property_fires_exactly_its_rule(captures, rule, change, se
     assert all(setting in message for message in fired[rule])
 
 
+def _set_directive(props: dict, key: str, value: str | None) -> dict:
+    found = {k: v for k, v in props["directives"].items() if k != key}
+    return {**props, "directives": found if value is None else {**found, key: value}}
+
+
+# One value of the production server's online settings changed -> exactly that rule fires.
+ONLINE_CASES = [
+    ("redis-eviction-policy-set", lambda p: _set_directive(p, "maxmemory-policy", None), "redis:maxmemoryPolicy"),
+    (
+        "redis-persistence-configured",
+        lambda p: _set_directive(_set_label(p, "com.bizosaas.redis.appendonly", "no"), "save", ""),
+        "redis:appendonly",
+    ),
+    (
+        "redis-durable-data-not-evicted",
+        lambda p: _set_directive(p, "maxmemory-policy", "volatile-lru"),
+        "redis:maxmemoryPolicy",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("rule", "change", "setting"), ONLINE_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(ONLINE_CASES)]
+)
+def test_changing_one_online_setting_fires_exactly_its_rule(captures, rule, change, setting):
+    props = change(deserialize_properties(captures["production"].online_settings(durable=True).inputs))
+    fired = {r.name: run_rule(r, rules.ONLINE_SETTINGS, unknown_checking_proxy(props)) for r in rules.RULES}
+    assert {name for name, messages in fired.items() if messages} == {rule}
+    assert all(setting in message for message in fired[rule])
+
+
+def test_the_online_settings_hold_what_the_rules_read_and_the_container_does_not(captures):
+    """The eviction policy and `save` change online: on the container they would be labels
+    (a label change replaces it); the pack reads them where they are applied."""
+    cap = captures["production"]
+    container = capture.label_dict(cap.container(durable=True).plain["labels"])
+    online = cap.online_settings(durable=True).plain
+    assert online["directives"]["maxmemory-policy"] == "noeviction"
+    assert online["directives"]["save"] == "900 1 300 10 60 10000"
+    aof = "com.bizosaas.redis.appendonly"
+    assert capture.label_dict(online["labels"])[aof] == container[aof] == "yes"
+    assert not {"com.bizosaas.redis.maxmemory-policy", "com.bizosaas.redis.save"} & set(container)
+
+
 def test_every_rule_has_a_violating_case():
-    covered = {case[1] for case in SETTING_CASES} | {case[0] for case in PROP_CASES}
+    covered = {case[1] for case in SETTING_CASES} | {case[0] for case in PROP_CASES + ONLINE_CASES}
     assert covered == set(rules.RULES_BY_NAME)
 
 
@@ -280,6 +314,7 @@ OTHER_TYPES = [
     "docker:index/remoteImage:RemoteImage",
     "docker:index/container:Container",
     "random:index/randomPassword:RandomPassword",
+    "pulumi-python:dynamic/bizosaas:RedisOnlineSettings",
     "bizosaas:redis:RedisService",
     "aws:s3/bucket:Bucket",
     "kubernetes:core/v1:Pod",
@@ -313,8 +348,8 @@ def test_rules_fire_only_on_their_resource_types(rule, typ):
         {"label": "com.bizosaas.environment", "value": "production"},
         {"label": "com.bizosaas.role", "value": "shared"},
     ]
-    if rule.name == "redis-durable-data-not-evicted":  # (no policy label breaks redis-eviction-policy-set)
-        props["labels"].append({"label": "com.bizosaas.redis.maxmemory-policy", "value": "allkeys-lru"})
+    # No policy breaks redis-eviction-policy-set; allkeys-lru redis-durable-data-not-evicted.
+    props["directives"] = {"maxmemory-policy": "allkeys-lru"} if rule.name == "redis-durable-data-not-evicted" else {}
     fired = run_rule(rule, typ, unknown_checking_proxy(props))
     if typ in rule.resource_types:
         assert fired, f"{rule.name} should fire on {typ}"

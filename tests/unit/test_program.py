@@ -72,9 +72,7 @@ def test_staging_container_is_todays_service(captures):
     for line in (
         "maxmemory 2gb",
         "maxmemory-policy allkeys-lru",
-        "save 900 1",
-        "save 300 10",
-        "save 60 10000",
+        "save 900 1 300 10 60 10000",
         "appendonly yes",
         "appendfsync everysec",
         "maxclients 1000",
@@ -321,8 +319,8 @@ def test_a_split_stack_declares_two_instances_and_says_which_serves_what(capture
     # Its files container waits too: replacing it deletes the durable container first.
     assert any(urn.endswith("::redis-container") for urn in cap.files_of(durable).options["dependencies"])
     assert not any("durable" in urn for urn in cache.options["dependencies"])
-    assert label_dict(durable.plain["labels"])["com.bizosaas.redis.maxmemory-policy"] == "noeviction"
-    assert "maxmemory-policy noeviction" in files(cap, durable=True)["uploads"][0]["content"]
+    assert cap.online_settings(durable=True).plain["directives"]["maxmemory-policy"] == "noeviction"
+    assert "\nmaxmemory-policy noeviction\n" in files(cap, durable=True, suffix=ONLINE_SUFFIX)["uploads"][0]["content"]
     assert "appendonly yes" in files(cap, durable=True)["uploads"][0]["content"]
     assert "appendonly no" in files(cap)["uploads"][0]["content"]
     assert {v.plain["name"] for v in cap.of_type(VOLUME)} == {

@@ -37,10 +37,8 @@ def test_every_expected_setting_is_in_the_files(stack):
     expected = redis_conf.expected_config(settings)
     assert found["maxmemory"] == [redis_conf.format_size(settings.maxmemory)]
     for key, value in expected.items():
-        if key in ("save", "maxmemory"):
-            continue
-        assert found[key] == [value], key
-    assert [f"save {v}" for v in found.get("save", [])] == ([f"save {r}" for r in settings.save] or ['save ""'])
+        if key != "maxmemory":
+            assert found[key] == [value or '""'], key  # `save ""`: RDB off
 
 
 @pytest.mark.parametrize("stack", available_stacks())
@@ -49,10 +47,20 @@ def test_the_online_settings_are_in_online_conf_alone(stack):
     applied while Redis runs; it includes online.conf, which holds exactly those."""
     settings = load_stack_file(stack)
     main, online = directives(redis_conf.render_config(settings)), directives(redis_conf.render_online(settings))
-    assert set(online) == {"maxclients", "timeout", "tcp-keepalive", "maxmemory-samples", "appendfsync", "loglevel"}
+    assert set(online) == {
+        "maxmemory-policy",
+        "maxmemory-samples",
+        "maxclients",
+        "timeout",
+        "tcp-keepalive",
+        "save",
+        "appendfsync",
+        "loglevel",
+    }
     assert not set(online) & set(main)
     assert main["include"] == [redis_conf.ONLINE_CONFIG_PATH]
-    changed = settings.model_copy(update={"maxclients": 77, "timeout": 9, "loglevel": "warning"})
+    update = {"maxclients": 77, "timeout": 9, "loglevel": "warning", "maxmemory_policy": "volatile-ttl", "save": []}
+    changed = settings.model_copy(update=update)
     assert redis_conf.render_config(changed) == redis_conf.render_config(settings)
     assert directives(redis_conf.render_online(changed))["maxclients"] == ["77"]
 
@@ -80,7 +88,7 @@ def test_staging_is_the_running_service():
     found = directives(redis_conf.render_config(staging) + redis_conf.render_online(staging))
     assert found["maxmemory"] == ["2gb"]
     assert found["maxmemory-policy"] == ["allkeys-lru"]
-    assert found["save"] == ["900 1", "300 10", "60 10000"]
+    assert found["save"] == ["900 1 300 10 60 10000"]
     assert found["appendonly"] == ["yes"] and found["appendfsync"] == ["everysec"]
     assert found["maxclients"] == ["1000"]
     assert found["port"] == ["6379"] and found["dir"] == ["/data"]
@@ -119,8 +127,9 @@ def test_a_named_app_user_switches_the_default_user_off():
 
 
 def test_persistence_off_renders_empty_save_and_no_aof():
-    text = redis_conf.render_config(build_settings({"save": [], "appendonly": False}, "x"))
-    assert 'save ""' in text and "appendonly no" in text
+    settings = build_settings({"save": [], "appendonly": False}, "x")
+    assert "\nappendonly no\n" in redis_conf.render_config(settings)
+    assert '\nsave ""\n' in redis_conf.render_online(settings)
 
 
 def test_tls_replaces_the_plain_port():
@@ -156,9 +165,11 @@ def test_a_stop_writes_a_snapshot_only_where_it_is_the_only_copy(values, expecte
 
 
 def test_the_durable_instance_says_why_it_never_evicts():
-    cache, durable = (redis_conf.render_config(s) for s in instances(build_settings({"layout": "split"}, "x")))
-    assert "maxmemory-policy noeviction\n" in durable and "refuse writes when full, never evict" in durable
-    assert "maxmemory-policy allkeys-lru\n" in cache and "evict rather than refuse writes" in cache
+    cache, durable = instances(build_settings({"layout": "split"}, "x"))
+    assert "refuse writes when full, never evict" in redis_conf.render_config(durable)
+    assert "\nmaxmemory-policy noeviction\n" in redis_conf.render_online(durable)
+    assert "evict rather than refuse writes" in redis_conf.render_config(cache)
+    assert "\nmaxmemory-policy allkeys-lru\n" in redis_conf.render_online(cache)
 
 
 def test_a_rotation_gives_a_user_both_password_hashes_and_never_one_twice():

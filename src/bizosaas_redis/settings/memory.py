@@ -41,7 +41,9 @@ class MemorySettings(BaseModel):
 
     maxmemory: Size = Field(2 * 1024**3, description="Redis `maxmemory` (units: kb, mb, gb).")
     maxmemory_policy: Literal[MAXMEMORY_POLICIES] = Field(  # type: ignore[valid-type]
-        "allkeys-lru", description="Eviction policy when maxmemory is reached."
+        "allkeys-lru",
+        description="Eviction policy when maxmemory is reached.",
+        json_schema_extra=online("maxmemory-policy"),
     )
     maxmemory_samples: int = Field(
         5, ge=1, le=64, description="Keys sampled per eviction.", json_schema_extra=online("maxmemory-samples")

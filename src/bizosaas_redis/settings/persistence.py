@@ -22,6 +22,7 @@ class PersistenceSettings(BaseModel):
     save: Annotated[list[Annotated[SaveRule, BeforeValidator(parse_save_rule)]], JsonList] = Field(
         default_factory=default_save_rules,
         description='RDB rules, each "<seconds> <changes>"; an empty list turns RDB off.',
+        json_schema_extra=online("save"),
     )
     appendonly: bool = Field(
         True,

@@ -127,7 +127,8 @@ class _Provider(ResourceProvider):
 class RedisOnlineSettings(Resource, module="bizosaas", name="RedisOnlineSettings"):
     """The online settings of one server (or of each node listed), applied as `admin`;
     with `master`, a Sentinel's options for the primary it monitors under that name;
-    `certificates`, the fingerprint of the TLS files the directives make Redis load."""
+    `certificates`, the fingerprint of the TLS files the directives make Redis load;
+    `labels`, what the policy pack reads with the directives (redis_server.policy_labels)."""
 
     def __init__(
         self,
@@ -139,6 +140,7 @@ class RedisOnlineSettings(Resource, module="bizosaas", name="RedisOnlineSettings
         opts: pulumi.ResourceOptions,
         master: str = "",
         certificates: str = "",
+        labels: dict[str, str] | None = None,
     ) -> None:
         username, password = admin
         props = {
@@ -148,6 +150,8 @@ class RedisOnlineSettings(Resource, module="bizosaas", name="RedisOnlineSettings
             "password": pulumi.Output.secret(password),
             "tls": tls,
             "master": master,
+            # For the policy pack, shaped as a container's labels; not applied, not diffed.
+            "labels": [{"label": key, "value": value} for key, value in (labels or {}).items()],
         }
         if certificates:  # `directives` then sets the certificate files again: a reload
             props["certificates"] = certificates

@@ -54,17 +54,24 @@ def labels(settings: Settings, node: Placed | None = None, turning_auth_on: bool
         topology[f"{LABEL_PREFIX}node"] = str(node.index)
     return {
         **topology,
-        **ownership_labels(settings, SERVICE_REDIS),
+        **policy_labels(settings),
         f"{LABEL_PREFIX}config-sha256": config_sha,
         f"{LABEL_PREFIX}maxmemory": str(settings.maxmemory),
-        f"{LABEL_PREFIX}maxmemory-policy": settings.maxmemory_policy,
         f"{LABEL_PREFIX}auth": auth_label(settings.auth_enabled, turning_auth_on),
-        f"{LABEL_PREFIX}appendonly": "yes" if settings.appendonly else "no",
         f"{LABEL_PREFIX}flavour": settings.flavour,
         f"{LABEL_PREFIX}licence": settings.licence,
-        f"{LABEL_PREFIX}save": " ".join(str(rule) for rule in settings.save),
         f"{LABEL_PREFIX}denied-commands": ",".join(settings.denied_commands),
         **settings.labels,
+    }
+
+
+def policy_labels(settings: Settings) -> dict[str, str]:
+    """What the policy pack reads beside the online settings (the eviction policy, `save`),
+    on the container and on its RedisOnlineSettings: whose it is, and whether AOF is on.
+    The online settings are no labels: a label change would replace the container."""
+    return {
+        **ownership_labels(settings, SERVICE_REDIS),
+        f"{LABEL_PREFIX}appendonly": "yes" if settings.appendonly else "no",
     }
 
 
@@ -288,6 +295,7 @@ class RedisServer(pulumi.ComponentResource):
             {"ssl": True, **tls} if tls else {},
             pulumi.ResourceOptions(parent=self, depends_on=[online_files, self.container]),
             certificates=fingerprint,
+            labels=policy_labels(settings),
         )
 
     def _placement(self) -> dict[str, Any]:
