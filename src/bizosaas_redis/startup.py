@@ -85,10 +85,6 @@ set -eu
 # Sentinel rewrites its file (which holds its users' hashes) with the process's umask.
 umask 077
 cd {DATA_DIR}
-# The RDB rules are online.conf's, which redis.conf includes. CONFIG REWRITE appends them
-# to redis.conf after the include, one line each, and Redis 7.0 takes each `save` line read
-# after an include as a replacement: a restart would keep the last rule alone.
-sed -i '/^save /d' {CONFIG_PATH}
 {_ask_sentinels(flavour, discovery)}
 if [ -n "$primary" ]; then
     name={discovery.master_name}
