@@ -150,10 +150,11 @@ class RedisProcess:
             self.proc.kill()
 
 
-def open_conf(stack: str = "dev") -> str:
-    """A stack's redis.conf with its online.conf and no users but a default one without a
-    password, for a redis-server outside a container (RedisProcess drops the include)."""
-    settings = load_stack_file(stack)
+def open_conf(stack: str = "dev", **update: Any) -> str:
+    """A stack's redis.conf with its online.conf (`update`: settings changed) and no users
+    but a default one without a password, for a redis-server outside a container
+    (RedisProcess drops the include)."""
+    settings = load_stack_file(stack).model_copy(update=update)
     users = "user default on nopass ~* &* +@all\n"
     return redis_conf.render_config(settings) + redis_conf.render_online(settings) + users
 

@@ -8,7 +8,7 @@ reports as "can't run policy during preview" and re-checks at `pulumi up`.
 Redis settings are read from the container's `com.bizosaas.redis.*` labels, which the
 program derives from the same settings model as redis.conf (the uploaded file itself is
 a secret and unknown in previews of new stacks); the settings Redis applies while it runs
-(the eviction policy, `save`) from the `directives` of the server's RedisOnlineSettings,
+(maxmemory, its policy, `save`) from the `directives` of the server's RedisOnlineSettings,
 which carries the same ownership labels: as labels they would replace the container on
 every change.
 """
@@ -162,12 +162,14 @@ def _port_not_public(args: ResourceValidationArgs) -> list[str]:
 
 
 def _maxmemory_below_limit(args: ResourceValidationArgs) -> list[str]:
-    maxmemory = int(labels(args.props).get(f"{LABEL}maxmemory") or 0)
-    memory_mb = args.props.get("memory")
+    """On the online settings: maxmemory, beside the limit of the container they run in
+    (its memory, in MB, as a label: the container holds no maxmemory)."""
+    maxmemory = int(directives(args.props).get("maxmemory") or 0)
+    memory_mb = labels(args.props).get(f"{LABEL}memory-limit-mb")
     if maxmemory <= 0:
         return ["maxmemory is not set: Redis would grow until the kernel kills it"]
     if not memory_mb:
-        return []  # memory-limit-set reports this
+        return []  # memory-limit-set reports this, on the container
     limit = int(memory_mb) * 1024**2
     if limit < max(MIN_HEADROOM * maxmemory, maxmemory + MIN_OVERHEAD):
         return [
@@ -328,7 +330,7 @@ RULES: list[Rule] = [
         "redis-maxmemory-below-limit",
         "maxmemory is set and the container limit leaves headroom above it.",
         "set redis:maxmemory, and redis:memoryLimit to at least 2 × maxmemory and maxmemory + 64mb (or the default)",
-        _C,
+        _ONLINE,
         _maxmemory_below_limit,
     ),
     Rule(

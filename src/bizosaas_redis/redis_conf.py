@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bizosaas_redis.constants import REDIS_GID, REDIS_UID
-from bizosaas_redis.settings import Settings, format_size, online_directives
+from bizosaas_redis.settings import Settings, online_directives
 
 if TYPE_CHECKING:  # topology imports nothing of this module; only its type is needed
     from bizosaas_redis.topology import Placed
@@ -213,8 +213,7 @@ def _memory_lines(settings: Settings) -> list[str]:
             if settings.role == "durable"
             else "# Memory: a shared cache, so evict rather than refuse writes"
         ),
-        "# (maxmemory-policy, which Redis applies while it runs, is in online.conf).",
-        f"maxmemory {format_size(settings.maxmemory)}",
+        "# (maxmemory and maxmemory-policy, which Redis applies while it runs, are in online.conf).",
         f"maxmemory-policy {settings.maxmemory_policy}",
         f"maxmemory-samples {settings.maxmemory_samples}",
         "lazyfree-lazy-eviction yes",

@@ -140,6 +140,9 @@ def test_maxmemory_below_the_data_is_refused_or_announced_before_anything_change
     # On an allkeys-lru cache it is what the policy is for: announced, applied, evicting.
     output = safety.up("maxmemory=2mb")
     assert "note: redis:maxmemory = 2.0mb is below the " in output and "allkeys-lru will evict about" in output
+    # Applied online: maxmemory lowered before the container's memory limit, the container kept.
+    assert f"{NAMES['containerName']}: maxmemory lowered to 2mb before its memory limit" in output, output[-3000:]
+    assert engine.containers.get(NAMES["containerName"]).id == before
     client = safety.admin()
     client.set("after", "1")
     assert client.info("stats")["evicted_keys"] > 0

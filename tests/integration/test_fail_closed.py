@@ -278,6 +278,26 @@ def test_online_settings_are_applied_persisted_and_never_recorded_when_refused(s
     assert "maxclients 321" in server.conf.read_text().splitlines()
 
 
+def test_maxmemory_is_lowered_first_only_where_it_is_higher(start_redis, silent):
+    """The container's before-update hook, when its memory limit goes down: maxmemory
+    first, on a server whose maxmemory is higher; a raise is RedisOnlineSettings' (after
+    the limit). A server it cannot ask stops the update before the limit changes."""
+    mb = 1024**2
+    server = start_redis(USERS + "maxmemory 64mb\n")
+    for props in (_online(server.port, "wrong"), _online(closed_port()), _online(silent)):
+        with pytest.raises(OnlineSettingsError) as refused:
+            online.lower_maxmemory(props, 32 * mb)
+        line = str(refused.value)
+        assert "\n" not in line and props["endpoints"][0] in line and SECRET not in line and "wrong" not in line
+    admin = server.client(username=ADMIN, password=SECRET)
+    assert online.lower_maxmemory(_online(server.port), 128 * mb) == []
+    assert admin.config_get("maxmemory") == {"maxmemory": str(64 * mb)}
+    assert online.lower_maxmemory(_online(server.port), 32 * mb) == [f"127.0.0.1:{server.port}"]
+    assert admin.config_get("maxmemory") == {"maxmemory": str(32 * mb)}
+    # CONFIG REWRITE: a restart in the middle of the `up` keeps the lower value.
+    assert "maxmemory 32mb" in server.conf.read_text().splitlines()
+
+
 def test_sentinel_online_settings_are_set_on_the_master_named_and_persisted(start_redis):
     primary = start_redis(USERS)
     sentinel = sentinel_of(start_redis, primary.port)

@@ -45,7 +45,7 @@ def test_monitor_is_ok_on_a_fresh_deployment(deployed):
 
 
 def test_monitor_reports_a_full_cache_with_misses_as_critical(start_redis):
-    server = start_redis(open_conf().replace("maxmemory 256mb", "maxmemory 4mb"))
+    server = start_redis(open_conf(maxmemory=4 * 1024**2))
     client = server.client()
     pipe = client.pipeline(transaction=False)
     for i in range(6000):

@@ -36,6 +36,8 @@ NAMES = {
 }
 # A new value for each online setting (field -> config key = value), none of them staging's.
 CHANGES = {
+    # Lowered: the container's memory limit (2 x maxmemory) goes down with it, in place.
+    "maxmemory": "maxmemory=1gb",
     "maxmemory_policy": "maxmemoryPolicy=allkeys-lfu",
     "maxmemory_samples": "maxmemorySamples=7",
     "maxclients": "maxclients=777",
@@ -73,10 +75,19 @@ def test_every_online_setting_changes_without_a_restart(sandbox: Sandbox, engine
 
     sandbox.overrides.update({k: v for k, _, v in (c.partition("=") for c in CHANGES.values())})
     preview = sandbox.run("preview", "--stack", STACK).stdout
-    # Only online.conf's files container is replaced; the settings resource is updated.
-    assert _planned(preview) == {"redis-online-files": "replace", "redis-online": "update"}, preview[-3000:]
+    # Only online.conf's files container is replaced; the settings resource is updated, and
+    # the server container in place (its memory limit follows maxmemory).
+    assert _planned(preview) == {
+        "redis-online-files": "replace",
+        "redis-online": "update",
+        "redis-container": "update",
+    }, preview[-3000:]
     with Writer(sandbox.outputs()["redis_admin_url"], sandbox.port) as writer:
-        sandbox.up(*CHANGES.values())
+        output = sandbox.up(*CHANGES.values())
+    # Lowered before the limit (the container's before-update hook), never under it.
+    assert f"{NAMES['containerName']}: maxmemory lowered to 1gb before its memory limit" in output, output[-3000:]
+    limit = engine.containers.get(NAMES["containerName"]).attrs["HostConfig"]["Memory"]
+    assert limit == sandbox.settings().memory_limit_bytes == 2 * 1024**3
 
     assert engine.containers.get(NAMES["containerName"]).id == container.id, "the server container was replaced"
     assert admin.info("server")["run_id"] == run_id, "Redis restarted"

@@ -185,8 +185,7 @@ def test_read_only_replica_is_one_clear_line(start_redis):
 
 
 def test_out_of_memory_is_one_clear_line(start_redis):
-    conf = open_conf()
-    server = start_redis(conf.replace("maxmemory 256mb", "maxmemory 2mb").replace("allkeys-lru", "noeviction"))
+    server = start_redis(open_conf(maxmemory=2 * 1024**2, maxmemory_policy="noeviction"))
     client = server.client()
     with pytest.raises(redis.exceptions.OutOfMemoryError):
         for i in range(10_000):

@@ -138,8 +138,6 @@ PROP_CASES = [
     ("redis-auth-required", lambda p: _set_label(p, "com.bizosaas.redis.auth", "off"), "redis:authEnabled"),
     # Turning authentication on (between `rotate start` and `finish`) is never a production state.
     ("redis-auth-required", lambda p: _set_label(p, "com.bizosaas.redis.auth", "turning-on"), "redis:authEnabled"),
-    ("redis-maxmemory-below-limit", lambda p: {**p, "memory": 2048.0}, "redis:memoryLimit"),
-    ("redis-maxmemory-below-limit", lambda p: _set_label(p, "com.bizosaas.redis.maxmemory", None), "redis:maxmemory"),
     (
         "redis-healthcheck-authenticates",
         lambda p: {**p, "healthcheck": {**p["healthcheck"], "tests": ["CMD", "redis-cli", "ping"]}},
@@ -205,8 +203,11 @@ def _set_directive(props: dict, key: str, value: str | None) -> dict:
     return {**props, "directives": found if value is None else {**found, key: value}}
 
 
+LIMIT = "com.bizosaas.redis.memory-limit-mb"
 # One value of the production server's online settings changed -> exactly that rule fires.
 ONLINE_CASES = [
+    ("redis-maxmemory-below-limit", lambda p: _set_label(p, LIMIT, "1536"), "redis:memoryLimit"),
+    ("redis-maxmemory-below-limit", lambda p: _set_directive(p, "maxmemory", None), "redis:maxmemory"),
     ("redis-eviction-policy-set", lambda p: _set_directive(p, "maxmemory-policy", None), "redis:maxmemoryPolicy"),
     (
         "redis-persistence-configured",
@@ -232,16 +233,21 @@ def test_changing_one_online_setting_fires_exactly_its_rule(captures, rule, chan
 
 
 def test_the_online_settings_hold_what_the_rules_read_and_the_container_does_not(captures):
-    """The eviction policy and `save` change online: on the container they would be labels
-    (a label change replaces it); the pack reads them where they are applied."""
+    """maxmemory, the eviction policy and `save` change online: on the container they would
+    be labels (a label change replaces it); the pack reads them where they are applied, with
+    the container's memory limit (updated in place) beside them."""
     cap = captures["production"]
-    container = capture.label_dict(cap.container(durable=True).plain["labels"])
+    container = cap.container(durable=True).plain
+    found = capture.label_dict(container["labels"])
     online = cap.online_settings(durable=True).plain
+    assert online["directives"]["maxmemory"] == str(1024**3)
     assert online["directives"]["maxmemory-policy"] == "noeviction"
     assert online["directives"]["save"] == "900 1 300 10 60 10000"
     aof = "com.bizosaas.redis.appendonly"
-    assert capture.label_dict(online["labels"])[aof] == container[aof] == "yes"
-    assert not {"com.bizosaas.redis.maxmemory-policy", "com.bizosaas.redis.save"} & set(container)
+    assert capture.label_dict(online["labels"])[aof] == found[aof] == "yes"
+    assert capture.label_dict(online["labels"])[LIMIT] == str(int(container["memory"])) == "2048"
+    assert not {f"com.bizosaas.redis.{key}" for key in ("maxmemory", "maxmemory-policy", "save")} & set(found)
+    assert LIMIT not in found
 
 
 def test_every_rule_has_a_violating_case():

@@ -70,7 +70,7 @@ def test_staging_container_is_todays_service(captures):
     }
     conf = files(cap)["uploads"][0]["content"] + files(cap, suffix=ONLINE_SUFFIX)["uploads"][0]["content"]
     for line in (
-        "maxmemory 2gb",
+        f"maxmemory {2 * 1024**3}",
         "maxmemory-policy allkeys-lru",
         "save 900 1 300 10 60 10000",
         "appendonly yes",

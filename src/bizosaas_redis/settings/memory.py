@@ -39,7 +39,9 @@ def minimum_memory_limit(maxmemory: int) -> int:
 class MemorySettings(BaseModel):
     model_config = MODEL_CONFIG
 
-    maxmemory: Size = Field(2 * 1024**3, description="Redis `maxmemory` (units: kb, mb, gb).")
+    maxmemory: Size = Field(
+        2 * 1024**3, description="Redis `maxmemory` (units: kb, mb, gb).", json_schema_extra=online("maxmemory")
+    )
     maxmemory_policy: Literal[MAXMEMORY_POLICIES] = Field(  # type: ignore[valid-type]
         "allkeys-lru",
         description="Eviction policy when maxmemory is reached.",

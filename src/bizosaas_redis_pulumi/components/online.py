@@ -14,6 +14,10 @@ Two resources carry them, so that a preview shows such a change as what it is:
   anything it could not apply or read back: an error fails the `up` with one line naming
   the server, and the next `up` tries again.
 
+`maxmemory` comes with the container's memory limit, which Docker changes in place; the
+container's before-update hook `lower_maxmemory_first` lowers maxmemory before a lower
+limit (a raise needs nothing: the container is updated before RedisOnlineSettings).
+
 With TLS on, it also sets the certificate files' directives again (same paths), which
 makes Redis read them again, and records a fingerprint of the certificate and the CA: new
 files in tlsCertsDir (a renewal) make the next `up` an update of this resource, and the
@@ -23,8 +27,9 @@ running server loads them without a restart; connected clients keep their sessio
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pulumi
 import redis
@@ -33,6 +38,7 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, Resou
 from bizosaas_redis import handover
 from bizosaas_redis.answers import refusal
 from bizosaas_redis.errors import BizosaasRedisError
+from bizosaas_redis.settings import format_size
 
 # Seconds a server may take to answer: a silent one fails the `up` rather than hang it.
 TIMEOUT = 5
@@ -45,6 +51,7 @@ RECORDED = ("endpoints", "directives", "certificates")
 # What the fingerprint covers, in tlsCertsDir: the key is not read (a new key comes with a
 # new certificate, and the state never holds anything derived from it).
 FINGERPRINTED = ("tls.crt", "ca.crt")
+T = TypeVar("T")
 
 
 class OnlineSettingsError(BizosaasRedisError):
@@ -79,6 +86,19 @@ def _set_sentinel(client: redis.Redis, master: str, options: dict[str, str]) -> 
     return {str(name): str(value) for name, value in state.items()}
 
 
+def _at(props: dict[str, Any], endpoint: str, who: str, work: Callable[[redis.Redis], T]) -> T:
+    """`work` done with the admin's client of `endpoint` (`host:port`); any refusal, timeout
+    or error stops with one line naming `who` there."""
+    host, _, port = str(endpoint).rpartition(":")
+    client = handover.client_at((host, int(port)), props["username"], props["password"], TIMEOUT, props.get("tls"))
+    try:
+        return work(client)
+    except (redis.RedisError, OSError) as error:
+        raise OnlineSettingsError(refusal(f"{who} at {endpoint}", error, HINT)) from None
+    finally:
+        client.close()
+
+
 def apply(props: dict[str, Any]) -> None:
     """Set, persist and check `props["directives"]` on every endpoint (`host:port`): a
     server's, or with `props["master"]` a Sentinel's options for that master."""
@@ -86,18 +106,57 @@ def apply(props: dict[str, Any]) -> None:
     master: str = props.get("master") or ""
     who, command = ("Sentinel", "SENTINEL SET") if master else ("Redis", "CONFIG SET")
     for endpoint in props["endpoints"]:
-        host, _, port = str(endpoint).rpartition(":")
-        address = (host, int(port))
-        client = handover.client_at(address, props["username"], props["password"], TIMEOUT, props.get("tls"))
-        try:
-            found = _set_sentinel(client, master, directives) if master else _set_server(client, directives)
-        except (redis.RedisError, OSError) as error:
-            raise OnlineSettingsError(refusal(f"{who} at {endpoint}", error, HINT)) from None
-        finally:
-            client.close()
+        found = _at(
+            props,
+            endpoint,
+            who,
+            lambda client: _set_sentinel(client, master, directives) if master else _set_server(client, directives),
+        )
         differ = {name: found.get(name) for name, value in directives.items() if found.get(name) != value}
         if differ:
             raise OnlineSettingsError(f"{who} at {endpoint} reports {differ} after {command}; {HINT}")
+
+
+def _lower(client: redis.Redis, maxmemory: int) -> bool:
+    found = client.config_get("maxmemory").get("maxmemory")
+    if found is None:
+        raise redis.ResponseError("CONFIG GET maxmemory answered no value")
+    running = int(found)
+    if running and running <= maxmemory:  # 0: no limit, above any value
+        return False
+    _set_server(client, {"maxmemory": str(maxmemory)})
+    return True
+
+
+def lower_maxmemory(props: dict[str, Any], maxmemory: int) -> list[str]:
+    """Lower maxmemory to `maxmemory` (CONFIG SET, REWRITE) on each endpoint of `props` (as
+    `apply` takes them) that runs a higher one; the endpoints lowered."""
+    return [
+        endpoint for endpoint in props["endpoints"] if _at(props, endpoint, "Redis", lambda c: _lower(c, maxmemory))
+    ]
+
+
+def lower_maxmemory_first(name: str, container_name: str, props: dict[str, Any], maxmemory: int) -> pulumi.ResourceHook:
+    """The server container's before-update hook. The limit follows maxmemory and changes in
+    place; raised, it goes first and RedisOnlineSettings (after the container) raises
+    maxmemory. Lowered, maxmemory must go down first: under a limit below what Redis may
+    hold, the kernel kills it. `props`: the server's RedisOnlineSettings inputs."""
+    known: dict[str, str] = {}
+    pulumi.Output.from_input(props["password"]).apply(lambda password: known.setdefault("password", password))
+
+    def before_update(args: pulumi.ResourceHookArgs) -> None:
+        old, new = (float((inputs or {}).get("memory") or 0) for inputs in (args.old_inputs, args.new_inputs))
+        if not new or (old and new >= old):
+            return  # the limit is not lowered
+        if "password" not in known:  # a guard that cannot see never passes
+            raise OnlineSettingsError(
+                f"{container_name}: the admin password is not known yet, so maxmemory could not be lowered "
+                "first; its memory limit was not lowered"
+            )
+        if lower_maxmemory({**props, "password": known["password"]}, maxmemory):
+            pulumi.log.info(f"{container_name}: maxmemory lowered to {format_size(maxmemory)} before its memory limit")
+
+    return pulumi.ResourceHook(f"{name}-lower-maxmemory", before_update)
 
 
 def _recorded(props: dict[str, Any]) -> dict[str, Any]:

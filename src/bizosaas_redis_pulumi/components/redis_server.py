@@ -31,7 +31,7 @@ from bizosaas_redis_pulumi.components.hardening import (
     ownership_labels,
     stack_label,
 )
-from bizosaas_redis_pulumi.components.online import RedisOnlineSettings, certificates
+from bizosaas_redis_pulumi.components.online import RedisOnlineSettings, certificates, lower_maxmemory_first
 
 # The type token the deployed stacks' state holds (the component's first name): a new
 # token would change the URN of every resource of every stack.
@@ -56,7 +56,6 @@ def labels(settings: Settings, node: Placed | None = None, turning_auth_on: bool
         **topology,
         **policy_labels(settings),
         f"{LABEL_PREFIX}config-sha256": config_sha,
-        f"{LABEL_PREFIX}maxmemory": str(settings.maxmemory),
         f"{LABEL_PREFIX}auth": auth_label(settings.auth_enabled, turning_auth_on),
         f"{LABEL_PREFIX}flavour": settings.flavour,
         f"{LABEL_PREFIX}licence": settings.licence,
@@ -66,7 +65,7 @@ def labels(settings: Settings, node: Placed | None = None, turning_auth_on: bool
 
 
 def policy_labels(settings: Settings) -> dict[str, str]:
-    """What the policy pack reads beside the online settings (the eviction policy, `save`),
+    """What the policy pack reads beside the online settings (maxmemory, its policy, `save`),
     on the container and on its RedisOnlineSettings: whose it is, and whether AOF is on.
     The online settings are no labels: a label change would replace the container."""
     return {
@@ -162,7 +161,8 @@ class RedisServer(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self, depends_on=after),
         )
         online_files = self._online_files(image.image_id, data[0], after)
-        self.container = self._container(image.image_id, data, files, [online_files, *(after or [])])
+        lower_first = self._lower_maxmemory_first(passwords.admin)
+        self.container = self._container(image.image_id, data, files, [online_files, *(after or [])], lower_first)
         self.online = self._online(passwords.admin, online_files)
         self.exporter: RedisExporter | None = None
         if settings.exporter_enabled:
@@ -274,14 +274,26 @@ class RedisServer(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self, depends_on=after),
         )
 
-    def _online(self, admin_password: pulumi.Input[str], online_files: docker.Container) -> RedisOnlineSettings:
-        """Sets the online settings on the running server, after its online.conf is written."""
+    def _reach(self) -> tuple[str, dict[str, object]]:
+        """Where the program reaches the running server: `host:port`, and TLS arguments."""
         settings, node_of = self._settings, self._node_of
         if node_of is None:
             endpoint = f"{settings.url_host}:{settings.host_port}"
         else:
             endpoint = f"{node_of.node.host.address}:{node_of.node.port}"
         tls = host_tls(settings.model_dump(by_alias=True))
+        return endpoint, {"ssl": True, **tls} if tls else {}
+
+    def _lower_maxmemory_first(self, admin_password: pulumi.Input[str]) -> pulumi.ResourceHook:
+        settings = self._settings
+        endpoint, tls = self._reach()
+        props = {"endpoints": [endpoint], "username": settings.admin_username, "password": admin_password, "tls": tls}
+        return lower_maxmemory_first(self._name, settings.name, props, settings.maxmemory)
+
+    def _online(self, admin_password: pulumi.Input[str], online_files: docker.Container) -> RedisOnlineSettings:
+        """Sets the online settings on the running server, after its online.conf is written."""
+        settings = self._settings
+        endpoint, tls = self._reach()
         directives = redis_conf.online_config(settings)
         fingerprint = ""
         if settings.tls_enabled and settings.tls_certs_dir:
@@ -292,10 +304,11 @@ class RedisServer(pulumi.ComponentResource):
             [endpoint],
             directives,
             (settings.admin_username, admin_password),
-            {"ssl": True, **tls} if tls else {},
+            tls,
             pulumi.ResourceOptions(parent=self, depends_on=[online_files, self.container]),
             certificates=fingerprint,
-            labels=policy_labels(settings),
+            # The container's memory limit too, for the pack's headroom rule beside maxmemory.
+            labels={**policy_labels(settings), f"{LABEL_PREFIX}memory-limit-mb": str(settings.memory_limit_mb)},
         )
 
     def _placement(self) -> dict[str, Any]:
@@ -315,6 +328,7 @@ class RedisServer(pulumi.ComponentResource):
         volumes: list[docker.ContainerVolumeArgs],
         files: docker.Container,
         after: list[pulumi.Resource] | None,
+        lower_first: pulumi.ResourceHook,
     ) -> docker.Container:
         settings, node_of = self._settings, self._node_of
         node = node_of.node if node_of else None
@@ -344,6 +358,8 @@ class RedisServer(pulumi.ComponentResource):
                 files,
                 after,
                 self,
-                pulumi.ResourceHookBinding(before_delete=[handover]) if handover is not None else None,
+                pulumi.ResourceHookBinding(
+                    before_update=[lower_first], before_delete=[handover] if handover is not None else None
+                ),
             ),
         )
