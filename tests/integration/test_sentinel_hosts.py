@@ -582,20 +582,26 @@ def test_verify_reads_every_node_and_sentinel(stack: Stack) -> None:
     stack.node_admin(replica).config_set("maxclients", 321)
     stack.node_admin(sentinel).execute_command("SENTINEL", "SET", NAME, "failover-timeout", FAILOVER_TIMEOUT_MS + 1)
     stack.node_admin(sentinel).execute_command("ACL", "SETUSER", admin, ">another-admin-password")
+    # The topology's own user, which a replica links with once it is primary: unused until then.
+    stack.node_admin(replica).execute_command("ACL", "SETUSER", "replication", ">another-replication-password")
     try:
         checked = stack.cli("verify", "--stack", STACK)
     finally:
         stack.node_admin(replica).config_set("maxclients", stack.settings.maxclients)
         stack.node_admin(sentinel).execute_command("SENTINEL", "SET", NAME, "failover-timeout", FAILOVER_TIMEOUT_MS)
         stack.node_admin(sentinel).execute_command("ACL", "SETUSER", admin, "<another-admin-password")
+        stack.node_admin(replica).execute_command("ACL", "SETUSER", "replication", "<another-replication-password")
     assert checked.returncode == 1, checked.stdout + checked.stderr
     for check, named in (
-        ("every node runs the online settings and follows the primary", replica),
-        ("every sentinel monitors the primary as declared", sentinel),
-        ("every node and sentinel accepts the same passwords", sentinel),
+        ("every node runs the online settings and follows the primary", [replica]),
+        ("every sentinel monitors the primary as declared", [sentinel]),
+        (
+            "every node and sentinel accepts the same passwords",
+            [f"{replica}: other passwords for replication", f"{sentinel}: other passwords for {admin}"],
+        ),
     ):
         row = next(line for line in checked.stdout.splitlines() if line.startswith(check))
-        assert " FAIL " in row and named in row, row
+        assert " FAIL " in row and all(name in row for name in named), row
 
 
 @pytest.mark.parametrize(

@@ -169,19 +169,31 @@ def test_every_sentinel_monitors_the_primary_as_declared(deployment):
 def test_every_node_and_sentinel_accepts_the_same_passwords(deployment, admin):
     """The service's users (application, admin, exporter) hold the same password hashes on
     every node and Sentinel as on the server checked: one, or two while a rotation runs (a
-    server a rotation missed would refuse a client the others take)."""
+    server a rotation missed would refuse a client the others take). With topology
+    sentinel, so do the topology's own: `sentinel` (Sentinels authenticate to each other
+    and to the nodes with it) and, on every node, `replication` (a replica links with it to
+    whichever node is primary, after a failover too)."""
     settings = deployment.settings
     users = [settings.app_username, settings.admin_username]
     if settings.exporter_enabled:
         users.append(redis_conf.EXPORTER_USER)
-    expected = {user: sorted(admin.acl_getuser(user)["passwords"]) for user in users}
+    if deployment.node is not None:
+        users.append(sentinel_conf.SENTINEL_USER)
+    node_users = [*users, sentinel_conf.REPLICATION_USER] if deployment.node is not None else users
+    expected = {user: sorted(admin.acl_getuser(user)["passwords"]) for user in node_users}
     assert all(len(hashes) <= 2 for hashes in expected.values()), expected.keys()
-    others = [] if deployment.node is None else [*topology.nodes(settings), *topology.sentinels(settings)]
-    for other in others:
+    if deployment.node is None:
+        return
+    problems = []
+    for other, checked in [
+        *((node, node_users) for node in topology.nodes(settings)),
+        *((sentinel, users) for sentinel in topology.sentinels(settings)),
+    ]:
         client = deployment.admin_at(other.endpoint)
-        found = {user: sorted((client.acl_getuser(user) or {}).get("passwords", [])) for user in users}
-        differ = [user for user in users if found[user] != expected[user]]
-        assert not differ, f"{other.endpoint}: other passwords for {', '.join(differ)}"
+        differ = [u for u in checked if sorted((client.acl_getuser(u) or {}).get("passwords", [])) != expected[u]]
+        if differ:
+            problems.append(f"{other.endpoint}: other passwords for {', '.join(differ)}")
+    assert not problems, "; ".join(problems)
 
 
 def test_role_label_and_eviction_policy_fit_what_the_instance_holds(deployment, admin):
