@@ -75,9 +75,8 @@ def replication_lines(settings: Settings, node: Placed) -> list[str]:
         f"replica-announce-port {node.port}",
         "replica-read-only yes",
         "replica-serve-stale-data yes",
-        # A primary cut off from its replicas stops taking writes after the lag bound.
-        f"min-replicas-to-write {settings.min_replicas_to_write}",
-        f"min-replicas-max-lag {settings.min_replicas_max_lag}",
+        # A primary cut off from its replicas stops taking writes after the lag bound: set
+        # while Redis runs, min-replicas-to-write and min-replicas-max-lag are in online.conf.
     ]
     if node.index > 0:
         first = nodes(settings)[0]

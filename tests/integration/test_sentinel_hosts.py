@@ -669,8 +669,9 @@ def _run_ids(stack: Stack, endpoints: list[str]) -> dict[str, str]:
 
 
 def test_an_online_setting_changes_every_node_without_a_handover(stack: Stack) -> None:
-    """A change of settings Redis applies while it runs (maxclients, timeout) and of those
-    Sentinel does (downAfterMilliseconds, failoverTimeout): set on every node and Sentinel
+    """A change of settings Redis applies while it runs (maxclients, timeout, and those of
+    the nodes alone, minReplicasToWrite and minReplicasMaxLag) and of those Sentinel does
+    (downAfterMilliseconds, failoverTimeout): set on every node and Sentinel
     by their RedisOnlineSettings, none restarted, the primary not handed over, no
     acknowledged write lost through Sentinel, none waiting longer than a blip."""
     _settled(stack)
@@ -683,6 +684,8 @@ def test_an_online_setting_changes_every_node_without_a_handover(stack: Stack) -
         stack.sandbox.up(
             "maxclients=555",
             "timeout=40",
+            "minReplicasToWrite=0",
+            f"minReplicasMaxLag={MAX_LAG + 1}",
             f"downAfterMilliseconds={timing['down-after-milliseconds']}",
             f"failoverTimeout={timing['failover-timeout']}",
         )
@@ -692,6 +695,10 @@ def test_an_online_setting_changes_every_node_without_a_handover(stack: Stack) -
         admin = stack.node_admin(endpoint)
         assert admin.config_get("maxclients") == {"maxclients": "555"}, endpoint
         assert admin.config_get("timeout") == {"timeout": "40"}, endpoint
+        assert admin.config_get("min-replicas-*") == {
+            "min-replicas-to-write": "0",
+            "min-replicas-max-lag": str(MAX_LAG + 1),
+        }, endpoint
     for endpoint in sentinels:
         found = stack.node_admin(endpoint).sentinel_master(NAME)
         assert {key: found[key] for key in timing} == timing, endpoint
@@ -701,10 +708,16 @@ def test_an_online_setting_changes_every_node_without_a_handover(stack: Stack) -
     )
     assert writer.lost() == 0 and writer.longest_gap < ONLINE_PAUSE_BOUND, writer.longest_gap
     stack.sandbox.run("preview", "--stack", STACK, "--expect-no-changes")
-    # Back to the timing the fault tests' bounds (ELECTION) are computed from, online too.
-    stack.sandbox.up(f"downAfterMilliseconds={DOWN_AFTER_MS}", f"failoverTimeout={FAILOVER_TIMEOUT_MS}")
+    # Back to what the fault tests' bounds (ELECTION, the lag) are computed from, online too.
+    stack.sandbox.up(
+        "minReplicasToWrite=1",
+        f"minReplicasMaxLag={MAX_LAG}",
+        f"downAfterMilliseconds={DOWN_AFTER_MS}",
+        f"failoverTimeout={FAILOVER_TIMEOUT_MS}",
+    )
     assert _run_ids(stack, nodes + sentinels) == run_ids
     assert stack.node_admin(sentinels[0]).sentinel_master(NAME)["down-after-milliseconds"] == DOWN_AFTER_MS
+    assert stack.node_admin(primary).config_get("min-replicas-max-lag") == {"min-replicas-max-lag": str(MAX_LAG)}
 
 
 def test_killed_primary_process_restarted_by_docker(stack: Stack) -> None:

@@ -116,9 +116,12 @@ def test_node_config_replicates_from_node_0_and_announces_its_host():
         "replica-announce-ip 10.0.0.12",
         "replica-announce-port 6381",
         "masteruser replication",
-        "min-replicas-to-write 1",
     ):
         assert line in text.splitlines()
+    # Set while Redis runs: in the node's online.conf, not in redis.conf.
+    assert "min-replicas-to-write" not in text
+    online = redis_conf.render_online(s, second).splitlines()
+    assert "min-replicas-to-write 1" in online and "min-replicas-max-lag 10" in online
     assert "masterauth" not in text  # the exported part holds no secret
     whole = sentinel_conf.render_node(s, second, ("app-pw", "admin-pw", None, "repl-pw", "sent-pw"))
     assert "masterauth repl-pw" in whole

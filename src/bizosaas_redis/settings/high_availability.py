@@ -15,6 +15,7 @@ from bizosaas_redis.settings.values import (
     JsonList,
     Port,
     Problems,
+    online,
     online_sentinel,
 )
 
@@ -69,9 +70,14 @@ class HighAvailabilitySettings(BaseModel):
         description="Default 1 in production with topology sentinel, else 0. The primary refuses writes unless "
         "this many replicas acknowledged within minReplicasMaxLag: a primary cut off from its replicas stops "
         "taking writes that a failover would drop, at the cost of refusing writes when replicas are down.",
+        json_schema_extra=online("min-replicas-to-write"),
     )
     min_replicas_max_lag: int = Field(
-        10, ge=1, le=3600, description="Seconds a replica may lag and still count for minReplicasToWrite."
+        10,
+        ge=1,
+        le=3600,
+        description="Seconds a replica may lag and still count for minReplicasToWrite.",
+        json_schema_extra=online("min-replicas-max-lag"),
     )
     durable_write_replicas: int | None = Field(
         None,

@@ -270,7 +270,7 @@ class RedisServer(pulumi.ComponentResource):
             settings.stack,
             image_id,
             data,
-            redis_conf.render_online(settings),
+            redis_conf.render_online(settings, self._node_of.node if self._node_of else None),
             pulumi.ResourceOptions(parent=self, depends_on=after),
         )
 
@@ -294,7 +294,7 @@ class RedisServer(pulumi.ComponentResource):
         """Sets the online settings on the running server, after its online.conf is written."""
         settings = self._settings
         endpoint, tls = self._reach()
-        directives = redis_conf.online_config(settings)
+        directives = redis_conf.online_config(settings, self._node_of.node if self._node_of else None)
         fingerprint = ""
         if settings.tls_enabled and settings.tls_certs_dir:
             directives |= redis_conf.TLS_FILES  # set again: Redis reads the files again

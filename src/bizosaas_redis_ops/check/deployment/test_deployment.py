@@ -135,13 +135,14 @@ def test_every_node_runs_the_online_settings_and_follows_the_primary(deployment,
     """Every server of the stack, not only the one checked above: the settings applied
     without a restart (a node an online change missed differs), and with topology sentinel
     each other node replicating from the primary, its link up."""
-    expected = redis_conf.online_config(deployment.settings)
     if deployment.node is None:
+        expected = redis_conf.online_config(deployment.settings)
         assert admin.config_get(*expected) == expected
         return
     primary = deployment.node
     for node in topology.nodes(deployment.settings):
         client = deployment.admin_at(node.endpoint)
+        expected = redis_conf.online_config(deployment.settings, node)
         assert client.config_get(*expected) == expected, node.endpoint
         if node.endpoint != primary.endpoint:
             found = client.info("replication")
