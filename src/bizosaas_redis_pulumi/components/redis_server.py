@@ -139,6 +139,7 @@ class RedisServer(pulumi.ComponentResource):
                 update={"container_name": node.container_name, "volume_name": node.volume_name}
             )
         self._name, self._settings, self._node_of = name, settings, node_of
+        self._node = node  # the node of the sentinel topology this server is, or None
         self._turning_auth_on = passwords.published_app is not None
         # Children inherit the provider (the node's Docker host) from this component.
         image = docker.RemoteImage(
@@ -270,7 +271,7 @@ class RedisServer(pulumi.ComponentResource):
             settings.stack,
             image_id,
             data,
-            redis_conf.render_online(settings, self._node_of.node if self._node_of else None),
+            redis_conf.render_online(settings, self._node),
             pulumi.ResourceOptions(parent=self, depends_on=after),
         )
 
@@ -294,7 +295,7 @@ class RedisServer(pulumi.ComponentResource):
         """Sets the online settings on the running server, after its online.conf is written."""
         settings = self._settings
         endpoint, tls = self._reach()
-        directives = redis_conf.online_config(settings, self._node_of.node if self._node_of else None)
+        directives = redis_conf.online_config(settings, self._node)
         fingerprint = ""
         if settings.tls_enabled and settings.tls_certs_dir:
             directives |= redis_conf.TLS_FILES  # set again: Redis reads the files again
@@ -330,8 +331,7 @@ class RedisServer(pulumi.ComponentResource):
         after: list[pulumi.Resource] | None,
         lower_first: pulumi.ResourceHook,
     ) -> docker.Container:
-        settings, node_of = self._settings, self._node_of
-        node = node_of.node if node_of else None
+        settings, node_of, node = self._settings, self._node_of, self._node
         mounts = []
         if settings.tls_enabled:
             mounts.append(
