@@ -188,16 +188,6 @@ PROP_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("rule", "change", "setting"), PROP_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(PROP_CASES)]
-)
-def test_changing_one_property_fires_exactly_its_rule(captures, rule, change, setting):
-    props = change(_container_props(captures["production"]))
-    fired = {r.name: run_rule(r, rules.CONTAINER, unknown_checking_proxy(props)) for r in rules.RULES}
-    assert {name for name, messages in fired.items() if messages} == {rule}
-    assert all(setting in message for message in fired[rule])
-
-
 def _set_directive(props: dict, key: str, value: str | None) -> dict:
     found = {k: v for k, v in props["directives"].items() if k != key}
     return {**props, "directives": found if value is None else {**found, key: value}}
@@ -222,12 +212,21 @@ ONLINE_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("rule", "change", "setting"), ONLINE_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(ONLINE_CASES)]
-)
-def test_changing_one_online_setting_fires_exactly_its_rule(captures, rule, change, setting):
-    props = change(deserialize_properties(captures["production"].online_settings(durable=True).inputs))
-    fired = {r.name: run_rule(r, rules.ONLINE_SETTINGS, unknown_checking_proxy(props)) for r in rules.RULES}
+def _production_props(captures: dict[str, capture.Capture], typ: str) -> dict[str, Any]:
+    """As the pack sees them: production's cache container, or its durable instance's
+    online settings."""
+    if typ == rules.CONTAINER:
+        return _container_props(captures["production"])
+    return deserialize_properties(captures["production"].online_settings(durable=True).inputs)
+
+
+CASES = [(rules.CONTAINER, *case) for case in PROP_CASES] + [(rules.ONLINE_SETTINGS, *case) for case in ONLINE_CASES]
+
+
+@pytest.mark.parametrize(("typ", "rule", "change", "setting"), CASES, ids=[f"{c[1]}-{i}" for i, c in enumerate(CASES)])
+def test_changing_one_property_fires_exactly_its_rule(captures, typ, rule, change, setting):
+    props = change(_production_props(captures, typ))
+    fired = {r.name: run_rule(r, typ, unknown_checking_proxy(props)) for r in rules.RULES}
     assert {name for name, messages in fired.items() if messages} == {rule}
     assert all(setting in message for message in fired[rule])
 
