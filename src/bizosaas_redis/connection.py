@@ -80,17 +80,20 @@ def _url(settings: Settings, host: str, port: int, username: str | None, passwor
 def host_tls(deployed: dict[str, object]) -> dict[str, object]:
     """redis-py's TLS arguments for a tool on the Docker host reaching a deployment through
     its published port; `deployed`: its `settings` output (aliases), so that the files are
-    those the running server uses. It trusts the stack's own CA (ca.crt) and, unless the
-    server asks for none, shows the server's certificate as its client one, as the image's
-    healthcheck does. The name is not checked: the certificate names the container, and the
-    host reaches it as 127.0.0.1."""
+    those the running server uses. It trusts the stack's own CA (ca.crt) and shows the
+    server's certificate as its client one, as the image's healthcheck does: whatever
+    tlsAuthClients says, which changes while Redis runs (the online settings change it with
+    these). The name is not checked: the certificate names the container, and the host
+    reaches it as 127.0.0.1."""
     if not deployed.get("tlsEnabled"):
         return {}
     folder = str(deployed.get("tlsCertsDir"))
-    found: dict[str, object] = {"ssl_ca_certs": f"{folder}/ca.crt", "ssl_check_hostname": False}
-    if deployed.get("tlsAuthClients", "optional") != "no":
-        found |= {"ssl_certfile": f"{folder}/tls.crt", "ssl_keyfile": f"{folder}/tls.key"}
-    return found
+    return {
+        "ssl_ca_certs": f"{folder}/ca.crt",
+        "ssl_check_hostname": False,
+        "ssl_certfile": f"{folder}/tls.crt",
+        "ssl_keyfile": f"{folder}/tls.key",
+    }
 
 
 def sentinel_url(settings: Settings, password: str | None, db: int) -> str:

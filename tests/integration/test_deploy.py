@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from bizosaas_redis.constants import REDIS_GID, REDIS_UID
 from bizosaas_redis_ops.deploy import pulumi_stack
@@ -335,6 +337,28 @@ def _renewed_certificates_load_without_a_restart(sandbox: Sandbox, engine, certs
     fresh = redis.Redis.from_url(url, ssl_ca_certs=str(certs / "ca.crt"), ssl_check_hostname=False)
     assert fresh.ping()
     sandbox.run("preview", "--stack", "dev", "--expect-no-changes")
+    _client_certificates_required_without_a_restart(sandbox, engine, certs, url)
+
+
+def _client_certificates_required_without_a_restart(sandbox: Sandbox, engine, certs: Path, url: str) -> None:
+    """tlsAuthClients yes, then back to no: set on the running server (the same container),
+    a client without a certificate refused in between, one with it served throughout."""
+    container = engine.containers.get("bizosaas-test-dev").id
+    trusted = {"ssl_ca_certs": str(certs / "ca.crt"), "ssl_check_hostname": False, "retry": Retry(NoBackoff(), 0)}
+    certified = redis.Redis.from_url(
+        url, ssl_certfile=str(certs / "tls.crt"), ssl_keyfile=str(certs / "tls.key"), **trusted
+    )
+    for value, refused in (("yes", True), ("no", False)):
+        output = sandbox.up(f"tlsAuthClients={value}")
+        assert re.search(r"redis-online +updated", output) and "replaced" not in output, output[-3000:]
+        assert engine.containers.get("bizosaas-test-dev").id == container, f"tlsAuthClients {value} restarted Redis"
+        anonymous = redis.Redis.from_url(url, socket_timeout=3, **trusted)
+        if refused:
+            with pytest.raises(redis.ConnectionError):
+                anonymous.ping()
+        else:
+            assert anonymous.ping()
+        assert certified.ping()
 
 
 def _der(pem: str) -> bytes:

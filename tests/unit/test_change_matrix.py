@@ -3,8 +3,8 @@ the running servers and Sentinels, under Pulumi's mocks.
 
 Each key of the settings model gets a new value (CHANGES; a key added to the model
 without one fails `test_every_setting_key_has_a_case`). The program runs with the staging
-stack file, and with the sentinel topology for the keys that only act there, before and
-after the change; what differs is sorted into effects:
+stack file (with the sentinel topology, or TLS on, for the keys that only act there),
+before and after the change; what differs is sorted into effects:
 - `replaced`: a server's (or a Sentinel's) container or its files change in a way the
   Docker provider replaces (everything but IN_PLACE): a restart, a handover on the
   sentinel topology;
@@ -31,96 +31,101 @@ from bizosaas_redis.settings import Settings, online_directives, online_sentinel
 from bizosaas_redis_pulumi.components.files import NAME_SUFFIX
 
 STAGING = read_stack_config(stack_file("staging"))
-SENTINEL = {**STAGING, "topology": "sentinel", "dockerHosts": HOSTS}
-# What the Docker provider updates in place (NOTES: restart, memory, cpu); every other
-# change of a container's inputs replaces it.
+TLS_DIR = "/etc/redis-tls"
+# The stack file each key is changed on: staging's, or with what the key acts on.
+BASES = {
+    "staging": STAGING,
+    "sentinel": {**STAGING, "topology": "sentinel", "dockerHosts": HOSTS},
+    "tls": {**STAGING, "tlsEnabled": True, "tlsCertsDir": TLS_DIR},
+}
+# What the Docker provider updates in place (docker update: the restart policy, memory);
+# every other change of a container's inputs replaces it.
 IN_PLACE = {"memory", "memorySwap", "restart"}
 # Derived, not settable.
 DERIVED = {"stack", "role"}
-TLS_DIR = "/etc/redis-tls"
 
-# Field -> (stack config values changed, on the sentinel topology?).
-CHANGES: dict[str, tuple[dict[str, Any], bool]] = {
-    "environment": ({"environment": "production", "publishAddress": "127.0.0.1"}, False),
-    "container_name": ({"containerName": "bizosaas-redis-renamed"}, False),
-    "flavour": ({"flavour": "valkey", "image": "valkey/valkey:8.1.4-alpine"}, False),
-    "image": ({"image": "redis:7.4.6-alpine"}, False),
-    "layout": ({"layout": "split"}, False),
-    "durable": ({"layout": "split", "durable": {"maxmemory": "512mb"}}, False),
-    "topology": ({"topology": "sentinel", "dockerHosts": HOSTS}, False),
-    "replicas": ({"replicas": 1, "sentinelQuorum": 2}, True),
-    "sentinels": ({"sentinels": 5, "sentinelQuorum": 3}, True),
-    "sentinel_quorum": ({"sentinelQuorum": 3}, True),
-    "sentinel_port": ({"sentinelPort": 26400}, True),
-    "down_after_milliseconds": ({"downAfterMilliseconds": 7000}, True),
-    "failover_timeout": ({"failoverTimeout": 20000}, True),
-    "min_replicas_to_write": ({"minReplicasToWrite": 2}, True),
-    "min_replicas_max_lag": ({"minReplicasMaxLag": 5}, True),
-    "durable_write_replicas": ({"durableWriteReplicas": 2}, True),
-    "durable_write_timeout_ms": ({"durableWriteTimeoutMs": 500}, True),
+# Field -> (stack config values changed, the base they change).
+CHANGES: dict[str, tuple[dict[str, Any], str]] = {
+    "environment": ({"environment": "production", "publishAddress": "127.0.0.1"}, "staging"),
+    "container_name": ({"containerName": "bizosaas-redis-renamed"}, "staging"),
+    "flavour": ({"flavour": "valkey", "image": "valkey/valkey:8.1.4-alpine"}, "staging"),
+    "image": ({"image": "redis:7.4.6-alpine"}, "staging"),
+    "layout": ({"layout": "split"}, "staging"),
+    "durable": ({"layout": "split", "durable": {"maxmemory": "512mb"}}, "staging"),
+    "topology": ({"topology": "sentinel", "dockerHosts": HOSTS}, "staging"),
+    "replicas": ({"replicas": 1, "sentinelQuorum": 2}, "sentinel"),
+    "sentinels": ({"sentinels": 5, "sentinelQuorum": 3}, "sentinel"),
+    "sentinel_quorum": ({"sentinelQuorum": 3}, "sentinel"),
+    "sentinel_port": ({"sentinelPort": 26400}, "sentinel"),
+    "down_after_milliseconds": ({"downAfterMilliseconds": 7000}, "sentinel"),
+    "failover_timeout": ({"failoverTimeout": 20000}, "sentinel"),
+    "min_replicas_to_write": ({"minReplicasToWrite": 2}, "sentinel"),
+    "min_replicas_max_lag": ({"minReplicasMaxLag": 5}, "sentinel"),
+    "durable_write_replicas": ({"durableWriteReplicas": 2}, "sentinel"),
+    "durable_write_timeout_ms": ({"durableWriteTimeoutMs": 500}, "sentinel"),
     "docker_hosts": (
         {"dockerHosts": {**HOSTS, "c": {"url": "ssh://deploy@10.0.0.14", "address": "10.0.0.14"}}},
-        True,
+        "sentinel",
     ),
-    "placement": ({"placement": ["b", "c", "a"]}, True),
-    "sentinel_placement": ({"sentinelPlacement": ["b", "c", "a"]}, True),
-    "host_port": ({"hostPort": 6390}, False),
-    "publish_address": ({"publishAddress": "127.0.0.1"}, False),
-    "advertised_host": ({"advertisedHost": "redis.internal"}, False),
-    "network_name": ({"networkName": "another-network"}, False),
-    "network_external": ({"networkExternal": False}, False),
-    "network_aliases": ({"networkAliases": ["redis-staging", "cache"]}, False),
-    "unix_socket": ({"unixSocket": True}, False),
-    "volume_name": ({"volumeName": "another_redis_data"}, False),
-    "retain_data_on_destroy": ({"retainDataOnDestroy": False}, False),
-    "maxmemory": ({"maxmemory": "1gb"}, False),
-    "maxmemory_policy": ({"maxmemoryPolicy": "allkeys-lfu"}, False),
-    "maxmemory_samples": ({"maxmemorySamples": 7}, False),
-    "memory_limit": ({"memoryLimit": "6gb"}, False),
-    "maxclients": ({"maxclients": 900}, False),
-    "timeout": ({"timeout": 30}, False),
-    "tcp_keepalive": ({"tcpKeepalive": 60}, False),
-    "databases": ({"databases": 17}, False),
-    "cache_db": ({"cacheDb": 3}, False),
-    "celery_broker_db": ({"celeryBrokerDb": 4}, False),
-    "celery_result_db": ({"celeryResultDb": 5}, False),
-    "cache_ttl": ({"cacheTtl": 600}, False),
-    "session_ttl": ({"sessionTtl": 3600}, False),
-    "stream_maxlen": ({"streamMaxlen": 5000}, False),
-    "save": ({"save": ["60 1"]}, False),
-    "appendonly": ({"appendonly": False}, False),
-    "appendfsync": ({"appendfsync": "always"}, False),
-    "save_on_shutdown": ({"appendonly": False, "saveOnShutdown": False}, False),
-    "auth_enabled": ({"authEnabled": False}, False),
-    "app_username": ({"appUsername": "bizosaas"}, False),
-    "admin_username": ({"adminUsername": "operator"}, False),
-    "denied_commands": ({"deniedCommands": ["FLUSHALL", "FLUSHDB", "KEYS"]}, False),
-    "tls_enabled": ({"tlsEnabled": True, "tlsCertsDir": TLS_DIR}, False),
-    "tls_certs_dir": ({"tlsEnabled": True, "tlsCertsDir": "/etc/other-tls"}, False),
-    "tls_auth_clients": ({"tlsEnabled": True, "tlsCertsDir": TLS_DIR, "tlsAuthClients": "no"}, False),
-    "restart_policy": ({"restartPolicy": "always"}, False),
-    "stop_grace_period": ({"stopGracePeriod": 60}, False),
-    "healthcheck_interval": ({"healthcheckInterval": 20}, False),
-    "healthcheck_timeout": ({"healthcheckTimeout": 3}, False),
-    "healthcheck_retries": ({"healthcheckRetries": 3}, False),
-    "healthcheck_start_period": ({"healthcheckStartPeriod": 30}, False),
-    "log_max_size": ({"logMaxSize": "20m"}, False),
-    "log_max_files": ({"logMaxFiles": 5}, False),
-    "loglevel": ({"loglevel": "warning"}, False),
-    "labels": ({"labels": {"team": "platform"}}, False),
-    "alert_memory_percent": ({"alertMemoryPercent": 70}, False),
-    "alert_memory_critical_percent": ({"alertMemoryCriticalPercent": 90}, False),
-    "alert_clients_percent": ({"alertClientsPercent": 80}, False),
-    "alert_clients_critical_percent": ({"alertClientsCriticalPercent": 95}, False),
-    "alert_hit_rate_percent": ({"alertHitRatePercent": 70}, False),
-    "alert_hit_rate_critical_percent": ({"alertHitRateCriticalPercent": 40}, False),
-    "alert_evictions_per_second": ({"alertEvictionsPerSecond": 500}, False),
-    "alert_evictions_critical_per_second": ({"alertEvictionsCriticalPerSecond": 5000}, False),
-    "alert_last_save_age": ({"alertLastSaveAge": 7200}, False),
-    "runbook_url": ({"runbookUrl": "https://runbooks.example/redis"}, False),
-    "exporter_enabled": ({"exporterEnabled": False}, False),
-    "exporter_image": ({"exporterImage": "oliver006/redis_exporter:v1.63.0"}, False),
-    "exporter_port": ({"exporterPort": 9122}, False),
+    "placement": ({"placement": ["b", "c", "a"]}, "sentinel"),
+    "sentinel_placement": ({"sentinelPlacement": ["b", "c", "a"]}, "sentinel"),
+    "host_port": ({"hostPort": 6390}, "staging"),
+    "publish_address": ({"publishAddress": "127.0.0.1"}, "staging"),
+    "advertised_host": ({"advertisedHost": "redis.internal"}, "staging"),
+    "network_name": ({"networkName": "another-network"}, "staging"),
+    "network_external": ({"networkExternal": False}, "staging"),
+    "network_aliases": ({"networkAliases": ["redis-staging", "cache"]}, "staging"),
+    "unix_socket": ({"unixSocket": True}, "staging"),
+    "volume_name": ({"volumeName": "another_redis_data"}, "staging"),
+    "retain_data_on_destroy": ({"retainDataOnDestroy": False}, "staging"),
+    "maxmemory": ({"maxmemory": "1gb"}, "staging"),
+    "maxmemory_policy": ({"maxmemoryPolicy": "allkeys-lfu"}, "staging"),
+    "maxmemory_samples": ({"maxmemorySamples": 7}, "staging"),
+    "memory_limit": ({"memoryLimit": "6gb"}, "staging"),
+    "maxclients": ({"maxclients": 900}, "staging"),
+    "timeout": ({"timeout": 30}, "staging"),
+    "tcp_keepalive": ({"tcpKeepalive": 60}, "staging"),
+    "databases": ({"databases": 17}, "staging"),
+    "cache_db": ({"cacheDb": 3}, "staging"),
+    "celery_broker_db": ({"celeryBrokerDb": 4}, "staging"),
+    "celery_result_db": ({"celeryResultDb": 5}, "staging"),
+    "cache_ttl": ({"cacheTtl": 600}, "staging"),
+    "session_ttl": ({"sessionTtl": 3600}, "staging"),
+    "stream_maxlen": ({"streamMaxlen": 5000}, "staging"),
+    "save": ({"save": ["60 1"]}, "staging"),
+    "appendonly": ({"appendonly": False}, "staging"),
+    "appendfsync": ({"appendfsync": "always"}, "staging"),
+    "save_on_shutdown": ({"appendonly": False, "saveOnShutdown": False}, "staging"),
+    "auth_enabled": ({"authEnabled": False}, "staging"),
+    "app_username": ({"appUsername": "bizosaas"}, "staging"),
+    "admin_username": ({"adminUsername": "operator"}, "staging"),
+    "denied_commands": ({"deniedCommands": ["FLUSHALL", "FLUSHDB", "KEYS"]}, "staging"),
+    "tls_enabled": ({"tlsEnabled": True, "tlsCertsDir": TLS_DIR}, "staging"),
+    "tls_certs_dir": ({"tlsCertsDir": "/etc/other-tls"}, "tls"),
+    "tls_auth_clients": ({"tlsAuthClients": "no"}, "tls"),
+    "restart_policy": ({"restartPolicy": "always"}, "staging"),
+    "stop_grace_period": ({"stopGracePeriod": 60}, "staging"),
+    "healthcheck_interval": ({"healthcheckInterval": 20}, "staging"),
+    "healthcheck_timeout": ({"healthcheckTimeout": 3}, "staging"),
+    "healthcheck_retries": ({"healthcheckRetries": 3}, "staging"),
+    "healthcheck_start_period": ({"healthcheckStartPeriod": 30}, "staging"),
+    "log_max_size": ({"logMaxSize": "20m"}, "staging"),
+    "log_max_files": ({"logMaxFiles": 5}, "staging"),
+    "loglevel": ({"loglevel": "warning"}, "staging"),
+    "labels": ({"labels": {"team": "platform"}}, "staging"),
+    "alert_memory_percent": ({"alertMemoryPercent": 70}, "staging"),
+    "alert_memory_critical_percent": ({"alertMemoryCriticalPercent": 90}, "staging"),
+    "alert_clients_percent": ({"alertClientsPercent": 80}, "staging"),
+    "alert_clients_critical_percent": ({"alertClientsCriticalPercent": 95}, "staging"),
+    "alert_hit_rate_percent": ({"alertHitRatePercent": 70}, "staging"),
+    "alert_hit_rate_critical_percent": ({"alertHitRateCriticalPercent": 40}, "staging"),
+    "alert_evictions_per_second": ({"alertEvictionsPerSecond": 500}, "staging"),
+    "alert_evictions_critical_per_second": ({"alertEvictionsCriticalPerSecond": 5000}, "staging"),
+    "alert_last_save_age": ({"alertLastSaveAge": 7200}, "staging"),
+    "runbook_url": ({"runbookUrl": "https://runbooks.example/redis"}, "staging"),
+    "exporter_enabled": ({"exporterEnabled": False}, "staging"),
+    "exporter_image": ({"exporterImage": "oliver006/redis_exporter:v1.63.0"}, "staging"),
+    "exporter_port": ({"exporterPort": 9122}, "staging"),
 }
 
 
@@ -174,10 +179,10 @@ def _effects(before: capture.Capture, after: capture.Capture) -> set[str]:
 
 @pytest.fixture(scope="module")
 def matrix() -> dict[str, set[str]]:
-    bases = {False: _declared(STAGING), True: _declared(SENTINEL)}
+    declared = {name: _declared(values) for name, values in BASES.items()}
     return {
-        field: _effects(bases[on_sentinel], _declared({**(SENTINEL if on_sentinel else STAGING), **change}))
-        for field, (change, on_sentinel) in CHANGES.items()
+        field: _effects(declared[base], _declared({**BASES[base], **change}))
+        for field, (change, base) in CHANGES.items()
     }
 
 

@@ -130,11 +130,18 @@ def test_persistence_off_renders_empty_save_and_no_aof():
     assert '\nsave ""\n' in redis_conf.render_online(settings)
 
 
-def test_tls_replaces_the_plain_port():
-    settings = build_settings({"tlsEnabled": True, "tlsCertsDir": "/etc/redis-tls", "tlsAuthClients": "yes"}, "x")
+@pytest.mark.parametrize("auth_clients", ["yes", "no"])
+def test_tls_replaces_the_plain_port(auth_clients):
+    settings = build_settings(
+        {"tlsEnabled": True, "tlsCertsDir": "/etc/redis-tls", "tlsAuthClients": auth_clients}, "x"
+    )
     found = directives(redis_conf.render_config(settings))
     assert found["port"] == ["0"] and found["tls-port"] == ["6379"]
-    assert found["tls-cert-file"] == ["/tls/tls.crt"] and found["tls-auth-clients"] == ["yes"]
+    assert found["tls-cert-file"] == ["/tls/tls.crt"]
+    # Set while Redis runs: in online.conf, not in redis.conf.
+    assert "tls-auth-clients" not in found
+    assert directives(redis_conf.render_online(settings))["tls-auth-clients"] == [auth_clients]
+    # The healthcheck presents the certificate whatever the setting is: it never changes with it.
     command = redis_conf.healthcheck_command(settings)[1]
     assert "--tls --cacert /tls/ca.crt --cert /tls/tls.crt --key /tls/tls.key" in command
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from bizosaas_redis.settings.values import MODEL_CONFIG, DockerName, JsonList, Problems, YamlWord
+from bizosaas_redis.settings.values import MODEL_CONFIG, DockerName, JsonList, Problems, YamlWord, online
 
 if TYPE_CHECKING:
     from bizosaas_redis.settings.model import Settings
@@ -58,7 +58,7 @@ class SecuritySettings(BaseModel):
         description="Host folder with tls.crt, tls.key and ca.crt (owned by 999:1000), mounted read-only at /tls.",
     )
     tls_auth_clients: Annotated[Literal["yes", "no", "optional"], YamlWord] = Field(
-        "optional", description="Require client certificates."
+        "optional", description="Require client certificates.", json_schema_extra=online("tls-auth-clients")
     )
 
     @field_validator("denied_commands")
