@@ -138,6 +138,7 @@ def test_maxmemory_below_the_data_is_refused_or_announced_before_anything_change
     assert "in use under maxmemory-policy noeviction: writes would be refused" in refused.stderr
     assert engine.containers.get(NAMES["containerName"]).id == before
     # On an allkeys-lru cache it is what the policy is for: announced, applied, evicting.
+    safety.sandbox.overrides.pop("memoryLimit", None)  # the limit follows maxmemory down (5gb before)
     output = safety.up("maxmemory=2mb")
     assert "note: redis:maxmemory = 2.0mb is below the " in output and "allkeys-lru will evict about" in output
     # Applied online: maxmemory lowered before the container's memory limit, the container kept.
