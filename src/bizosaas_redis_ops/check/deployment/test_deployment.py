@@ -178,9 +178,10 @@ def test_every_node_and_sentinel_accepts_the_same_passwords(deployment, admin):
     users = [settings.app_username, settings.admin_username]
     if settings.exporter_enabled:
         users.append(redis_conf.EXPORTER_USER)
+    node_users = users
     if deployment.node is not None:
-        users.append(sentinel_conf.SENTINEL_USER)
-    node_users = [*users, sentinel_conf.REPLICATION_USER] if deployment.node is not None else users
+        users = [*users, sentinel_conf.SENTINEL_USER]  # on every node and Sentinel
+        node_users = [*users, sentinel_conf.REPLICATION_USER]  # on every node
     expected = {user: sorted(admin.acl_getuser(user)["passwords"]) for user in node_users}
     assert all(len(hashes) <= 2 for hashes in expected.values()), expected.keys()
     if deployment.node is None:
