@@ -31,9 +31,10 @@ from bizosaas_redis.constants import (
     RANDOM_PASSWORD,
     REMOTE_IMAGE,
 )
+from bizosaas_redis.redis_conf import USERS_PATH
 from bizosaas_redis.settings import NAMESPACE, SECRET_KEYS, read_stack_config, stack_file
 from bizosaas_redis_pulumi import program
-from bizosaas_redis_pulumi.components.files import NAME_SUFFIX
+from bizosaas_redis_pulumi.components.files import NAME_SUFFIX, ONLINE_SUFFIX
 
 PROJECT = "bizosaas-redis"
 # How pulumi's RPC layer marks a secret value.
@@ -116,6 +117,11 @@ class Capture:
                 return resource
         raise AssertionError(f"no files container {name}{suffix}")
 
+    def users_of(self, container: Resource) -> str:
+        """The users.acl its online files container writes for `container`."""
+        uploads = self.files_of(container, ONLINE_SUFFIX).plain["uploads"]
+        return str(next(upload["content"] for upload in uploads if upload["file"] == USERS_PATH))
+
     def one(self, typ: str) -> Resource:
         found = self.of_type(typ)
         if len(found) != 1:
@@ -175,6 +181,7 @@ class _Monitor(MockMonitor):
             "protect": request.protect,
             "parent": request.parent,
             "dependencies": list(request.dependencies),
+            "additionalSecretOutputs": list(request.additionalSecretOutputs),
             # "<provider urn>::<id>": which Docker host the resource lives on; "" the default one.
             "provider": request.provider,
         }

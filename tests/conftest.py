@@ -100,9 +100,11 @@ class RedisProcess:
         self.conf = workdir / "redis.conf"
         # redis-server changes to `dir` while reading the file, before the command line.
         conf_text = re.sub(r"^dir .*$", f"dir {workdir}", conf_text, flags=re.M)
-        # A deployed redis.conf includes the container's online.conf; a test appends its text
-        # (redis_conf.render_online) to the config it gives.
+        # A deployed redis.conf includes the container's online.conf and names its users.acl;
+        # a test appends their text (render_online, render_users: `user` lines are config
+        # lines too) to the config it gives.
         conf_text = conf_text.replace(f"include {redis_conf.ONLINE_CONFIG_PATH}\n", "")
+        conf_text = conf_text.replace(f"aclfile {redis_conf.USERS_PATH}\n", "")
         self.conf.write_text(conf_text)
         self.conf.chmod(0o600)
         self.log = workdir / "redis.log"
@@ -153,16 +155,17 @@ class RedisProcess:
 def open_conf(stack: str = "dev", **update: Any) -> str:
     """A stack's redis.conf with its online.conf (`update`: settings changed) and no users
     but a default one without a password, for a redis-server outside a container
-    (RedisProcess drops the include)."""
+    (RedisProcess drops the include and the aclfile)."""
     settings = load_stack_file(stack).model_copy(update=update)
     users = "user default on nopass ~* &* +@all\n"
     return redis_conf.render_config(settings) + redis_conf.render_online(settings) + users
 
 
 def server_conf(settings: Settings, app: str | None, admin: str) -> str:
-    """A deployed server's redis.conf with its online.conf, as one text for a redis-server
-    outside a container (RedisProcess drops the include)."""
-    return redis_conf.render(settings, app, admin) + redis_conf.render_online(settings)
+    """A deployed server's redis.conf with its online.conf and users, as one text for a
+    redis-server outside a container (RedisProcess drops the include and the aclfile)."""
+    online, users = redis_conf.render_online(settings), redis_conf.render_users(settings, app, admin)
+    return redis_conf.render_config(settings) + online + users
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ Redis settings are read from the container's `com.bizosaas.redis.*` labels, whic
 program derives from the same settings model as redis.conf (the uploaded file itself is
 a secret and unknown in previews of new stacks); the settings Redis applies while it runs
 (maxmemory, its policy, `save`) from the `directives` of the server's RedisOnlineSettings,
-which carries the same ownership labels: as labels they would replace the container on
-every change.
+which carries the same ownership labels, and its labels for what its users hold (auth,
+denied commands) and the memory limit: as container labels they would replace the
+container on every change.
 """
 
 from __future__ import annotations
@@ -316,7 +317,7 @@ RULES: list[Rule] = [
         "redis-auth-required",
         "Redis requires a password (outside production: or is turning it on, between `rotate start` and `finish`).",
         "set redis:authEnabled to true (and a secret redis:password, or let one be generated)",
-        _C,
+        _ONLINE,
         _auth_required,
     ),
     Rule(
@@ -436,7 +437,7 @@ RULES: list[Rule] = [
         "redis-dangerous-commands-denied",
         "Applications cannot run dangerous commands.",
         "add to redis:deniedCommands: FLUSHALL, FLUSHDB (and in production KEYS, CONFIG, DEBUG, SHUTDOWN, MONITOR)",
-        _C,
+        _ONLINE,
         _dangerous_commands_denied,
     ),
     Rule(

@@ -1,9 +1,13 @@
 """Render redis.conf from Settings: pure functions, deterministic output.
 
-The file has two parts. `render_config` is everything but the users: it holds no
-secret, so it is exported for reviewers to read in previews. `render_users` adds the
-ACL users with SHA-256 password hashes (Redis' `#<hash>` form), so no clear password is
-ever written into the container.
+Three files. `render_config`, redis.conf, holds no secret, so it is exported for
+reviewers to read in previews; it includes `render_online`'s online.conf (the settings
+Redis applies while it runs) and names `render_users`' users.acl as its `aclfile`: the ACL
+users with SHA-256 password hashes (Redis' `#<hash>` form), so no clear password is ever
+written into the container. Users in an aclfile are set while Redis runs (`ACL SETUSER`,
+then `ACL SAVE` rewrites the file; components/online.py): a new password or a denied
+command needs no restart, and Redis's own rewrites (CONFIG REWRITE, Sentinel's) never
+copy users into redis.conf.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ CONFIG_PATH = f"{DATA_DIR}/redis.conf"
 # own that redis.conf includes: a change of them rewrites this file and is set with CONFIG
 # SET (components/online.py), and redis.conf, whose every byte replaces the container, stays.
 ONLINE_CONFIG_PATH = f"{DATA_DIR}/online.conf"
+# The ACL users (hashes), written with online.conf and set with ACL SETUSER.
+USERS_PATH = f"{DATA_DIR}/users.acl"
 # Redis 7's multi-part AOF: a folder with a manifest, an RDB-format base and increments.
 AOF_DIR = "appendonlydir"
 AOF_BASE = "appendonly.aof.1.base.rdb"
@@ -171,8 +177,9 @@ def render_config(settings: Settings, node: Placed | None = None) -> str:
         "enable-module-command no",
         "enable-protected-configs no",
         "",
-        "# The settings applied without a restart (see online.conf).",
+        "# The settings applied without a restart (see online.conf), and the ACL users (hashes).",
         f"include {ONLINE_CONFIG_PATH}",
+        f"aclfile {USERS_PATH}",
     ]
     return "\n".join(line for line in lines if line.split(" ", 1)[0] not in online) + "\n"
 
@@ -272,12 +279,13 @@ def render_users(
     admin_password: str,
     exporter_password: str | None = None,
     previous: Previous = Previous(),
+    more: tuple[str, ...] = (),
 ) -> str:
-    """The ACL users. `app_password` is None only when authentication is off."""
+    """users.acl: the ACL users, one `user` line each (an ACL file takes no comment);
+    `more`, further lines (a node's topology users). `app_password` is None only when
+    authentication is off."""
     app_secret = password_secrets(app_password, previous.app) if app_password else "nopass"
     lines = [
-        "",
-        "# ACL users (password hashes only).",
         f"user {settings.app_username} reset on {app_secret} {acl_rules(settings)}",
         f"user {settings.admin_username} reset on {password_secrets(admin_password, previous.admin)} ~* &* +@all",
         f"user {HEALTHCHECK_USER} reset on #{password_hash(HEALTHCHECK_PASSWORD)} -@all +ping",
@@ -287,18 +295,7 @@ def render_users(
         lines.append(f"user {EXPORTER_USER} reset on {exporter} {EXPORTER_RULES}")
     if settings.app_username != "default":
         lines.append("user default reset off")
-    return "\n".join(lines) + "\n"
-
-
-def render(
-    settings: Settings,
-    app_password: str | None,
-    admin_password: str,
-    exporter_password: str | None = None,
-    previous: Previous = Previous(),
-) -> str:
-    """The whole redis.conf uploaded into the container."""
-    return render_config(settings) + render_users(settings, app_password, admin_password, exporter_password, previous)
+    return "\n".join([*lines, *more]) + "\n"
 
 
 def healthcheck_command(settings: Settings, port: int | None = None) -> list[str]:

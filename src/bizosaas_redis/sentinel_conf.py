@@ -51,17 +51,20 @@ def render_node_config(settings: Settings, node: Placed) -> str:
     return redis_conf.render_config(settings, node) + "\n".join(replication_lines(settings, node)) + "\n"
 
 
-def render_node(
+def render_node(settings: Settings, node: Placed, replication_password: str) -> str:
+    """The whole redis.conf of a node: with the one clear upstream password."""
+    return render_node_config(settings, node) + f"masterauth {replication_password}\n"
+
+
+def render_node_users(
     settings: Settings,
-    node: Placed,
     passwords: tuple[str | None, str, str | None, str, str],
     previous: redis_conf.Previous = redis_conf.NO_PREVIOUS,
 ) -> str:
-    """The whole redis.conf of a node. `passwords`: app, admin, exporter, replication, sentinel;
+    """A node's users.acl. `passwords`: app, admin, exporter, replication, sentinel;
     `previous`: a rotation's, still accepted."""
     app, admin, exporter, replication, sentinel = passwords
-    users = redis_conf.render_users(settings, app, admin, exporter, previous)
-    return render_node_config(settings, node) + users + "\n".join(node_users(replication, sentinel)) + "\n"
+    return redis_conf.render_users(settings, app, admin, exporter, previous, more=node_users(replication, sentinel))
 
 
 def replication_lines(settings: Settings, node: Placed) -> list[str]:
@@ -84,13 +87,12 @@ def replication_lines(settings: Settings, node: Placed) -> list[str]:
     return lines
 
 
-def node_users(replication_password: str, sentinel_password: str) -> list[str]:
-    """The topology's users on every node, and the one clear upstream password."""
-    return [
+def node_users(replication_password: str, sentinel_password: str) -> tuple[str, ...]:
+    """The topology's users on every node."""
+    return (
         f"user {REPLICATION_USER} reset on #{password_hash(replication_password)} {REPLICATION_RULES}",
         f"user {SENTINEL_USER} reset on #{password_hash(sentinel_password)} {SENTINEL_RULES}",
-        f"masterauth {replication_password}",
-    ]
+    )
 
 
 def sentinel_online_config(settings: Settings) -> dict[str, str]:
@@ -135,10 +137,17 @@ def render_sentinel_config(settings: Settings, sentinel: Placed) -> str:
         f"sentinel parallel-syncs {name} 1",
         f"sentinel auth-user {name} {SENTINEL_USER}",
         f"sentinel sentinel-user {SENTINEL_USER}",
-        "# The settings applied without a restart (see online.conf).",
+        "# The settings applied without a restart (see online.conf), and the ACL users (hashes).",
         f"include {redis_conf.ONLINE_CONFIG_PATH}",
+        f"aclfile {redis_conf.USERS_PATH}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def render_sentinel_secrets(settings: Settings, sentinel_password: str) -> str:
+    """The clear password a Sentinel authenticates upstream with (to the nodes, to its peers)."""
+    name = master_name(settings)
+    return f"sentinel auth-pass {name} {sentinel_password}\nsentinel sentinel-pass {sentinel_password}\n"
 
 
 def render_sentinel_users(
@@ -149,14 +158,10 @@ def render_sentinel_users(
     exporter_password: str | None = None,
     previous: redis_conf.Previous = redis_conf.NO_PREVIOUS,
 ) -> str:
-    """Sentinel's users (hashes) and the clear password it authenticates upstream with; the
-    exporter's user with the exporter; a rotation's previous passwords still accepted."""
-    name = master_name(settings)
+    """A Sentinel's users.acl (hashes): the exporter's user with the exporter; a rotation's
+    previous passwords still accepted."""
     app_secret = redis_conf.password_secrets(app_password, previous.app) if app_password else "nopass"
     lines = [
-        "",
-        f"sentinel auth-pass {name} {sentinel_password}",
-        f"sentinel sentinel-pass {sentinel_password}",
         f"user {settings.app_username} reset on {app_secret} {SENTINEL_CLIENT_RULES}",
         f"user {settings.admin_username} reset on {redis_conf.password_secrets(admin_password, previous.admin)} +@all",
         f"user {SENTINEL_USER} reset on #{password_hash(sentinel_password)} +@all",

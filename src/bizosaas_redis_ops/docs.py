@@ -18,12 +18,14 @@ from bizosaas_redis.settings import (
     DURABLE_PREFIX,
     INTERNAL_FIELDS,
     NAMESPACE,
+    PREVIOUS_KEYS,
     SECRET_KEYS,
     Settings,
     available_stacks,
     format_size,
     instances,
     load_stack_file,
+    online_acl_settings,
     online_directives,
     online_sentinel_options,
 )
@@ -44,7 +46,8 @@ DOCS_DIR = "docs"
 SECRET_DOCS = {
     "password": "Secret. Application user's password; generated (32 characters) when unset. With authEnabled "
     "false (set by `rotate start`, turning authentication on): published to the consumers, not yet required.",
-    "adminPassword": "Secret. Admin user's password; generated (32 characters) when unset.",
+    "adminPassword": "Secret. Admin user's password; generated (32 characters) when unset. Change it with "
+    "`rotate start --user admin`: the running servers are changed as the admin, with the password they hold.",
     "exporterPassword": "Secret. The exporter ACL user's password (exporterEnabled); generated when unset.",
     "replicationPassword": "Secret. Topology sentinel: the password replicas authenticate to the primary with "
     "(PSYNC rights only); generated when unset. Written in clear into each node's redis.conf (masterauth, "
@@ -100,6 +103,7 @@ def config_table() -> str:
     rows = [_row(header), "|" + "---|" * len(header)]
     online = {name: f"CONFIG SET {directive}" for name, directive in online_directives().items()}
     online |= {name: f"SENTINEL SET {option}" for name, option in online_sentinel_options().items()}
+    online |= {name: "ACL SETUSER" for name in online_acl_settings()}
     for name, field in Settings.model_fields.items():
         if name in INTERNAL_FIELDS:
             continue
@@ -109,9 +113,14 @@ def config_table() -> str:
         shown_default = f"`{default}`" if default != "—" else default
         applied = f"yes (`{online[name]}`)" if name in online else ""
         rows.append(_row([f"`{NAMESPACE}:{field.alias}`", shown_default, *per_stack, applied, field.description or ""]))
+    # The users' passwords (those a rotation covers) are users.acl's: set with ACL SETUSER.
+    in_users = {*PREVIOUS_KEYS, *PREVIOUS_KEYS.values()}
     for key in SECRET_KEYS:
-        default = "—" if key.removeprefix(DURABLE_PREFIX).lower().startswith("previous") else "generated"
-        rows.append(_row([f"`{NAMESPACE}:{key}`", default, *[""] * len(stacks), "", SECRET_DOCS[key]]))
+        base = key.removeprefix(DURABLE_PREFIX)
+        base = base[0].lower() + base[1:]
+        default = "—" if base.startswith("previous") else "generated"
+        applied = "yes (`ACL SETUSER`)" if base in in_users else ""
+        rows.append(_row([f"`{NAMESPACE}:{key}`", default, *[""] * len(stacks), applied, SECRET_DOCS[key]]))
     return "\n".join(rows)
 
 

@@ -2,11 +2,14 @@
 on the staging stack file under the test's own names, while clients connect again and
 again with the old password and with the new one.
 
-Asserted: from start to finish no client is refused (WRONGPASS) on either password (a
-connection refused while the container is replaced is not a refusal, and is counted
-apart); after finish the old password is refused and the new one works; the consumers'
-secrets carry the new one; no password appears in the commands' output; the stack shows
-no change afterwards."""
+Asserted: from start to finish no client is refused (WRONGPASS) on either password; the
+passwords are set on the running server (ACL SETUSER), so the container and the Redis
+process (`run_id`) stay and no knock goes unanswered; after finish the old password is
+refused to a new connection and the new one works, while a connection opened on the old
+one before start is still served (Redis changes a user in place); the consumers' secrets
+carry the new one; no password appears in the commands' output; the stack shows no
+change afterwards. Turning authentication on is the same at start; its finish restarts
+Redis (protected-mode is redis.conf's)."""
 
 from __future__ import annotations
 
@@ -31,6 +34,11 @@ NAMES = {
     "networkName": f"{TEST_PREFIX}-rotate",
     "networkExternal": False,
 }
+
+
+def run_id(port: int, username: str | None, password: str | None) -> str:
+    """The running Redis process's id: a restart changes it."""
+    return str(redis.Redis(port=port, username=username, password=password).info("server")["run_id"])
 
 
 def knocker_at(port: int, username: str | None, password: str | None) -> Knocker:
@@ -78,6 +86,9 @@ def test_an_application_password_rotation_refuses_no_client(sandbox: Sandbox, en
     container = engine.containers.get(NAMES["containerName"]).id
     before = _outputs(sandbox)
     user, old = before["app_username"], before["redis_password"]
+    process = run_id(sandbox.port, user, old)
+    held = redis.Redis(port=sandbox.port, username=user, password=old, single_connection_client=True)
+    held.ping()  # opened on the old password before start, kept through finish
     with knocker_at(sandbox.port, user, old) as on_old:
         _rotate(sandbox, "start", "app", old)
         assert on_old.knock(), "the previous password is still accepted after start"
@@ -88,24 +99,34 @@ def test_an_application_password_rotation_refuses_no_client(sandbox: Sandbox, en
     assert on_old.refused == 0 and on_new.refused == 0, (on_old, on_new)
     assert on_old.accepted > 0 and on_new.accepted > 0
     print(f"\nrotate start: old password {on_old}, new password {on_new}")
-    # Today a new password is a new redis.conf, so start replaces the container: its
-    # restart shows as knocks unanswered, never as a password refused.
-    assert engine.containers.get(NAMES["containerName"]).id != container and on_old.unreachable > 0
-    _rotate(sandbox, "finish", "app", old, new)
+    # Set on the running server: no restart, so no knock went unanswered.
+    assert on_old.unreachable == 0 and on_new.unreachable == 0, (on_old, on_new)
+    assert engine.containers.get(NAMES["containerName"]).id == container
+    with knocker_at(sandbox.port, user, new) as on_new:
+        _rotate(sandbox, "finish", "app", old, new)
+    assert on_new.refused == 0 and on_new.unreachable == 0 and on_new.accepted > 0, on_new
     with pytest.raises(redis.AuthenticationError):
         knocker_at(sandbox.port, user, old).knock()
     assert knocker_at(sandbox.port, user, new).knock()
+    assert held.ping(), "a connection authenticated before the rotation is still served"
+    held.close()
+    assert run_id(sandbox.port, user, new) == process, "Redis was restarted"
+    assert engine.containers.get(NAMES["containerName"]).id == container
     sandbox.run("preview", "--stack", STACK, "--expect-no-changes")
 
 
 def test_an_admin_password_rotation_keeps_the_tools_working(sandbox: Sandbox) -> None:
     old = redis.Redis.from_url(_outputs(sandbox)["redis_admin_url"]).connection_pool.connection_kwargs["password"]
-    _rotate(sandbox, "start", "admin", old)
     admin = _outputs(sandbox)["admin_username"]
+    process = run_id(sandbox.port, admin, old)
+    # Applied as the admin with the password the server holds: the previous one at start.
+    _rotate(sandbox, "start", "admin", old)
     assert knocker_at(sandbox.port, admin, old).knock(), "the previous admin password is still accepted"
     sandbox.run("rotate", "finish", "--stack", STACK, "--user", "admin")  # verify and smoke with the new one
     with pytest.raises(redis.AuthenticationError):
         knocker_at(sandbox.port, admin, old).knock()
+    new = redis.Redis.from_url(_outputs(sandbox)["redis_admin_url"]).connection_pool.connection_kwargs["password"]
+    assert run_id(sandbox.port, admin, new) == process, "Redis was restarted"
     # Starting twice, or finishing what was not started, is refused in one line.
     refused = sandbox.run("rotate", "finish", "--stack", STACK, "--user", "admin", check=False)
     assert refused.returncode != 0 and "no rotation of the admin password is in progress" in sandbox.last_output
@@ -122,9 +143,10 @@ def test_turning_authentication_on_refuses_no_client_until_finish(sandbox_withou
         with knocker_at(sandbox.port, "default", new) as on_new:
             time.sleep(1)
     print(f"\nrotate start from no password: anonymous {anonymous}, new password {on_new}")
-    # The auth label (turning-on) is new, so the container was replaced: unanswered knocks,
-    # never a refused one.
-    assert engine.containers.get(NAMES["containerName"]).id != container
+    # The server itself does not change at start (its user stays nopass; the auth label is
+    # its online settings'): the same container, every knock answered.
+    assert engine.containers.get(NAMES["containerName"]).id == container
+    assert anonymous.unreachable == 0 and on_new.unreachable == 0, (anonymous, on_new)
     assert anonymous.refused == 0 and on_new.refused == 0, (anonymous, on_new)
     assert anonymous.accepted > 0 and on_new.accepted > 0
     with knocker_at(sandbox.port, "default", new) as on_new:

@@ -9,7 +9,8 @@ before and after the change; what differs is sorted into effects:
   Docker provider replaces (everything but IN_PLACE): a restart, a handover on the
   sentinel topology;
 - `in place`: only what the provider updates in place (the memory limit);
-- `online`: what RedisOnlineSettings sets on the running server (or Sentinel);
+- `online`: what RedisOnlineSettings sets on the running server (or Sentinel): its
+  directives or options, or its ACL users;
 - `added`, `removed`: a container the change creates or deletes (a node, a Sentinel).
 
 Asserted: a key the settings model marks online (the configuration reference's column
@@ -27,7 +28,14 @@ from test_topology import HOSTS, PASSWORDS
 
 import capture
 from bizosaas_redis.constants import CONTAINER, LABEL_SERVICE, SERVICE_REDIS, SERVICE_SENTINEL
-from bizosaas_redis.settings import Settings, online_directives, online_sentinel_options, read_stack_config, stack_file
+from bizosaas_redis.settings import (
+    Settings,
+    online_acl_settings,
+    online_directives,
+    online_sentinel_options,
+    read_stack_config,
+    stack_file,
+)
 from bizosaas_redis_pulumi.components.files import NAME_SUFFIX
 
 STAGING = read_stack_config(stack_file("staging"))
@@ -157,7 +165,7 @@ def _effects(before: capture.Capture, after: capture.Capture) -> set[str]:
         was = old.get(resource.name)
         if resource.type == capture.ONLINE_SETTINGS:
             who = "sentinel" if resource.plain["master"] else "server"
-            if was is not None and was.plain["directives"] != resource.plain["directives"]:
+            if was is not None and any(was.plain.get(k) != resource.plain.get(k) for k in ("directives", "users")):
                 effects.add(f"{who} online")
         who = _who(resource)
         if who is None:
@@ -197,13 +205,15 @@ def test_a_setting_marked_online_never_replaces_a_container(matrix):
         assert matrix[field] <= {"server online", "server in place"}, (field, matrix[field])
     for field in online_sentinel_options():
         assert matrix[field] == {"sentinel online"}, (field, matrix[field])
+    for field in online_acl_settings():  # on staging's base: no Sentinel
+        assert matrix[field] == {"server online"}, (field, matrix[field])
 
 
 def test_every_other_setting_never_changes_the_online_settings_alone(matrix):
     """A key not marked online that changes what is set online (TLS adds its files) also
     replaces the server: a restart-class key is never applied online only."""
     for field, effects in matrix.items():
-        if field in online_directives() or field in online_sentinel_options():
+        if field in {*online_directives(), *online_sentinel_options(), *online_acl_settings()}:
             continue
         if "server online" in effects:
             assert "server replaced" in effects, (field, effects)
@@ -221,3 +231,5 @@ def test_the_matrix_holds_the_known_paths(matrix):
     assert matrix["alert_memory_percent"] == set()
     assert matrix["sentinel_quorum"] == {"sentinel replaced"}
     assert matrix["replicas"] == {"server removed"}
+    # The admin user is who applies the online settings: a new name needs a server started with it.
+    assert matrix["admin_username"] == {"server replaced", "server online"}

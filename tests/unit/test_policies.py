@@ -135,9 +135,6 @@ def _set_label(props: dict, key: str, value: str | None) -> dict:
 
 # One property of the real production container changed -> exactly that rule fires.
 PROP_CASES = [
-    ("redis-auth-required", lambda p: _set_label(p, "com.bizosaas.redis.auth", "off"), "redis:authEnabled"),
-    # Turning authentication on (between `rotate start` and `finish`) is never a production state.
-    ("redis-auth-required", lambda p: _set_label(p, "com.bizosaas.redis.auth", "turning-on"), "redis:authEnabled"),
     (
         "redis-healthcheck-authenticates",
         lambda p: {**p, "healthcheck": {**p["healthcheck"], "tests": ["CMD", "redis-cli", "ping"]}},
@@ -196,6 +193,14 @@ def _set_directive(props: dict, key: str, value: str | None) -> dict:
 LIMIT = "com.bizosaas.redis.memory-limit-mb"
 # One value of the production server's online settings changed -> exactly that rule fires.
 ONLINE_CASES = [
+    ("redis-auth-required", lambda p: _set_label(p, "com.bizosaas.redis.auth", "off"), "redis:authEnabled"),
+    # Turning authentication on (between `rotate start` and `finish`) is never a production state.
+    ("redis-auth-required", lambda p: _set_label(p, "com.bizosaas.redis.auth", "turning-on"), "redis:authEnabled"),
+    (
+        "redis-dangerous-commands-denied",
+        lambda p: _set_label(p, "com.bizosaas.redis.denied-commands", "KEYS"),
+        "redis:deniedCommands",
+    ),
     ("redis-maxmemory-below-limit", lambda p: _set_label(p, LIMIT, "1536"), "redis:memoryLimit"),
     ("redis-maxmemory-below-limit", lambda p: _set_directive(p, "maxmemory", None), "redis:maxmemory"),
     ("redis-eviction-policy-set", lambda p: _set_directive(p, "maxmemory-policy", None), "redis:maxmemoryPolicy"),
@@ -483,11 +488,11 @@ def test_turning_authentication_on_passes_outside_production_only():
     values = {**read_stack_config(stack_file("staging")), "authEnabled": False}
     cap = capture.run_program("staging", values=values, secrets_config={"password": "first-Pw-1"})
     auth = rules.RULES_BY_NAME["redis-auth-required"]
-    props = _container_props(cap)
+    props = cap.online_settings().plain
     assert _label(props, "com.bizosaas.redis.auth") == "turning-on"
-    assert run_rule(auth, rules.CONTAINER, unknown_checking_proxy(props)) == []
+    assert run_rule(auth, rules.ONLINE_SETTINGS, unknown_checking_proxy(props)) == []
     off = capture.run_program("staging", values=values)
-    assert run_rule(auth, rules.CONTAINER, unknown_checking_proxy(_container_props(off))) != []
+    assert run_rule(auth, rules.ONLINE_SETTINGS, unknown_checking_proxy(off.online_settings().plain)) != []
 
 
 def _label(props: dict, key: str) -> str | None:

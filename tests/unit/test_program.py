@@ -46,6 +46,11 @@ def files(capture, service: str = "redis", durable: bool = False, suffix: str = 
     return capture.files_of(capture.container(service, durable), suffix).plain
 
 
+def users(capture, durable: bool = False) -> str:
+    """The users.acl written for the Redis container."""
+    return capture.users_of(capture.container("redis", durable))
+
+
 def test_staging_container_is_todays_service(captures):
     cap, _ = captures["staging"]
     c = container(cap)
@@ -144,8 +149,8 @@ def test_production_differs_where_production_should(captures):
     image = images.pop()
     assert image != "redis:7-alpine" and image.startswith("redis:7.") and image.count(".") == 2
     assert prod["ports"][0]["ip"] == "127.0.0.1" and staging["ports"][0]["ip"] == "0.0.0.0"
-    prod_conf = files(captures["production"][0])["uploads"][0]["content"]
-    app_line = next(x for x in prod_conf.splitlines() if x.startswith("user default "))
+    prod_users = users(captures["production"][0])
+    app_line = next(x for x in prod_users.splitlines() if x.startswith("user default "))
     for command in DEFAULT_DENIED_COMMANDS:
         assert f"-{command.lower()}" in app_line
     assert prod["volumes"][0]["volumeName"] != staging["volumes"][0]["volumeName"]
@@ -157,7 +162,7 @@ def test_dev_is_loopback_without_auth_on_its_own_network(captures):
     assert c["ports"][0]["ip"] == "127.0.0.1"
     assert cap.one(NETWORK).plain["name"] == "bizosaas-dev"
     assert not [i for i in cap.invokes if i[0] == GET_NETWORK]
-    assert "user default reset on nopass" in files(cap)["uploads"][0]["content"]
+    assert "user default reset on nopass" in users(cap)
     assert list(passwords) == ["redis-admin-password"]
     assert cap.outputs["redis_url"].value == "redis://127.0.0.1:6382/0"
 
@@ -185,19 +190,21 @@ def test_passwords_are_secret_everywhere(captures, stack):
                 assert password not in json.dumps(out.value), f"output {name} holds a password"
     for declared in cap.of_type(CONTAINER):
         if declared.plain["name"].endswith(ONLINE_SUFFIX):
-            online = unwrap(declared.inputs["uploads"])[0]["content"]
-            assert "\nuser " not in online and "#" + redis_conf.password_hash(app) not in online
-        elif "uploads" in declared.inputs:
-            assert is_secret(declared.inputs["uploads"]), "the uploaded redis.conf (password hashes) is a secret input"
-    content = unwrap(cap.files_of(cap.container()).inputs["uploads"])[0]["content"]
-    assert app not in content and redis_conf.password_hash(app) in content
+            assert is_secret(declared.inputs["uploads"]), "the uploaded users.acl (password hashes) is a secret input"
+            online, acl = unwrap(declared.inputs["uploads"])
+            assert "\nuser " not in online["content"] and redis_conf.password_hash(app) not in online["content"]
+            assert acl["file"] == "/data/users.acl" and app not in acl["content"]
+    assert redis_conf.password_hash(app) in users(cap)
+    online = cap.online_settings()
+    assert is_secret(online.inputs["users"]) and redis_conf.password_hash(app) in unwrap(online.inputs["users"])
+    assert "users" in online.options["additionalSecretOutputs"], "the state's output of users.acl is a secret"
 
 
 def test_password_from_secret_config_is_used():
     cap = run_program("staging", secrets_config={"password": "from-config-Pw-9"})
     assert not [r for r in cap.resources if r.name == "redis-password"]
     assert cap.outputs["redis_url"].value.startswith("redis://default:from-config-Pw-9@")
-    assert redis_conf.password_hash("from-config-Pw-9") in files(cap)["uploads"][0]["content"]
+    assert redis_conf.password_hash("from-config-Pw-9") in users(cap)
 
 
 def test_outputs_consumers_need(captures):
@@ -248,8 +255,7 @@ def test_exporter_sidecar_reads_its_password_from_a_file():
     assert (upload["owner"], upload["permissions"]) == ("59000", "0400")
     assert plain["readOnly"] and plain["capabilities"] == {"drops": ["ALL"]} and plain["user"] == "59000:59000"
     assert plain["ports"] == [{"internal": 9121.0, "external": 9121.0, "ip": "127.0.0.1", "protocol": "tcp"}]
-    conf = files(cap)["uploads"][0]["content"]
-    assert f"user exporter reset on #{redis_conf.password_hash(secret)} -@all +@connection +info" in conf
+    assert f"user exporter reset on #{redis_conf.password_hash(secret)} -@all +@connection +info" in users(cap)
     assert cap.outputs["exporter_url"].value == "http://127.0.0.1:9121/metrics"
     assert cap.outputs["durable_exporter_url"].value == "http://127.0.0.1:9131/metrics"
     assert "exporter_url" not in run_program("dev").outputs
@@ -368,7 +374,7 @@ def test_a_rotation_keeps_the_previous_password_accepted_beside_the_new_one():
         "staging",
         secrets_config={"password": "new-Pw-2", "previousPassword": "old-Pw-1", "adminPassword": "admin-Pw-3"},
     )
-    content = files(cap)["uploads"][0]["content"]
+    content = users(cap)
     hashes = " ".join(f"#{redis_conf.password_hash(p)}" for p in ("new-Pw-2", "old-Pw-1"))
     assert f"user default reset on {hashes} " in content
     # The admin has no rotation under way: its one password only.
@@ -380,22 +386,22 @@ def test_a_rotation_keeps_the_previous_password_accepted_beside_the_new_one():
 
 def test_turning_auth_on_publishes_the_password_before_the_server_requires_it():
     # `rotate start` with authentication off: the consumers get a password, the server
-    # still takes any (nopass), and its auth label says so for reviewers and the policy pack.
+    # still takes any (nopass), and the auth label of its online settings says so for
+    # reviewers and the policy pack: the container stays as it is.
     off = run_program("dev")
     cap = run_program("dev", secrets_config={"password": "first-Pw-1"})
-    assert "user default reset on nopass" in files(cap)["uploads"][0]["content"]
-    assert "first-Pw-1" not in files(cap)["uploads"][0]["content"]
+    assert "user default reset on nopass" in users(cap) and "first-Pw-1" not in users(cap)
     assert cap.outputs["redis_url"].value == "redis://default:first-Pw-1@127.0.0.1:6382/0"
     assert cap.outputs["redis_url"].secret and cap.outputs["redis_password"].secret
     assert "first-Pw-1" in json.dumps(cap.outputs["consumer_secrets"].value)
-    changed = [x for x in container(cap)["labels"] if x not in container(off)["labels"]]
-    assert changed == [{"label": "com.bizosaas.redis.auth", "value": "turning-on"}]
+    assert container(cap) == container(off)
+    online, online_off = cap.online_settings().plain["labels"], off.online_settings().plain["labels"]
+    assert [x for x in online if x not in online_off] == [{"label": "com.bizosaas.redis.auth", "value": "turning-on"}]
     # `rotate finish` sets authEnabled: from then on the server requires it.
     dev_on = {**read_stack_config(stack_file("dev")), "authEnabled": "true"}
     on = run_program("dev", values=dev_on, secrets_config={"password": "first-Pw-1"})
-    content = files(on)["uploads"][0]["content"]
-    assert f"user default reset on #{redis_conf.password_hash('first-Pw-1')} " in content
-    assert "protected-mode yes" in content
+    assert f"user default reset on #{redis_conf.password_hash('first-Pw-1')} " in users(on)
+    assert "protected-mode yes" in files(on)["uploads"][0]["content"]
 
 
 def test_a_rotation_on_a_sentinel_stack_holds_both_passwords_on_every_node_and_sentinel():
@@ -410,7 +416,7 @@ def test_a_rotation_on_a_sentinel_stack_holds_both_passwords_on_every_node_and_s
         upload["content"]
         for declared in cap.of_type(CONTAINER)
         for upload in unwrap(declared.inputs.get("uploads", []))
-        if upload["file"].endswith(".conf") and upload["file"] != redis_conf.ONLINE_CONFIG_PATH
+        if upload["file"] == redis_conf.USERS_PATH
     ]
     assert len(configs) == 6  # three nodes, three Sentinels
     assert all(f"user admin reset on {both} " in content for content in configs)

@@ -65,7 +65,7 @@ def test_the_online_settings_are_in_online_conf_alone(stack):
 
 RENDER = (
     "from bizosaas_redis import redis_conf; from bizosaas_redis.settings import load_stack_file;"
-    "print(redis_conf.render(load_stack_file('staging'), 'a', 'b'))"
+    "s = load_stack_file('staging'); print(redis_conf.render_config(s) + redis_conf.render_users(s, 'a', 'b'))"
 )
 
 
@@ -94,7 +94,7 @@ def test_staging_is_the_running_service():
 
 def test_users_carry_hashes_never_passwords():
     settings = load_stack_file("production")
-    text = redis_conf.render(settings, APP, ADMIN)
+    text = redis_conf.render_users(settings, APP, ADMIN)
     assert APP not in text and ADMIN not in text
     # SHA-256 of the passwords, written out: the renderer's own function is no oracle.
     assert "#9ea85e9de429fe21d515e27eeebda4aab0ba93ee94ad86e798fe04d114c1843a" in text
@@ -105,22 +105,29 @@ def test_users_carry_hashes_never_passwords():
         assert f" -{command.lower()}" in app_line
 
 
-def test_render_config_holds_no_user():
+def test_render_config_holds_no_user_and_names_the_users_file():
     lines = redis_conf.render_config(load_stack_file("production")).splitlines()
     assert not [line for line in lines if line.startswith("user ")]
+    assert "aclfile /data/users.acl" in lines
+
+
+def test_the_users_file_is_user_lines_alone():
+    """Redis refuses an ACL file with a comment or any line but `user …` (checked on 7.0.15)."""
+    for stack in ("dev", "production"):
+        lines = redis_conf.render_users(load_stack_file(stack), APP, ADMIN, "exporter-pw").splitlines()
+        assert lines and all(line.startswith("user ") for line in lines)
 
 
 def test_auth_off_means_nopass_and_protected_mode_off():
     settings = load_stack_file("dev")
-    text = redis_conf.render(settings, None, ADMIN)
-    assert "user default reset on nopass" in text
-    assert "protected-mode no" in text
+    assert "user default reset on nopass" in redis_conf.render_users(settings, None, ADMIN)
+    assert "protected-mode no" in redis_conf.render_config(settings)
     assert "protected-mode yes" in redis_conf.render_config(load_stack_file("staging"))
 
 
 def test_a_named_app_user_switches_the_default_user_off():
     settings = build_settings({"appUsername": "bizosaas"}, "x")
-    text = redis_conf.render(settings, APP, ADMIN)
+    text = redis_conf.render_users(settings, APP, ADMIN)
     assert "user bizosaas reset on #" in text and "user default reset off" in text
 
 

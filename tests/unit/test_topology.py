@@ -123,9 +123,17 @@ def test_node_config_replicates_from_node_0_and_announces_its_host():
     online = redis_conf.render_online(s, second).splitlines()
     assert "min-replicas-to-write 1" in online and "min-replicas-max-lag 10" in online
     assert "masterauth" not in text  # the exported part holds no secret
-    whole = sentinel_conf.render_node(s, second, ("app-pw", "admin-pw", None, "repl-pw", "sent-pw"))
-    assert "masterauth repl-pw" in whole
-    assert "app-pw" not in whole and "admin-pw" not in whole  # hashes only
+    whole = sentinel_conf.render_node(s, second, "repl-pw")
+    assert "masterauth repl-pw" in whole and "\nuser " not in whole
+    users = sentinel_conf.render_node_users(s, ("app-pw", "admin-pw", None, "repl-pw", "sent-pw"))
+    assert "app-pw" not in users and "repl-pw" not in users  # hashes only
+    assert {line.split()[1] for line in users.splitlines()} == {
+        "default",
+        "admin",
+        "healthcheck",
+        "replication",
+        "sentinel",
+    }
     assert redis_conf.expected_config(s, second)["port"] == "6381"
 
 
@@ -137,8 +145,10 @@ def test_sentinel_config_keeps_its_id_and_hashes_client_passwords():
     assert f"sentinel myid {topology.sentinel_id(s, one)}" in text
     assert "sentinel announce-ip 10.0.0.11" in text and "port 26380" in text
     users = sentinel_conf.render_sentinel_users(s, "app-pw", "admin-pw", "sent-pw")
-    assert "app-pw" not in users and "admin-pw" not in users
-    assert f"sentinel auth-pass {s.name} sent-pw" in users
+    assert "app-pw" not in users and "admin-pw" not in users and "sent-pw" not in users
+    assert all(line.startswith("user ") for line in users.splitlines())
+    assert f"sentinel auth-pass {s.name} sent-pw" in sentinel_conf.render_sentinel_secrets(s, "sent-pw")
+    assert f"aclfile {redis_conf.USERS_PATH}" in text
     assert topology.sentinel_id(s, one) == topology.sentinel_id(_settings(), one)  # stable
 
 
@@ -272,10 +282,11 @@ def test_each_node_and_sentinel_has_its_exporter_on_its_host():
     assert cap.outputs["exporter_urls"].value == urls and cap.outputs["exporter_url"].value == urls[0]
     sentinel_urls = [f"http://10.0.0.1{i}:912{i + 3}/metrics" for i in (1, 2, 3)]
     assert cap.outputs["sentinel_exporter_urls"].value == sentinel_urls
-    # Every node's config has the exporter's ACL user (a failover moves the primary role).
+    # Every node's users have the exporter's ACL user (a failover moves the primary role).
     for node in ("x", "x-1", "x-2"):
-        node_files = cap.files_of(next(r for r in cap.of_type(CONTAINER) if r.plain["name"] == node))
-        assert "user exporter reset on #" in node_files.plain["uploads"][0]["content"]
+        assert "user exporter reset on #" in cap.users_of(
+            next(r for r in cap.of_type(CONTAINER) if r.plain["name"] == node)
+        )
     from bizosaas_redis_ops.check import alerts
 
     nodes_job, sentinels_job = alerts.scrape_configs(build_settings(values, "staging"))

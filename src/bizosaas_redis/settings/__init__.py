@@ -40,7 +40,7 @@ from bizosaas_redis.settings.memory import (
     MIN_MEMORY_OVERHEAD,
     minimum_memory_limit,
 )
-from bizosaas_redis.settings.model import Settings, online_directives, online_sentinel_options
+from bizosaas_redis.settings.model import Settings, online_acl_settings, online_directives, online_sentinel_options
 from bizosaas_redis.settings.persistence import DEFAULT_SAVE
 from bizosaas_redis.settings.security import DEFAULT_DENIED_COMMANDS, ESSENTIAL_COMMANDS, RESERVED_USERS
 from bizosaas_redis.settings.stack_files import (
@@ -96,6 +96,7 @@ __all__ = [
     "load_stack_file",
     "load_yaml",
     "minimum_memory_limit",
+    "online_acl_settings",
     "online_directives",
     "online_sentinel_options",
     "parse_size",

@@ -31,6 +31,7 @@ from bizosaas_redis.settings.network import NetworkSettings
 from bizosaas_redis.settings.persistence import DEFAULT_SAVE, PersistenceSettings
 from bizosaas_redis.settings.security import SecuritySettings
 from bizosaas_redis.settings.values import (
+    ACL_MARK,
     MODEL_CONFIG,
     ONLINE_MARK,
     SENTINEL_ONLINE_MARK,
@@ -145,6 +146,12 @@ def online_sentinel_options() -> dict[str, str]:
     """Field -> the Sentinel option it sets, for every setting Sentinel applies while it
     runs (marked `online_sentinel`)."""
     return _marked(SENTINEL_ONLINE_MARK)
+
+
+def online_acl_settings() -> list[str]:
+    """The fields that shape the ACL users (marked `online_acl`): set on the running servers
+    and Sentinels with ACL SETUSER."""
+    return list(_marked(ACL_MARK))
 
 
 def _marked(mark: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, Field
 from pydantic.alias_generators import to_camel
 
-from bizosaas_redis.settings.values import MODEL_CONFIG, ImageRef, Port, Problems, Seconds
+from bizosaas_redis.settings.values import MODEL_CONFIG, ImageRef, Port, Problems, Seconds, online_acl
 
 if TYPE_CHECKING:
     from bizosaas_redis.settings.model import Settings
@@ -42,7 +42,11 @@ class MonitoringSettings(BaseModel):
         "`#<alert name in lower case>`, and the dashboard links to it. The default is the page's path in this "
         "repository; set the URL your Git host or docs site shows it at.",
     )
-    exporter_enabled: bool = Field(False, description="Run a redis_exporter sidecar for Prometheus.")
+    exporter_enabled: bool = Field(
+        False,
+        description="Run a redis_exporter sidecar for Prometheus (its ACL user is set on the running servers).",
+        json_schema_extra=online_acl(),
+    )
     exporter_image: ImageRef = Field("oliver006/redis_exporter:v1.62.0", description="redis_exporter image.")
     exporter_port: Port = Field(
         9121,

@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from bizosaas_redis.settings.values import MODEL_CONFIG, DockerName, JsonList, Problems, YamlWord, online
+from bizosaas_redis.settings.values import (
+    MODEL_CONFIG,
+    DockerName,
+    JsonList,
+    Problems,
+    YamlWord,
+    online,
+    online_acl,
+)
 
 if TYPE_CHECKING:
     from bizosaas_redis.settings.model import Settings
@@ -46,11 +54,13 @@ class SecuritySettings(BaseModel):
     app_username: DockerName = Field(
         "default",
         description="ACL user of the applications (`default` serves password-only clients).",
+        json_schema_extra=online_acl(),
     )
     admin_username: DockerName = Field("admin", description="ACL user with every command.")
     denied_commands: Annotated[list[str], JsonList] = Field(
         default_factory=lambda: list(DEFAULT_DENIED_COMMANDS),
         description="Commands the application user may not run (ACL `-cmd`).",
+        json_schema_extra=online_acl(),
     )
     tls_enabled: bool = Field(False, description="Serve TLS only on the Redis port.")
     tls_certs_dir: str | None = Field(

@@ -27,6 +27,15 @@ ONLINE_MARK = "redisOnlineDirective"
 SENTINEL_ONLINE_MARK = "sentinelOnlineOption"
 
 
+# A setting that shapes the ACL users (users.acl): set on every running server and
+# Sentinel with `ACL SETUSER`, marked `json_schema_extra=online_acl()`.
+ACL_MARK = "redisAclUsers"
+
+
+def online_acl() -> SchemaExtra:
+    return {ACL_MARK: "ACL SETUSER"}
+
+
 def online(directive: str) -> SchemaExtra:
     return {ONLINE_MARK: directive}
 

@@ -26,7 +26,7 @@ import pulumi
 import pulumi_docker as docker
 
 from bizosaas_redis.constants import LABEL_FILES_FOR, LABEL_STACK, REDIS_GID, REDIS_UID
-from bizosaas_redis.redis_conf import ONLINE_CONFIG_PATH
+from bizosaas_redis.redis_conf import ONLINE_CONFIG_PATH, USERS_PATH
 
 NAME_SUFFIX = "-files"
 # The files container of the settings applied without a restart (components/online.py).
@@ -97,13 +97,15 @@ def online_files_container(
     image_id: pulumi.Input[str],
     volume: docker.ContainerVolumeArgs,
     online_conf: str,
+    users: pulumi.Input[str],
     opts: pulumi.ResourceOptions,
 ) -> docker.Container:
-    """The files container of a server's or Sentinel's online.conf (the settings applied
-    while it runs; components/online.py), named `container_name` + ONLINE_SUFFIX: replaced
-    on a change of it, while the server depends on it and is not replaced with it."""
+    """The files container of a server's or Sentinel's online.conf and users.acl (what it
+    applies while it runs; components/online.py), named `container_name` + ONLINE_SUFFIX:
+    replaced on a change of them, while the server depends on it and is not replaced with it."""
     online = File(ONLINE_CONFIG_PATH, online_conf, "0600", REDIS_UID, REDIS_GID)
-    return files_container(name, container_name, stack, image_id, volume, [online], opts, suffix=ONLINE_SUFFIX)
+    acl = File(USERS_PATH, pulumi.Output.secret(users), "0600", REDIS_UID, REDIS_GID)
+    return files_container(name, container_name, stack, image_id, volume, [online, acl], opts, suffix=ONLINE_SUFFIX)
 
 
 def served_by(

@@ -14,6 +14,14 @@ Two resources carry them, so that a preview shows such a change as what it is:
   anything it could not apply or read back: an error fails the `up` with one line naming
   the server, and the next `up` tries again.
 
+The same files container writes users.acl, the ACL users (hashes), and the resource sets
+them on servers and Sentinels alike: `ACL SETUSER` of every user (a connected client of a
+changed user stays connected: Redis changes the user in place; `ACL LOAD` would drop
+them all), `ACL DELUSER` of any other, `ACL SAVE`, and `ACL GETUSER` to check the
+password hashes. A rotation's two hashes, a new password or a denied command therefore
+need no restart. During an admin rotation it connects with the previous admin password,
+which the running servers hold until `rotate finish`.
+
 `maxmemory` comes with the container's memory limit, which Docker changes in place; the
 container's before-update hook `lower_maxmemory_first` lowers maxmemory before a lower
 limit (a raise needs nothing: the container is updated before RedisOnlineSettings).
@@ -44,10 +52,10 @@ from bizosaas_redis.settings import format_size
 TIMEOUT = 5
 HINT = (
     "the online settings need the admin user as deployed (redis:adminUsername, redis:adminPassword) "
-    "and every server up; its online.conf holds the new values, and the next `up` sets them again"
+    "and every server up; its online.conf and users.acl hold the new values, and the next `up` sets them again"
 )
 # What the state records (outputs): no password; `certificates` only with TLS on.
-RECORDED = ("endpoints", "directives", "certificates")
+RECORDED = ("endpoints", "directives", "certificates", "users")
 # What the fingerprint covers, in tlsCertsDir: the key is not read (a new key comes with a
 # new certificate, and the state never holds anything derived from it).
 FINGERPRINTED = ("tls.crt", "ca.crt")
@@ -86,6 +94,29 @@ def _set_sentinel(client: redis.Redis, master: str, options: dict[str, str]) -> 
     return {str(name): str(value) for name, value in state.items()}
 
 
+def _set_users(client: redis.Redis, users: list[str]) -> list[str]:
+    """Every line of users.acl (`user <name> <rules>`) set with ACL SETUSER, any other user
+    deleted, the file saved; the users whose password hashes or on/off/nopass then differ."""
+    wanted = {}
+    for line in users:
+        _, name, *rules = line.split()
+        client.execute_command("ACL", "SETUSER", name, *rules)
+        wanted[name] = rules
+    others = [str(name) for name in client.acl_users() if str(name) not in wanted]
+    if others:
+        client.execute_command("ACL", "DELUSER", *others)
+    client.execute_command("ACL", "SAVE")
+    differ = []
+    for name, rules in wanted.items():
+        found: dict[str, Any] = client.acl_getuser(name) or {}
+        flags = {str(flag) for flag in found.get("flags") or []}
+        hashes = {rule[1:] for rule in rules if rule.startswith("#")}
+        state = ("on" in flags, "nopass" in flags, {str(value) for value in found.get("passwords") or []})
+        if state != ("on" in rules, "nopass" in rules, hashes):
+            differ.append(name)
+    return differ
+
+
 def _at(props: dict[str, Any], endpoint: str, who: str, work: Callable[[redis.Redis], T]) -> T:
     """`work` done with the admin's client of `endpoint` (`host:port`); any refusal, timeout
     or error stops with one line naming `who` there."""
@@ -100,21 +131,26 @@ def _at(props: dict[str, Any], endpoint: str, who: str, work: Callable[[redis.Re
 
 
 def apply(props: dict[str, Any]) -> None:
-    """Set, persist and check `props["directives"]` on every endpoint (`host:port`): a
-    server's, or with `props["master"]` a Sentinel's options for that master."""
+    """Set, persist and check `props["directives"]` and `props["users"]` on every endpoint
+    (`host:port`): a server's, or with `props["master"]` a Sentinel's options for that master."""
     directives: dict[str, str] = props["directives"]
+    users = str(props.get("users") or "").splitlines()
     master: str = props.get("master") or ""
     who, command = ("Sentinel", "SENTINEL SET") if master else ("Redis", "CONFIG SET")
+
+    def work(client: redis.Redis) -> tuple[dict[str, str], list[str]]:
+        found = _set_sentinel(client, master, directives) if master else _set_server(client, directives)
+        return found, _set_users(client, users) if users else []
+
     for endpoint in props["endpoints"]:
-        found = _at(
-            props,
-            endpoint,
-            who,
-            lambda client: _set_sentinel(client, master, directives) if master else _set_server(client, directives),
-        )
+        found, users_differ = _at(props, endpoint, who, work)
         differ = {name: found.get(name) for name, value in directives.items() if found.get(name) != value}
         if differ:
             raise OnlineSettingsError(f"{who} at {endpoint} reports {differ} after {command}; {HINT}")
+        if users_differ:
+            raise OnlineSettingsError(
+                f"{who} at {endpoint} reports other passwords for {', '.join(users_differ)} after ACL SETUSER; {HINT}"
+            )
 
 
 def _lower(client: redis.Redis, maxmemory: int) -> bool:
@@ -184,16 +220,18 @@ class _Provider(ResourceProvider):
 
 
 class RedisOnlineSettings(Resource, module="bizosaas", name="RedisOnlineSettings"):
-    """The online settings of one server (or of each node listed), applied as `admin`;
-    with `master`, a Sentinel's options for the primary it monitors under that name;
-    `certificates`, the fingerprint of the TLS files the directives make Redis load;
-    `labels`, what the policy pack reads with the directives (redis_server.policy_labels)."""
+    """The online settings of one server (or of each node listed), applied as `admin` (the
+    password the running servers hold); `users`, users.acl (a secret); with `master`, a
+    Sentinel's options for the primary it monitors under that name; `certificates`, the
+    fingerprint of the TLS files the directives make Redis load; `labels`, what the policy
+    pack reads with the directives (redis_server.online_labels)."""
 
     def __init__(
         self,
         name: str,
         endpoints: list[str],
         directives: dict[str, str],
+        users: pulumi.Input[str],
         admin: tuple[str, pulumi.Input[str]],
         tls: dict[str, object],
         opts: pulumi.ResourceOptions,
@@ -207,6 +245,8 @@ class RedisOnlineSettings(Resource, module="bizosaas", name="RedisOnlineSettings
             "directives": directives,
             "username": username,
             "password": pulumi.Output.secret(password),
+            # users.acl; hashes, still a secret (a hash of a weak password is guessable).
+            "users": pulumi.Output.secret(users),
             "tls": tls,
             "master": master,
             # For the policy pack, shaped as a container's labels; not applied, not diffed.
@@ -214,4 +254,5 @@ class RedisOnlineSettings(Resource, module="bizosaas", name="RedisOnlineSettings
         }
         if certificates:  # `directives` then sets the certificate files again: a reload
             props["certificates"] = certificates
-        super().__init__(_Provider(), name, props, opts)
+        secret = pulumi.ResourceOptions(additional_secret_outputs=["users"])
+        super().__init__(_Provider(), name, props, pulumi.ResourceOptions.merge(opts, secret))

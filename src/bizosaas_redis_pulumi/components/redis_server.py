@@ -44,10 +44,11 @@ def node_config(settings: Settings, node: Placed | None) -> str:
     return redis_conf.render_config(settings) if node is None else sentinel_conf.render_node_config(settings, node)
 
 
-def labels(settings: Settings, node: Placed | None = None, turning_auth_on: bool = False) -> dict[str, str]:
+def labels(settings: Settings, node: Placed | None = None) -> dict[str, str]:
     """Container labels. The `com.bizosaas.redis.*` ones state the Redis settings in the
-    clear (the uploaded file is a secret), for the policy pack, reviewers and operators.
-    `turning_auth_on`: authentication is off and `rotate start` published a password."""
+    clear (a node's uploaded file is a secret), for the policy pack, reviewers and
+    operators. The admin user's name: the online settings are applied as that user, so a
+    new one needs a server that starts with it."""
     config_sha = hashlib.sha256(node_config(settings, node).encode()).hexdigest()
     topology = {f"{LABEL_PREFIX}topology": settings.topology}
     if node is not None:
@@ -56,11 +57,23 @@ def labels(settings: Settings, node: Placed | None = None, turning_auth_on: bool
         **topology,
         **policy_labels(settings),
         f"{LABEL_PREFIX}config-sha256": config_sha,
-        f"{LABEL_PREFIX}auth": auth_label(settings.auth_enabled, turning_auth_on),
+        f"{LABEL_PREFIX}admin-user": settings.admin_username,
         f"{LABEL_PREFIX}flavour": settings.flavour,
         f"{LABEL_PREFIX}licence": settings.licence,
-        f"{LABEL_PREFIX}denied-commands": ",".join(settings.denied_commands),
         **settings.labels,
+    }
+
+
+def online_labels(settings: Settings, turning_auth_on: bool = False) -> dict[str, str]:
+    """What the policy pack reads on the server's RedisOnlineSettings: its policy labels,
+    the container's memory limit (beside maxmemory), and what users.acl holds, set while
+    Redis runs: whether a password is required (`turning_auth_on`: authentication is off
+    and `rotate start` published a password) and what applications may not run."""
+    return {
+        **policy_labels(settings),
+        f"{LABEL_PREFIX}memory-limit-mb": str(settings.memory_limit_mb),
+        f"{LABEL_PREFIX}auth": auth_label(settings.auth_enabled, turning_auth_on),
+        f"{LABEL_PREFIX}denied-commands": ",".join(settings.denied_commands),
     }
 
 
@@ -95,6 +108,12 @@ class Passwords:
     # With authentication off: the password `rotate start` published to the consumers
     # while the server still requires none (turning authentication on).
     published_app: pulumi.Input[str] | None = None
+
+    @property
+    def running_admin(self) -> pulumi.Input[str]:
+        """The admin password the running servers hold: during an admin rotation the
+        previous one (they hold both once `rotate start` set them), else the current one."""
+        return self.previous_admin if self.previous_admin is not None else self.admin
 
 
 @dataclass(frozen=True)
@@ -161,10 +180,11 @@ class RedisServer(pulumi.ComponentResource):
             # container first, so it must wait for the containers this one waits for.
             pulumi.ResourceOptions(parent=self, depends_on=after),
         )
-        online_files = self._online_files(image.image_id, data[0], after)
-        lower_first = self._lower_maxmemory_first(passwords.admin)
+        users = self._users(passwords)
+        online_files = self._online_files(image.image_id, data[0], users, after)
+        lower_first = self._lower_maxmemory_first(passwords.running_admin)
         self.container = self._container(image.image_id, data, files, [online_files, *(after or [])], lower_first)
-        self.online = self._online(passwords.admin, online_files)
+        self.online = self._online(passwords.running_admin, users, online_files)
         self.exporter: RedisExporter | None = None
         if settings.exporter_enabled:
             if passwords.exporter is None:
@@ -225,22 +245,27 @@ class RedisServer(pulumi.ComponentResource):
             )
         return volumes
 
-    def _config(self, passwords: Passwords) -> pulumi.Output[str]:
-        """redis.conf with its users (a secret): the instance's, or the node's with replication."""
+    def _config(self, passwords: Passwords) -> pulumi.Input[str]:
+        """redis.conf: the instance's (no secret), or the node's with its replication
+        password (a secret)."""
         settings, node_of = self._settings, self._node_of
         if node_of is None:
+            return redis_conf.render_config(settings)
+        node = node_of.node
+        return pulumi.Output.secret(
+            pulumi.Output.from_input(node_of.replication_password).apply(
+                lambda password: sentinel_conf.render_node(settings, node, password)
+            )
+        )
+
+    def _users(self, passwords: Passwords) -> pulumi.Output[str]:
+        """users.acl (a secret): the instance's users, or the node's with the topology's."""
+        settings, node_of = self._settings, self._node_of
+        previous = pulumi.Output.all(passwords.previous_app, passwords.previous_admin, passwords.previous_exporter)
+        if node_of is None:
             return pulumi.Output.secret(
-                pulumi.Output.all(
-                    passwords.app,
-                    passwords.admin,
-                    passwords.exporter,
-                    passwords.previous_app,
-                    passwords.previous_admin,
-                    passwords.previous_exporter,
-                ).apply(
-                    lambda pw: redis_conf.render(
-                        settings, pw[0], pw[1], pw[2], redis_conf.Previous(pw[3], pw[4], pw[5])
-                    )
+                pulumi.Output.all(passwords.app, passwords.admin, passwords.exporter, previous).apply(
+                    lambda pw: redis_conf.render_users(settings, pw[0], pw[1], pw[2], redis_conf.Previous(*pw[3]))
                 )
             )
         return pulumi.Output.secret(
@@ -250,20 +275,23 @@ class RedisServer(pulumi.ComponentResource):
                 passwords.exporter,
                 node_of.replication_password,
                 node_of.sentinel_password,
-                passwords.previous_app,
-                passwords.previous_admin,
-                passwords.previous_exporter,
+                previous,
             ).apply(
-                lambda pw: sentinel_conf.render_node(
-                    settings, node_of.node, (pw[0], pw[1], pw[2], pw[3], pw[4]), redis_conf.Previous(*pw[5:8])
+                lambda pw: sentinel_conf.render_node_users(
+                    settings, (pw[0], pw[1], pw[2], pw[3], pw[4]), redis_conf.Previous(*pw[5])
                 )
             )
         )
 
     def _online_files(
-        self, image_id: pulumi.Input[str], data: docker.ContainerVolumeArgs, after: list[pulumi.Resource] | None
+        self,
+        image_id: pulumi.Input[str],
+        data: docker.ContainerVolumeArgs,
+        users: pulumi.Output[str],
+        after: list[pulumi.Resource] | None,
     ) -> docker.Container:
-        """The files container of online.conf: replaced on a change of it, the server is not."""
+        """The files container of online.conf and users.acl: replaced on a change of them,
+        the server is not."""
         settings = self._settings
         return online_files_container(
             f"{self._name}-online-files",
@@ -272,6 +300,7 @@ class RedisServer(pulumi.ComponentResource):
             image_id,
             data,
             redis_conf.render_online(settings, self._node),
+            users,
             pulumi.ResourceOptions(parent=self, depends_on=after),
         )
 
@@ -291,8 +320,11 @@ class RedisServer(pulumi.ComponentResource):
         props = {"endpoints": [endpoint], "username": settings.admin_username, "password": admin_password, "tls": tls}
         return lower_maxmemory_first(self._name, settings.name, props, settings.maxmemory)
 
-    def _online(self, admin_password: pulumi.Input[str], online_files: docker.Container) -> RedisOnlineSettings:
-        """Sets the online settings on the running server, after its online.conf is written."""
+    def _online(
+        self, admin_password: pulumi.Input[str], users: pulumi.Output[str], online_files: docker.Container
+    ) -> RedisOnlineSettings:
+        """Sets the online settings and users on the running server, after its online.conf
+        and users.acl are written."""
         settings = self._settings
         endpoint, tls = self._reach()
         directives = redis_conf.online_config(settings, self._node)
@@ -304,12 +336,12 @@ class RedisServer(pulumi.ComponentResource):
             f"{self._name}-online",
             [endpoint],
             directives,
+            users,
             (settings.admin_username, admin_password),
             tls,
             pulumi.ResourceOptions(parent=self, depends_on=[online_files, self.container]),
             certificates=fingerprint,
-            # The container's memory limit too, for the pack's headroom rule beside maxmemory.
-            labels={**policy_labels(settings), f"{LABEL_PREFIX}memory-limit-mb": str(settings.memory_limit_mb)},
+            labels=online_labels(settings, self._turning_auth_on),
         )
 
     def _placement(self) -> dict[str, Any]:
@@ -351,7 +383,7 @@ class RedisServer(pulumi.ComponentResource):
             mounts=mounts or None,
             # redis-cli and the shell need a writable /tmp; everything else is read-only.
             tmpfs={"/tmp": "rw,noexec,nosuid,size=64m"},
-            labels=label_args(labels(settings, node, self._turning_auth_on)),
+            labels=label_args(labels(settings, node)),
             **lifecycle_args(settings, redis_conf.healthcheck_command(settings, node.port if node else None)),
             **hardened_container_args(settings, settings.memory_limit_mb),
             opts=served_by(

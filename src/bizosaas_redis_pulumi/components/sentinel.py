@@ -41,10 +41,20 @@ def sentinel_labels(settings: Settings, sentinel: Placed) -> dict[str, str]:
     }
 
 
-def _config(
-    settings: Settings, sentinel: Placed, passwords: Passwords, sentinel_password: pulumi.Input[str]
-) -> pulumi.Output[str]:
-    """sentinel.conf with its users: a secret."""
+def _config(settings: Settings, sentinel: Placed, sentinel_password: pulumi.Input[str]) -> pulumi.Output[str]:
+    """sentinel.conf with the password it authenticates upstream with: a secret."""
+    return pulumi.Output.secret(
+        pulumi.Output.from_input(sentinel_password).apply(
+            lambda password: (
+                sentinel_conf.render_sentinel_config(settings, sentinel)
+                + sentinel_conf.render_sentinel_secrets(settings, password)
+            )
+        )
+    )
+
+
+def _users(settings: Settings, passwords: Passwords, sentinel_password: pulumi.Input[str]) -> pulumi.Output[str]:
+    """The Sentinel's users.acl: a secret."""
     return pulumi.Output.secret(
         pulumi.Output.all(
             passwords.app,
@@ -55,11 +65,8 @@ def _config(
             passwords.previous_admin,
             passwords.previous_exporter,
         ).apply(
-            lambda pw: (
-                sentinel_conf.render_sentinel_config(settings, sentinel)
-                + sentinel_conf.render_sentinel_users(
-                    settings, pw[0], pw[1], pw[2], pw[3], redis_conf.Previous(pw[4], pw[5], pw[6])
-                )
+            lambda pw: sentinel_conf.render_sentinel_users(
+                settings, pw[0], pw[1], pw[2], pw[3], redis_conf.Previous(pw[4], pw[5], pw[6])
             )
         )
     )
@@ -92,8 +99,9 @@ class RedisSentinel(pulumi.ComponentResource):
             opts=child,
         )
         data = docker.ContainerVolumeArgs(volume_name=volume.name, container_path=redis_conf.DATA_DIR)
-        conf = _config(settings, sentinel, passwords, sentinel_password)
-        files, online_files = self._files(name, settings, sentinel, conf, discovery, image, data, after)
+        conf = _config(settings, sentinel, sentinel_password)
+        users = _users(settings, passwords, sentinel_password)
+        files, online_files = self._files(name, settings, sentinel, (conf, users), discovery, image, data, after)
         self.container = docker.Container(
             f"{name}-container",
             name=sentinel.container_name,
@@ -112,7 +120,8 @@ class RedisSentinel(pulumi.ComponentResource):
             f"{name}-online",
             [sentinel.endpoint],
             sentinel_conf.sentinel_online_config(settings),
-            (settings.admin_username, passwords.admin),
+            users,
+            (settings.admin_username, passwords.running_admin),
             {},  # the sentinel topology has no TLS (settings.high_availability)
             pulumi.ResourceOptions(parent=self, depends_on=[online_files, self.container]),
             master=master_name(settings),
@@ -126,15 +135,17 @@ class RedisSentinel(pulumi.ComponentResource):
         name: str,
         settings: Settings,
         sentinel: Placed,
-        conf: pulumi.Output[str],
+        files_text: tuple[pulumi.Output[str], pulumi.Output[str]],
         discovery: startup.Discovery,
         image: docker.RemoteImage,
         data: docker.ContainerVolumeArgs,
         after: list[pulumi.Resource] | None,
     ) -> tuple[docker.Container, docker.Container]:
         """The files containers: sentinel.conf and the start script (new ones replace the
-        Sentinel), and online.conf, the settings Sentinel applies while it runs (a new one
-        replaces nothing: `online` sets them on the running Sentinel)."""
+        Sentinel), and online.conf and users.acl (`files_text`: sentinel.conf and users.acl),
+        what Sentinel applies while it runs (new ones replace nothing: `online` sets them on
+        the running Sentinel)."""
+        conf, users = files_text
         # In the same order as the containers: a files container replaced deletes its
         # container first, so it must wait for the containers this one waits for.
         opts = pulumi.ResourceOptions(parent=self, depends_on=after)
@@ -155,6 +166,7 @@ class RedisSentinel(pulumi.ComponentResource):
             image.image_id,
             data,
             sentinel_conf.render_sentinel_online(settings),
+            users,
             opts,
         )
         return files, online_files
