@@ -22,7 +22,7 @@ INSTANCE: dict[str, str] = {
     "socket_path": "With unixSocket: the socket's path inside that volume's mount.",
     "app_username": "The application user (`default`, so password-only clients work).",
     "admin_username": "The operators' user, with every command.",
-    "redis_conf": "The rendered `redis.conf` without its user lines: previews show a configuration change.",
+    "redis_conf": "The rendered `redis.conf` (its users are users.acl's): previews show a configuration change.",
     "redis_url": "Secret. The application user's URL through the published port.",
     "redis_admin_url": "Secret. The admin user's URL through the published port.",
     "redis_password": "Secret. The application user's password (when authentication is on).",

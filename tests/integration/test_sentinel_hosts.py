@@ -631,12 +631,17 @@ def test_a_credential_change_is_refused_before_anything_changes(stack: Stack, ch
 
 def test_a_password_rotation_refuses_no_client_through_sentinel(stack: Stack) -> None:
     """`rotate start` of the application password, then of the admin's, then both `finish`:
-    each `up` replaces every node and Sentinel, the primary handed over with the previous
-    admin password (which the running servers hold). Clients through Sentinel on the old and
-    on the new application password are never refused until finish; no acknowledged write
-    is lost; after finish the old one is refused."""
+    each `up` sets the users on every running node and Sentinel (ACL SETUSER, as the admin
+    with the password they hold, the previous one during the admin's rotation): none is
+    restarted and the primary stays. Clients through Sentinel on the old and on the new
+    application password are never refused until finish; no acknowledged write is lost;
+    after finish the old one is refused."""
     _settled(stack)
     old, master = stack.app_url()
+    primary = stack.primary()
+    endpoints = [node.endpoint for node in topology.nodes(stack.settings)]
+    endpoints += [sentinel.endpoint for sentinel in topology.sentinels(stack.settings)]
+    run_ids = _run_ids(stack, endpoints)
 
     def knocker(url: str) -> Knocker:
         return Knocker(lambda: stack.app((url, master)))
@@ -661,6 +666,8 @@ def test_a_password_rotation_refuses_no_client_through_sentinel(stack: Stack) ->
         knocker(old).knock()
     assert harness.refused(raised.value), raised.value
     assert knocker(new).knock()
+    assert stack.primary() == primary, "a rotation handed the primary over"
+    assert _run_ids(stack, endpoints) == run_ids, "a rotation restarted a node or Sentinel"
     stack.sandbox.run("preview", "--stack", STACK, "--expect-no-changes")
 
 

@@ -42,6 +42,10 @@ def test_command_is_redis_server_with_the_rendered_config(deployment, host, admi
     assert admin.info("server")["config_file"] == redis_conf.CONFIG_PATH
     conf = host.file(redis_conf.CONFIG_PATH)
     assert conf.exists and conf.uid == REDIS_UID and conf.mode == 0o600
+    # The users (hashes), which ACL SAVE rewrites with the start script's umask.
+    assert admin.config_get("aclfile")["aclfile"] == redis_conf.USERS_PATH
+    users = host.file(redis_conf.USERS_PATH)
+    assert users.exists and users.uid == REDIS_UID and users.mode == 0o600
     start = host.file(startup.START_SCRIPT_PATH)
     assert start.exists and start.uid == REDIS_UID and start.mode == 0o500
 
