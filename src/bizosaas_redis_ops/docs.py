@@ -372,6 +372,56 @@ def grid_table(folder: Path, name: str) -> str:
     return "\n".join([*rows, "", measured_under(results)])
 
 
+# What the change matrix (tests/unit/test_change_matrix.py) found a key's change to do,
+# worded for the table; the order is the table's.
+EFFECTS = {
+    "server replaced": "servers restarted (containers replaced)",
+    "server added": "a server added",
+    "server removed": "a server removed",
+    "server in place": "server containers updated in place",
+    "server online": "set on the running servers",
+    "sentinel replaced": "Sentinels restarted",
+    "sentinel added": "Sentinels added",
+    "sentinel online": "set on the running Sentinels",
+}
+# Which measured path (results/change-paths.json's groups) a key's effects take, the
+# slowest first: a key that also replaces a server pauses writes as a replacement does.
+PATHS = (("server replaced", "container replaced"), ("server in place", "container updated"))
+BASES = {"staging": "staging", "sentinel": "staging, topology sentinel", "tls": "staging, TLS on"}
+
+
+def _pauses(folder: Path) -> dict[str, str]:
+    """Each path's longest pause in writes, over every change measured on it."""
+    found: dict[str, list[float]] = {}
+    for row in load_results(folder, "change-paths")["figures"]:
+        if row["figure"] == "longest pause in writes":
+            found.setdefault(row["group"], []).extend(row["values"])
+    return {
+        group: (f"{min(v):.2f}–{max(v):.2f} s" if min(v) != max(v) else f"{v[0]:.2f} s") + f" ({group})"
+        for group, v in found.items()
+    }
+
+
+def change_matrix_table(folder: Path) -> str:
+    """Every setting key changed alone (results/change-matrix.json): what `up` then does to
+    the servers and Sentinels, whether Redis restarts, and the pause in writes measured on
+    that path (results/change-paths.json)."""
+    matrix, pauses = load_results(folder, "change-matrix"), _pauses(folder)
+    header = ["Key", "Changed on", "What `up` does", "Redis restarted", "Longest pause in writes measured"]
+    rows = [_row(header), "|" + "---|" * len(header)]
+    for key in matrix["keys"]:
+        effects = set(key["effects"])
+        does = "; ".join(words for effect, words in EFFECTS.items() if effect in effects)
+        restarted = "yes" if effects & {"server replaced", "sentinel replaced"} else "no"
+        path = next((group for effect, group in PATHS if effect in effects), None)
+        if path is None:
+            path = "container kept" if "server online" in effects else None
+        pause = pauses.get(path, "") if path else "none: no server changes"
+        rows.append(_row([f"`{key['key']}`", BASES[key["base"]], does or "nothing running changes", restarted, pause]))
+    under = measured_under(load_results(folder, "change-paths"))
+    return "\n".join([*rows, "", f"Matrix of commit `{matrix['commit']}` ({RESULTS_DIR}/change-matrix.json). {under}"])
+
+
 # The results files (results/<name>.json) whose figures the documents show, each as a table.
 MEASURED = (
     "change-paths",
@@ -397,6 +447,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "policy-table": lambda _: policy_table(),
     "alert-table": lambda _: alert_table(),
     "test-tiers": tiers_table,
+    "change-matrix": change_matrix_table,
     # Each results/<name>.json rendered as a table of the same name.
     **{name: functools.partial(measured_table, name=name) for name in MEASURED},
     **{name: functools.partial(grid_table, name=name) for name in GRIDS},

@@ -15,20 +15,27 @@ before and after the change; what differs is sorted into effects:
 
 Asserted: a key the settings model marks online (the configuration reference's column
 "Applied without restart") never replaces a container and changes what is set online;
-every other key never changes the online settings alone. What the real engine does with
+every other key never changes the online settings alone. The matrix is also
+results/change-matrix.json (written here when BIZOSAAS_RESULTS_DIR is set), which
+`bizosaas-redis docs` renders beside the pauses measured per path; a matrix that differs
+from the committed file fails, so the documented table is the program's. What the real engine does with
 them is proven by tests/integration/test_online_settings.py and test_data_safety.py.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from test_topology import HOSTS, PASSWORDS
 
 import capture
+from bizosaas_redis_ops import results
+from conftest import ROOT
 from bizosaas_redis.constants import CONTAINER, LABEL_SERVICE, SERVICE_REDIS, SERVICE_SENTINEL
 from bizosaas_redis.settings import (
+    NAMESPACE,
     Settings,
     online_acl_settings,
     online_directives,
@@ -233,3 +240,21 @@ def test_the_matrix_holds_the_known_paths(matrix):
     assert matrix["replicas"] == {"server removed"}
     # The admin user is who applies the online settings: a new name needs a server started with it.
     assert matrix["admin_username"] == {"server replaced", "server online"}
+
+
+MATRIX_RESULTS = "change-matrix"
+
+
+def test_the_documented_matrix_is_the_programs(matrix):
+    rows = [
+        {"key": f"{NAMESPACE}:{Settings.model_fields[field].alias}", "base": base, "effects": sorted(matrix[field])}
+        for field, (_, base) in CHANGES.items()
+    ]
+    folder = results.requested()
+    if folder is not None:
+        conditions = "each setting key changed alone, on the staging stack file or the base named, under Pulumi's mocks"
+        document = results.document(MATRIX_RESULTS, conditions, [], results.commit_of(ROOT))
+        results.write(folder, {**document, "keys": rows})
+    path = ROOT / results.RESULTS_DIR / f"{MATRIX_RESULTS}.json"
+    committed = json.loads(path.read_text())["keys"] if path.exists() else None
+    assert committed == rows, f"run this module with {results.RESULTS_ENV}=$PWD/results, then bizosaas-redis docs"
