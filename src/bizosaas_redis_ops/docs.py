@@ -375,12 +375,12 @@ def grid_table(folder: Path, name: str) -> str:
 # What the change matrix (tests/unit/test_change_matrix.py) found a key's change to do,
 # worded for the table; the order is the table's.
 EFFECTS = {
-    "server replaced": "servers restarted (containers replaced)",
+    "server replaced": "servers replaced",
     "server added": "a server added",
     "server removed": "a server removed",
     "server in place": "server containers updated in place",
     "server online": "set on the running servers",
-    "sentinel replaced": "Sentinels restarted",
+    "sentinel replaced": "Sentinels replaced",
     "sentinel added": "Sentinels added",
     "sentinel online": "set on the running Sentinels",
 }
@@ -396,10 +396,14 @@ def _pauses(folder: Path) -> dict[str, str]:
     for row in load_results(folder, "change-paths")["figures"]:
         if row["figure"] == "longest pause in writes":
             found.setdefault(row["group"], []).extend(row["values"])
-    return {
-        group: (f"{min(v):.2f}–{max(v):.2f} s" if min(v) != max(v) else f"{v[0]:.2f} s") + f" ({group})"
-        for group, v in found.items()
-    }
+    return {group: f"{_span(min(v), max(v))} ({group})" for group, v in found.items()}
+
+
+def _span(least: float, most: float) -> str:
+    """`least`–`most` seconds, in ms below a tenth of a second; one figure when they round alike."""
+    unit, scale, digits = ("ms", 1000, 0) if most < 0.1 else ("s", 1, 2)
+    low, high = f"{least * scale:.{digits}f}", f"{most * scale:.{digits}f}"
+    return f"{low} {unit}" if low == high else f"{low}–{high} {unit}"
 
 
 def change_matrix_table(folder: Path) -> str:
@@ -407,17 +411,18 @@ def change_matrix_table(folder: Path) -> str:
     the servers and Sentinels, whether Redis restarts, and the pause in writes measured on
     that path (results/change-paths.json)."""
     matrix, pauses = load_results(folder, "change-matrix"), _pauses(folder)
-    header = ["Key", "Changed on", "What `up` does", "Redis restarted", "Longest pause in writes measured"]
+    header = ["Key", "Changed on", "What `up` does", "Restarts", "Longest pause in writes measured"]
     rows = [_row(header), "|" + "---|" * len(header)]
     for key in matrix["keys"]:
         effects = set(key["effects"])
         does = "; ".join(words for effect, words in EFFECTS.items() if effect in effects)
-        restarted = "yes" if effects & {"server replaced", "sentinel replaced"} else "no"
+        restarted = " and ".join(who for who in ("servers", "Sentinels") if f"{who[:-1].lower()} replaced" in effects)
         path = next((group for effect, group in PATHS if effect in effects), None)
         if path is None:
             path = "container kept" if "server online" in effects else None
         pause = pauses.get(path, "") if path else "none: no server changes"
-        rows.append(_row([f"`{key['key']}`", BASES[key["base"]], does or "nothing running changes", restarted, pause]))
+        does = does or "nothing running changes"
+        rows.append(_row([f"`{key['key']}`", BASES[key["base"]], does, restarted or "no", pause]))
     under = measured_under(load_results(folder, "change-paths"))
     return "\n".join([*rows, "", f"Matrix of commit `{matrix['commit']}` ({RESULTS_DIR}/change-matrix.json). {under}"])
 

@@ -9,6 +9,7 @@ two acknowledged writes is the unavailability window. The table is printed.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 
+from bizosaas_redis.settings import load_stack_file
 from bizosaas_redis_ops import results
 from bizosaas_redis_ops.check import smoke
 from conftest import TEST_EXTERNAL_NETWORK, TEST_PREFIX, free_port
@@ -38,6 +40,8 @@ FIGURES: list[dict[str, object]] = []  # the same runs, for results/change-paths
 PAUSE_BOUND = {"replaced": 2.9, "updated": 1.0, None: 1.0}
 # Settings applied without a restart (settings.online_directives), changed at once.
 ONLINE_CHANGE = ("maxclients=900", "timeout=30", "loglevel=verbose")
+# Staging's denied commands and one more: a change of the application user's rules.
+DENIED = [*load_stack_file("staging").denied_commands, "RANDOMKEY"]
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +119,9 @@ def test_every_change_path_keeps_every_key_and_every_acknowledged_write(safety, 
     # Settings Redis applies while it runs: set on the running server, the container kept.
     _change(safety, "online settings changed (maxclients, timeout, loglevel)", *ONLINE_CHANGE, expect=None)
     assert safety.admin().config_get("maxclients") == {"maxclients": "900"}
+    # The ACL users (users.acl), set with ACL SETUSER: the container kept.
+    _change(safety, "ACL users changed (a denied command; online)", f"deniedCommands={json.dumps(DENIED)}", expect=None)
+    assert "-randomkey" in safety.admin().acl_getuser(load_stack_file("staging").app_username)["commands"]
     # Another tag of the same image: Pulumi replaces the image resource, not the container.
     retagged = _retagged(safety.sandbox.overrides["image"])
     _change(safety, "image tag changed (same image: container kept)", f"image={retagged}", expect=None)

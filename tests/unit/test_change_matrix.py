@@ -31,8 +31,6 @@ import pytest
 from test_topology import HOSTS, PASSWORDS
 
 import capture
-from bizosaas_redis_ops import results
-from conftest import ROOT
 from bizosaas_redis.constants import CONTAINER, LABEL_SERVICE, SERVICE_REDIS, SERVICE_SENTINEL
 from bizosaas_redis.settings import (
     NAMESPACE,
@@ -43,7 +41,9 @@ from bizosaas_redis.settings import (
     read_stack_config,
     stack_file,
 )
+from bizosaas_redis_ops import results
 from bizosaas_redis_pulumi.components.files import NAME_SUFFIX
+from conftest import ROOT
 
 STAGING = read_stack_config(stack_file("staging"))
 TLS_DIR = "/etc/redis-tls"
