@@ -14,6 +14,8 @@ guards. The application, admin and exporter passwords stay hashes everywhere.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from bizosaas_redis import redis_conf
 from bizosaas_redis.redis_conf import HEALTHCHECK_PASSWORD, HEALTHCHECK_USER, password_hash
 from bizosaas_redis.settings import Settings, online_sentinel_options
@@ -51,6 +53,20 @@ def render_node_config(settings: Settings, node: Placed) -> str:
     return redis_conf.render_config(settings, node) + "\n".join(replication_lines(settings, node)) + "\n"
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """The passwords a topology user accepts: the one its clients (the nodes' masterauth,
+    the Sentinels' auth-pass and sentinel-pass) use, and during a rotation the next one
+    (`rotate start`: accepted before any client uses it) or the previous one (`rotate
+    switch`: accepted until every client has moved)."""
+
+    current: str
+    other: str | None = None
+
+    def hashes(self) -> str:
+        return redis_conf.password_secrets(self.current, self.other)
+
+
 def render_node(settings: Settings, node: Placed, replication_password: str) -> str:
     """The whole redis.conf of a node: with the one clear upstream password."""
     return render_node_config(settings, node) + f"masterauth {replication_password}\n"
@@ -58,11 +74,11 @@ def render_node(settings: Settings, node: Placed, replication_password: str) -> 
 
 def render_node_users(
     settings: Settings,
-    passwords: tuple[str | None, str, str | None, str, str],
+    passwords: tuple[str | None, str, str | None, Accepted, Accepted],
     previous: redis_conf.Previous = redis_conf.NO_PREVIOUS,
 ) -> str:
-    """A node's users.acl. `passwords`: app, admin, exporter, replication, sentinel;
-    `previous`: a rotation's, still accepted."""
+    """A node's users.acl. `passwords`: app, admin, exporter, and the replication and
+    Sentinel passwords accepted; `previous`: a rotation's, still accepted."""
     app, admin, exporter, replication, sentinel = passwords
     return redis_conf.render_users(settings, app, admin, exporter, previous, more=node_users(replication, sentinel))
 
@@ -87,11 +103,11 @@ def replication_lines(settings: Settings, node: Placed) -> list[str]:
     return lines
 
 
-def node_users(replication_password: str, sentinel_password: str) -> tuple[str, ...]:
+def node_users(replication: Accepted, sentinel: Accepted) -> tuple[str, ...]:
     """The topology's users on every node."""
     return (
-        f"user {REPLICATION_USER} reset on #{password_hash(replication_password)} {REPLICATION_RULES}",
-        f"user {SENTINEL_USER} reset on #{password_hash(sentinel_password)} {SENTINEL_RULES}",
+        f"user {REPLICATION_USER} reset on {replication.hashes()} {REPLICATION_RULES}",
+        f"user {SENTINEL_USER} reset on {sentinel.hashes()} {SENTINEL_RULES}",
     )
 
 
@@ -154,7 +170,7 @@ def render_sentinel_users(
     settings: Settings,
     app_password: str | None,
     admin_password: str,
-    sentinel_password: str,
+    sentinel_password: Accepted,
     exporter_password: str | None = None,
     previous: redis_conf.Previous = redis_conf.NO_PREVIOUS,
 ) -> str:
@@ -164,7 +180,7 @@ def render_sentinel_users(
     lines = [
         f"user {settings.app_username} reset on {app_secret} {SENTINEL_CLIENT_RULES}",
         f"user {settings.admin_username} reset on {redis_conf.password_secrets(admin_password, previous.admin)} +@all",
-        f"user {SENTINEL_USER} reset on #{password_hash(sentinel_password)} +@all",
+        f"user {SENTINEL_USER} reset on {sentinel_password.hashes()} +@all",
         f"user {HEALTHCHECK_USER} reset on #{password_hash(HEALTHCHECK_PASSWORD)} {SENTINEL_HEALTHCHECK_RULES}",
     ]
     if exporter_password is not None:

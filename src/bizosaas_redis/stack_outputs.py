@@ -26,6 +26,8 @@ INSTANCE: dict[str, str] = {
     "redis_url": "Secret. The application user's URL through the published port.",
     "redis_admin_url": "Secret. The admin user's URL through the published port.",
     "redis_password": "Secret. The application user's password (when authentication is on).",
+    "replication_password": "Secret. Topology sentinel: the password replicas link to the primary with.",
+    "sentinel_password": "Secret. Topology sentinel: the password Sentinels authenticate to nodes and peers with.",
     "exporter_url": "With exporterEnabled: the exporter's `/metrics` URL (node 0's with topology sentinel).",
     "exporter_urls": "Topology sentinel with exporterEnabled: every node's exporter URL.",
     "sentinel_exporter_urls": "Topology sentinel with exporterEnabled: every Sentinel's exporter URL.",
@@ -40,7 +42,9 @@ STACK: dict[str, str] = {
     "consumer_env": "What services put in their `.env`, without passwords: URLs by use, hosts, ports, TTLs.",
     "consumer_secrets": "Secret. The same URLs with the application password, and the passwords.",
 }
-SECRET = frozenset({"redis_url", "redis_admin_url", "redis_password", "consumer_secrets"})
+SECRET = frozenset(
+    {"redis_url", "redis_admin_url", "redis_password", "replication_password", "sentinel_password", "consumer_secrets"}
+)
 
 
 def documented(name: str) -> bool:

@@ -18,6 +18,7 @@ from bizosaas_redis.settings import (
     DURABLE_PREFIX,
     INTERNAL_FIELDS,
     NAMESPACE,
+    NEXT_KEYS,
     PREVIOUS_KEYS,
     SECRET_KEYS,
     Settings,
@@ -60,6 +61,14 @@ SECRET_DOCS = {
     "beside `adminPassword` until `rotate finish`.",
     "previousExporterPassword": "Secret. During a rotation: the exporter user's previous password, still "
     "accepted beside `exporterPassword` until it is removed.",
+    "previousReplicationPassword": "Secret. Topology sentinel, between `rotate switch` and `finish`: the "
+    "replication password before the switch, still accepted on every node.",
+    "previousSentinelPassword": "Secret. Topology sentinel, between `rotate switch` and `finish`: the Sentinel "
+    "password before the switch, still accepted on every node and Sentinel.",
+    "nextReplicationPassword": "Secret. Topology sentinel, between `rotate start` and `switch`: the next "
+    "replication password, accepted on every node before any replica uses it.",
+    "nextSentinelPassword": "Secret. Topology sentinel, between `rotate start` and `switch`: the next Sentinel "
+    "password, accepted on every node and Sentinel before any Sentinel uses it.",
 }
 SECRET_DOCS.update(
     {
@@ -113,8 +122,9 @@ def config_table() -> str:
         shown_default = f"`{default}`" if default != "—" else default
         applied = f"yes (`{online[name]}`)" if name in online else ""
         rows.append(_row([f"`{NAMESPACE}:{field.alias}`", shown_default, *per_stack, applied, field.description or ""]))
-    # The users' passwords (those a rotation covers) are users.acl's: set with ACL SETUSER.
-    in_users = {*PREVIOUS_KEYS, *PREVIOUS_KEYS.values()}
+    # The passwords that are users.acl's alone: set with ACL SETUSER. (The replication and
+    # Sentinel passwords are also their clients' masterauth, auth-pass, sentinel-pass.)
+    in_users = {*PREVIOUS_KEYS, *PREVIOUS_KEYS.values(), *NEXT_KEYS.values()} - set(NEXT_KEYS)
     for key in SECRET_KEYS:
         base = key.removeprefix(DURABLE_PREFIX)
         base = base[0].lower() + base[1:]

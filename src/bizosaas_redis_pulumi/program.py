@@ -24,6 +24,7 @@ from bizosaas_redis.connection import (
 )
 from bizosaas_redis.settings import (
     NAMESPACE,
+    NEXT_KEYS,
     PREVIOUS_KEYS,
     SECRET_KEYS,
     Settings,
@@ -106,6 +107,15 @@ def _previous(names: InstanceNames) -> dict[str, pulumi.Output[str]]:
     }
 
 
+def _other(names: InstanceNames, key: str) -> pulumi.Output[str] | None:
+    """During a rotation of the replication or Sentinel password (`key`), the one accepted
+    beside it: the next one (`rotate start`) or the previous one (`rotate switch`)."""
+    config = pulumi.Config(NAMESPACE)
+    return config.get_secret(names.config_key(NEXT_KEYS[key])) or config.get_secret(
+        names.config_key(PREVIOUS_KEYS[key])
+    )
+
+
 def _passwords(settings: Settings, names: InstanceNames) -> Passwords:
     previous = _previous(names)
     config = pulumi.Config(NAMESPACE)
@@ -132,15 +142,21 @@ def deploy_instance(
     names = instance_names(settings.role)
     passwords = _passwords(settings, names)
     if settings.topology == "sentinel":
+        replication = _instance_password(names, "replicationPassword", "replication-password")
+        sentinel = _instance_password(names, "sentinelPassword", "sentinel-password")
         cluster = SentinelCluster(
             names.resource,
             settings,
             passwords,
-            _instance_password(names, "replicationPassword", "replication-password"),
-            _instance_password(names, "sentinelPassword", "sentinel-password"),
+            replication,
+            sentinel,
             after=after,
+            others=(_other(names, "replicationPassword"), _other(names, "sentinelPassword")),
         )
         service = cluster.primary
+        # What `rotate switch` keeps as the previous one (a generated one is the state's alone).
+        _export(names.output_prefix + "replication_password", pulumi.Output.secret(replication))
+        _export(names.output_prefix + "sentinel_password", pulumi.Output.secret(sentinel))
     else:
         service = RedisServer(names.resource, settings, passwords, network_name=network_name, after=after)
     # The consumers' password; with authentication off, one `rotate start` published

@@ -671,6 +671,68 @@ def test_a_password_rotation_refuses_no_client_through_sentinel(stack: Stack) ->
     stack.sandbox.run("preview", "--stack", STACK, "--expect-no-changes")
 
 
+def _answers(endpoint: str, user: str, password: str) -> bool:
+    """Whether a node or Sentinel takes `user` with `password` (False: WRONGPASS)."""
+    host, _, port = endpoint.rpartition(":")
+    client = redis.Redis(host=host, port=int(port), username=user, password=password, socket_timeout=2)
+    try:
+        return bool(client.ping())
+    except redis.AuthenticationError:
+        return False
+    finally:
+        client.close()
+
+
+def test_the_replication_and_sentinel_passwords_rotate_with_a_failover_between(stack: Stack) -> None:
+    """`rotate start` of both topology passwords (the next ones accepted everywhere, set
+    online: no restart), a failover, `rotate switch` (the nodes' masterauth and the
+    Sentinels' auth-pass and sentinel-pass move: nodes replaced with a handover, then the
+    Sentinels), `rotate finish` (the old ones removed, online). Throughout: every replica
+    links again, the Sentinels agree on the primary, no acknowledged write is lost; after
+    finish the old passwords are refused on every node and Sentinel and the new ones taken."""
+    _settled(stack)
+    nodes = [node.endpoint for node in topology.nodes(stack.settings)]
+    sentinels = [sentinel.endpoint for sentinel in topology.sentinels(stack.settings)]
+    old = {user: stack.outputs()[f"{user}_password"] for user in ("replication", "sentinel")}
+
+    def rotate(step: str, user: str) -> None:
+        stack.sandbox.run("rotate", step, "--stack", STACK, "--user", user, "--no-verify")
+        stack.sandbox._outputs = None  # the outputs changed
+        assert old[user] not in stack.sandbox.last_output, f"rotate {step} printed a password"
+
+    with Writer(stack, "topology-rotation:") as writer:
+        run_ids = _run_ids(stack, nodes + sentinels)
+        rotate("start", "replication")
+        rotate("start", "sentinel")
+        assert _run_ids(stack, nodes + sentinels) == run_ids, "rotate start restarted a node or Sentinel"
+        primary = stack.primary()
+        stack.node_admin(sentinels[0]).execute_command("SENTINEL", "FAILOVER", NAME)
+        _wait(lambda: stack.primary() not in (None, primary), ELECTION, "the failover")
+        _settled(stack)
+        rotate("switch", "replication")
+        _settled(stack)
+        rotate("switch", "sentinel")
+        _settled(stack)
+        rotate("finish", "replication")
+        rotate("finish", "sentinel")
+    new = {user: stack.outputs()[f"{user}_password"] for user in ("replication", "sentinel")}
+    assert new["replication"] != old["replication"] and new["sentinel"] != old["sentinel"]
+    print(f"\nreplication and Sentinel passwords rotated with a failover between: {writer}")
+    assert writer.lost() == 0
+    for endpoint in nodes:
+        assert not _answers(endpoint, "replication", old["replication"]), endpoint
+        assert _answers(endpoint, "replication", new["replication"]), endpoint
+    for endpoint in nodes + sentinels:
+        assert not _answers(endpoint, "sentinel", old["sentinel"]), endpoint
+        assert _answers(endpoint, "sentinel", new["sentinel"]), endpoint
+    for endpoint in sentinels:
+        found = stack.node_admin(endpoint).sentinel_master(NAME)
+        assert found["num-other-sentinels"] == len(sentinels) - 1 and found["num-slaves"] == len(nodes) - 1, found
+        assert "s_down" not in found["flags"] and "o_down" not in found["flags"], found
+    stack.sandbox.run("verify", "--stack", STACK)
+    stack.sandbox.run("preview", "--stack", STACK, "--expect-no-changes")
+
+
 def _run_ids(stack: Stack, endpoints: list[str]) -> dict[str, str]:
     return {e: stack.node_admin(e).info("server")["run_id"] for e in endpoints}
 

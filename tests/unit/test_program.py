@@ -424,6 +424,42 @@ def test_a_rotation_on_a_sentinel_stack_holds_both_passwords_on_every_node_and_s
     assert all(f"user default reset on #{redis_conf.password_hash('app-Pw-3')} " in content for content in configs)
 
 
+@pytest.mark.parametrize("step", ["start", "switch"])
+def test_a_topology_password_rotation_accepts_two_while_the_clients_use_one(step):
+    """start: the next replication and Sentinel passwords accepted beside the current ones,
+    which the nodes' masterauth and the Sentinels' auth-pass keep; switch: the clients on
+    the new ones, the old ones accepted as the previous."""
+    hosts = {"a": {"url": "unix:///var/run/docker.sock", "address": "127.0.0.1"}}
+    given = {"replicationPassword": "repl-Old-1", "sentinelPassword": "sent-Old-1"}
+    if step == "start":
+        given |= {"nextReplicationPassword": "repl-New-2", "nextSentinelPassword": "sent-New-2"}
+    else:
+        given = {
+            "replicationPassword": "repl-New-2",
+            "sentinelPassword": "sent-New-2",
+            "previousReplicationPassword": "repl-Old-1",
+            "previousSentinelPassword": "sent-Old-1",
+        }
+    cap = run_program(
+        "staging",
+        values={"topology": "sentinel", "dockerHosts": hosts, "sentinelPlacement": ["a", "a", "a"]},
+        secrets_config=given,
+    )
+    uploads = [u for d in cap.of_type(CONTAINER) for u in unwrap(d.inputs.get("uploads", []))]
+    users = [u["content"] for u in uploads if u["file"] == redis_conf.USERS_PATH]
+    both = {user: " ".join(f"#{redis_conf.password_hash(p)}" for p in pair) for user, pair in (
+        ("replication", ("repl-Old-1", "repl-New-2") if step == "start" else ("repl-New-2", "repl-Old-1")),
+        ("sentinel", ("sent-Old-1", "sent-New-2") if step == "start" else ("sent-New-2", "sent-Old-1")),
+    )}  # fmt: skip
+    assert len(users) == 6 and all(f"user sentinel reset on {both['sentinel']} " in text for text in users)
+    assert sum(f"user replication reset on {both['replication']} " in text for text in users) == 3  # the nodes
+    clients = "Old-1" if step == "start" else "New-2"
+    configs = [u["content"] for u in uploads if u["file"] in ("/data/redis.conf", "/data/sentinel.conf")]
+    assert sum(f"masterauth repl-{clients}\n" in text for text in configs) == 3
+    assert sum(f"sentinel-pass sent-{clients}\n" in text for text in configs) == 3
+    assert cap.outputs["replication_password"].secret and cap.outputs["replication_password"].value == f"repl-{clients}"
+
+
 @pytest.mark.parametrize("stack", ["dev", "staging", "production"])
 def test_each_server_has_its_online_settings_applied_as_admin(captures, stack):
     cap = captures[stack][0]

@@ -69,3 +69,42 @@ def test_start_refuses_what_it_cannot_rotate():
         rotation.start(sentinel.model_copy(update={"auth_enabled": False}), "app", {}, OUTPUTS)
     # A password rotation on it is the standalone one's (its nodes and Sentinels hold both).
     assert rotation.start(sentinel, "admin", {}, OUTPUTS).secrets["redis:previousAdminPassword"] == "adm/in-Pw"
+
+
+def _sentinel_stack():
+    hosts = {"a": {"url": "unix:///var/run/docker.sock", "address": "127.0.0.1"}}
+    return build_settings(
+        {"topology": "sentinel", "dockerHosts": hosts, "sentinelPlacement": ["a", "a", "a"]}, "staging"
+    )
+
+
+@pytest.mark.parametrize(("user", "key"), [("replication", "ReplicationPassword"), ("sentinel", "SentinelPassword")])
+def test_the_topology_passwords_rotate_in_three_steps(user, key):
+    """start: the next one accepted, the clients keep the current one; switch: the clients
+    move to it and the current one stays accepted as the previous; finish: removed."""
+    settings, outputs = _sentinel_stack(), {**OUTPUTS, f"{user}_password": "running-Pw-1"}
+    current, nxt, previous = f"redis:{key[0].lower()}{key[1:]}", f"redis:next{key}", f"redis:previous{key}"
+    started = rotation.start(settings, user, {}, outputs)
+    assert list(started.secrets) == [nxt] and started.secrets[nxt] != "running-Pw-1" and not started.remove
+    config = dict(started.secrets)
+    with pytest.raises(rotation.RotationError, match=f"{nxt} is set: a rotation of the {user} password"):
+        rotation.start(settings, user, config, outputs)
+    with pytest.raises(rotation.RotationError, match=f"{nxt} is set: the clients still use the current"):
+        rotation.finish(settings, user, config)
+    switched = rotation.switch(settings, user, config, outputs)
+    assert switched == rotation.Step(secrets={previous: "running-Pw-1", current: config[nxt]}, remove=(nxt,))
+    config = {**switched.secrets}
+    with pytest.raises(rotation.RotationError, match=f"{previous} is set: .*`bizosaas-redis rotate finish"):
+        rotation.start(settings, user, config, outputs)
+    with pytest.raises(rotation.RotationError, match=f"{nxt} is not set: `rotate start --user {user}` comes first"):
+        rotation.switch(settings, user, config, outputs)
+    assert rotation.finish(settings, user, config) == rotation.Step(remove=(previous,))
+
+
+def test_the_topology_passwords_are_refused_where_they_do_not_exist():
+    with pytest.raises(rotation.RotationError, match="has no replication password: it is topology sentinel's"):
+        rotation.start(build_settings({}, "staging"), "replication", {}, OUTPUTS)
+    with pytest.raises(rotation.RotationError, match="`rotate switch` is for replication and sentinel"):
+        rotation.switch(_sentinel_stack(), "app", {}, OUTPUTS)
+    with pytest.raises(rotation.RotationError, match=r"outputs hold no sentinel password \(sentinel_password\)"):
+        rotation.switch(_sentinel_stack(), "sentinel", {"redis:nextSentinelPassword": "x"}, OUTPUTS)

@@ -125,7 +125,8 @@ def test_node_config_replicates_from_node_0_and_announces_its_host():
     assert "masterauth" not in text  # the exported part holds no secret
     whole = sentinel_conf.render_node(s, second, "repl-pw")
     assert "masterauth repl-pw" in whole and "\nuser " not in whole
-    users = sentinel_conf.render_node_users(s, ("app-pw", "admin-pw", None, "repl-pw", "sent-pw"))
+    accepted = sentinel_conf.Accepted("repl-pw"), sentinel_conf.Accepted("sent-pw")
+    users = sentinel_conf.render_node_users(s, ("app-pw", "admin-pw", None, *accepted))
     assert "app-pw" not in users and "repl-pw" not in users  # hashes only
     assert {line.split()[1] for line in users.splitlines()} == {
         "default",
@@ -144,7 +145,7 @@ def test_sentinel_config_keeps_its_id_and_hashes_client_passwords():
     assert f"sentinel monitor {s.name} 10.0.0.11 6380 2" in text
     assert f"sentinel myid {topology.sentinel_id(s, one)}" in text
     assert "sentinel announce-ip 10.0.0.11" in text and "port 26380" in text
-    users = sentinel_conf.render_sentinel_users(s, "app-pw", "admin-pw", "sent-pw")
+    users = sentinel_conf.render_sentinel_users(s, "app-pw", "admin-pw", sentinel_conf.Accepted("sent-pw"))
     assert "app-pw" not in users and "admin-pw" not in users and "sent-pw" not in users
     assert all(line.startswith("user ") for line in users.splitlines())
     assert f"sentinel auth-pass {s.name} sent-pw" in sentinel_conf.render_sentinel_secrets(s, "sent-pw")
@@ -301,13 +302,15 @@ def test_a_sentinel_exporter_may_only_read_the_sentinel():
     """The exporter's user on a Sentinel: INFO and SENTINEL's read-only subcommands (CKQUORUM
     among them), none that reconfigures (SET, REMOVE, MONITOR, FAILOVER, RESET, CONFIG)."""
     s = _settings(exporterEnabled=True)
-    users = sentinel_conf.render_sentinel_users(s, "app-pw-7", "admin-pw-7", "sentinel-pw-7", "exporter-pw-7")
+    users = sentinel_conf.render_sentinel_users(
+        s, "app-pw-7", "admin-pw-7", sentinel_conf.Accepted("sentinel-pw-7"), "exporter-pw-7"
+    )
     [line] = [u for u in users.splitlines() if u.startswith("user exporter ")]
     assert "exporter-pw-7" not in users and line.split()[4].startswith("#")
     rules = line.split()[5:]
     assert rules[0] == "-@all" and "+sentinel|ckquorum" in rules and "+info" in rules
     assert not [r for r in rules if r.startswith("+sentinel|") and r.split("|")[1] in SENTINEL_WRITES]
-    assert "user exporter" not in sentinel_conf.render_sentinel_users(s, "a", "b", "c")
+    assert "user exporter" not in sentinel_conf.render_sentinel_users(s, "a", "b", sentinel_conf.Accepted("c"))
 
 
 def test_consumers_get_sentinel_urls_and_transport_options():

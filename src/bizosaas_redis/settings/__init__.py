@@ -29,6 +29,7 @@ from bizosaas_redis.settings.keys import (
     INSTANCE_SECRET_KEYS,
     INTERNAL_FIELDS,
     NAMESPACE,
+    NEXT_KEYS,
     PREVIOUS_KEYS,
     SECRET_KEYS,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "MIN_MEMORY_HEADROOM",
     "MIN_MEMORY_OVERHEAD",
     "NAMESPACE",
+    "NEXT_KEYS",
     "PREVIOUS_KEYS",
     "PROJECT_DIR_VARIABLE",
     "PROJECT_FILE",

@@ -12,6 +12,16 @@ PREVIOUS_KEYS = {
     "password": "previousPassword",
     "adminPassword": "previousAdminPassword",
     "exporterPassword": "previousExporterPassword",
+    "replicationPassword": "previousReplicationPassword",
+    "sentinelPassword": "previousSentinelPassword",
+}
+# The topology's own passwords (their clients are the stack's nodes and Sentinels) rotate
+# in three steps: `rotate start` sets the next one, accepted beside the current one while
+# every client keeps the current one; `rotate switch` makes it current (the clients move)
+# and keeps the old one as previous; `rotate finish` removes that.
+NEXT_KEYS = {
+    "replicationPassword": "nextReplicationPassword",
+    "sentinelPassword": "nextSentinelPassword",
 }
 INSTANCE_SECRET_KEYS = (
     "password",
@@ -20,6 +30,7 @@ INSTANCE_SECRET_KEYS = (
     "replicationPassword",
     "sentinelPassword",
     *PREVIOUS_KEYS.values(),
+    *NEXT_KEYS.values(),
 )
 DURABLE_PREFIX = "durable"
 SECRET_KEYS = (

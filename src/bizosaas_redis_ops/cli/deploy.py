@@ -258,20 +258,22 @@ def _write_config(stack: str, fixes: dict[str, str]) -> Settings:
 
 @main.group()
 def rotate() -> None:
-    """Rotate a password with no client refused: start, move the consumers, finish."""
+    """Rotate a password with no client refused: start, move the consumers, finish (the
+    replication and Sentinel passwords of topology sentinel: start, switch, finish)."""
 
 
 def rotation_options(command: Callable[..., None]) -> Callable[..., None]:
-    """What `rotate start` and `rotate finish` share."""
+    """What the `rotate` steps share."""
     for option in reversed(
         [
             stack_option(),
             click.option(
                 "--user",
-                type=click.Choice(["app", "admin"]),
+                type=click.Choice(rotation.USERS),
                 default="app",
                 show_default=True,
-                help="the application user's password, or the admin's",
+                help="the application user's password, the admin's, or topology sentinel's replication or "
+                "Sentinel password",
             ),
             instance_option,
             yes_option,
@@ -301,9 +303,35 @@ def rotate_start(
     settings = settings_instance(load_stack_file(stack), instance)
     step = rotation.start(settings, user, _secret_config(stack), stack_outputs.load(stack, instance))
     _apply_step(ctx, stack, step, "rotation started", yes, no_verify)
+    if user in rotation.THREE_STEPS:
+        click.echo(
+            f"every node and Sentinel accepts the next {user} password beside the current one now; run "
+            f"`bizosaas-redis rotate switch --stack {stack} --user {user} --instance {instance}`"
+        )
+        return
     accepted = "no password and the new one" if rotation.turns_auth_on(settings, user) else "both passwords"
     click.echo(
         f"{accepted} are accepted now; move the consumers to the new one, then run "
+        f"`bizosaas-redis rotate finish --stack {stack} --user {user} --instance {instance}`"
+    )
+
+
+@rotate.command("switch")
+@rotation_options
+@click.pass_context
+def rotate_switch(
+    ctx: click.Context, stack: str, user: rotation.User, instance: Instance, yes: bool, no_verify: bool
+) -> None:
+    """The replication or Sentinel password: the next one becomes the one the nodes and
+    Sentinels use (the nodes are replaced one after the other, with a handover, then the
+    Sentinels), the current one stays accepted until `rotate finish`."""
+    from bizosaas_redis_ops.deploy import outputs as stack_outputs
+
+    settings = settings_instance(load_stack_file(stack), instance)
+    step = rotation.switch(settings, user, _secret_config(stack), stack_outputs.load(stack, instance))
+    _apply_step(ctx, stack, step, "rotation switching", yes, no_verify)
+    click.echo(
+        f"the nodes and Sentinels use the new {user} password; run "
         f"`bizosaas-redis rotate finish --stack {stack} --user {user} --instance {instance}`"
     )
 

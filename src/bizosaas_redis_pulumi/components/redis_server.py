@@ -121,12 +121,15 @@ class NodeOf:
     """What makes a RedisServer one node of the sentinel topology."""
 
     node: Placed
-    # Replication and Sentinel passwords (see sentinel_conf).
+    # Replication and Sentinel passwords (see sentinel_conf): the ones the clients use,
+    # and during a rotation another one accepted beside each (sentinel_conf.Accepted).
     replication_password: pulumi.Input[str]
     sentinel_password: pulumi.Input[str]
     discovery: startup.Discovery
     # Runs before the node's container is deleted or replaced: moves the primary role away.
     handover: pulumi.ResourceHook | None = None
+    replication_other: pulumi.Input[str] | None = None
+    sentinel_other: pulumi.Input[str] | None = None
 
 
 class RedisServer(pulumi.ComponentResource):
@@ -276,9 +279,13 @@ class RedisServer(pulumi.ComponentResource):
                 node_of.replication_password,
                 node_of.sentinel_password,
                 previous,
+                node_of.replication_other,
+                node_of.sentinel_other,
             ).apply(
                 lambda pw: sentinel_conf.render_node_users(
-                    settings, (pw[0], pw[1], pw[2], pw[3], pw[4]), redis_conf.Previous(*pw[5])
+                    settings,
+                    (pw[0], pw[1], pw[2], sentinel_conf.Accepted(pw[3], pw[6]), sentinel_conf.Accepted(pw[4], pw[7])),
+                    redis_conf.Previous(*pw[5]),
                 )
             )
         )

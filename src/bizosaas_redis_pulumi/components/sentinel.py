@@ -53,8 +53,14 @@ def _config(settings: Settings, sentinel: Placed, sentinel_password: pulumi.Inpu
     )
 
 
-def _users(settings: Settings, passwords: Passwords, sentinel_password: pulumi.Input[str]) -> pulumi.Output[str]:
-    """The Sentinel's users.acl: a secret."""
+def _users(
+    settings: Settings,
+    passwords: Passwords,
+    sentinel_password: pulumi.Input[str],
+    sentinel_other: pulumi.Input[str] | None,
+) -> pulumi.Output[str]:
+    """The Sentinel's users.acl: a secret. `sentinel_other`: during a rotation of the
+    Sentinel password, the one accepted beside it (sentinel_conf.Accepted)."""
     return pulumi.Output.secret(
         pulumi.Output.all(
             passwords.app,
@@ -64,9 +70,15 @@ def _users(settings: Settings, passwords: Passwords, sentinel_password: pulumi.I
             passwords.previous_app,
             passwords.previous_admin,
             passwords.previous_exporter,
+            sentinel_other,
         ).apply(
             lambda pw: sentinel_conf.render_sentinel_users(
-                settings, pw[0], pw[1], pw[2], pw[3], redis_conf.Previous(pw[4], pw[5], pw[6])
+                settings,
+                pw[0],
+                pw[1],
+                sentinel_conf.Accepted(pw[2], pw[7]),
+                pw[3],
+                redis_conf.Previous(pw[4], pw[5], pw[6]),
             )
         )
     )
@@ -88,6 +100,7 @@ class RedisSentinel(pulumi.ComponentResource):
         discovery: startup.Discovery,
         after: list[pulumi.Resource] | None = None,
         opts: pulumi.ResourceOptions | None = None,
+        sentinel_other: pulumi.Input[str] | None = None,
     ) -> None:
         super().__init__(COMPONENT_TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -100,7 +113,7 @@ class RedisSentinel(pulumi.ComponentResource):
         )
         data = docker.ContainerVolumeArgs(volume_name=volume.name, container_path=redis_conf.DATA_DIR)
         conf = _config(settings, sentinel, sentinel_password)
-        users = _users(settings, passwords, sentinel_password)
+        users = _users(settings, passwords, sentinel_password, sentinel_other)
         files, online_files = self._files(name, settings, sentinel, (conf, users), discovery, image, data, after)
         self.container = docker.Container(
             f"{name}-container",

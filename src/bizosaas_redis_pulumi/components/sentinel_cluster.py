@@ -57,7 +57,8 @@ class SentinelCluster(pulumi.ComponentResource):
 
     Order, for changes that replace every node: the replicas first (node 0 depends on them),
     then node 0, whose hook hands the primary role over before it goes; Sentinels last, one
-    after the other."""
+    after the other. `others`: during a rotation of the replication or Sentinel password,
+    the one accepted beside each (sentinel_conf.Accepted)."""
 
     primary: RedisServer
 
@@ -70,6 +71,7 @@ class SentinelCluster(pulumi.ComponentResource):
         sentinel_password: pulumi.Input[str],
         after: list[pulumi.Resource] | None = None,
         opts: pulumi.ResourceOptions | None = None,
+        others: tuple[pulumi.Input[str] | None, pulumi.Input[str] | None] = (None, None),
     ) -> None:
         super().__init__(COMPONENT_TYPE, name, None, opts)
         self._name, self._settings = name, settings
@@ -92,6 +94,7 @@ class SentinelCluster(pulumi.ComponentResource):
                 # During an admin rotation the previous password: the running servers hold
                 # it, the replaced ones both (bizosaas_redis_ops.deploy.preflight checks it).
                 handover_hook(settings, node, resource, passwords.previous_admin or passwords.admin),
+                *others,
             )
             depends = [*(after or []), *(n.container for n in nodes)]
             server_opts = self._child(providers[node.host_name])
@@ -112,6 +115,7 @@ class SentinelCluster(pulumi.ComponentResource):
                     startup.Discovery(master, peers),
                     after=[*(n.container for n in nodes), *placed],
                     opts=self._child(providers[sentinel.host_name]),
+                    sentinel_other=others[1],
                 ).container
             )
         self.primary = nodes[-1]
