@@ -87,6 +87,8 @@ class Capture:
     resources: list[Resource] = field(default_factory=list)
     outputs: dict[str, Output] = field(default_factory=dict)
     invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # (type, name) -> resource options, of components too (which mocks never see created).
+    registered: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def of_type(self, typ: str) -> list[Resource]:
         return [r for r in self.resources if r.type == typ]
@@ -243,4 +245,5 @@ def run_program(
     _sync_await(run_pulumi_func(_run))
     for resource in capture.resources:
         resource.options = monitor.options.get((resource.type, resource.name), {})
+    capture.registered = monitor.options
     return capture

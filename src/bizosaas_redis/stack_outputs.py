@@ -26,6 +26,7 @@ INSTANCE: dict[str, str] = {
     "redis_url": "Secret. The application user's URL through the published port.",
     "redis_admin_url": "Secret. The admin user's URL through the published port.",
     "redis_password": "Secret. The application user's password (when authentication is on).",
+    "exporter_password": "Secret. With exporterEnabled: the password of the exporter's ACL user.",
     "replication_password": "Secret. Topology sentinel: the password replicas link to the primary with.",
     "sentinel_password": "Secret. Topology sentinel: the password Sentinels authenticate to nodes and peers with.",
     "exporter_url": "With exporterEnabled: the exporter's `/metrics` URL (node 0's with topology sentinel).",
@@ -43,7 +44,15 @@ STACK: dict[str, str] = {
     "consumer_secrets": "Secret. The same URLs with the application password, and the passwords.",
 }
 SECRET = frozenset(
-    {"redis_url", "redis_admin_url", "redis_password", "replication_password", "sentinel_password", "consumer_secrets"}
+    {
+        "redis_url",
+        "redis_admin_url",
+        "redis_password",
+        "exporter_password",
+        "replication_password",
+        "sentinel_password",
+        "consumer_secrets",
+    }
 )
 
 

@@ -59,8 +59,8 @@ SECRET_DOCS = {
     "previous password, still accepted beside `password` until `rotate finish` removes it.",
     "previousAdminPassword": "Secret. During a rotation: the admin user's previous password, still accepted "
     "beside `adminPassword` until `rotate finish`.",
-    "previousExporterPassword": "Secret. During a rotation: the exporter user's previous password, still "
-    "accepted beside `exporterPassword` until it is removed.",
+    "previousExporterPassword": "Secret. During a rotation (`rotate start --user exporter`): the exporter "
+    "user's previous password, still accepted beside `exporterPassword` until `rotate finish`.",
     "previousReplicationPassword": "Secret. Topology sentinel, between `rotate switch` and `finish`: the "
     "replication password before the switch, still accepted on every node.",
     "previousSentinelPassword": "Secret. Topology sentinel, between `rotate switch` and `finish`: the Sentinel "

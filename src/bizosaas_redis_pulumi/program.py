@@ -164,6 +164,8 @@ def deploy_instance(
     published = passwords.app if passwords.app is not None else passwords.published_app
     app_password = pulumi.Output.from_input(published) if published is not None else None
     _export_instance(settings, names, service, app_password, pulumi.Output.from_input(passwords.admin))
+    if passwords.exporter is not None:  # what `rotate start --user exporter` keeps as the previous one
+        _export(names.output_prefix + "exporter_password", pulumi.Output.secret(passwords.exporter))
     return Instance(settings, service, app_password)
 
 

@@ -13,7 +13,9 @@ Redis (protected-mode is redis.conf's)."""
 
 from __future__ import annotations
 
+import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -130,6 +132,50 @@ def test_an_admin_password_rotation_keeps_the_tools_working(sandbox: Sandbox) ->
     # Starting twice, or finishing what was not started, is refused in one line.
     refused = sandbox.run("rotate", "finish", "--stack", STACK, "--user", "admin", check=False)
     assert refused.returncode != 0 and "no rotation of the admin password is in progress" in sandbox.last_output
+
+
+def _scrape(url: str) -> bool | None:
+    """One scrape of the exporter: whether it read Redis (`redis_up`), None if it did not answer."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return "redis_up 1" in response.read().decode().splitlines()
+    except OSError:
+        return None
+
+
+def test_the_exporter_password_rotates_with_no_scrape_refused(sandbox: Sandbox) -> None:
+    """`rotate start --user exporter`: the server takes both passwords before the exporter
+    (replaced with the new one) uses it, so every scrape it answers read Redis; `finish`
+    removes the old one. Redis is not restarted."""
+    before = _outputs(sandbox)
+    url, old, admin = before["exporter_url"], before["exporter_password"], before["admin_username"]
+    admin_password = redis.Redis.from_url(before["redis_admin_url"]).connection_pool.connection_kwargs["password"]
+    process = run_id(sandbox.port, admin, admin_password)
+    scrapes: list[bool | None] = []
+    done = threading.Event()
+
+    def scrape() -> None:
+        while not done.is_set():
+            scrapes.append(_scrape(url))
+            time.sleep(0.2)
+
+    poller = threading.Thread(target=scrape)
+    poller.start()
+    try:
+        _rotate(sandbox, "start", "exporter", old)
+        new = _outputs(sandbox)["exporter_password"]
+        assert new != old and knocker_at(sandbox.port, "exporter", old).knock()
+        assert knocker_at(sandbox.port, "exporter", new).knock()
+        _rotate(sandbox, "finish", "exporter", old, new)
+    finally:
+        done.set()
+        poller.join()
+    print(f"\nexporter rotation: {scrapes.count(True)} scrapes read Redis, {scrapes.count(None)} unanswered")
+    assert False not in scrapes, f"{scrapes.count(False)} scrapes answered without reading Redis"
+    assert scrapes.count(True) > 0 and _scrape(url) is True
+    with pytest.raises(redis.AuthenticationError):
+        knocker_at(sandbox.port, "exporter", old).knock()
+    assert run_id(sandbox.port, admin, admin_password) == process, "Redis was restarted"
 
 
 def test_turning_authentication_on_refuses_no_client_until_finish(sandbox_without_auth: Sandbox, engine) -> None:

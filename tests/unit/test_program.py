@@ -248,6 +248,10 @@ def test_exporter_sidecar_reads_its_password_from_a_file():
     assert "REDIS_PASSWORD_FILE=/secrets/password.json" in plain["envs"]
     secret = passwords["redis-exporter-password"]
     assert not [e for e in plain["envs"] if secret in e], "no password in the environment"
+    # Started after its user's passwords are set on the server (a rotation's new one first).
+    component = cap.registered[("bizosaas:redis:RedisExporter", "redis-exporter")]
+    assert any(urn.endswith("::redis-online") for urn in component["dependencies"])
+    assert cap.outputs["exporter_password"].secret and cap.outputs["exporter_password"].value == secret
     written = cap.files_of(exporter)
     assert is_secret(written.inputs["uploads"])
     upload = written.plain["uploads"][0]

@@ -108,3 +108,14 @@ def test_the_topology_passwords_are_refused_where_they_do_not_exist():
         rotation.switch(_sentinel_stack(), "app", {}, OUTPUTS)
     with pytest.raises(rotation.RotationError, match=r"outputs hold no sentinel password \(sentinel_password\)"):
         rotation.switch(_sentinel_stack(), "sentinel", {"redis:nextSentinelPassword": "x"}, OUTPUTS)
+
+
+def test_the_exporter_password_rotates_as_the_application_password_does():
+    settings = build_settings({"exporterEnabled": True}, "staging")
+    step = rotation.start(settings, "exporter", {}, {**OUTPUTS, "exporter_password": "exp-Pw-1"})
+    assert step.secrets["redis:previousExporterPassword"] == "exp-Pw-1" and "redis:exporterPassword" in step.secrets
+    assert rotation.finish(settings, "exporter", step.secrets) == rotation.Step(
+        remove=("redis:previousExporterPassword",)
+    )
+    with pytest.raises(rotation.RotationError, match=r"runs no exporter \(redis:exporterEnabled false\)"):
+        rotation.start(build_settings({"exporterEnabled": False}, "staging"), "exporter", {}, OUTPUTS)

@@ -29,19 +29,24 @@ from bizosaas_redis.connection import instance_names
 from bizosaas_redis.errors import BizosaasRedisError
 from bizosaas_redis.settings import DURABLE_PREFIX, NAMESPACE, NEXT_KEYS, PREVIOUS_KEYS, Settings
 
-User = Literal["app", "admin", "replication", "sentinel"]
-USERS: tuple[User, ...] = ("app", "admin", "replication", "sentinel")
+User = Literal["app", "admin", "exporter", "replication", "sentinel"]
+USERS: tuple[User, ...] = ("app", "admin", "exporter", "replication", "sentinel")
 # Each rotated user's password key (see PREVIOUS_KEYS for its previous one's).
 PASSWORD_KEYS: dict[User, str] = {
     "app": "password",
     "admin": "adminPassword",
+    "exporter": "exporterPassword",
     "replication": "replicationPassword",
     "sentinel": "sentinelPassword",
 }
 # The users rotated in three steps (start, switch, finish), on topology sentinel only.
 THREE_STEPS: tuple[User, ...] = ("replication", "sentinel")
-# Where the running stack's outputs hold each three-step user's password.
-OUTPUT_KEYS: dict[User, str] = {"replication": "replication_password", "sentinel": "sentinel_password"}
+# Where the running stack's outputs hold these users' passwords (the app's and admin's: below).
+OUTPUT_KEYS: dict[User, str] = {
+    "exporter": "exporter_password",
+    "replication": "replication_password",
+    "sentinel": "sentinel_password",
+}
 # As long as the generated ones (random.RandomPassword, 32 characters, no special ones).
 LENGTH = 32
 ALPHABET = string.ascii_letters + string.digits
@@ -118,6 +123,8 @@ def start(settings: Settings, user: User, config: dict[str, str], outputs: dict[
         _require_sentinel(settings, user)
         _refuse_under_way(settings, user, config, found)
         return Step(secrets={found.next: new_password()})
+    if user == "exporter" and not settings.exporter_enabled:
+        raise RotationError(f"stack {settings.stack} ({settings.role}) runs no exporter (redis:exporterEnabled false)")
     if turns_auth_on(settings, user):
         _refuse_sentinel(settings)
         if found.password in config:

@@ -199,7 +199,9 @@ class RedisServer(pulumi.ComponentResource):
                 self.network_name,
                 image.image_id,
                 node,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container]),
+                # After its user's passwords are set: a new exporter password is accepted
+                # before the exporter uses it (`rotate start --user exporter`).
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container, self.online]),
             )
         self.register_outputs({"container_name": self.container.name})
 

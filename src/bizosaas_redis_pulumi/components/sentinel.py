@@ -199,5 +199,6 @@ class RedisSentinel(pulumi.ComponentResource):
             HOST_NETWORK,
             image,
             sentinel,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container]),
+            # After its user's passwords are set (see RedisServer's exporter).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container, self.online]),
         )
