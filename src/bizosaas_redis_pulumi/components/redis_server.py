@@ -188,22 +188,22 @@ class RedisServer(pulumi.ComponentResource):
         lower_first = self._lower_maxmemory_first(passwords.running_admin)
         self.container = self._container(image.image_id, data, files, [online_files, *(after or [])], lower_first)
         self.online = self._online(passwords.running_admin, users, online_files)
-        self.exporter: RedisExporter | None = None
-        if settings.exporter_enabled:
-            if passwords.exporter is None:
-                raise ValueError("the exporter's password is required when exporterEnabled is true")
-            self.exporter = RedisExporter(
-                f"{name}-exporter",
-                settings,
-                passwords.exporter,
-                self.network_name,
-                image.image_id,
-                node,
-                # After its user's passwords are set: a new exporter password is accepted
-                # before the exporter uses it (`rotate start --user exporter`).
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container, self.online]),
-            )
+        self.exporter = self._exporter(passwords.exporter, image.image_id) if settings.exporter_enabled else None
         self.register_outputs({"container_name": self.container.name})
+
+    def _exporter(self, password: pulumi.Input[str] | None, image_id: pulumi.Input[str]) -> RedisExporter:
+        if password is None:
+            raise ValueError("the exporter's password is required when exporterEnabled is true")
+        return RedisExporter(
+            f"{self._name}-exporter",
+            self._settings,
+            password,
+            self.network_name,
+            image_id,
+            self._node,
+            # After its user's passwords are set: a rotation's new one is accepted first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.container, self.online]),
+        )
 
     def _network(self, given: pulumi.Input[str] | None) -> pulumi.Output[str]:
         settings = self._settings
