@@ -296,7 +296,9 @@ def rotate_start(
     (`outputs --show-secrets`) carry the new one. Move the consumers to it, then run
     `rotate finish`. The passwords go into Pulumi.<stack>.yaml as secrets. With
     authentication off, `--user app` starts turning it on: the consumer secrets carry a
-    password, which the server accepts as it accepts none, until `finish`.
+    password, which the server accepts as it accepts none, until `finish`. `--user
+    replication` or `sentinel` (topology sentinel) sets the next password instead, accepted
+    beside the current one while the nodes and Sentinels keep using it: `rotate switch` next.
     """
     from bizosaas_redis_ops.deploy import outputs as stack_outputs
 
