@@ -94,7 +94,8 @@ class SentinelCluster(pulumi.ComponentResource):
                 # During an admin rotation the previous password: the running servers hold
                 # it, the replaced ones both (bizosaas_redis_ops.deploy.preflight checks it).
                 handover_hook(settings, node, resource, passwords.previous_admin or passwords.admin),
-                *others,
+                replication_other=others[0],
+                sentinel_other=others[1],
             )
             depends = [*(after or []), *(n.container for n in nodes)]
             server_opts = self._child(providers[node.host_name])
