@@ -176,7 +176,7 @@ class RedisServer(pulumi.ComponentResource):
             image.image_id,
             data[0],
             server_files(
-                (redis_conf.CONFIG_PATH, self._config(passwords)),
+                (redis_conf.CONFIG_PATH, self._config()),
                 (startup.START_SCRIPT_PATH, startup.render(settings.flavour, node_of.discovery if node_of else None)),
             ),
             # In the same order as the containers: a files container replaced deletes its
@@ -250,7 +250,7 @@ class RedisServer(pulumi.ComponentResource):
             )
         return volumes
 
-    def _config(self, passwords: Passwords) -> pulumi.Input[str]:
+    def _config(self) -> pulumi.Input[str]:
         """redis.conf: the instance's (no secret), or the node's with its replication
         password (a secret)."""
         settings, node_of = self._settings, self._node_of

@@ -93,7 +93,7 @@ class SentinelCluster(pulumi.ComponentResource):
                 startup.Discovery(master, sentinel_endpoints, node.address),
                 # During an admin rotation the previous password: the running servers hold
                 # it, the replaced ones both (bizosaas_redis_ops.deploy.preflight checks it).
-                handover_hook(settings, node, resource, passwords.previous_admin or passwords.admin),
+                handover_hook(settings, node, resource, passwords.running_admin),
                 replication_other=others[0],
                 sentinel_other=others[1],
             )
